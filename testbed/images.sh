@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Build every image the tests and examples use, locally and FROM scratch:
+# nothing is ever pulled. An image whose build context has not changed is
+# not rebuilt, so a second run takes about a second.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+prefix=ephemeral-registry-testbed
+crane_module=github.com/google/go-containerregistry/cmd/crane@v0.21.9
+registry3_module=github.com/distribution/distribution/v3/cmd/registry@v3.1.1
+cache=${XDG_CACHE_HOME:-$HOME/.cache}/ephemeral-registry-testbed
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# go_binary MODULE@VERSION NAME: a static binary, built once and cached.
+go_binary() {
+  local module=$1 name=$2 version=${1##*@}
+  local out="$cache/bin/$version/$name"
+  if [ ! -x "$out" ]; then
+    echo "testbed: building $module" >&2
+    mkdir -p "$(dirname "$out")"
+    CGO_ENABLED=0 GOBIN="$(dirname "$out")" go install -trimpath -ldflags=-s "$module"
+  fi
+  echo "$out"
+}
+
+# build NAME TAG [docker build args...]: build images/NAME from the rootfs
+# prepared in $work/NAME, unless an image built from the same inputs exists.
+# Set GO_BINARY=MODULE@VERSION:NAME:PATH to add a Go binary at PATH in the
+# rootfs (built only when the image is built), and EXTRA to anything else the
+# image depends on (a parent image's id).
+build() {
+  local name=$1 tag=$2; shift 2
+  local context="$work/$name"
+  mkdir -p "$context/rootfs"
+  cp "$here/images/$name/Dockerfile" "$context/"
+  local hash have
+  hash=$( (cd "$context" && find . -type f -print0 | sort -z | xargs -0 sha256sum; echo "$* ${GO_BINARY:-} ${EXTRA:-}") | sha256sum | cut -c1-16)
+  have=$(docker image inspect -f '{{ index .Config.Labels "ephemeral-registry-testbed.context" }}' "$tag" 2>/dev/null || true)
+  if [ "$have" = "$hash" ]; then
+    return
+  fi
+  if [ -n "${GO_BINARY:-}" ]; then
+    IFS=: read -r module binary path <<<"$GO_BINARY"
+    mkdir -p "$context/rootfs/$(dirname "$path")"
+    cp "$(go_binary "$module" "$binary")" "$context/rootfs/$path"
+  fi
+  echo "testbed: building image $tag" >&2
+  DOCKER_BUILDKIT=0 docker build -q --label "ephemeral-registry-testbed.context=$hash" -t "$tag" "$@" "$context" >/dev/null 2>"$work/$name.log" \
+    || { cat "$work/$name.log" >&2; exit 1; }
+}
+
+# registry 2: Debian's binary plus the libc it links against.
+if ! command -v docker-registry >/dev/null 2>&1 || ! [ -x /bin/busybox ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq docker-registry busybox-static >/dev/null
+fi
+r2="$work/registry2/rootfs"
+mkdir -p "$r2/bin" "$r2/etc/docker/registry" "$r2/var/lib/registry" "$r2/tmp"
+cp /usr/bin/docker-registry "$r2/bin/registry"
+for lib in $(ldd /usr/bin/docker-registry | grep -o '/[^ ]*'); do
+  mkdir -p "$r2$(dirname "$lib")"
+  cp -L "$lib" "$r2$lib"
+done
+cp "$here/images/registry2/config.yml" "$r2/etc/docker/registry/config.yml"
+chmod 1777 "$r2/tmp"
+build registry2 "$prefix/registry:2"
+
+# registry 3: the static v3 binary.
+r3="$work/registry3/rootfs"
+mkdir -p "$r3/bin" "$r3/etc/distribution" "$r3/var/lib/registry" "$r3/tmp"
+cp "$here/images/registry3/config.yml" "$r3/etc/distribution/config.yml"
+chmod 1777 "$r3/tmp"
+GO_BINARY="$registry3_module:registry:bin/registry" build registry3 "$prefix/registry:3"
+
+# crane: static, non-root, like the upstream image.
+c="$work/crane/rootfs"
+mkdir -p "$c/ko-app" "$c/etc" "$c/home/nonroot" "$c/tmp"
+printf 'root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n' >"$c/etc/passwd"
+printf 'root:x:0:\nnonroot:x:65532:\n' >"$c/etc/group"
+chmod 1777 "$c/tmp" "$c/home/nonroot"
+GO_BINARY="$crane_module:crane:ko-app/crane" build crane "$prefix/crane"
+
+# Registries that misbehave, for the tests.
+mkdir -p "$work/registry-late/rootfs/bin" "$work/registry-exits/rootfs/bin" "$work/registry-silent/rootfs/bin"
+for name in registry-late registry-exits registry-silent; do
+  cp /bin/busybox "$work/$name/rootfs/bin/busybox"
+done
+EXTRA=$(docker image inspect -f '{{.Id}}' "$prefix/registry:2") build registry-late "$prefix/registry-late"
+build registry-exits "$prefix/registry-exits"
+build registry-silent "$prefix/registry-silent"
+
+# Small sample images to push.
+s="$work/sample/rootfs"
+mkdir -p "$s/data"
+echo "hello from an ephemeral registry" >"$s/greeting.txt"
+for i in 1 2 3; do
+  head -c 65536 /dev/zero | tr '\0' "$i" >"$s/data/block-$i"
+done
+build sample "$prefix/sample:one" --build-arg VARIANT=one
+build sample "$prefix/sample:two" --build-arg VARIANT=two
