@@ -1,0 +1,42 @@
+"""A throwaway OCI registry for async Python.
+
+``ephemeral_registry()`` brings up a private Docker network with a registry
+on it, published on a random loopback port, and removes both when its block
+exits, whatever the reason.
+"""
+
+from ._errors import CleanupError as CleanupError
+from ._errors import DockerEngineError as DockerEngineError
+from ._errors import DockerUnavailableError as DockerUnavailableError
+from ._errors import EphemeralRegistryError as EphemeralRegistryError
+from ._errors import ImageNotFoundError as ImageNotFoundError
+from ._errors import ImagePullError as ImagePullError
+from ._errors import InvalidArgumentError as InvalidArgumentError
+from ._errors import RegistryClosedError as RegistryClosedError
+from ._errors import RegistryNotReadyError as RegistryNotReadyError
+from ._options import DEFAULT_CRANE_IMAGE as DEFAULT_CRANE_IMAGE
+from ._options import DEFAULT_REGISTRY_IMAGE as DEFAULT_REGISTRY_IMAGE
+from ._options import PullPolicy as PullPolicy
+from ._registry import Registry as Registry
+from ._registry import ephemeral_registry as ephemeral_registry
+from ._types import ContainerState as ContainerState
+from ._types import Endpoints as Endpoints
+
+__all__ = [
+    "DEFAULT_CRANE_IMAGE",
+    "DEFAULT_REGISTRY_IMAGE",
+    "CleanupError",
+    "ContainerState",
+    "DockerEngineError",
+    "DockerUnavailableError",
+    "Endpoints",
+    "EphemeralRegistryError",
+    "ImageNotFoundError",
+    "ImagePullError",
+    "InvalidArgumentError",
+    "PullPolicy",
+    "Registry",
+    "RegistryClosedError",
+    "RegistryNotReadyError",
+    "ephemeral_registry",
+]

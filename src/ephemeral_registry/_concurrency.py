@@ -1,0 +1,88 @@
+"""Small structured-concurrency helpers that raise one plain exception, never a group.
+
+anyio's task groups wrap every error in an ExceptionGroup. The library
+promises its callers one typed exception, so the helpers here run steps
+concurrently and re-raise the first failure as itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar, cast
+
+import anyio
+
+T = TypeVar("T")
+
+Step = Callable[[], Awaitable[object]]
+
+
+async def _run(steps: tuple[Step, ...], *, first_return_wins: bool) -> None:
+    errors: list[Exception] = []
+
+    async with anyio.create_task_group() as tg:
+
+        async def run(step: Step) -> None:
+            try:
+                await step()
+            except Exception as exc:  # cancellation is a BaseException: it propagates
+                errors.append(exc)
+                tg.cancel_scope.cancel()
+            else:
+                if first_return_wins:
+                    tg.cancel_scope.cancel()
+
+        for step in steps:
+            tg.start_soon(run, step)
+
+    if errors:
+        raise errors[0]
+
+
+async def run_all(*steps: Step) -> None:
+    """Run ``steps`` concurrently until all return.
+
+    If one raises, the others are cancelled and that first error is raised as
+    itself. Cancelling the caller cancels every step.
+    """
+    await _run(steps, first_return_wins=False)
+
+
+async def race(*steps: Step) -> None:
+    """Run ``steps`` concurrently until the first one returns or raises; cancel the rest.
+
+    The first error is raised as itself. Cancelling the caller cancels every step.
+    """
+    await _run(steps, first_return_wins=True)
+
+
+class Outcome(Generic[T]):
+    """The result of a background step, awaited by any number of tasks."""
+
+    def __init__(self) -> None:
+        self._done = anyio.Event()
+        self._value: T | None = None
+        self._error: BaseException | None = None
+
+    def set_value(self, value: T) -> None:
+        self._value = value
+        self._done.set()
+
+    def set_error(self, error: BaseException) -> None:
+        self._error = error
+        self._done.set()
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    @property
+    def error(self) -> BaseException | None:
+        return self._error
+
+    async def get(self) -> T:
+        """Wait for the outcome; return the value or raise the error."""
+        await self._done.wait()
+        if self._error is not None:
+            raise self._error
+        return cast(T, self._value)

@@ -1,0 +1,253 @@
+"""The Docker engine, as the rest of the library sees it.
+
+This is the only module that imports aiodocker. It hands out typed values
+instead of aiodocker's dictionaries, bounds every request in time, and
+translates aiodocker's errors into ours in one place (``_translate``).
+
+Cancellation: a request that creates something (a network, a container) is
+shielded from cancellation, so that its answer always arrives and the new
+resource's id reaches the caller, which records it for removal. Without the
+shield, a create cancelled in flight may still create the resource on the
+daemon side after the client stopped listening, and nobody would know its id.
+Every other request is cancelled like any other await.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiodocker
+import anyio
+from aiodocker.networks import DockerNetwork
+
+from ._errors import DockerEngineError, DockerUnavailableError
+from ._types import ContainerState
+
+logger = logging.getLogger("ephemeral_registry")
+
+# aiodocker reports a failed connection as this pseudo HTTP status.
+_CANNOT_CONNECT = 900
+_NOT_FOUND = 404
+
+
+class NotFound(Exception):
+    """The engine answered 404: what was asked for does not exist. Internal only."""
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """What to create: the parts of the engine's container config this library uses."""
+
+    name: str
+    image: str
+    labels: Mapping[str, str]
+    network: str
+    command: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    publish_port: int | None = None
+    """A container port to publish on a free host port chosen by the engine."""
+    host_ip: str = "127.0.0.1"
+    network_aliases: tuple[str, ...] = ()
+
+    def to_api(self) -> dict[str, Any]:
+        config: dict[str, Any] = {
+            "Image": self.image,
+            "Labels": dict(self.labels),
+            "Env": [f"{key}={value}" for key, value in self.env.items()],
+            "HostConfig": {"NetworkMode": self.network},
+            "NetworkingConfig": {
+                "EndpointsConfig": {self.network: {"Aliases": list(self.network_aliases)}}
+            },
+        }
+        if self.command:
+            config["Cmd"] = list(self.command)
+        if self.publish_port is not None:
+            port = f"{self.publish_port}/tcp"
+            config["ExposedPorts"] = {port: {}}
+            # An empty HostPort lets the engine pick a free port; read it back after start.
+            config["HostConfig"]["PortBindings"] = {
+                port: [{"HostIp": self.host_ip, "HostPort": ""}]
+            }
+        return config
+
+
+def _address(client: aiodocker.Docker) -> str:
+    return str(getattr(client, "_connection_info", client.docker_host))
+
+
+@asynccontextmanager
+async def open_client(client: aiodocker.Docker | None) -> AsyncIterator[aiodocker.Docker]:
+    """Yield ``client``, or a new client for the engine at DOCKER_HOST (or the default socket).
+
+    A client made here is closed on exit; one passed in is left open for its owner.
+    """
+    if client is not None:
+        yield client
+        return
+    try:
+        own = aiodocker.Docker()
+    except (AssertionError, ValueError) as exc:
+        # aiodocker asserts when it finds neither DOCKER_HOST nor a socket.
+        address = os.environ.get("DOCKER_HOST") or "the default socket"
+        raise DockerUnavailableError(address, f"no usable engine address ({exc})") from exc
+    try:
+        yield own
+    finally:
+        with anyio.CancelScope(shield=True):
+            await own.close()
+
+
+class Engine:
+    """Typed, time-bounded requests to one Docker engine."""
+
+    def __init__(self, client: aiodocker.Docker, *, request_timeout: float) -> None:
+        self._client = client
+        self._request_timeout = request_timeout
+
+    @contextmanager
+    def _translate(self, operation: str, *, timeout: float | None = None) -> Iterator[None]:
+        """Bound the request in time and turn aiodocker's errors into ours."""
+        limit = self._request_timeout if timeout is None else timeout
+        try:
+            with anyio.fail_after(limit):
+                yield
+        except TimeoutError as exc:
+            raise DockerUnavailableError(
+                _address(self._client), f"no answer to a request to {operation} within {limit:g} s"
+            ) from exc
+        except aiodocker.DockerError as exc:
+            if exc.status == _CANNOT_CONNECT:
+                raise DockerUnavailableError(_address(self._client), exc.message) from exc
+            if exc.status == _NOT_FOUND:
+                raise NotFound(exc.message) from exc
+            raise DockerEngineError(operation, exc.status, exc.message) from exc
+
+    def _network(self, network_id: str) -> DockerNetwork:
+        return DockerNetwork(self._client, network_id)  # type: ignore[no-untyped-call]
+
+    # Images
+
+    async def has_image(self, image: str) -> bool:
+        try:
+            with self._translate(f"inspect the image {image}"):
+                await self._client.images.inspect(image)
+        except NotFound:
+            return False
+        return True
+
+    async def pull(self, image: str, *, timeout: float) -> None:  # noqa: ASYNC109 (a pull has its own, longer limit)
+        """Pull ``image``; raises ``NotFound`` or ``DockerEngineError`` on failure."""
+        with self._translate(f"pull {image}", timeout=timeout):
+            # The progress stream reports errors in-band; aiodocker raises them.
+            await self._client.images.pull(image)
+
+    # Networks
+
+    async def create_network(self, name: str, labels: Mapping[str, str]) -> str:
+        """Create a bridge network and return its id. Shielded: see the module docstring."""
+        with anyio.CancelScope(shield=True), self._translate(f"create the network {name}"):
+            network = await self._client.networks.create(
+                {"Name": name, "Driver": "bridge", "Labels": dict(labels), "CheckDuplicate": True}
+            )
+        return str(network.id)
+
+    async def remove_network(self, network_id: str) -> None:
+        """Remove a network; one that is already gone is not an error."""
+        try:
+            with self._translate(f"remove the network {network_id[:12]}"):
+                await self._network(network_id).delete()
+        except NotFound:
+            pass
+
+    async def disconnect(self, network_id: str, container_id: str) -> None:
+        """Force a container off a network; either being gone already is not an error."""
+        try:
+            with self._translate(f"disconnect {container_id[:12]} from {network_id[:12]}"):
+                await self._network(network_id).disconnect(
+                    {"Container": container_id, "Force": True}
+                )
+        except NotFound:
+            pass
+
+    async def list_networks(self, label: str) -> list[str]:
+        """The ids of the networks carrying ``label`` (``key`` or ``key=value``)."""
+        with self._translate("list networks"):
+            found = await self._client.networks.list(filters={"label": [label]})
+        return [str(network["Id"]) for network in found]
+
+    # Containers
+
+    async def create_container(self, spec: ContainerSpec) -> str:
+        """Create a container and return its id. Shielded: see the module docstring."""
+        with anyio.CancelScope(shield=True), self._translate(f"create the container {spec.name}"):
+            container = await self._client.containers.create(spec.to_api(), name=spec.name)
+        return str(container.id)
+
+    async def start(self, container_id: str) -> None:
+        with self._translate(f"start the container {container_id[:12]}"):
+            await self._client.containers.container(container_id).start()
+
+    async def _inspect(self, container_id: str) -> dict[str, Any]:
+        with self._translate(f"inspect the container {container_id[:12]}"):
+            info: dict[str, Any] = await self._client.containers.container(container_id).show()
+        return info
+
+    async def published_port(self, container_id: str, container_port: int) -> int:
+        """The host port the engine chose for ``container_port``."""
+        info = await self._inspect(container_id)
+        bindings = info["NetworkSettings"]["Ports"].get(f"{container_port}/tcp") or []
+        for binding in bindings:
+            if binding.get("HostPort"):
+                return int(binding["HostPort"])
+        raise DockerEngineError(
+            f"publish port {container_port} of {container_id[:12]}",
+            0,
+            "the engine chose no host port (did the container exit at once?)",
+        )
+
+    async def state(self, container_id: str) -> ContainerState:
+        state = (await self._inspect(container_id))["State"]
+        running = state.get("Running", False)
+        return ContainerState(
+            status=str(state.get("Status", "unknown")),
+            exit_code=None if running else int(state.get("ExitCode", 0)),
+            error=str(state.get("Error", "")),
+            oom_killed=bool(state.get("OOMKilled", False)),
+        )
+
+    async def wait(self, container_id: str) -> int:
+        """Wait, with no time limit of its own, until the container stops; return its exit code.
+
+        The caller bounds this wait (it races the readiness poll).
+        """
+        with self._translate(f"wait for the container {container_id[:12]}", timeout=float("inf")):
+            result = await self._client.containers.container(container_id).wait()
+        return int(result.get("StatusCode", -1))
+
+    async def tail_logs(self, container_id: str, lines: int) -> tuple[str, ...]:
+        """The last ``lines`` lines the container wrote, stdout and stderr interleaved."""
+        with self._translate(f"read the logs of {container_id[:12]}"):
+            chunks = await self._client.containers.container(container_id).log(
+                stdout=True, stderr=True, tail=lines
+            )
+        text = "".join(chunks)
+        return tuple(text.splitlines()[-lines:])
+
+    async def remove_container(self, container_id: str) -> None:
+        """Kill and remove a container and its anonymous volumes; one already gone is fine."""
+        try:
+            with self._translate(f"remove the container {container_id[:12]}"):
+                await self._client.containers.container(container_id).delete(force=True, v=True)
+        except NotFound:
+            pass
+
+    async def list_containers(self, label: str) -> list[str]:
+        """The ids of all containers, running or not, carrying ``label`` (``key[=value]``)."""
+        with self._translate("list containers"):
+            found = await self._client.containers.list(all=True, filters={"label": [label]})
+        return [str(container.id) for container in found]

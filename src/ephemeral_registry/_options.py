@@ -1,0 +1,117 @@
+"""The options of ``ephemeral_registry()``: defaults, the environment, and checks.
+
+Every option is checked here, before anything is created, so that bad input
+fails with an ``InvalidArgumentError`` and leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import math
+import os
+from dataclasses import dataclass
+from typing import Literal, cast, get_args
+
+from ._errors import InvalidArgumentError
+
+logger = logging.getLogger("ephemeral_registry")
+
+PullPolicy = Literal["missing", "never", "always"]
+
+DEFAULT_REGISTRY_IMAGE = (
+    "registry@sha256:a3d8aaa63ed8681a604f1dea0aa03f100d5895b6a58ace528858a7b332415373"
+)
+"""registry 2.8.3, pinned by digest."""
+DEFAULT_CRANE_IMAGE = (
+    "gcr.io/go-containerregistry/crane@sha256:"
+    "0ae17ecb34315aa7cbff28f6eddee3b7adae0b2f90101260d990804db1eb0084"
+)
+"""crane, pinned by digest."""
+
+REGISTRY_IMAGE_ENV = "EPHEMERAL_REGISTRY_REGISTRY_IMAGE"
+CRANE_IMAGE_ENV = "EPHEMERAL_REGISTRY_CRANE_IMAGE"
+
+
+@dataclass(frozen=True)
+class Options:
+    """Checked options of one registry."""
+
+    registry_image: str
+    crane_image: str
+    pull: PullPolicy
+    host_ip: str
+    ready_timeout: float
+    cleanup_timeout: float
+    pull_timeout: float
+    request_timeout: float
+
+
+def _image(argument: str, given: str | None, env: str, default: str) -> str:
+    image = given if given is not None else (os.environ.get(env) or default)
+    if not image or image != image.strip() or any(c.isspace() for c in image):
+        source = argument if given is not None else env
+        raise InvalidArgumentError(
+            source, image, "an image reference may not be empty or hold spaces"
+        )
+    return image
+
+
+def _seconds(argument: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidArgumentError(argument, value, "must be a number of seconds")
+    if not (value > 0 and math.isfinite(value)):
+        raise InvalidArgumentError(argument, value, "must be a positive, finite number of seconds")
+    return float(value)
+
+
+def _host_ip(value: str) -> str:
+    try:
+        address = ipaddress.ip_address(value)
+    except (ValueError, TypeError):
+        raise InvalidArgumentError(
+            "host_ip", value, "must be an IP address such as 127.0.0.1 (not a host name)"
+        ) from None
+    if address.is_unspecified:
+        logger.warning(
+            "host_ip=%s publishes the registry on every interface: anyone who can reach this"
+            " machine can push to it and pull from it.",
+            value,
+        )
+    return str(address)
+
+
+def resolve(
+    *,
+    registry_image: str | None,
+    crane_image: str | None,
+    pull: str,
+    host_ip: str,
+    ready_timeout: float,
+    cleanup_timeout: float,
+    pull_timeout: float,
+    request_timeout: float,
+) -> Options:
+    """Check every option; raise ``InvalidArgumentError`` for the first bad one."""
+    if pull not in get_args(PullPolicy):
+        raise InvalidArgumentError("pull", pull, 'must be "missing", "never" or "always"')
+    return Options(
+        registry_image=_image(
+            "registry_image", registry_image, REGISTRY_IMAGE_ENV, DEFAULT_REGISTRY_IMAGE
+        ),
+        crane_image=_image("crane_image", crane_image, CRANE_IMAGE_ENV, DEFAULT_CRANE_IMAGE),
+        pull=cast(PullPolicy, pull),  # checked above
+        host_ip=_host_ip(host_ip),
+        ready_timeout=_seconds("ready_timeout", ready_timeout),
+        cleanup_timeout=_seconds("cleanup_timeout", cleanup_timeout),
+        pull_timeout=_seconds("pull_timeout", pull_timeout),
+        request_timeout=_seconds("request_timeout", request_timeout),
+    )
+
+
+def host_address(host_ip: str) -> str:
+    """The address a host process uses to reach a port published on ``host_ip``."""
+    address = ipaddress.ip_address(host_ip)
+    if address.is_unspecified:
+        address = ipaddress.ip_address("::1" if address.version == 6 else "127.0.0.1")
+    return f"[{address}]" if address.version == 6 else str(address)

@@ -1,0 +1,398 @@
+"""``ephemeral_registry()``: the life cycle of one registry, and its ``Registry`` handle.
+
+Entering the block starts the bring-up in the background and hands back the
+handle at once; ``await registry.ready()`` waits for it. Leaving the block, by
+any path, removes everything the bring-up created.
+
+The bring-up::
+
+    check/pull registry image ─┐
+                               ├─> create container ─> start ─> read port ─> GET /v2/ poll
+    create network ────────────┘              (until 200 or 401, or until the container exits)
+    check/pull crane image (for pushes; its failure fails pushes, not the registry)
+
+The teardown (shielded, bounded by ``cleanup_timeout``)::
+
+    remove container (kill, with its volumes) ──────────────┐
+    disconnect container from network ─> remove network ────┘
+                                 (the network retried once the container is gone)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import aiodocker
+import anyio
+
+from . import _labels
+from ._concurrency import Outcome, race, run_all
+from ._docker import ContainerSpec, Engine, NotFound, open_client
+from ._errors import (
+    CleanupError,
+    DockerEngineError,
+    DockerUnavailableError,
+    EphemeralRegistryError,
+    ImageNotFoundError,
+    ImagePullError,
+    RegistryClosedError,
+    RegistryNotReadyError,
+)
+from ._options import Options, PullPolicy, host_address, resolve
+from ._readiness import http_client, poll_until_ready
+from ._types import ContainerState, Endpoints
+
+logger = logging.getLogger("ephemeral_registry")
+
+REGISTRY_PORT = 5000
+LOG_LINES = 50
+"""How many of the registry's last log lines a RegistryNotReadyError carries."""
+
+
+class Registry:
+    """A handle on one ephemeral registry, from ``async with ephemeral_registry() as registry``.
+
+    The registry is brought up in the background; ``await ready()`` waits for
+    it. The handle is valid only inside its ``async with`` block.
+    """
+
+    def __init__(self, engine: Engine, options: Options) -> None:
+        self._engine = engine
+        self._options = options
+        self._owner = _labels.Owner.current()
+        self.session_id = _labels.new_session_id()
+        """A random id, in every resource name and in the ``ephemeral-registry.session`` label."""
+        self.name = f"{_labels.PREFIX}-{self.session_id}"
+        """The name of the registry container and of its network."""
+        self._endpoints: Outcome[Endpoints] = Outcome()
+        self._crane_image: Outcome[str] = Outcome()
+        self._failure_seen = False
+        self._closed = False
+        # What the bring-up created, recorded as soon as each create answers.
+        self._network_id: str | None = None
+        self._container_id: str | None = None
+        # True when a create request failed without a clear answer: the
+        # resource may exist anyway, so the teardown also looks for it by label.
+        self._uncertain = False
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "ready" if self._endpoints.done else "starting"
+        return f"<Registry {self.name} {state}>"
+
+    async def ready(self) -> Endpoints:
+        """Wait until the registry answers ``GET /v2/``; return where to reach it.
+
+        May be awaited any number of times, from any number of tasks; every
+        call returns the same ``Endpoints`` or raises the same error.
+
+        Raises:
+            DockerUnavailableError: no Docker engine answered.
+            ImageNotFoundError: the registry image is missing and ``pull="never"``.
+            ImagePullError: the registry image could not be pulled.
+            RegistryNotReadyError: the registry did not answer within ``ready_timeout``,
+                or its container exited first.
+            RegistryClosedError: the ``async with`` block has exited.
+
+        Cancellation: cancelling a call to ``ready()`` cancels only that wait,
+        not the bring-up.
+        """
+        if self._closed:
+            raise RegistryClosedError()
+        try:
+            return await self._endpoints.get()
+        except Exception:
+            self._failure_seen = True
+            raise
+
+    def _raise_unseen_failure(self) -> None:
+        """Raise the bring-up's error if the block ended without ever seeing it from ready()."""
+        failure = self._endpoints.error
+        if (
+            failure is not None
+            and not self._failure_seen
+            and not isinstance(failure, RegistryClosedError)
+        ):
+            raise failure
+
+    # The bring-up, run in the background by ephemeral_registry().
+
+    async def _bring_up(self) -> None:
+        try:
+            endpoints = await self._start()
+        except Exception as exc:  # handed to ready(); never an unhandled task error
+            logger.debug("%s: bring-up failed: %s", self.name, exc)
+            self._endpoints.set_error(exc)
+        else:
+            logger.debug("%s: ready at %s", self.name, endpoints.pull_endpoint)
+            self._endpoints.set_value(endpoints)
+
+    async def _start(self) -> Endpoints:
+        options = self._options
+        await run_all(lambda: self._ensure_image(options.registry_image), self._create_network)
+        spec = ContainerSpec(
+            name=self.name,
+            image=options.registry_image,
+            labels=_labels.labels(self.session_id, self._owner, "registry"),
+            network=self.name,
+            publish_port=REGISTRY_PORT,
+            host_ip=options.host_ip,
+        )
+        try:
+            self._container_id = await self._engine.create_container(spec)
+        except DockerUnavailableError:
+            self._uncertain = True
+            raise
+        await self._engine.start(self._container_id)
+        port = await self._engine.published_port(self._container_id, REGISTRY_PORT)
+        pull_endpoint = f"{host_address(options.host_ip)}:{port}"
+        await self._await_answer(self._container_id, f"http://{pull_endpoint}/v2/")
+        return Endpoints(
+            network=self.name,
+            push_endpoint=f"{self.name}:{REGISTRY_PORT}",
+            pull_endpoint=pull_endpoint,
+        )
+
+    async def _create_network(self) -> None:
+        labels = _labels.labels(self.session_id, self._owner, "network")
+        try:
+            self._network_id = await self._engine.create_network(self.name, labels)
+        except DockerUnavailableError:
+            self._uncertain = True
+            raise
+
+    async def _ensure_image(self, image: str) -> None:
+        """Make sure the engine holds ``image``, pulling it as the pull policy allows."""
+        policy: PullPolicy = self._options.pull
+        if policy != "always" and await self._engine.has_image(image):
+            return
+        if policy == "never":
+            raise ImageNotFoundError(image, policy)
+        logger.info("pulling %s", image)
+        try:
+            await self._engine.pull(image, timeout=self._options.pull_timeout)
+        except (NotFound, DockerEngineError) as exc:
+            raise ImagePullError(image, str(exc)) from exc
+
+    async def _prepare_crane_image(self) -> None:
+        """Check (or pull) the crane image early, so that the first push does not wait for it."""
+        image = self._options.crane_image
+        try:
+            await self._ensure_image(image)
+        except Exception as exc:  # fails pushes, not the registry
+            logger.debug("%s: crane image %s not available: %s", self.name, image, exc)
+            self._crane_image.set_error(exc)
+        else:
+            self._crane_image.set_value(image)
+
+    async def _await_answer(self, container_id: str, url: str) -> None:
+        """Poll ``url`` until the registry answers; stop early if its container exits."""
+        timeout = self._options.ready_timeout
+        exit_code: int | None = None
+        poll_result = None
+
+        async def watch_exit() -> None:
+            nonlocal exit_code
+            exit_code = await self._engine.wait(container_id)
+
+        async with http_client() as client:
+
+            async def poll() -> None:
+                nonlocal poll_result
+                poll_result = await poll_until_ready(client, url, timeout=timeout)
+
+            await race(poll, watch_exit)
+
+        if poll_result is not None and poll_result.ready:
+            return
+        if exit_code is not None:
+            reason = f"its container exited with code {exit_code} before it answered"
+        else:
+            assert poll_result is not None
+            reason = (
+                f"no answer within {timeout:g} s ({poll_result.attempts} attempts;"
+                f" the last one: {poll_result.last_problem or 'no problem recorded'})"
+            )
+        state, logs = await self._diagnose(container_id)
+        raise RegistryNotReadyError(
+            reason, image=self._options.registry_image, url=url, state=state, logs=logs
+        )
+
+    async def _diagnose(self, container_id: str) -> tuple[ContainerState | None, tuple[str, ...]]:
+        """The container's state and last log lines, as far as the engine can tell."""
+        state: ContainerState | None = None
+        logs: tuple[str, ...] = ()
+        try:
+            state = await self._engine.state(container_id)
+            logs = await self._engine.tail_logs(container_id, LOG_LINES)
+        except (EphemeralRegistryError, NotFound) as exc:
+            logger.debug("%s: could not read the container's state or logs: %s", self.name, exc)
+        return state, logs
+
+    # The teardown, run by ephemeral_registry() on the way out.
+
+    async def _close(self) -> CleanupError | None:
+        """Remove everything the bring-up created; return what went wrong, if anything.
+
+        Runs shielded from cancellation and bounded by ``cleanup_timeout``.
+        """
+        self._closed = True
+        for outcome in (self._endpoints, self._crane_image):
+            if not outcome.done:
+                outcome.set_error(RegistryClosedError())
+        problem: CleanupError | None = None
+        with anyio.move_on_after(self._options.cleanup_timeout, shield=True) as scope:
+            try:
+                await self._tear_down()
+            except EphemeralRegistryError as exc:
+                problem = CleanupError(self._leftovers(), str(exc))
+                problem.__cause__ = exc
+        if scope.cancelled_caught:
+            limit = self._options.cleanup_timeout
+            problem = CleanupError(
+                self._leftovers(), f"not done within cleanup_timeout={limit:g} s"
+            )
+        if problem is None:
+            logger.debug("%s: removed", self.name)
+        return problem
+
+    def _leftovers(self) -> tuple[str, ...]:
+        leftovers = []
+        if self._container_id is not None:
+            leftovers.append(f"container {self.name} ({self._container_id[:12]})")
+        if self._network_id is not None:
+            leftovers.append(f"network {self.name} ({self._network_id[:12]})")
+        return tuple(leftovers) or (f"resources labelled {_labels.SESSION}={self.session_id}",)
+
+    async def _tear_down(self) -> None:
+        engine = self._engine
+        container_ids = [self._container_id] if self._container_id else []
+        network_ids = [self._network_id] if self._network_id else []
+        if self._uncertain:
+            label = f"{_labels.SESSION}={self.session_id}"
+            container_ids = sorted({*container_ids, *await engine.list_containers(label)})
+            network_ids = sorted({*network_ids, *await engine.list_networks(label)})
+        containers_gone = anyio.Event()
+
+        async def remove_containers() -> None:
+            try:
+                for container_id in container_ids:
+                    await engine.remove_container(container_id)
+                    self._container_id = None
+            finally:
+                containers_gone.set()
+
+        async def remove_networks() -> None:
+            for network_id in network_ids:
+                # Disconnecting at once lets the network go while the container is
+                # still being killed, instead of after.
+                for container_id in container_ids:
+                    await engine.disconnect(network_id, container_id)
+                try:
+                    await engine.remove_network(network_id)
+                except DockerEngineError:
+                    # An endpoint was still attached: retry once the container is gone.
+                    await containers_gone.wait()
+                    await engine.remove_network(network_id)
+                self._network_id = None
+
+        await run_all(remove_containers, remove_networks)
+
+
+@asynccontextmanager
+async def ephemeral_registry(
+    *,
+    registry_image: str | None = None,
+    crane_image: str | None = None,
+    pull: PullPolicy = "missing",
+    host_ip: str = "127.0.0.1",
+    ready_timeout: float = 30.0,
+    cleanup_timeout: float = 15.0,
+    pull_timeout: float = 600.0,
+    request_timeout: float = 30.0,
+    docker: aiodocker.Docker | None = None,
+) -> AsyncIterator[Registry]:
+    """Bring up a throwaway registry on a private Docker network, and remove it on exit.
+
+    Entering returns a ``Registry`` at once, while the bring-up goes on in the
+    background: do your own setup, then ``await registry.ready()``.
+
+    Args:
+        registry_image: the registry image; default ``$EPHEMERAL_REGISTRY_REGISTRY_IMAGE``,
+            else registry 2.8.3 pinned by digest.
+        crane_image: the crane image used for pushes; default
+            ``$EPHEMERAL_REGISTRY_CRANE_IMAGE``, else crane pinned by digest.
+        pull: ``"missing"`` pulls images the engine lacks, ``"never"`` fails with
+            ``ImageNotFoundError`` instead, ``"always"`` pulls every time.
+        host_ip: the host address the registry's port is published on. The
+            default, loopback, keeps it private to this machine.
+        ready_timeout: seconds the registry has, from its container's start, to
+            answer ``GET /v2/``.
+        cleanup_timeout: seconds the removal on exit may take.
+        pull_timeout: seconds one image pull may take.
+        request_timeout: seconds any other single request to the engine may take.
+        docker: an ``aiodocker.Docker`` client to use; it is left open. By
+            default a client for ``DOCKER_HOST`` (or the default socket) is
+            made and closed.
+
+    Raises:
+        InvalidArgumentError: at entry, for a bad argument; nothing is created.
+        CleanupError: at exit, if something could not be removed in time and
+            no other exception is on its way out (else it is added to that
+            exception as a note).
+        EphemeralRegistryError: at exit, the bring-up's error, if the block
+            finished without ever seeing it from ``ready()``.
+
+    Cancellation: cancelling the block, at any point, cancels the bring-up and
+    then removes the network and containers created so far, shielded from the
+    cancellation and bounded by ``cleanup_timeout``; the cancellation is then
+    re-raised. Requests that create a resource are never abandoned half-way,
+    so nothing the engine created escapes the removal.
+    """
+    options = resolve(
+        registry_image=registry_image,
+        crane_image=crane_image,
+        pull=pull,
+        host_ip=host_ip,
+        ready_timeout=ready_timeout,
+        cleanup_timeout=cleanup_timeout,
+        pull_timeout=pull_timeout,
+        request_timeout=request_timeout,
+    )
+    async with open_client(docker) as client:
+        registry = Registry(Engine(client, request_timeout=options.request_timeout), options)
+        logger.debug("%s: bringing up %s", registry.name, options.registry_image)
+        body_error: BaseException | None = None
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(registry._bring_up)
+                tg.start_soon(registry._prepare_crane_image)
+                try:
+                    yield registry
+                finally:
+                    tg.cancel_scope.cancel()
+        except BaseException as exc:
+            # The block's own exception, or a cancellation; re-raised below as
+            # itself, once the removal is done.
+            body_error = _unwrap(exc)
+        problem = await registry._close()
+        if problem is not None:
+            if body_error is None:
+                raise problem
+            body_error.add_note(str(problem))
+            logger.error("%s", problem)
+        if body_error is not None:
+            raise body_error
+        registry._raise_unseen_failure()
+
+
+def _unwrap(error: BaseException) -> BaseException:
+    """The block's exception, out of the group the task group put it in.
+
+    The background steps never raise, so a group here holds only what the
+    block itself raised.
+    """
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    return error
