@@ -197,18 +197,17 @@ class Engine:
             info: dict[str, Any] = await self._client.containers.container(container_id).show()
         return info
 
-    async def published_port(self, container_id: str, container_port: int) -> int:
-        """The host port the engine chose for ``container_port``."""
+    async def published_port(self, container_id: str, container_port: int) -> int | None:
+        """The host port the engine chose for ``container_port``; ``None`` if it is not bound.
+
+        A container that exited at once has no bound port.
+        """
         info = await self._inspect(container_id)
         bindings = info["NetworkSettings"]["Ports"].get(f"{container_port}/tcp") or []
         for binding in bindings:
             if binding.get("HostPort"):
                 return int(binding["HostPort"])
-        raise DockerEngineError(
-            f"publish port {container_port} of {container_id[:12]}",
-            0,
-            "the engine chose no host port (did the container exit at once?)",
-        )
+        return None
 
     async def state(self, container_id: str) -> ContainerState:
         state = (await self._inspect(container_id))["State"]

@@ -98,11 +98,12 @@ class RegistryNotReadyError(EphemeralRegistryError):
         reason: str,
         *,
         image: str,
-        url: str,
+        url: str | None,
         state: ContainerState | None,
         logs: tuple[str, ...],
     ) -> None:
-        message = f"The registry ({image}) did not become ready at {url}: {reason}."
+        where = f" at {url}" if url else ""
+        message = f"The registry ({image}) did not become ready{where}: {reason}."
         if state is not None:
             message += f" Container status: {state.status}"
             if state.exit_code is not None:

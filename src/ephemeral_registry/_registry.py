@@ -6,7 +6,7 @@ any path, removes everything the bring-up created.
 
 The bring-up::
 
-    check/pull registry image ─┐
+    check/pull registry image ─┐   (with pull="never", the check comes first)
                                ├─> create container ─> start ─> read port ─> GET /v2/ poll
     create network ────────────┘              (until 200 or 401, or until the container exits)
     check/pull crane image (for pushes; its failure fails pushes, not the registry)
@@ -20,6 +20,7 @@ The teardown (shielded, bounded by ``cleanup_timeout``)::
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -130,10 +131,17 @@ class Registry:
 
     async def _start(self) -> Endpoints:
         options = self._options
-        await run_all(lambda: self._ensure_image(options.registry_image), self._create_network)
+        image = options.registry_image
+        if options.pull == "never":
+            # A missing image is bad input here: fail before creating anything.
+            # The check is one inspect request, a few milliseconds.
+            await self._ensure_image(image)
+            await self._create_network()
+        else:
+            await run_all(lambda: self._ensure_image(image), self._create_network)
         spec = ContainerSpec(
             name=self.name,
-            image=options.registry_image,
+            image=image,
             labels=_labels.labels(self.session_id, self._owner, "registry"),
             network=self.name,
             publish_port=REGISTRY_PORT,
@@ -146,6 +154,8 @@ class Registry:
             raise
         await self._engine.start(self._container_id)
         port = await self._engine.published_port(self._container_id, REGISTRY_PORT)
+        if port is None:
+            raise await self._not_ready(self._container_id, None, url=None)
         pull_endpoint = f"{host_address(options.host_ip)}:{port}"
         await self._await_answer(self._container_id, f"http://{pull_endpoint}/v2/")
         return Endpoints(
@@ -206,16 +216,27 @@ class Registry:
 
         if poll_result is not None and poll_result.ready:
             return
-        if exit_code is not None:
-            reason = f"its container exited with code {exit_code} before it answered"
-        else:
+        reason = None  # the container exited: _not_ready says how
+        if exit_code is None:
             assert poll_result is not None
             reason = (
                 f"no answer within {timeout:g} s ({poll_result.attempts} attempts;"
                 f" the last one: {poll_result.last_problem or 'no problem recorded'})"
             )
+        raise await self._not_ready(container_id, reason, url=url)
+
+    async def _not_ready(
+        self, container_id: str, reason: str | None, *, url: str | None
+    ) -> RegistryNotReadyError:
+        """A RegistryNotReadyError with the container's state and last log lines.
+
+        ``reason=None`` means the container stopped before it answered.
+        """
         state, logs = await self._diagnose(container_id)
-        raise RegistryNotReadyError(
+        if reason is None:
+            code = "an unknown code" if state is None else f"code {state.exit_code}"
+            reason = f"its container exited with {code} before it answered"
+        return RegistryNotReadyError(
             reason, image=self._options.registry_image, url=url, state=state, logs=logs
         )
 
@@ -288,7 +309,8 @@ class Registry:
                 # Disconnecting at once lets the network go while the container is
                 # still being killed, instead of after.
                 for container_id in container_ids:
-                    await engine.disconnect(network_id, container_id)
+                    with contextlib.suppress(DockerEngineError):  # e.g. already being removed
+                        await engine.disconnect(network_id, container_id)
                 try:
                     await engine.remove_network(network_id)
                 except DockerEngineError:

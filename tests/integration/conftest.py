@@ -1,0 +1,32 @@
+"""Integration tests: the real engine, the real registry, the real crane."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from . import testbed
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _testbed_images() -> None:
+    """Fail early, and say what to do, when the test bed is not set up."""
+    missing = [
+        image
+        for image in testbed.ALL_IMAGES
+        if not testbed.docker("image", "ls", "-q", image).strip()
+    ]
+    if missing:
+        pytest.fail(f"test bed images missing: {missing}; run scripts/setup first")
+
+
+@pytest.fixture(autouse=True)
+def no_leftovers() -> Iterator[None]:
+    """Fail a test that leaves any container or network labelled by this library."""
+    before = testbed.labelled()
+    yield
+    leaked = testbed.labelled() - before
+    if leaked:
+        testbed.remove(sorted(leaked))
+        pytest.fail(f"the test left {len(leaked)} labelled resources behind: {sorted(leaked)}")

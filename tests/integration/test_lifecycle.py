@@ -1,0 +1,319 @@
+"""The registry's life cycle against the real engine: bring-up, readiness, removal."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import aiodocker
+import anyio
+import httpx
+import pytest
+
+from ephemeral_registry import (
+    DockerUnavailableError,
+    Endpoints,
+    ImageNotFoundError,
+    ImagePullError,
+    Registry,
+    RegistryClosedError,
+    RegistryNotReadyError,
+    ephemeral_registry,
+)
+
+from . import testbed
+
+pytestmark = pytest.mark.anyio
+
+
+def registry_under_test(**options: Any) -> AbstractAsyncContextManager[Registry]:
+    """ephemeral_registry() with the test bed's images, never pulling."""
+    options = {
+        "registry_image": testbed.REGISTRY2,
+        "crane_image": testbed.CRANE,
+        "pull": "never",
+        **options,
+    }
+    return ephemeral_registry(**options)
+
+
+def session_resources(registry: Registry) -> set[str]:
+    return testbed.labelled(f"{testbed.LABEL}={registry.session_id}")
+
+
+async def get_v2(pull_endpoint: str) -> httpx.Response:
+    async with httpx.AsyncClient(trust_env=False) as client:
+        return await client.get(f"http://{pull_endpoint}/v2/")
+
+
+@pytest.mark.parametrize("image", [testbed.REGISTRY2, testbed.REGISTRY3])
+async def test_ready_registry_takes_pushes_from_the_network_and_pulls_from_the_host(
+    image: str,
+) -> None:
+    """An image pushed by crane from a container on the network is pulled back by the engine."""
+    async with registry_under_test(registry_image=image) as registry:
+        endpoints = await registry.ready()
+        pushed = await testbed.crane_push_cli(
+            endpoints.network, endpoints.push_endpoint, testbed.SAMPLE, "sample/app:v1"
+        )
+        assert pushed.startswith(f"{endpoints.push_endpoint}/sample/app@sha256:")
+        pulled = f"{endpoints.pull_endpoint}/sample/app:v1"
+        try:
+            await testbed.adocker("pull", "-q", pulled)
+            source_id = testbed.inspect("image", testbed.SAMPLE)["Id"]
+            assert testbed.inspect("image", pulled)["Id"] == source_id
+        finally:
+            await testbed.adocker("rmi", pulled)
+    assert session_resources(registry) == set()
+
+
+async def test_endpoints_name_the_network_the_container_and_a_loopback_port() -> None:
+    """push_endpoint is <container>:5000 on the network; pull_endpoint is 127.0.0.1:<port>."""
+    async with registry_under_test() as registry:
+        endpoints = await registry.ready()
+        container = testbed.inspect("container", registry.name)
+        network = testbed.inspect("network", endpoints.network)
+        binding = container["NetworkSettings"]["Ports"]["5000/tcp"][0]
+        assert endpoints == Endpoints(
+            network=registry.name,
+            push_endpoint=f"{registry.name}:5000",
+            pull_endpoint=f"127.0.0.1:{binding['HostPort']}",
+        )
+        assert binding["HostIp"] == "127.0.0.1"
+        assert container["Id"] in network["Containers"]
+        assert (await get_v2(endpoints.pull_endpoint)).status_code == 200
+
+
+async def test_every_resource_is_labelled_with_its_session_and_owner() -> None:
+    """Containers and networks name the session, host, pid and process start time."""
+    async with registry_under_test() as registry:
+        await registry.ready()
+        for kind in ("container", "network"):
+            labels = testbed.inspect(kind, registry.name)
+            labels = labels["Config"]["Labels"] if kind == "container" else labels["Labels"]
+            assert labels["ephemeral-registry.session"] == registry.session_id
+            assert labels["ephemeral-registry.owner.pid"] == str(os.getpid())
+            assert labels["ephemeral-registry.owner.host"] == os.uname().nodename
+            assert labels["ephemeral-registry.owner.started"].isdigit()
+        assert len(session_resources(registry)) == 2
+
+
+async def test_exit_removes_container_network_and_volume() -> None:
+    """On a normal exit the container, its anonymous volume and the network are gone."""
+    async with registry_under_test() as registry:
+        await registry.ready()
+        mounts = testbed.inspect("container", registry.name)["Mounts"]
+        volumes = [mount["Name"] for mount in mounts if mount["Type"] == "volume"]
+        assert volumes, "the test bed's registry image declares a volume, like registry:2"
+    assert session_resources(registry) == set()
+    for volume in volumes:
+        assert testbed.docker("volume", "ls", "-q", "--filter", f"name={volume}").strip() == ""
+
+
+async def test_ready_may_be_awaited_many_times_from_many_tasks() -> None:
+    """Every waiter gets the same endpoints."""
+    results: list[Endpoints] = []
+    async with registry_under_test() as registry:
+
+        async def wait() -> None:
+            results.append(await registry.ready())
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(5):
+                tg.start_soon(wait)
+        results.append(await registry.ready())
+    assert len(results) == 6
+    assert len(set(results)) == 1
+
+
+async def test_cancelling_one_ready_call_does_not_cancel_the_bring_up() -> None:
+    """A waiter that gives up leaves the bring-up going for the others."""
+    async with registry_under_test() as registry:
+        with anyio.move_on_after(0.01) as scope:
+            await registry.ready()
+        assert scope.cancelled_caught
+        endpoints = await registry.ready()
+        assert (await get_v2(endpoints.pull_endpoint)).status_code == 200
+
+
+async def test_a_late_registry_is_not_ready_before_it_answers() -> None:
+    """docker-proxy accepts TCP at once, but ready() waits for the HTTP answer 2 s later."""
+    async with registry_under_test(registry_image=testbed.REGISTRY_LATE) as registry:
+        port = await wait_for_host_port(registry.name)
+        port_seen = time.monotonic()
+        stream = await anyio.connect_tcp("127.0.0.1", port)  # accepted by docker-proxy
+        await stream.aclose()
+        with anyio.move_on_after(1.0):
+            await registry.ready()
+            pytest.fail("ready() returned while the registry was not listening yet")
+        endpoints = await registry.ready()
+        assert time.monotonic() - port_seen > 1.5
+        assert (await get_v2(endpoints.pull_endpoint)).status_code == 200
+
+
+async def wait_for_host_port(container: str) -> int:
+    with anyio.fail_after(10):
+        while True:
+            ports = testbed.docker("port", container, "5000/tcp", check=False).split()
+            if ports:
+                return int(ports[0].rsplit(":", 1)[1])
+            await anyio.sleep(0.02)
+
+
+async def test_a_registry_that_exits_fails_fast_with_its_logs() -> None:
+    """An exiting container ends the wait at once; the error has its state and last lines."""
+    started = time.monotonic()
+    async with registry_under_test(registry_image=testbed.REGISTRY_EXITS) as registry:
+        with pytest.raises(RegistryNotReadyError) as caught:
+            await registry.ready()
+    assert time.monotonic() - started < 5  # ready_timeout is 30 s
+    error = caught.value
+    assert "exited with code 3" in error.reason
+    assert error.state is not None
+    assert error.state.exit_code == 3
+    assert any('storage driver "nowhere"' in line for line in error.logs)
+    assert 'storage driver "nowhere"' in str(error)
+    assert session_resources(registry) == set()
+
+
+async def test_a_registry_that_never_answers_times_out() -> None:
+    """ready_timeout bounds the wait; the error says the container was still running."""
+    started = time.monotonic()
+    async with registry_under_test(
+        registry_image=testbed.REGISTRY_SILENT, ready_timeout=1.0
+    ) as registry:
+        with pytest.raises(RegistryNotReadyError) as caught:
+            await registry.ready()
+    elapsed = time.monotonic() - started
+    assert 1.0 <= elapsed < 5
+    assert "no answer within 1 s" in caught.value.reason
+    assert caught.value.state is not None
+    assert caught.value.state.status == "running"
+    assert session_resources(registry) == set()
+
+
+async def test_an_unseen_bring_up_failure_is_raised_at_exit() -> None:
+    """A block that never awaited ready() still learns that the bring-up failed."""
+    with pytest.raises(RegistryNotReadyError):
+        async with registry_under_test(registry_image=testbed.REGISTRY_EXITS) as registry:
+            # Wait for the failure without ready(), which would count as seeing it.
+            with pytest.raises(RegistryNotReadyError):
+                await registry._endpoints.get()
+
+
+async def test_an_error_in_the_block_propagates_as_itself() -> None:
+    """The block's exception is not wrapped in an ExceptionGroup, and nothing is left."""
+    with pytest.raises(KeyError, match="from the block"):
+        async with registry_under_test() as registry:
+            await registry.ready()
+            raise KeyError("from the block")
+    assert session_resources(registry) == set()
+
+
+async def test_a_block_that_exits_early_leaves_nothing() -> None:
+    """Leaving the block while the bring-up is under way stops it and removes its resources."""
+    async with registry_under_test() as registry:
+        pass
+    assert session_resources(registry) == set()
+    with pytest.raises(RegistryClosedError):
+        await registry.ready()
+
+
+@pytest.mark.parametrize("delay", [0, 0.001, 0.005, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.45, 0.7])
+async def test_cancelling_the_bring_up_leaves_nothing(delay: float) -> None:
+    """Cancellation at many moments of the bring-up propagates and removes everything."""
+    reached_ready = False
+    with anyio.move_on_after(delay) as scope:
+        async with registry_under_test() as registry:
+            await registry.ready()
+            reached_ready = True
+            await anyio.sleep_forever()
+    assert scope.cancelled_caught
+    assert session_resources(registry) == set(), f"leftovers (ready reached: {reached_ready})"
+
+
+@pytest.mark.parametrize("address", ["unix:///nonexistent/docker.sock", "tcp://127.0.0.1:9"])
+async def test_an_unreachable_engine_is_reported_within_two_seconds(
+    address: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DockerUnavailableError names the address; the block then exits cleanly."""
+    monkeypatch.setenv("DOCKER_HOST", address)
+    started = time.monotonic()
+    async with registry_under_test() as registry:
+        with pytest.raises(DockerUnavailableError) as caught:
+            await registry.ready()
+    assert time.monotonic() - started < 2
+    assert address.split("://")[1] in caught.value.address
+    assert "DOCKER_HOST" in str(caught.value)
+
+
+async def test_pull_never_with_a_missing_image_creates_nothing() -> None:
+    """ImageNotFoundError, raised before any network or container exists."""
+    async with aiodocker.Docker() as client:
+        async with registry_under_test(
+            registry_image="ephemeral-registry-testbed/does-not-exist:1", docker=client
+        ) as registry:
+            with pytest.raises(ImageNotFoundError) as caught:
+                await registry.ready()
+            # The bring-up has ended; nothing of this session was ever created.
+            assert session_resources(registry) == set()
+            assert registry._network_id is None
+        assert caught.value.image == "ephemeral-registry-testbed/does-not-exist:1"
+        assert caught.value.pull == "never"
+
+
+@pytest.fixture
+async def source_registry() -> AsyncIterator[Endpoints]:
+    """A registry holding a copy of the test bed's registry image, to pull from."""
+    async with registry_under_test() as registry:
+        endpoints = await registry.ready()
+        await testbed.crane_push_cli(
+            endpoints.network, endpoints.push_endpoint, testbed.REGISTRY2, "mirror/registry:2"
+        )
+        yield endpoints
+
+
+@pytest.mark.parametrize("pull", ["missing", "always"])
+async def test_a_missing_registry_image_is_pulled(source_registry: Endpoints, pull: str) -> None:
+    """With pull="missing" or "always", the engine pulls the registry image, then runs it."""
+    image = f"{source_registry.pull_endpoint}/mirror/registry:2"
+    try:
+        async with registry_under_test(registry_image=image, pull=pull) as registry:
+            endpoints = await registry.ready()
+            assert (await get_v2(endpoints.pull_endpoint)).status_code == 200
+        assert testbed.docker("image", "ls", "-q", image).strip()
+    finally:
+        testbed.docker("rmi", image, check=False)
+
+
+async def test_an_image_that_cannot_be_pulled_gives_image_pull_error(
+    source_registry: Endpoints,
+) -> None:
+    """The engine's refusal is carried in ImagePullError."""
+    image = f"{source_registry.pull_endpoint}/nothing/here:1"
+    async with registry_under_test(registry_image=image, pull="missing") as registry:
+        with pytest.raises(ImagePullError) as caught:
+            await registry.ready()
+    assert caught.value.image == image
+    assert session_resources(registry) == set()
+
+
+async def test_a_caller_supplied_client_is_left_open() -> None:
+    """docker=client is used, and not closed."""
+    async with aiodocker.Docker() as client:
+        async with registry_under_test(docker=client) as registry:
+            await registry.ready()
+        assert "ApiVersion" in await client.version()
+
+
+async def test_two_registries_at_once_do_not_collide() -> None:
+    """Names, networks and ports differ; both answer."""
+    async with registry_under_test() as one, registry_under_test() as two:
+        first, second = await one.ready(), await two.ready()
+        assert len({first.network, second.network}) == 2
+        assert len({first.pull_endpoint, second.pull_endpoint}) == 2
+        for endpoints in (first, second):
+            assert (await get_v2(endpoints.pull_endpoint)).status_code == 200

@@ -1,0 +1,83 @@
+"""The locally built images (testbed/images.sh) and helpers for tests on the real engine."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Sequence
+from typing import Any
+
+PREFIX = "ephemeral-registry-testbed"
+REGISTRY2 = f"{PREFIX}/registry:2"
+REGISTRY3 = f"{PREFIX}/registry:3"
+CRANE = f"{PREFIX}/crane"
+REGISTRY_LATE = f"{PREFIX}/registry-late"
+"""Starts listening 2 s after its container starts."""
+REGISTRY_EXITS = f"{PREFIX}/registry-exits"
+"""Prints an error and exits with code 3 at once."""
+REGISTRY_SILENT = f"{PREFIX}/registry-silent"
+"""Runs but never listens."""
+SAMPLE = f"{PREFIX}/sample:one"
+SAMPLE_TWO = f"{PREFIX}/sample:two"
+ALL_IMAGES = (REGISTRY2, REGISTRY3, CRANE, REGISTRY_LATE, REGISTRY_EXITS, REGISTRY_SILENT, SAMPLE)
+
+LABEL = "ephemeral-registry.session"
+
+
+def docker(*args: str, check: bool = True, timeout: float = 120) -> str:
+    """Run the docker CLI; return its stdout."""
+    done = subprocess.run(
+        ["docker", *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if check and done.returncode != 0:
+        raise AssertionError(f"docker {' '.join(args)} failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+def inspect(kind: str, ident: str) -> dict[str, Any]:
+    data: list[dict[str, Any]] = json.loads(docker(kind, "inspect", ident))
+    return data[0]
+
+
+def labelled(label: str = LABEL) -> set[str]:
+    """Ids of the containers and networks carrying ``label`` (``key`` or ``key=value``)."""
+    containers = docker("ps", "-aq", "--no-trunc", "--filter", f"label={label}").split()
+    networks = docker("network", "ls", "-q", "--no-trunc", "--filter", f"label={label}").split()
+    return {*containers, *networks}
+
+
+def remove(ids: Sequence[str]) -> None:
+    for ident in ids:
+        docker("rm", "-f", "-v", ident, check=False)
+    for ident in ids:
+        docker("network", "rm", ident, check=False)
+
+
+async def adocker(*args: str) -> str:
+    """Run the docker CLI without blocking the event loop; return its stdout."""
+    import anyio
+
+    done = await anyio.run_process(["docker", *args], check=False)
+    if done.returncode != 0:
+        raise AssertionError(f"docker {' '.join(args)} failed: {done.stderr.decode().strip()}")
+    return done.stdout.decode()
+
+
+async def crane_push_cli(network: str, push_endpoint: str, image: str, ref: str) -> str:
+    """Push a local image the way a shell script would: docker save, then crane in a container.
+
+    Independent of the library's own push, to check the registry with a real client.
+    Returns crane's final line, the pushed digest reference.
+    """
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tarball = Path(tmp) / "image.tar"
+        await adocker("save", "-o", str(tarball), image)
+        tarball.chmod(0o644)  # crane runs as a non-root user
+        out = await adocker(
+            "run", "--rm", "--network", network, "-v", f"{tarball}:/image.tar:ro",
+            CRANE, "push", "--insecure", "/image.tar", f"{push_endpoint}/{ref}",
+        )  # fmt: skip
+    return out.strip().splitlines()[-1]
