@@ -1,0 +1,121 @@
+"""Checking options before anything is created."""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import pytest
+
+from ephemeral_registry import (
+    DEFAULT_CRANE_IMAGE,
+    DEFAULT_REGISTRY_IMAGE,
+    InvalidArgumentError,
+)
+from ephemeral_registry._options import Options, host_address, resolve
+
+GOOD: dict[str, Any] = {
+    "registry_image": None,
+    "crane_image": None,
+    "pull": "missing",
+    "host_ip": "127.0.0.1",
+    "ready_timeout": 30.0,
+    "cleanup_timeout": 15.0,
+    "pull_timeout": 600.0,
+    "request_timeout": 30.0,
+}
+
+
+def resolved(**changes: Any) -> Options:
+    return resolve(**{**GOOD, **changes})
+
+
+def test_defaults_are_the_pinned_images(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without arguments or environment, the images are pinned by digest."""
+    monkeypatch.delenv("EPHEMERAL_REGISTRY_REGISTRY_IMAGE", raising=False)
+    monkeypatch.delenv("EPHEMERAL_REGISTRY_CRANE_IMAGE", raising=False)
+    options = resolved()
+    assert options.registry_image == DEFAULT_REGISTRY_IMAGE
+    assert options.crane_image == DEFAULT_CRANE_IMAGE
+    assert "@sha256:" in DEFAULT_REGISTRY_IMAGE
+    assert "@sha256:" in DEFAULT_CRANE_IMAGE
+
+
+def test_environment_overrides_defaults_and_arguments_override_both(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Arguments beat the environment, which beats the defaults."""
+    monkeypatch.setenv("EPHEMERAL_REGISTRY_REGISTRY_IMAGE", "env/registry:2")
+    monkeypatch.setenv("EPHEMERAL_REGISTRY_CRANE_IMAGE", "env/crane")
+    assert resolved().registry_image == "env/registry:2"
+    assert resolved().crane_image == "env/crane"
+    assert resolved(registry_image="arg/registry").registry_image == "arg/registry"
+    assert resolved(crane_image="arg/crane").crane_image == "arg/crane"
+
+
+@pytest.mark.parametrize(
+    ("argument", "value", "problem"),
+    [
+        ("pull", "sometimes", "missing"),
+        ("pull", None, "missing"),
+        ("host_ip", "localhost", "not a host name"),
+        ("host_ip", "127.0.0.256", "IP address"),
+        ("host_ip", "", "IP address"),
+        ("ready_timeout", 0, "positive"),
+        ("ready_timeout", -1, "positive"),
+        ("cleanup_timeout", math.inf, "finite"),
+        ("pull_timeout", math.nan, "positive"),
+        ("request_timeout", "30", "number of seconds"),
+        ("ready_timeout", True, "number of seconds"),
+        ("registry_image", "", "empty"),
+        ("crane_image", "crane image", "spaces"),
+    ],
+)
+def test_bad_arguments_are_refused(argument: str, value: object, problem: str) -> None:
+    """Each bad value gives InvalidArgumentError (also a ValueError) naming the argument."""
+    with pytest.raises(InvalidArgumentError) as caught:
+        resolved(**{argument: value})
+    assert caught.value.argument == argument
+    assert caught.value.value == value or value != value  # NaN is not equal to itself
+    assert problem in str(caught.value)
+    assert isinstance(caught.value, ValueError)
+
+
+def test_a_bad_image_in_the_environment_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The error points at where the bad value came from."""
+    monkeypatch.setenv("EPHEMERAL_REGISTRY_CRANE_IMAGE", "two words")
+    with pytest.raises(InvalidArgumentError) as caught:
+        resolved()
+    assert caught.value.argument == "EPHEMERAL_REGISTRY_CRANE_IMAGE"
+
+
+def test_publishing_on_every_interface_logs_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    """host_ip=0.0.0.0 works, but says the registry is open to the network."""
+    with caplog.at_level(logging.WARNING, logger="ephemeral_registry"):
+        assert resolved(host_ip="0.0.0.0").host_ip == "0.0.0.0"
+    assert "every interface" in caplog.text
+
+
+def test_loopback_publishing_logs_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    """The default stays quiet."""
+    with caplog.at_level(logging.WARNING, logger="ephemeral_registry"):
+        resolved()
+    assert caplog.text == ""
+
+
+@pytest.mark.parametrize(
+    ("host_ip", "address"),
+    [
+        ("127.0.0.1", "127.0.0.1"),
+        ("0.0.0.0", "127.0.0.1"),
+        ("::1", "[::1]"),
+        ("::", "[::1]"),
+        ("192.0.2.7", "192.0.2.7"),
+    ],
+)
+def test_host_address_is_what_a_host_process_dials(host_ip: str, address: str) -> None:
+    """Unspecified addresses are reached through loopback; IPv6 is bracketed."""
+    assert host_address(host_ip) == address

@@ -1,0 +1,44 @@
+"""The public API: a sorted, complete __all__, and one exception tree."""
+
+from __future__ import annotations
+
+import inspect
+
+import ephemeral_registry
+
+
+def test_all_is_sorted_and_complete() -> None:
+    """Every public name is in __all__, and __all__ is sorted."""
+    public = {name for name in vars(ephemeral_registry) if not name.startswith("_")}
+    assert set(ephemeral_registry.__all__) == public
+    assert ephemeral_registry.__all__ == sorted(ephemeral_registry.__all__, key=_isort_order)
+
+
+def _isort_order(name: str) -> tuple[int, str]:
+    """Constants, then classes, then functions: the order ruff's RUF022 keeps."""
+    kind = 0 if name.isupper() else 1 if name[0].isupper() else 2
+    return kind, name
+
+
+def test_every_error_derives_from_the_root_and_says_when_it_is_raised() -> None:
+    """One root, and a docstring for each error."""
+    errors = [
+        value
+        for value in vars(ephemeral_registry).values()
+        if inspect.isclass(value) and issubclass(value, BaseException)
+    ]
+    assert len(errors) >= 8
+    for error in errors:
+        assert issubclass(error, ephemeral_registry.EphemeralRegistryError)
+        assert error.__doc__
+
+
+def test_returned_values_are_frozen() -> None:
+    """Values handed to callers cannot be changed under them."""
+    endpoints = ephemeral_registry.Endpoints("n", "n:5000", "127.0.0.1:1")
+    try:
+        endpoints.network = "other"  # type: ignore[misc]
+    except AttributeError:
+        pass
+    else:
+        raise AssertionError("Endpoints is mutable")

@@ -1,0 +1,120 @@
+"""The GET /v2/ poll, against httpx.MockTransport: no server, no Docker."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+
+import anyio
+import httpx
+import pytest
+
+from ephemeral_registry._readiness import poll_until_ready
+
+pytestmark = pytest.mark.anyio
+
+URL = "http://127.0.0.1:5000/v2/"
+Answer = Callable[[httpx.Request], httpx.Response]
+
+
+def refuse(request: httpx.Request) -> httpx.Response:
+    raise httpx.ConnectError("connection refused", request=request)
+
+
+def reset(request: httpx.Request) -> httpx.Response:
+    # What docker-proxy does before the registry listens.
+    raise httpx.ReadError("connection reset by peer", request=request)
+
+
+def half_answer(request: httpx.Request) -> httpx.Response:
+    raise httpx.RemoteProtocolError("server disconnected without sending a response")
+
+
+def status(code: int) -> Answer:
+    return lambda request: httpx.Response(code, json={})
+
+
+def client_answering(*answers: Answer) -> tuple[httpx.AsyncClient, list[httpx.Request]]:
+    """A client whose successive requests get ``answers``; the last one repeats."""
+    seen: list[httpx.Request] = []
+    queue: Iterator[Answer] = iter(answers)
+    last = answers[-1]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return next(queue, last)(request)
+
+    return httpx.AsyncClient(transport=httpx.MockTransport(handler)), seen
+
+
+@pytest.mark.parametrize("code", [200, 401])
+async def test_200_and_401_mean_ready(code: int) -> None:
+    """An open registry answers 200; one with auth answers 401: both are up."""
+    client, seen = client_answering(status(code))
+    async with client:
+        result = await poll_until_ready(client, URL, timeout=1)
+    assert result.ready
+    assert result.attempts == 1
+    assert [(r.method, str(r.url)) for r in seen] == [("GET", URL)]
+
+
+async def test_resets_and_refusals_are_retried_until_an_answer() -> None:
+    """Connection errors mean "not yet": the poll goes on until the registry answers."""
+    client, seen = client_answering(refuse, reset, half_answer, status(503), status(200))
+    async with client:
+        result = await poll_until_ready(client, URL, timeout=5, first_interval=0.001)
+    assert result.ready
+    assert result.attempts == 5
+    assert result.last_problem == "answered HTTP 503"
+    assert len(seen) == 5
+
+
+@pytest.mark.parametrize(
+    ("answer", "problem"),
+    [
+        (reset, "ReadError: connection reset by peer"),
+        (refuse, "ConnectError: connection refused"),
+        (status(404), "answered HTTP 404"),
+    ],
+)
+async def test_the_deadline_ends_the_poll_with_the_last_problem(
+    answer: Answer, problem: str
+) -> None:
+    """After ``timeout`` the poll gives up, saying what the last attempt saw."""
+    client, seen = client_answering(answer)
+    started = anyio.current_time()
+    async with client:
+        result = await poll_until_ready(client, URL, timeout=0.3, first_interval=0.01)
+    elapsed = anyio.current_time() - started
+    assert not result.ready
+    assert result.last_problem == problem
+    assert result.attempts == len(seen) > 3
+    assert 0.3 <= elapsed < 0.6
+
+
+async def test_intervals_grow_up_to_the_maximum() -> None:
+    """First attempts come fast (a registry listens within ms); later ones back off."""
+    times: list[float] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        times.append(anyio.current_time())
+        raise httpx.ConnectError("refused", request=request)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        await poll_until_ready(client, URL, timeout=0.5, first_interval=0.01, max_interval=0.05)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+    assert gaps[0] < 0.03
+    assert max(gaps) < 0.08
+    assert gaps[-2] >= 0.04
+
+
+async def test_cancelling_the_poll_stops_it() -> None:
+    """Cancellation propagates out of the poll."""
+    client, seen = client_answering(refuse)
+    async with client:
+        with anyio.move_on_after(0.1) as scope:
+            await poll_until_ready(client, URL, timeout=10)
+    assert scope.cancelled_caught
+    count = len(seen)
+    await anyio.sleep(0.05)
+    assert len(seen) == count
