@@ -12,6 +12,9 @@ from ._errors import EphemeralRegistryError as EphemeralRegistryError
 from ._errors import ImageNotFoundError as ImageNotFoundError
 from ._errors import ImagePullError as ImagePullError
 from ._errors import InvalidArgumentError as InvalidArgumentError
+from ._errors import InvalidReferenceError as InvalidReferenceError
+from ._errors import InvalidSourceError as InvalidSourceError
+from ._errors import PushError as PushError
 from ._errors import RegistryClosedError as RegistryClosedError
 from ._errors import RegistryNotReadyError as RegistryNotReadyError
 from ._options import DEFAULT_CRANE_IMAGE as DEFAULT_CRANE_IMAGE
@@ -21,6 +24,8 @@ from ._registry import Registry as Registry
 from ._registry import ephemeral_registry as ephemeral_registry
 from ._types import ContainerState as ContainerState
 from ._types import Endpoints as Endpoints
+from ._types import LogLine as LogLine
+from ._types import PushResult as PushResult
 
 __all__ = [
     "DEFAULT_CRANE_IMAGE",
@@ -34,7 +39,12 @@ __all__ = [
     "ImageNotFoundError",
     "ImagePullError",
     "InvalidArgumentError",
+    "InvalidReferenceError",
+    "InvalidSourceError",
+    "LogLine",
     "PullPolicy",
+    "PushError",
+    "PushResult",
     "Registry",
     "RegistryClosedError",
     "RegistryNotReadyError",

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 import aiodocker
 import anyio
@@ -33,6 +34,7 @@ logger = logging.getLogger("ephemeral_registry")
 # aiodocker reports a failed connection as this pseudo HTTP status.
 _CANNOT_CONNECT = 900
 _NOT_FOUND = 404
+_EXPORT_CHUNK = 1 << 20
 
 
 class NotFound(Exception):
@@ -52,7 +54,10 @@ class ContainerSpec:
     publish_port: int | None = None
     """A container port to publish on a free host port chosen by the engine."""
     host_ip: str = "127.0.0.1"
-    network_aliases: tuple[str, ...] = ()
+    read_only_mount: tuple[Path, str] | None = None
+    """A host path bind-mounted read-only at a path in the container."""
+    user: str | None = None
+    """``uid:gid`` to run as, instead of the image's user."""
 
     def to_api(self) -> dict[str, Any]:
         config: dict[str, Any] = {
@@ -60,12 +65,16 @@ class ContainerSpec:
             "Labels": dict(self.labels),
             "Env": [f"{key}={value}" for key, value in self.env.items()],
             "HostConfig": {"NetworkMode": self.network},
-            "NetworkingConfig": {
-                "EndpointsConfig": {self.network: {"Aliases": list(self.network_aliases)}}
-            },
         }
         if self.command:
             config["Cmd"] = list(self.command)
+        if self.user is not None:
+            config["User"] = self.user
+        if self.read_only_mount is not None:
+            source, target = self.read_only_mount
+            config["HostConfig"]["Mounts"] = [
+                {"Type": "bind", "Source": str(source), "Target": target, "ReadOnly": True}
+            ]
         if self.publish_port is not None:
             port = f"{self.publish_port}/tcp"
             config["ExposedPorts"] = {port: {}}
@@ -140,7 +149,7 @@ class Engine:
             return False
         return True
 
-    async def pull(self, image: str, *, timeout: float) -> None:  # noqa: ASYNC109 (a pull has its own, longer limit)
+    async def pull(self, image: str, *, timeout: float) -> None:
         """Pull ``image``; raises ``NotFound`` or ``DockerEngineError`` on failure."""
         with self._translate(f"pull {image}", timeout=timeout):
             # The progress stream reports errors in-band; aiodocker raises them.
@@ -236,6 +245,47 @@ class Engine:
             )
         text = "".join(chunks)
         return tuple(text.splitlines()[-lines:])
+
+    async def follow_logs(
+        self,
+        container_id: str,
+        stream: Literal["stdout", "stderr"],
+        on_line: Callable[[str], Awaitable[None]],
+    ) -> None:
+        """Call ``on_line`` with each line of one output stream as it comes, until it ends.
+
+        One stream per request keeps stdout and stderr apart, which one
+        multiplexed request does not. No time limit of its own: the caller
+        bounds it.
+        """
+        container = self._client.containers.container(container_id)
+        pending = ""
+        with self._translate(f"read the {stream} of {container_id[:12]}", timeout=float("inf")):
+            chunks = container.log(
+                follow=True, stdout=stream == "stdout", stderr=stream == "stderr"
+            )
+            async for chunk in chunks:
+                *lines, pending = (pending + chunk).split("\n")
+                for line in lines:
+                    await on_line(line)
+        if pending:
+            await on_line(pending)
+
+    async def save_image(self, image: str, destination: Path, *, timeout: float) -> int:
+        """Write ``docker save IMAGE`` to ``destination``, a chunk at a time; return its size.
+
+        Memory stays constant whatever the image's size.
+        """
+        size = 0
+        with self._translate(f"export the image {image}", timeout=timeout):
+            async with (
+                self._client.images.export_image(image) as tarball,
+                await anyio.open_file(destination, "wb") as file,
+            ):
+                async for chunk in tarball.iter_chunked(_EXPORT_CHUNK):
+                    await file.write(chunk)
+                    size += len(chunk)
+        return size
 
     async def remove_container(self, container_id: str) -> None:
         """Kill and remove a container and its anonymous volumes; one already gone is fine."""

@@ -3,12 +3,15 @@
 ```
 EphemeralRegistryError
 ├── InvalidArgumentError        bad input, found before anything is created (also a ValueError)
+│   ├── InvalidReferenceError   a repository reference that the OCI rules do not allow
+│   └── InvalidSourceError      a push source that is missing or not a tarball or OCI layout
 ├── DockerUnavailableError      no Docker engine answers
 ├── DockerEngineError           the engine answered a request with an error
 ├── ImageNotFoundError          an image is missing and may not be pulled
 ├── ImagePullError              pulling an image failed
 ├── RegistryNotReadyError       the registry did not answer ``GET /v2/`` in time, or exited
 ├── RegistryClosedError         the registry was used after its block had exited
+├── PushError                   crane failed to push, or did not finish in time
 └── CleanupError                resources could not be removed in time
 ```
 
@@ -34,6 +37,20 @@ class InvalidArgumentError(EphemeralRegistryError, ValueError):
         self.argument = argument
         self.value = value
         self.problem = problem
+
+
+class InvalidReferenceError(InvalidArgumentError):
+    """Raised by pushes when ``ref`` is not a valid ``repo[:tag]`` by the OCI distribution rules."""
+
+    def __init__(self, ref: object, problem: str) -> None:
+        super().__init__("ref", ref, problem)
+
+
+class InvalidSourceError(InvalidArgumentError):
+    """Raised by ``push()`` when the source is missing, unreadable, or of the wrong kind."""
+
+    def __init__(self, source: object, problem: str) -> None:
+        super().__init__("source", source, problem)
 
 
 class DockerUnavailableError(EphemeralRegistryError):
@@ -65,14 +82,21 @@ class DockerEngineError(EphemeralRegistryError):
 
 
 class ImageNotFoundError(EphemeralRegistryError):
-    """Raised when an image is not held by the engine and the pull policy forbids pulling it."""
+    """Raised when an image is not held by the engine and may not be pulled.
 
-    def __init__(self, image: str, pull: str) -> None:
-        super().__init__(
-            f"The image {image} is not held by the Docker engine, and pull={pull!r} forbids"
-            " pulling it. Build or load it first (`docker pull`, `docker load`), or allow"
-            ' pulling with pull="missing".'
-        )
+    That is: the registry or crane image under ``pull="never"``, or the local
+    image given to ``push_image()`` (which is never pulled).
+    """
+
+    def __init__(self, image: str, pull: str | None = None) -> None:
+        if pull is None:
+            advice = "Build or load it first (`docker build`, `docker load`)."
+        else:
+            advice = (
+                f"pull={pull!r} forbids pulling it. Build or load it first (`docker pull`,"
+                ' `docker load`), or allow pulling with pull="missing".'
+            )
+        super().__init__(f"The image {image} is not held by the Docker engine. {advice}")
         self.image = image
         self.pull = pull
 
@@ -131,6 +155,25 @@ class RegistryClosedError(EphemeralRegistryError, RuntimeError):
             "This registry has been removed: its `async with ephemeral_registry()` block has"
             " exited. Use it only inside the block."
         )
+
+
+class PushError(EphemeralRegistryError):
+    """Raised by ``push()`` and ``push_image()`` when crane exits non-zero or runs out of time.
+
+    ``output`` holds crane's last lines, stderr and stdout, in the order they came.
+    """
+
+    def __init__(
+        self, ref: str, reason: str, *, exit_code: int | None, output: tuple[str, ...]
+    ) -> None:
+        message = f"Pushing {ref} failed: {reason}."
+        if output:
+            message += " crane's last lines:\n" + "\n".join(f"    {line}" for line in output)
+        super().__init__(message)
+        self.ref = ref
+        self.reason = reason
+        self.exit_code = exit_code
+        self.output = output
 
 
 class CleanupError(EphemeralRegistryError):

@@ -45,6 +45,8 @@ class Options:
     cleanup_timeout: float
     pull_timeout: float
     request_timeout: float
+    push_timeout: float
+    max_concurrent_pushes: int
 
 
 def _image(argument: str, given: str | None, env: str, default: str) -> str:
@@ -63,6 +65,12 @@ def _seconds(argument: str, value: float) -> float:
     if not (value > 0 and math.isfinite(value)):
         raise InvalidArgumentError(argument, value, "must be a positive, finite number of seconds")
     return float(value)
+
+
+def _count(argument: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidArgumentError(argument, value, "must be a whole number, at least 1")
+    return value
 
 
 def _host_ip(value: str) -> str:
@@ -91,6 +99,8 @@ def resolve(
     cleanup_timeout: float,
     pull_timeout: float,
     request_timeout: float,
+    push_timeout: float,
+    max_concurrent_pushes: int,
 ) -> Options:
     """Check every option; raise ``InvalidArgumentError`` for the first bad one."""
     if pull not in get_args(PullPolicy):
@@ -106,6 +116,8 @@ def resolve(
         cleanup_timeout=_seconds("cleanup_timeout", cleanup_timeout),
         pull_timeout=_seconds("pull_timeout", pull_timeout),
         request_timeout=_seconds("request_timeout", request_timeout),
+        push_timeout=_seconds("push_timeout", push_timeout),
+        max_concurrent_pushes=_count("max_concurrent_pushes", max_concurrent_pushes),
     )
 
 

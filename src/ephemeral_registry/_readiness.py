@@ -47,7 +47,7 @@ async def poll_until_ready(
     client: httpx.AsyncClient,
     url: str,
     *,
-    timeout: float,  # noqa: ASYNC109 (the deadline shapes the result: it is reported, not raised)
+    timeout: float,
     first_interval: float = FIRST_INTERVAL,
     max_interval: float = MAX_INTERVAL,
 ) -> PollResult:

@@ -21,14 +21,19 @@ The teardown (shielded, bounded by ``cleanup_timeout``)::
 from __future__ import annotations
 
 import contextlib
+import functools
+import itertools
 import logging
+import os
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import aiodocker
 import anyio
 
-from . import _labels
+from . import _labels, _reference, _source
 from ._concurrency import Outcome, race, run_all
 from ._docker import ContainerSpec, Engine, NotFound, open_client
 from ._errors import (
@@ -42,8 +47,9 @@ from ._errors import (
     RegistryNotReadyError,
 )
 from ._options import Options, PullPolicy, host_address, resolve
+from ._push import OnLog, crane_spec, run_push
 from ._readiness import http_client, poll_until_ready
-from ._types import ContainerState, Endpoints
+from ._types import ContainerState, Endpoints, PushResult
 
 logger = logging.getLogger("ephemeral_registry")
 
@@ -74,6 +80,10 @@ class Registry:
         # What the bring-up created, recorded as soon as each create answers.
         self._network_id: str | None = None
         self._container_id: str | None = None
+        self._pushes: set[str] = set()
+        """The crane containers that exist right now."""
+        self._push_slots = anyio.Semaphore(options.max_concurrent_pushes)
+        self._push_numbers = itertools.count(1)
         # True when a create request failed without a clear answer: the
         # resource may exist anyway, so the teardown also looks for it by label.
         self._uncertain = False
@@ -99,13 +109,110 @@ class Registry:
         Cancellation: cancelling a call to ``ready()`` cancels only that wait,
         not the bring-up.
         """
-        if self._closed:
-            raise RegistryClosedError()
+        self._check_open()
         try:
             return await self._endpoints.get()
         except Exception:
             self._failure_seen = True
             raise
+
+    async def push(
+        self, source: str | os.PathLike[str], ref: str, *, on_log: OnLog | None = None
+    ) -> PushResult:
+        """Push a ``docker save`` tarball or an OCI layout directory into the registry as ``ref``.
+
+        Waits for ``ready()`` first, then runs ``crane push --insecure`` in a
+        one-shot container on the registry's network. crane's output goes,
+        line by line as it is written, to ``on_log`` (a plain or async callable
+        taking a ``LogLine``, a ``str`` that knows its stream) and to the
+        ``ephemeral_registry`` logger. At most ``max_concurrent_pushes`` run at
+        once; the others wait their turn.
+
+        Args:
+            source: a tarball holding one image (``docker save``), or an OCI
+                image layout directory. crane runs as the source's owner, so a
+                file only its owner can read (mode 0600) works.
+            ref: ``repo[:tag]`` inside the registry; the tag defaults to ``latest``.
+            on_log: called with each line of crane's output.
+
+        Raises:
+            InvalidReferenceError, InvalidSourceError: before anything is created.
+            PushError: crane exited non-zero (a corrupt tarball, one holding
+                several images, ...) or ran past ``push_timeout``; it carries
+                crane's last lines.
+            ImageNotFoundError, ImagePullError: the crane image is unavailable.
+            RegistryClosedError: the block has exited.
+            Any error of ``ready()``.
+
+        Cancellation: the crane container is killed and removed (shielded,
+        bounded by ``cleanup_timeout``), then the cancellation propagates.
+        """
+        self._check_open()
+        reference = _reference.parse(ref)
+        return await self._push(_source.check(source), reference, on_log)
+
+    async def push_image(
+        self, image: str, ref: str | None = None, *, on_log: OnLog | None = None
+    ) -> PushResult:
+        """Export ``image`` from the local engine (``docker save``) and push it as ``ref``.
+
+        The export is streamed to a temporary file in constant memory and
+        starts at once, overlapping the registry's bring-up; the file is
+        removed afterwards. ``ref`` defaults to the image's own name without
+        a registry host (``docker.io/library/alpine:3`` -> ``library/alpine:3``).
+        The image is never pulled.
+
+        Raises:
+            ImageNotFoundError: the engine does not hold ``image``; nothing is created.
+            Everything ``push()`` raises.
+
+        Cancellation: the export stops and its file is removed; a crane
+        container already started is removed as in ``push()``.
+        """
+        self._check_open()
+        reference = _reference.from_image_name(image) if ref is None else _reference.parse(ref)
+        if not await self._engine.has_image(image):
+            raise ImageNotFoundError(image)
+        with tempfile.TemporaryDirectory(prefix="ephemeral-registry-") as directory:
+            tarball = Path(directory) / "image.tar"
+            size = await self._engine.save_image(image, tarball, timeout=self._options.push_timeout)
+            logger.debug("%s: exported %s (%d bytes)", self.name, image, size)
+            return await self._push(_source.check(tarball), reference, on_log)
+
+    async def _push(
+        self, source: _source.Source, reference: _reference.Reference, on_log: OnLog | None
+    ) -> PushResult:
+        endpoints = await self.ready()
+        crane_image = await self._crane_image.get()
+        async with self._push_slots:
+            self._check_open()
+            spec = crane_spec(
+                name=f"{self.name}-push-{next(self._push_numbers)}",
+                crane_image=crane_image,
+                labels=_labels.labels(self.session_id, self._owner, "push"),
+                endpoints=endpoints,
+                source=source,
+                reference=reference,
+            )
+            try:
+                return await run_push(
+                    self._engine,
+                    spec,
+                    endpoints=endpoints,
+                    reference=reference,
+                    on_log=on_log,
+                    timeout=self._options.push_timeout,
+                    cleanup_timeout=self._options.cleanup_timeout,
+                    running=self._pushes,
+                )
+            except EphemeralRegistryError as exc:
+                if self._closed:  # the teardown removed crane's container under it
+                    raise RegistryClosedError() from exc
+                raise
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RegistryClosedError()
 
     def _raise_unseen_failure(self) -> None:
         """Raise the bring-up's error if the block ended without ever seeing it from ready()."""
@@ -279,7 +386,7 @@ class Registry:
         return problem
 
     def _leftovers(self) -> tuple[str, ...]:
-        leftovers = []
+        leftovers = [f"crane container {container_id[:12]}" for container_id in self._pushes]
         if self._container_id is not None:
             leftovers.append(f"container {self.name} ({self._container_id[:12]})")
         if self._network_id is not None:
@@ -288,7 +395,7 @@ class Registry:
 
     async def _tear_down(self) -> None:
         engine = self._engine
-        container_ids = [self._container_id] if self._container_id else []
+        container_ids = [*self._pushes, *([self._container_id] if self._container_id else [])]
         network_ids = [self._network_id] if self._network_id else []
         if self._uncertain:
             label = f"{_labels.SESSION}={self.session_id}"
@@ -296,11 +403,15 @@ class Registry:
             network_ids = sorted({*network_ids, *await engine.list_networks(label)})
         containers_gone = anyio.Event()
 
+        async def remove_container(container_id: str) -> None:
+            await engine.remove_container(container_id)
+            self._pushes.discard(container_id)
+            if container_id == self._container_id:
+                self._container_id = None
+
         async def remove_containers() -> None:
             try:
-                for container_id in container_ids:
-                    await engine.remove_container(container_id)
-                    self._container_id = None
+                await run_all(*(functools.partial(remove_container, c) for c in container_ids))
             finally:
                 containers_gone.set()
 
@@ -333,6 +444,8 @@ async def ephemeral_registry(
     cleanup_timeout: float = 15.0,
     pull_timeout: float = 600.0,
     request_timeout: float = 30.0,
+    push_timeout: float = 600.0,
+    max_concurrent_pushes: int = 4,
     docker: aiodocker.Docker | None = None,
 ) -> AsyncIterator[Registry]:
     """Bring up a throwaway registry on a private Docker network, and remove it on exit.
@@ -354,6 +467,8 @@ async def ephemeral_registry(
         cleanup_timeout: seconds the removal on exit may take.
         pull_timeout: seconds one image pull may take.
         request_timeout: seconds any other single request to the engine may take.
+        push_timeout: seconds one push (crane's run) or one export may take.
+        max_concurrent_pushes: how many pushes run at once; more wait their turn.
         docker: an ``aiodocker.Docker`` client to use; it is left open. By
             default a client for ``DOCKER_HOST`` (or the default socket) is
             made and closed.
@@ -381,6 +496,8 @@ async def ephemeral_registry(
         cleanup_timeout=cleanup_timeout,
         pull_timeout=pull_timeout,
         request_timeout=request_timeout,
+        push_timeout=push_timeout,
+        max_concurrent_pushes=max_concurrent_pushes,
     )
     async with open_client(docker) as client:
         registry = Registry(Engine(client, request_timeout=options.request_timeout), options)

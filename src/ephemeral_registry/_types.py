@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -29,3 +30,26 @@ class ContainerState:
     """The engine's error message for the container, often empty."""
     oom_killed: bool = False
     """Whether the kernel killed it for running out of memory."""
+
+
+@dataclass(frozen=True)
+class PushResult:
+    """What a push put in the registry, as references a host process can pull."""
+
+    ref: str
+    """``<pull_endpoint>/<repo>:<tag>``."""
+    digest: str
+    """``sha256:...``, the manifest digest crane reported."""
+    digest_ref: str
+    """``<pull_endpoint>/<repo>@<digest>``: the same image, immune to re-tagging."""
+
+
+class LogLine(str):
+    """One line of crane's output: a ``str``, plus the stream it came from."""
+
+    stream: Literal["stdout", "stderr"]
+
+    def __new__(cls, text: str, stream: Literal["stdout", "stderr"]) -> LogLine:
+        line = super().__new__(cls, text)
+        line.stream = stream
+        return line

@@ -1,0 +1,143 @@
+"""Pushes: crane in a one-shot container on the registry's network.
+
+One push is one container: created (shielded, so its id is never lost),
+started, its stdout and stderr followed line by line while it runs, waited
+for, then removed, whatever happened (no AutoRemove: with it, following the
+logs and waiting race the removal).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable
+from typing import Literal
+
+import anyio
+
+from ._concurrency import run_all
+from ._docker import ContainerSpec, Engine
+from ._errors import EphemeralRegistryError, PushError
+from ._reference import Reference
+from ._source import MOUNT_POINT, Source
+from ._types import Endpoints, LogLine, PushResult
+
+logger = logging.getLogger("ephemeral_registry")
+
+OnLog = Callable[[LogLine], object]
+"""A plain or async callable that takes each line of crane's output as it comes."""
+
+OUTPUT_LINES = 30
+"""How many of crane's last lines a PushError carries."""
+
+
+def crane_spec(
+    *,
+    name: str,
+    crane_image: str,
+    labels: dict[str, str],
+    endpoints: Endpoints,
+    source: Source,
+    reference: Reference,
+) -> ContainerSpec:
+    """The container that runs ``crane push --insecure SOURCE ENDPOINT/REPO:TAG``."""
+    return ContainerSpec(
+        name=name,
+        image=crane_image,
+        labels=labels,
+        network=endpoints.network,
+        # --insecure: the registry speaks plain HTTP, and crane only allows
+        # that by itself for loopback and RFC 1918 addresses, not a name.
+        command=(
+            "push",
+            "--insecure",
+            MOUNT_POINT,
+            f"{endpoints.push_endpoint}/{reference}",
+        ),
+        read_only_mount=(source.path, MOUNT_POINT),
+        user=source.user,
+    )
+
+
+async def run_push(
+    engine: Engine,
+    spec: ContainerSpec,
+    *,
+    endpoints: Endpoints,
+    reference: Reference,
+    on_log: OnLog | None,
+    timeout: float,
+    cleanup_timeout: float,
+    running: set[str],
+) -> PushResult:
+    """Run one crane container to its end; return what it pushed.
+
+    The container's id is in ``running`` from its creation to its removal, so
+    that the registry's teardown can remove a push still running when the
+    block exits.
+
+    Cancellation: the container is killed and removed (shielded, bounded by
+    ``cleanup_timeout``), then the cancellation propagates.
+    """
+    output: list[LogLine] = []
+    exit_code: int | None = None
+
+    async def on_line(stream: Literal["stdout", "stderr"], text: str) -> None:
+        line = LogLine(text, stream)
+        output.append(line)
+        logger.info("crane %s %s: %s", reference, stream, text)
+        if on_log is not None:
+            result = on_log(line)
+            if inspect.isawaitable(result):
+                await result
+
+    async def follow(stream: Literal["stdout", "stderr"]) -> None:
+        await engine.follow_logs(container_id, stream, lambda text: on_line(stream, text))
+
+    async def wait() -> None:
+        nonlocal exit_code
+        exit_code = await engine.wait(container_id)
+
+    container_id = await engine.create_container(spec)
+    running.add(container_id)
+    try:
+        with anyio.move_on_after(timeout) as scope:
+            await engine.start(container_id)
+            await run_all(lambda: follow("stdout"), lambda: follow("stderr"), wait)
+    finally:
+        with anyio.move_on_after(cleanup_timeout, shield=True):
+            try:
+                await engine.remove_container(container_id)
+                running.discard(container_id)
+            except EphemeralRegistryError as exc:
+                logger.warning("could not remove the crane container %s: %s", spec.name, exc)
+
+    tail = tuple(output[-OUTPUT_LINES:])
+    if scope.cancelled_caught:
+        raise PushError(
+            str(reference),
+            f"crane did not finish within {timeout:g} s",
+            exit_code=None,
+            output=tail,
+        )
+    if exit_code != 0:
+        raise PushError(
+            str(reference), f"crane exited with code {exit_code}", exit_code=exit_code, output=tail
+        )
+    digest = _digest([line for line in output if line.stream == "stdout"])
+    if digest is None:
+        raise PushError(str(reference), "crane reported no digest", exit_code=0, output=tail)
+    return PushResult(
+        ref=f"{endpoints.pull_endpoint}/{reference}",
+        digest=digest,
+        digest_ref=f"{endpoints.pull_endpoint}/{reference.repository}@{digest}",
+    )
+
+
+def _digest(stdout: list[LogLine]) -> str | None:
+    """The digest in crane's final stdout line, ``<registry>/<repo>@sha256:<hex>``."""
+    for line in reversed(stdout):
+        _, at, digest = line.strip().rpartition("@")
+        if at and digest.startswith("sha256:"):
+            return digest
+    return None

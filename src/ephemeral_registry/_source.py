@@ -1,0 +1,58 @@
+"""What can be pushed: a ``docker save`` tarball or an OCI image layout directory.
+
+Checked before any container starts. Whether a tarball really holds one
+image is crane's to say: its refusal comes back as a PushError with its
+message.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ._errors import InvalidSourceError
+
+MOUNT_POINT = "/ephemeral-registry/source"
+"""Where the source appears, read-only, inside the crane container."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """A checked push source on the host."""
+
+    path: Path
+    """Absolute, with symlinks resolved (the engine bind-mounts the real file)."""
+    is_layout: bool
+    user: str
+    """``uid:gid`` of the source's owner: crane runs as that user, so it can read
+    exactly what the owner can, a mode-0600 ``docker save -o`` tarball included."""
+
+
+def check(source: str | os.PathLike[str]) -> Source:
+    """Check that ``source`` is a readable tarball or OCI layout, or raise InvalidSourceError."""
+    if not isinstance(source, str | os.PathLike):
+        raise InvalidSourceError(source, "must be a path to a tarball or an OCI layout directory")
+    path = Path(source)
+    try:
+        path = path.resolve(strict=True)
+        stat = path.stat()
+    except FileNotFoundError:
+        raise InvalidSourceError(source, "no such file or directory") from None
+    except OSError as exc:
+        raise InvalidSourceError(source, f"cannot be read: {exc.strerror}") from None
+    if path.is_dir():
+        if not (path / "oci-layout").is_file() or not (path / "index.json").is_file():
+            raise InvalidSourceError(
+                source,
+                "is a directory but not an OCI image layout (it needs the files oci-layout and"
+                " index.json); give a `docker save` tarball or an OCI layout",
+            )
+        is_layout = True
+    elif path.is_file():
+        is_layout = False
+    else:
+        raise InvalidSourceError(source, "is neither a regular file nor a directory")
+    if not os.access(path, os.R_OK):
+        raise InvalidSourceError(source, "this process cannot read it")
+    return Source(path=path, is_layout=is_layout, user=f"{stat.st_uid}:{stat.st_gid}")
