@@ -51,10 +51,11 @@ build() {
 }
 
 # registry 2: Debian's binary plus the libc it links against.
-if ! command -v docker-registry >/dev/null 2>&1 || ! [ -x /bin/busybox ]; then
+# skopeo: the tests' second registry client, and their OCI layout maker.
+if ! command -v docker-registry >/dev/null 2>&1 || ! [ -x /bin/busybox ] || ! command -v skopeo >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq docker-registry busybox-static >/dev/null
+  apt-get install -y -qq docker-registry busybox-static skopeo >/dev/null
 fi
 r2="$work/registry2/rootfs"
 mkdir -p "$r2/bin" "$r2/etc/docker/registry" "$r2/var/lib/registry" "$r2/tmp"
@@ -82,14 +83,15 @@ printf 'root:x:0:\nnonroot:x:65532:\n' >"$c/etc/group"
 chmod 1777 "$c/tmp" "$c/home/nonroot"
 GO_BINARY="$crane_module:crane:ko-app/crane" build crane "$prefix/crane"
 
-# Registries that misbehave, for the tests.
-mkdir -p "$work/registry-late/rootfs/bin" "$work/registry-exits/rootfs/bin" "$work/registry-silent/rootfs/bin"
-for name in registry-late registry-exits registry-silent; do
+# Registries and a crane that misbehave, for the tests.
+for name in registry-late registry-exits registry-silent crane-hangs; do
+  mkdir -p "$work/$name/rootfs/bin"
   cp /bin/busybox "$work/$name/rootfs/bin/busybox"
 done
 EXTRA=$(docker image inspect -f '{{.Id}}' "$prefix/registry:2") build registry-late "$prefix/registry-late"
 build registry-exits "$prefix/registry-exits"
 build registry-silent "$prefix/registry-silent"
+build crane-hangs "$prefix/crane-hangs"
 
 # Small sample images to push.
 s="$work/sample/rootfs"

@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager
-from typing import Any
 
 import aiodocker
 import anyio
@@ -18,35 +16,18 @@ from ephemeral_registry import (
     Endpoints,
     ImageNotFoundError,
     ImagePullError,
-    Registry,
     RegistryClosedError,
     RegistryNotReadyError,
-    ephemeral_registry,
 )
 
 from . import testbed
+from .helpers import get, registry_under_test, session_resources
 
 pytestmark = pytest.mark.anyio
 
 
-def registry_under_test(**options: Any) -> AbstractAsyncContextManager[Registry]:
-    """ephemeral_registry() with the test bed's images, never pulling."""
-    options = {
-        "registry_image": testbed.REGISTRY2,
-        "crane_image": testbed.CRANE,
-        "pull": "never",
-        **options,
-    }
-    return ephemeral_registry(**options)
-
-
-def session_resources(registry: Registry) -> set[str]:
-    return testbed.labelled(f"{testbed.LABEL}={registry.session_id}")
-
-
 async def get_v2(pull_endpoint: str) -> httpx.Response:
-    async with httpx.AsyncClient(trust_env=False) as client:
-        return await client.get(f"http://{pull_endpoint}/v2/")
+    return await get(pull_endpoint, "/v2/")
 
 
 @pytest.mark.parametrize("image", [testbed.REGISTRY2, testbed.REGISTRY3])

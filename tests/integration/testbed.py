@@ -19,7 +19,12 @@ REGISTRY_SILENT = f"{PREFIX}/registry-silent"
 """Runs but never listens."""
 SAMPLE = f"{PREFIX}/sample:one"
 SAMPLE_TWO = f"{PREFIX}/sample:two"
-ALL_IMAGES = (REGISTRY2, REGISTRY3, CRANE, REGISTRY_LATE, REGISTRY_EXITS, REGISTRY_SILENT, SAMPLE)
+CRANE_HANGS = f"{PREFIX}/crane-hangs"
+"""Writes one line to stderr, then never finishes."""
+ALL_IMAGES = (
+    REGISTRY2, REGISTRY3, CRANE, REGISTRY_LATE, REGISTRY_EXITS, REGISTRY_SILENT, CRANE_HANGS,
+    SAMPLE, SAMPLE_TWO,
+)  # fmt: skip
 
 LABEL = "ephemeral-registry.session"
 
@@ -81,3 +86,15 @@ async def crane_push_cli(network: str, push_endpoint: str, image: str, ref: str)
             CRANE, "push", "--insecure", "/image.tar", f"{push_endpoint}/{ref}",
         )  # fmt: skip
     return out.strip().splitlines()[-1]
+
+
+def containers_created(session_id: str, since: float) -> list[str]:
+    """Names of the containers of a session that the engine created since ``since`` (epoch s)."""
+    import time
+
+    out = docker(
+        "events", "--since", f"{since:.3f}", "--until", f"{time.time() + 0.5:.3f}",
+        "--filter", "type=container", "--filter", "event=create",
+        "--filter", f"label={LABEL}={session_id}", "--format", "{{.Actor.Attributes.name}}",
+    )  # fmt: skip
+    return out.split()

@@ -24,6 +24,8 @@ GOOD: dict[str, Any] = {
     "cleanup_timeout": 15.0,
     "pull_timeout": 600.0,
     "request_timeout": 30.0,
+    "push_timeout": 600.0,
+    "max_concurrent_pushes": 4,
 }
 
 
@@ -70,6 +72,9 @@ def test_environment_overrides_defaults_and_arguments_override_both(
         ("ready_timeout", True, "number of seconds"),
         ("registry_image", "", "empty"),
         ("crane_image", "crane image", "spaces"),
+        ("push_timeout", 0.0, "positive"),
+        ("max_concurrent_pushes", 0, "at least 1"),
+        ("max_concurrent_pushes", 2.5, "whole number"),
     ],
 )
 def test_bad_arguments_are_refused(argument: str, value: object, problem: str) -> None:

@@ -1,0 +1,34 @@
+"""Helpers shared by the integration tests."""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import httpx
+
+from ephemeral_registry import Registry, ephemeral_registry
+
+from . import testbed
+
+
+def registry_under_test(**options: Any) -> AbstractAsyncContextManager[Registry]:
+    """ephemeral_registry() with the test bed's images, never pulling."""
+    options = {
+        "registry_image": testbed.REGISTRY2,
+        "crane_image": testbed.CRANE,
+        "pull": "never",
+        **options,
+    }
+    return ephemeral_registry(**options)
+
+
+def session_resources(registry: Registry) -> set[str]:
+    """Ids of the containers and networks labelled with the registry's session."""
+    return testbed.labelled(f"{testbed.LABEL}={registry.session_id}")
+
+
+async def get(pull_endpoint: str, path: str, **headers: str) -> httpx.Response:
+    """GET http://<pull_endpoint><path> from the host, with no proxy."""
+    async with httpx.AsyncClient(trust_env=False) as client:
+        return await client.get(f"http://{pull_endpoint}{path}", headers=headers)

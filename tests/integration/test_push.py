@@ -1,0 +1,325 @@
+"""Pushes against the real engine, the real registry and the real crane."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import aiodocker
+import anyio
+import pytest
+
+from ephemeral_registry import (
+    Endpoints,
+    ImageNotFoundError,
+    InvalidReferenceError,
+    InvalidSourceError,
+    LogLine,
+    PushError,
+    PushResult,
+    RegistryClosedError,
+)
+
+from . import testbed
+from .helpers import get, registry_under_test, session_resources
+
+pytestmark = pytest.mark.anyio
+
+MANIFEST_TYPES = ", ".join(
+    [
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.oci.image.index.v1+json",
+    ]
+)
+
+
+async def saved(image: str, directory: Path, *images: str) -> Path:
+    """``docker save -o``: a tarball of mode 0600, owned by this (root) process."""
+    tarball = directory / f"{image.replace('/', '_').replace(':', '_')}.tar"
+    await testbed.adocker("save", "-o", str(tarball), image, *images)
+    return tarball
+
+
+async def pulled_image_id(ref: str) -> str:
+    """Pull ``ref`` with the engine, return the image id, and remove the pulled copy."""
+    await testbed.adocker("pull", "-q", ref)
+    try:
+        return str(testbed.inspect("image", ref)["Id"])
+    finally:
+        await testbed.adocker("rmi", ref)
+
+
+async def manifest_digest(endpoints: Endpoints, repository: str, reference: str) -> str:
+    response = await get(
+        endpoints.pull_endpoint, f"/v2/{repository}/manifests/{reference}", Accept=MANIFEST_TYPES
+    )
+    assert response.status_code == 200, response.text
+    return response.headers["Docker-Content-Digest"]
+
+
+async def test_a_pushed_tarball_is_pulled_back_as_the_same_image(tmp_path: Path) -> None:
+    """ref pulls the source image (same id); digest_ref names the same manifest."""
+    tarball = await saved(testbed.SAMPLE, tmp_path)
+    assert tarball.stat().st_mode & 0o777 == 0o600
+    async with registry_under_test() as registry:
+        result = await registry.push(tarball, "apps/sample:v1")
+        endpoints = await registry.ready()
+        assert result == PushResult(
+            ref=f"{endpoints.pull_endpoint}/apps/sample:v1",
+            digest=result.digest,
+            digest_ref=f"{endpoints.pull_endpoint}/apps/sample@{result.digest}",
+        )
+        assert result.digest.startswith("sha256:")
+        assert len(result.digest) == len("sha256:") + 64
+        source_id = testbed.inspect("image", testbed.SAMPLE)["Id"]
+        assert await pulled_image_id(result.ref) == source_id
+        assert await pulled_image_id(result.digest_ref) == source_id
+        assert await manifest_digest(endpoints, "apps/sample", "v1") == result.digest
+        assert await manifest_digest(endpoints, "apps/sample", result.digest) == result.digest
+
+
+async def test_the_tag_defaults_to_latest(tmp_path: Path) -> None:
+    """``repo`` alone is pushed as ``repo:latest``."""
+    tarball = await saved(testbed.SAMPLE, tmp_path)
+    async with registry_under_test() as registry:
+        result = await registry.push(tarball, "plain")
+        assert result.ref.endswith("/plain:latest")
+
+
+async def test_log_lines_stream_while_crane_runs(tmp_path: Path) -> None:
+    """The first line reaches on_log while the crane container is still running."""
+    tarball = await saved(testbed.REGISTRY3, tmp_path)  # 55 MB: crane takes a while
+    lines: list[LogLine] = []
+    running_at_first_line: list[bool] = []
+    async with aiodocker.Docker() as client, registry_under_test() as registry:
+
+        async def on_log(line: LogLine) -> None:
+            if not lines:
+                found = await client.containers.list(
+                    filters={
+                        "label": [f"{testbed.LABEL}={registry.session_id}"],
+                        "status": ["running"],
+                    }
+                )
+                running_at_first_line.append(any("-push-" in c["Names"][0] for c in found))
+            lines.append(line)
+
+        result = await registry.push(tarball, "big/registry:3", on_log=on_log)
+    assert running_at_first_line == [True]
+    assert all(isinstance(line, LogLine) and "\n" not in line for line in lines)
+    stderr = [line for line in lines if line.stream == "stderr"]
+    stdout = [line for line in lines if line.stream == "stdout"]
+    assert any("pushed blob" in line for line in stderr)
+    assert len(stdout) == 1
+    assert stdout[0].endswith(result.digest)
+
+
+async def test_a_plain_callable_gets_the_lines_too(tmp_path: Path) -> None:
+    """on_log may be a plain function."""
+    tarball = await saved(testbed.SAMPLE, tmp_path)
+    lines: list[str] = []
+    async with registry_under_test() as registry:
+        await registry.push(tarball, "sample", on_log=lines.append)
+    assert any("digest: sha256:" in line for line in lines)
+
+
+async def test_an_oci_layout_is_pushed(tmp_path: Path) -> None:
+    """An OCI image layout directory (made by skopeo) lands as its own manifest, and pulls."""
+    layout = tmp_path / "layout"
+    await anyio.run_process(
+        ["skopeo", "copy", "-q", f"docker-daemon:{testbed.SAMPLE}", f"oci:{layout}:one"]
+    )
+    manifest_ref = json.loads((layout / "index.json").read_text())["manifests"][0]["digest"]
+    manifest = json.loads((layout / "blobs" / manifest_ref.replace(":", "/")).read_text())
+    async with registry_under_test() as registry:
+        result = await registry.push(layout, "layouts/sample:one")
+        assert result.digest == manifest_ref
+        assert await pulled_image_id(result.ref) == manifest["config"]["digest"]
+
+
+async def test_a_file_only_its_non_root_owner_can_read_is_pushed(tmp_path: Path) -> None:
+    """crane runs as the source's owner: mode 0600, owned by uid 4321, still works."""
+    tarball = await saved(testbed.SAMPLE, tmp_path)
+    os.chown(tarball, 4321, 4321)
+    tmp_path.chmod(0o755)
+    async with registry_under_test() as registry:
+        result = await registry.push(tarball, "owned/sample")
+        assert await pulled_image_id(result.ref) == testbed.inspect("image", testbed.SAMPLE)["Id"]
+
+
+async def test_push_image_exports_and_pushes_a_local_image() -> None:
+    """A local image goes in under its own name, without a registry host."""
+    async with registry_under_test() as registry:
+        result = await registry.push_image(testbed.SAMPLE)
+        assert result.ref.endswith(f"/{testbed.SAMPLE}")
+        assert await pulled_image_id(result.ref) == testbed.inspect("image", testbed.SAMPLE)["Id"]
+        renamed = await registry.push_image(testbed.SAMPLE, "renamed:v2")
+        assert renamed.ref.endswith("/renamed:v2")
+        assert renamed.digest == result.digest
+
+
+async def test_push_image_leaves_no_temporary_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The exported tarball is removed once pushed."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    async with registry_under_test() as registry:
+        await registry.push_image(testbed.SAMPLE)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("kind", ["two images", "corrupt"])
+async def test_crane_failing_raises_push_error_with_its_message(tmp_path: Path, kind: str) -> None:
+    """crane's refusal comes back as PushError with its exit code and last lines."""
+    if kind == "two images":
+        tarball = await saved(testbed.SAMPLE, tmp_path, testbed.SAMPLE_TWO)
+        expected = "tarball must contain only a single image"
+    else:
+        tarball = tmp_path / "corrupt.tar"
+        tarball.write_bytes(os.urandom(4096))
+        expected = "Error: loading /ephemeral-registry/source"
+    async with registry_under_test() as registry:
+        with pytest.raises(PushError) as caught:
+            await registry.push(tarball, "broken/image:1")
+        await registry.ready()
+        assert len(session_resources(registry)) == 2  # the registry and its network: no crane
+    error = caught.value
+    assert error.exit_code == 1
+    assert error.ref == "broken/image:1"
+    assert error.output
+    assert any(expected in line for line in error.output), error.output
+    assert expected in str(error)
+
+
+@pytest.mark.parametrize(
+    ("source", "ref", "error", "problem"),
+    [
+        ("missing.tar", "app:1", InvalidSourceError, "no such file"),
+        ("not-a-layout", "app:1", InvalidSourceError, "not an OCI image layout"),
+        ("sample.tar", "UPPER/case", InvalidReferenceError, "lowercase"),
+        ("sample.tar", "app:bad tag", InvalidReferenceError, "tag"),
+        ("sample.tar", "app@sha256:" + "0" * 64, InvalidReferenceError, "digest"),
+        ("sample.tar", "127.0.0.1:5000/app", InvalidReferenceError, "no registry host"),
+        ("sample.tar", "", InvalidReferenceError, "repository"),
+    ],
+)
+async def test_bad_input_is_refused_before_anything_is_created(
+    tmp_path: Path, source: str, ref: str, error: type[Exception], problem: str
+) -> None:
+    """Each bad input is a typed error, raised at once, and no crane container is ever created."""
+    (tmp_path / "not-a-layout").mkdir()
+    shutil.copy(await saved(testbed.SAMPLE, tmp_path), tmp_path / "sample.tar")
+    since = time.time()
+    async with registry_under_test() as registry:
+        with anyio.fail_after(0.5), pytest.raises(error) as caught:  # no waiting for ready()
+            await registry.push(tmp_path / source, ref)
+        assert problem in str(caught.value)
+        await registry.ready()
+    assert testbed.containers_created(registry.session_id, since) == [registry.name]
+
+
+async def test_push_image_of_a_missing_image_creates_nothing() -> None:
+    """ImageNotFoundError; the image is never pulled and no crane container is created."""
+    since = time.time()
+    async with registry_under_test() as registry:
+        with pytest.raises(ImageNotFoundError) as caught:
+            await registry.push_image("ephemeral-registry-testbed/absent:1")
+        await registry.ready()
+    assert caught.value.pull is None
+    assert testbed.containers_created(registry.session_id, since) == [registry.name]
+
+
+async def test_push_image_of_an_image_id_needs_a_ref() -> None:
+    """An image id has no name to push under."""
+    image_id = testbed.inspect("image", testbed.SAMPLE)["Id"]
+    async with registry_under_test() as registry:
+        with pytest.raises(InvalidReferenceError, match="pass ref="):
+            await registry.push_image(image_id)
+        result = await registry.push_image(image_id, "by-id:1")
+        assert result.ref.endswith("/by-id:1")
+
+
+async def test_eight_pushes_into_one_registry_at_once_all_land() -> None:
+    """Concurrent pushes (more than max_concurrent_pushes) all arrive, each under its tag."""
+    results: dict[int, PushResult] = {}
+    async with registry_under_test(max_concurrent_pushes=3) as registry:
+
+        async def push(number: int) -> None:
+            image = testbed.SAMPLE if number % 2 else testbed.SAMPLE_TWO
+            results[number] = await registry.push_image(image, f"many/app-{number}:v{number}")
+
+        async with anyio.create_task_group() as tg:
+            for number in range(8):
+                tg.start_soon(push, number)
+        endpoints = await registry.ready()
+        catalog = (await get(endpoints.pull_endpoint, "/v2/_catalog")).json()
+        assert sorted(catalog["repositories"]) == sorted(f"many/app-{n}" for n in range(8))
+        for number, result in results.items():
+            digest = await manifest_digest(endpoints, f"many/app-{number}", f"v{number}")
+            assert digest == result.digest
+    assert len({results[n].digest for n in range(8)}) == 2
+
+
+async def test_two_registries_at_once_each_get_their_own_images() -> None:
+    """Pushes to one registry never show up in the other."""
+    async with registry_under_test() as one, registry_under_test() as two:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(one.push_image, testbed.SAMPLE, "first/image")
+            tg.start_soon(two.push_image, testbed.SAMPLE_TWO, "second/image")
+        for registry, repositories in ((one, ["first/image"]), (two, ["second/image"])):
+            endpoints = await registry.ready()
+            catalog = (await get(endpoints.pull_endpoint, "/v2/_catalog")).json()
+            assert catalog["repositories"] == repositories
+
+
+async def test_a_push_that_runs_too_long_is_stopped_and_removed(tmp_path: Path) -> None:
+    """push_timeout ends a hung crane with PushError; its container is removed."""
+    tarball = await saved(testbed.SAMPLE, tmp_path)
+    async with registry_under_test(crane_image=testbed.CRANE_HANGS, push_timeout=1.0) as registry:
+        with pytest.raises(PushError) as caught:
+            await registry.push(tarball, "slow/image")
+        assert "did not finish within 1 s" in str(caught.value)
+        assert caught.value.output == ("crane: starting",)
+        assert len(session_resources(registry)) == 2  # the registry and its network
+
+
+async def test_cancelling_a_push_removes_its_container(tmp_path: Path) -> None:
+    """The cancellation propagates; the crane container is gone when push() returns."""
+    tarball = await saved(testbed.SAMPLE, tmp_path)
+    async with registry_under_test(crane_image=testbed.CRANE_HANGS) as registry:
+        started = anyio.Event()
+        with anyio.move_on_after(5) as scope:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(lambda: registry.push(tarball, "x", on_log=lambda _: started.set()))
+                await started.wait()
+                tg.cancel_scope.cancel()
+        assert not scope.cancelled_caught
+        assert len(session_resources(registry)) == 2
+
+
+async def test_a_missing_crane_image_fails_pushes_not_the_registry(tmp_path: Path) -> None:
+    """The registry comes up; each push says the crane image is missing."""
+    tarball = await saved(testbed.SAMPLE, tmp_path)
+    async with registry_under_test(crane_image="ephemeral-registry-testbed/no-crane") as registry:
+        await registry.ready()
+        for _ in range(2):
+            with pytest.raises(ImageNotFoundError, match="no-crane"):
+                await registry.push(tarball, "x")
+
+
+async def test_pushing_after_the_block_exits_is_refused(tmp_path: Path) -> None:
+    """RegistryClosedError, with nothing created."""
+    tarball = await saved(testbed.SAMPLE, tmp_path)
+    async with registry_under_test() as registry:
+        await registry.ready()
+    with pytest.raises(RegistryClosedError):
+        await registry.push(tarball, "late")
+    with pytest.raises(RegistryClosedError):
+        await registry.push_image(testbed.SAMPLE)
