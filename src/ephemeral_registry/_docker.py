@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import aiodocker
+import aiohttp
 import anyio
 from aiodocker.networks import DockerNetwork
 
@@ -35,6 +36,8 @@ logger = logging.getLogger("ephemeral_registry")
 _CANNOT_CONNECT = 900
 _NOT_FOUND = 404
 _EXPORT_CHUNK = 1 << 20
+
+ReadExactly = Callable[[int], Awaitable[bytes]]
 
 
 class NotFound(Exception):
@@ -129,6 +132,9 @@ class Engine:
             raise DockerUnavailableError(
                 _address(self._client), f"no answer to a request to {operation} within {limit:g} s"
             ) from exc
+        except aiohttp.ClientError as exc:
+            # Raised by aiohttp itself when a streamed answer breaks off.
+            raise DockerEngineError(operation, 0, f"the answer broke off: {exc!r}") from exc
         except aiodocker.DockerError as exc:
             if exc.status == _CANNOT_CONNECT:
                 raise DockerUnavailableError(_address(self._client), exc.message) from exc
@@ -270,6 +276,17 @@ class Engine:
                     await on_line(line)
         if pending:
             await on_line(pending)
+
+    @asynccontextmanager
+    async def export(self, image: str, *, timeout: float) -> AsyncIterator[ReadExactly]:
+        """``docker save IMAGE`` as a stream: yields ``read_exactly(n)``, which raises EOFError
+        (``asyncio.IncompleteReadError``) when the stream ends first.
+
+        ``timeout`` bounds the whole block.
+        """
+        with self._translate(f"export the image {image}", timeout=timeout):
+            async with self._client.images.export_image(image) as tarball:
+                yield tarball.readexactly
 
     async def save_image(self, image: str, destination: Path, *, timeout: float) -> int:
         """Write ``docker save IMAGE`` to ``destination``, a chunk at a time; return its size.

@@ -46,6 +46,7 @@ from ._errors import (
     RegistryClosedError,
     RegistryNotReadyError,
 )
+from ._export import unpack_save
 from ._options import Options, PullPolicy, host_address, resolve
 from ._push import OnLog, crane_spec, run_push
 from ._readiness import http_client, poll_until_ready
@@ -152,32 +153,57 @@ class Registry:
         return await self._push(_source.check(source), reference, on_log)
 
     async def push_image(
-        self, image: str, ref: str | None = None, *, on_log: OnLog | None = None
+        self,
+        image: str,
+        ref: str | None = None,
+        *,
+        on_log: OnLog | None = None,
+        compress_layers: bool = False,
     ) -> PushResult:
         """Export ``image`` from the local engine (``docker save``) and push it as ``ref``.
 
-        The export is streamed to a temporary file in constant memory and
-        starts at once, overlapping the registry's bring-up; the file is
-        removed afterwards. ``ref`` defaults to the image's own name without
-        a registry host (``docker.io/library/alpine:3`` -> ``library/alpine:3``).
-        The image is never pulled.
+        The export starts at once, overlapping the registry's bring-up, and
+        is streamed to a temporary directory in constant memory, removed
+        afterwards. The image is never pulled.
+
+        By default the image is written as an OCI image layout whose layers
+        stay uncompressed, and pushed as it is: the registry is on this
+        machine, so gzip would only cost CPU (crane gzips each layer twice).
+        The pulled image is the same (same image id); its layers are of the
+        standard type ``application/vnd.oci.image.layer.v1.tar``. With
+        ``compress_layers=True`` the ``docker save`` tarball goes to crane,
+        which gzips the layers, as ``push()`` does for a tarball.
+
+        Args:
+            image: a name or id the local engine knows.
+            ref: ``repo[:tag]``; by default the image's own name without a
+                registry host (``docker.io/library/alpine:3`` -> ``library/alpine:3``).
+            on_log: as for ``push()``.
+            compress_layers: gzip the layers (slower; smaller in the registry).
 
         Raises:
             ImageNotFoundError: the engine does not hold ``image``; nothing is created.
             Everything ``push()`` raises.
 
-        Cancellation: the export stops and its file is removed; a crane
+        Cancellation: the export stops and its files are removed; a crane
         container already started is removed as in ``push()``.
         """
         self._check_open()
         reference = _reference.from_image_name(image) if ref is None else _reference.parse(ref)
         if not await self._engine.has_image(image):
             raise ImageNotFoundError(image)
+        timeout = self._options.push_timeout
         with tempfile.TemporaryDirectory(prefix="ephemeral-registry-") as directory:
-            tarball = Path(directory) / "image.tar"
-            size = await self._engine.save_image(image, tarball, timeout=self._options.push_timeout)
+            if compress_layers:
+                source = Path(directory) / "image.tar"
+                size = await self._engine.save_image(image, source, timeout=timeout)
+            else:
+                source = Path(directory) / "layout"
+                async with self._engine.export(image, timeout=timeout) as read_exactly:
+                    layout = await unpack_save(image, read_exactly, source)
+                size = layout.size
             logger.debug("%s: exported %s (%d bytes)", self.name, image, size)
-            return await self._push(_source.check(tarball), reference, on_log)
+            return await self._push(_source.check(source), reference, on_log)
 
     async def _push(
         self, source: _source.Source, reference: _reference.Reference, on_log: OnLog | None

@@ -323,3 +323,27 @@ async def test_pushing_after_the_block_exits_is_refused(tmp_path: Path) -> None:
         await registry.push(tarball, "late")
     with pytest.raises(RegistryClosedError):
         await registry.push_image(testbed.SAMPLE)
+
+
+@pytest.mark.parametrize(
+    ("compress_layers", "layer_type"),
+    [
+        (False, "application/vnd.oci.image.layer.v1.tar"),
+        (True, "application/vnd.docker.image.rootfs.diff.tar.gzip"),
+    ],
+)
+async def test_push_image_layers_are_uncompressed_unless_asked(
+    compress_layers: bool, layer_type: str
+) -> None:
+    """By default layers go up as they are; compress_layers=True has crane gzip them."""
+    async with registry_under_test() as registry:
+        result = await registry.push_image(testbed.SAMPLE, compress_layers=compress_layers)
+        endpoints = await registry.ready()
+        repository = testbed.SAMPLE.split(":")[0]
+        response = await get(
+            endpoints.pull_endpoint,
+            f"/v2/{repository}/manifests/{result.digest}",
+            Accept=MANIFEST_TYPES,
+        )
+        assert {layer["mediaType"] for layer in response.json()["layers"]} == {layer_type}
+        assert await pulled_image_id(result.ref) == testbed.inspect("image", testbed.SAMPLE)["Id"]

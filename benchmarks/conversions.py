@@ -1,0 +1,177 @@
+"""Conversions (export a local image, bring up a registry, push) against a docker-CLI baseline.
+
+- one conversion of a ~200 MB image: the library (``push_image`` right after
+  entering, so the export overlaps the bring-up) against a script doing it
+  one step after another: ``docker save``, ``docker network create``,
+  ``docker run`` the registry, a TCP probe, ``docker run`` crane;
+- four conversions of four ~200 MB images into one registry at once, against
+  four baseline conversions one after another;
+- the same one conversion with ``compress_layers=True`` (crane gzips the
+  layers, as the baseline's does), to show what the overlap alone gains;
+- peak memory (max RSS) of a Python process exporting and pushing a ~500 MB image.
+
+Times are until the push has landed (when a converter could start), plus the
+teardown. Usage, after scripts/setup and benchmarks/images.sh:
+
+    .venv/bin/python benchmarks/conversions.py [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import anyio
+
+from ephemeral_registry import ephemeral_registry
+
+REGISTRY = "ephemeral-registry-testbed/registry:2"
+CRANE = "ephemeral-registry-testbed/crane"
+BULK = [f"ephemeral-registry-benchmark/bulk-{n}:200" for n in range(4)]
+BULK_500 = "ephemeral-registry-benchmark/bulk:500"
+LABEL = "ephemeral-registry-benchmark"
+
+
+async def library_timed(images: list[str], *, compress_layers: bool = False) -> tuple[float, float]:
+    """Time to all pushes landed, and the teardown after it."""
+    started = time.perf_counter()
+    async with ephemeral_registry(registry_image=REGISTRY, crane_image=CRANE) as registry:
+        async with anyio.create_task_group() as tg:
+            for number, image in enumerate(images):
+                push = functools.partial(registry.push_image, compress_layers=compress_layers)
+                tg.start_soon(push, image, f"bench/image-{number}")
+        pushed = time.perf_counter()
+    return pushed - started, time.perf_counter() - pushed
+
+
+async def cli(*args: str) -> str:
+    done = await anyio.run_process(["docker", *args])
+    return done.stdout.decode().strip()
+
+
+async def tcp_probe(port: int) -> None:
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            await anyio.sleep(0.01)
+
+
+async def baseline(image: str) -> tuple[float, float]:
+    """One conversion the way a shell script does it, one blocking step after another."""
+    name = f"{LABEL}-{uuid.uuid4().hex[:8]}"
+    with tempfile.TemporaryDirectory() as directory:
+        tarball = Path(directory) / "image.tar"
+        started = time.perf_counter()
+        await cli("save", "-o", str(tarball), image)
+        tarball.chmod(0o644)
+        await cli("network", "create", "--label", LABEL, name)
+        await cli(
+            "run", "-d", "--name", name, "--network", name, "--label", LABEL,
+            "-p", "127.0.0.1::5000", REGISTRY,
+        )  # fmt: skip
+        port = int((await cli("port", name, "5000/tcp")).splitlines()[0].rsplit(":", 1)[1])
+        await tcp_probe(port)
+        await cli(
+            "run", "--rm", "--network", name, "-v", f"{tarball}:/image.tar:ro",
+            CRANE, "push", "--insecure", "/image.tar", f"{name}:5000/bench/image",
+        )  # fmt: skip
+        pushed = time.perf_counter()
+        await cli("rm", "-f", "-v", name)
+        await cli("network", "rm", name)
+    return pushed - started, time.perf_counter() - pushed
+
+
+async def baseline_sequence(images: list[str]) -> tuple[float, float]:
+    push = down = 0.0
+    for image in images:
+        one_push, one_down = await baseline(image)
+        push += one_push
+        down += one_down
+    return push, down
+
+
+PEAK_MEMORY = """
+import resource, sys, anyio
+from ephemeral_registry import ephemeral_registry
+
+async def main():
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    async with ephemeral_registry(registry_image=sys.argv[1], crane_image=sys.argv[2]) as registry:
+        await registry.push_image(sys.argv[3], "bench/big")
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(before // 1024, after // 1024)
+
+anyio.run(main)
+"""
+
+
+def peak_memory() -> tuple[int, int]:
+    done = subprocess.run(
+        [sys.executable, "-c", PEAK_MEMORY, REGISTRY, CRANE, BULK_500],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    before, after = done.stdout.split()
+    return int(before), int(after)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+async def main(runs: int) -> None:
+    rows: dict[str, list[tuple[float, float]]] = {
+        "one: library": [],
+        "one: library, compress_layers=True": [],
+        "one: baseline": [],
+        "four at once: library": [],
+        "four one after another: baseline": [],
+    }
+    for _ in range(runs):
+        rows["one: library"].append(await library_timed(BULK[:1]))
+        rows["one: library, compress_layers=True"].append(
+            await library_timed(BULK[:1], compress_layers=True)
+        )
+        rows["one: baseline"].append(await baseline(BULK[0]))
+        rows["four at once: library"].append(await library_timed(BULK))
+        rows["four one after another: baseline"].append(await baseline_sequence(BULK))
+
+    print(f"median of {runs} runs, seconds: until pushed + teardown = total")
+    totals = {}
+    for name, values in rows.items():
+        push = median([v[0] for v in values])
+        down = median([v[1] for v in values])
+        totals[name] = (push, push + down)
+        print(f"  {name:36} {push:6.2f} + {down:4.2f} = {push + down:6.2f}")
+    print("ratios (until pushed; with teardown)")
+    for label, mine, theirs, target in [
+        ("one conversion", "one: library", "one: baseline", "<= 0.85"),
+        ("one, compress_layers=True", "one: library, compress_layers=True", "one: baseline", ""),
+        ("four at once / four in sequence", "four at once: library",
+         "four one after another: baseline", "<= 0.60"),
+    ]:  # fmt: skip
+        pushed = totals[mine][0] / totals[theirs][0]
+        total = totals[mine][1] / totals[theirs][1]
+        print(f"  {label:36} {pushed:5.2f}; {total:5.2f}   {'target ' + target if target else ''}")
+    before, after = peak_memory()
+    print(
+        f"peak RSS exporting and pushing {BULK_500}: {after} MiB"
+        f" (after imports, before the export: {before} MiB)   target <= 100 MiB"
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    anyio.run(main, parser.parse_args().runs)
