@@ -3,7 +3,8 @@
 The rules are the OCI distribution spec's: a repository is path components
 of lowercase letters and digits, joined by ``.``, ``_``, ``__`` or runs of
 ``-``, separated by ``/``; a tag is up to 128 characters of ``[A-Za-z0-9_.-]``
-not starting with ``.`` or ``-``.
+not starting with ``.`` or ``-``. crane adds one rule: a repository has at
+least two characters.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ _COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
 _REPOSITORY = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _IMAGE_ID = re.compile(r"(?:sha256:)?[0-9a-f]{12,64}")
+_MIN_REPOSITORY = 2
 _MAX_REPOSITORY = 255
 DEFAULT_TAG = "latest"
 
@@ -54,6 +56,8 @@ def parse(ref: str) -> Reference:
             " digits, joined by '.', '_', '__' or '-', separated by '/' (and no registry host:"
             " the registry is this one)",
         )
+    if len(repository) < _MIN_REPOSITORY:
+        raise InvalidReferenceError(ref, "crane refuses repository names shorter than 2 characters")
     if len(repository) > _MAX_REPOSITORY:
         raise InvalidReferenceError(
             ref, f"the repository is longer than {_MAX_REPOSITORY} characters"

@@ -297,7 +297,7 @@ async def test_cancelling_a_push_removes_its_container(tmp_path: Path) -> None:
         started = anyio.Event()
         with anyio.move_on_after(5) as scope:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(lambda: registry.push(tarball, "x", on_log=lambda _: started.set()))
+                tg.start_soon(lambda: registry.push(tarball, "xy", on_log=lambda _: started.set()))
                 await started.wait()
                 tg.cancel_scope.cancel()
         assert not scope.cancelled_caught
@@ -311,7 +311,7 @@ async def test_a_missing_crane_image_fails_pushes_not_the_registry(tmp_path: Pat
         await registry.ready()
         for _ in range(2):
             with pytest.raises(ImageNotFoundError, match="no-crane"):
-                await registry.push(tarball, "x")
+                await registry.push(tarball, "xy")
 
 
 async def test_pushing_after_the_block_exits_is_refused(tmp_path: Path) -> None:

@@ -46,6 +46,7 @@ def test_valid_references(ref: str, repository: str, tag: str) -> None:
         ("localhost:5000/app", "no registry host"),
         ("127.0.0.1:5000/app:v1", "no registry host"),
         ("x" * 256, "longer than 255"),
+        ("x:1", "shorter than 2"),
     ],
 )
 def test_invalid_references(ref: str, problem: str) -> None:
