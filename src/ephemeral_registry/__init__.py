@@ -22,6 +22,9 @@ from ._options import DEFAULT_REGISTRY_IMAGE as DEFAULT_REGISTRY_IMAGE
 from ._options import PullPolicy as PullPolicy
 from ._registry import Registry as Registry
 from ._registry import ephemeral_registry as ephemeral_registry
+from ._sweep import Leftover as Leftover
+from ._sweep import find_leftovers as find_leftovers
+from ._sweep import sweep as sweep
 from ._types import ContainerState as ContainerState
 from ._types import Endpoints as Endpoints
 from ._types import LogLine as LogLine
@@ -41,6 +44,7 @@ __all__ = [
     "InvalidArgumentError",
     "InvalidReferenceError",
     "InvalidSourceError",
+    "Leftover",
     "LogLine",
     "PullPolicy",
     "PushError",
@@ -49,4 +53,6 @@ __all__ = [
     "RegistryClosedError",
     "RegistryNotReadyError",
     "ephemeral_registry",
+    "find_leftovers",
+    "sweep",
 ]

@@ -88,6 +88,16 @@ class ContainerSpec:
         return config
 
 
+@dataclass(frozen=True)
+class Labelled:
+    """A container or network found by its labels."""
+
+    kind: Literal["container", "network"]
+    id: str
+    name: str
+    labels: Mapping[str, str]
+
+
 def _address(client: aiodocker.Docker) -> str:
     return str(getattr(client, "_connection_info", client.docker_host))
 
@@ -189,11 +199,14 @@ class Engine:
         except NotFound:
             pass
 
-    async def list_networks(self, label: str) -> list[str]:
-        """The ids of the networks carrying ``label`` (``key`` or ``key=value``)."""
+    async def list_networks(self, label: str) -> list[Labelled]:
+        """The networks carrying ``label`` (``key`` or ``key=value``)."""
         with self._translate("list networks"):
             found = await self._client.networks.list(filters={"label": [label]})
-        return [str(network["Id"]) for network in found]
+        return [
+            Labelled("network", str(n["Id"]), str(n["Name"]), dict(n.get("Labels") or {}))
+            for n in found
+        ]
 
     # Containers
 
@@ -312,8 +325,16 @@ class Engine:
         except NotFound:
             pass
 
-    async def list_containers(self, label: str) -> list[str]:
-        """The ids of all containers, running or not, carrying ``label`` (``key[=value]``)."""
+    async def list_containers(self, label: str) -> list[Labelled]:
+        """All containers, running or not, carrying ``label`` (``key`` or ``key=value``)."""
         with self._translate("list containers"):
             found = await self._client.containers.list(all=True, filters={"label": [label]})
-        return [str(container.id) for container in found]
+        return [
+            Labelled(
+                "container",
+                str(c["Id"]),
+                str((c["Names"] or ["?"])[0]).lstrip("/"),
+                dict(c["Labels"] or {}),
+            )
+            for c in found
+        ]

@@ -50,6 +50,7 @@ from ._export import unpack_save
 from ._options import Options, PullPolicy, host_address, resolve
 from ._push import OnLog, crane_spec, run_push
 from ._readiness import http_client, poll_until_ready
+from ._sweep import live_sessions, sweep_in_background
 from ._types import ContainerState, Endpoints, PushResult
 
 logger = logging.getLogger("ephemeral_registry")
@@ -71,6 +72,7 @@ class Registry:
         self._options = options
         self._owner = _labels.Owner.current()
         self.session_id = _labels.new_session_id()
+        live_sessions.add(self.session_id)
         """A random id, in every resource name and in the ``ephemeral-registry.session`` label."""
         self.name = f"{_labels.PREFIX}-{self.session_id}"
         """The name of the registry container and of its network."""
@@ -318,6 +320,12 @@ class Registry:
         except (NotFound, DockerEngineError) as exc:
             raise ImagePullError(image, str(exc)) from exc
 
+    async def _sweep_after_bring_up(self) -> None:
+        """Remove dead processes' leftovers, once the bring-up no longer needs the engine."""
+        with contextlib.suppress(Exception):
+            await self._endpoints.get()
+        await sweep_in_background(self._engine)
+
     async def _prepare_crane_image(self) -> None:
         """Check (or pull) the crane image early, so that the first push does not wait for it."""
         image = self._options.crane_image
@@ -392,6 +400,7 @@ class Registry:
         Runs shielded from cancellation and bounded by ``cleanup_timeout``.
         """
         self._closed = True
+        live_sessions.discard(self.session_id)
         for outcome in (self._endpoints, self._crane_image):
             if not outcome.done:
                 outcome.set_error(RegistryClosedError())
@@ -425,8 +434,11 @@ class Registry:
         network_ids = [self._network_id] if self._network_id else []
         if self._uncertain:
             label = f"{_labels.SESSION}={self.session_id}"
-            container_ids = sorted({*container_ids, *await engine.list_containers(label)})
-            network_ids = sorted({*network_ids, *await engine.list_networks(label)})
+            found = [*await engine.list_containers(label), *await engine.list_networks(label)]
+            container_ids = sorted(
+                {*container_ids, *(r.id for r in found if r.kind == "container")}
+            )
+            network_ids = sorted({*network_ids, *(r.id for r in found if r.kind == "network")})
         containers_gone = anyio.Event()
 
         async def remove_container(container_id: str) -> None:
@@ -472,6 +484,7 @@ async def ephemeral_registry(
     request_timeout: float = 30.0,
     push_timeout: float = 600.0,
     max_concurrent_pushes: int = 4,
+    sweep_leftovers: bool = True,
     docker: aiodocker.Docker | None = None,
 ) -> AsyncIterator[Registry]:
     """Bring up a throwaway registry on a private Docker network, and remove it on exit.
@@ -495,6 +508,8 @@ async def ephemeral_registry(
         request_timeout: seconds any other single request to the engine may take.
         push_timeout: seconds one push (crane's run) or one export may take.
         max_concurrent_pushes: how many pushes run at once; more wait their turn.
+        sweep_leftovers: once the registry is up (or has failed), remove in the
+            background what dead processes on this host left behind (see ``sweep()``).
         docker: an ``aiodocker.Docker`` client to use; it is left open. By
             default a client for ``DOCKER_HOST`` (or the default socket) is
             made and closed.
@@ -533,6 +548,8 @@ async def ephemeral_registry(
             async with anyio.create_task_group() as tg:
                 tg.start_soon(registry._bring_up)
                 tg.start_soon(registry._prepare_crane_image)
+                if sweep_leftovers:
+                    tg.start_soon(registry._sweep_after_bring_up)
                 try:
                     yield registry
                 finally:

@@ -1,0 +1,182 @@
+"""Finding and removing what dead processes left behind.
+
+A process that is killed (SIGKILL, a crash, a power cut) cannot remove its
+registry. Its containers and networks carry their owner's host name, process
+id and process start time, so a later process can tell that the owner is
+gone: same host, and that process id is no longer alive, or is alive but
+started at another time (the id was reused). Resources of a live owner, of
+another host, or without this library's labels are never touched.
+
+Within this process, a session whose block has exited (its removal failed,
+say, because the engine was down) counts as gone too.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import aiodocker
+
+from . import _labels
+from ._concurrency import run_all
+from ._docker import Engine, Labelled, open_client
+
+logger = logging.getLogger("ephemeral_registry")
+
+DEFAULT_REQUEST_TIMEOUT = 30.0
+
+live_sessions: set[str] = set()
+"""The sessions of this process whose ``async with`` block has not exited."""
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """A container or network this library created, found by its labels."""
+
+    kind: str
+    """``"container"`` or ``"network"``."""
+    id: str
+    name: str
+    session: str
+    owner_host: str
+    owner_pid: int | None
+    """``None`` when the label is missing or not a number."""
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, owned by another user
+    # A zombie (dead, not yet reaped by its parent) still answers kill(0).
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def owner_is_gone(labels: Mapping[str, str], here: _labels.Owner) -> bool:
+    """Whether the process that owns a resource with these labels is gone, as far as we can tell.
+
+    Only owners on this host can be judged; anything unclear counts as alive.
+    """
+    if labels.get(_labels.OWNER_HOST) != here.host:
+        return False
+    try:
+        pid = int(labels.get(_labels.OWNER_PID, ""))
+    except ValueError:
+        return False
+    started = labels.get(_labels.OWNER_STARTED, "")
+    if pid == here.pid and started == here.started:
+        return labels.get(_labels.SESSION) not in live_sessions
+    if not _pid_alive(pid):
+        return True
+    now_started = _labels.process_start_time(pid)
+    return bool(started and now_started and started != now_started)
+
+
+def _leftover(resource: Labelled) -> Leftover:
+    labels = resource.labels
+    pid = labels.get(_labels.OWNER_PID, "")
+    return Leftover(
+        kind=resource.kind,
+        id=resource.id,
+        name=resource.name,
+        session=labels.get(_labels.SESSION, ""),
+        owner_host=labels.get(_labels.OWNER_HOST, ""),
+        owner_pid=int(pid) if pid.isdigit() else None,
+    )
+
+
+async def _find(engine: Engine, *, all_owners: bool) -> list[Labelled]:
+    found: list[Labelled] = []
+
+    async def containers() -> None:
+        found.extend(await engine.list_containers(_labels.SESSION))
+
+    async def networks() -> None:
+        found.extend(await engine.list_networks(_labels.SESSION))
+
+    await run_all(containers, networks)
+    here = _labels.Owner.current()
+    chosen = [r for r in found if all_owners or owner_is_gone(r.labels, here)]
+    # Containers first: a network goes only once nothing is attached to it.
+    return sorted(chosen, key=lambda r: (r.kind != "container", r.name))
+
+
+async def _remove(engine: Engine, resources: Iterable[Labelled]) -> None:
+    resources = list(resources)
+
+    async def remove(resource: Labelled) -> None:
+        if resource.kind == "container":
+            await engine.remove_container(resource.id)
+        else:
+            await engine.remove_network(resource.id)
+
+    for kind in ("container", "network"):
+        await run_all(*(functools.partial(remove, r) for r in resources if r.kind == kind))
+
+
+async def find_leftovers(
+    *,
+    all_owners: bool = False,
+    docker: aiodocker.Docker | None = None,
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+) -> list[Leftover]:
+    """List what ``sweep()`` would remove, removing nothing.
+
+    With ``all_owners=True``: every container and network this library
+    labelled, whoever owns it.
+    """
+    async with open_client(docker) as client:
+        engine = Engine(client, request_timeout=request_timeout)
+        return [_leftover(r) for r in await _find(engine, all_owners=all_owners)]
+
+
+async def sweep(
+    *,
+    all_owners: bool = False,
+    docker: aiodocker.Docker | None = None,
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+) -> list[Leftover]:
+    """Remove the containers and networks whose owner process is gone; return what was removed.
+
+    The owner is gone when it ran on this host and its process id is no
+    longer alive, or alive with another start time; or when it is this
+    process and its block has exited. Resources of live owners, of other
+    hosts, and resources without this library's labels are never touched.
+    With ``all_owners=True``, every resource this library labelled is
+    removed, whoever owns it: only for when nothing of this library runs.
+
+    Raises:
+        DockerUnavailableError, DockerEngineError: the engine failed.
+
+    Cancellation: what was removed stays removed; the rest stays for the
+    next sweep.
+    """
+    async with open_client(docker) as client:
+        engine = Engine(client, request_timeout=request_timeout)
+        found = await _find(engine, all_owners=all_owners)
+        await _remove(engine, found)
+    for resource in found:
+        logger.info("swept %s %s (session %s)", resource.kind, resource.name, resource.id[:12])
+    return [_leftover(r) for r in found]
+
+
+async def sweep_in_background(engine: Engine) -> None:
+    """The sweep ``ephemeral_registry()`` runs on entry; logs, never raises."""
+    try:
+        found = await _find(engine, all_owners=False)
+        await _remove(engine, found)
+    except Exception as exc:  # a background chore: its failure must not fail the registry
+        logger.debug("background sweep failed: %s", exc)
+        return
+    for resource in found:
+        logger.info("swept %s %s left by a dead process", resource.kind, resource.name)
