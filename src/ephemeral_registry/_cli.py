@@ -1,0 +1,264 @@
+"""The ``ephemeral-registry`` command: a thin layer over the public API.
+
+Exit status: 0 on success; the converter's own status when ``push`` runs one;
+1 when the library raised an error (its message is printed); 2 for a usage
+error; 127 when the converter command is not found; 130 after SIGINT and 143
+after SIGTERM, once everything has been removed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, TextIO
+
+import anyio
+import anyio.abc
+
+from . import (
+    EphemeralRegistryError,
+    Leftover,
+    LogLine,
+    PushResult,
+    Registry,
+    ephemeral_registry,
+    find_leftovers,
+    sweep,
+)
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_NOT_FOUND = 127
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Output:
+    """Results go to stdout; progress to stderr, as one live line on a terminal."""
+
+    def __init__(self, *, json_output: bool, quiet: bool, stderr: TextIO = sys.stderr) -> None:
+        self.json = json_output
+        self.quiet = quiet
+        self._stderr = stderr
+        self._live = stderr.isatty() and not quiet and not json_output
+        self._status_shown = False
+
+    def status(self, text: str) -> None:
+        """A progress line: rewritten in place on a terminal, a plain line elsewhere."""
+        if self.quiet:
+            return
+        if self._live:
+            width = 120
+            self._stderr.write("\r\x1b[K" + text[:width])
+            self._status_shown = True
+        else:
+            self._stderr.write(text + "\n")
+        self._stderr.flush()
+
+    def done_with_status(self) -> None:
+        if self._status_shown:
+            self._stderr.write("\r\x1b[K")
+            self._stderr.flush()
+            self._status_shown = False
+
+    def error(self, text: str) -> None:
+        self.done_with_status()
+        self._stderr.write(f"ephemeral-registry: {text}\n")
+        self._stderr.flush()
+
+    def result(self, fields: dict[str, Any]) -> None:
+        """A result on stdout: one JSON object per line, or ``key value`` lines."""
+        self.done_with_status()
+        if self.json:
+            print(json.dumps(fields), flush=True)
+        else:
+            for key, value in fields.items():
+                print(f"{key} {value}", flush=True)
+
+    def crane_line(self, line: LogLine) -> None:
+        self.status(f"crane {line.stream}: {line}")
+
+
+def _registry_options(args: argparse.Namespace) -> dict[str, Any]:
+    options: dict[str, Any] = {"pull": args.pull, "host_ip": args.host_ip}
+    if args.registry_image:
+        options["registry_image"] = args.registry_image
+    if args.crane_image:
+        options["crane_image"] = args.crane_image
+    return options
+
+
+def _file_ref(path: Path) -> str:
+    """A ``repo:latest`` made from a file or directory name, for ``push FILE`` without ``--as``."""
+    name = re.sub(r"[^a-z0-9]+", "-", path.name.removesuffix(".tar").lower()).strip("-")
+    return f"{name if len(name) >= 2 else 'image'}:latest"
+
+
+async def _push_source(
+    registry: Registry, source: str, ref: str | None, output: Output
+) -> PushResult:
+    path = Path(source)
+    output.status(f"pushing {source}")
+    if await anyio.Path(path).exists():
+        return await registry.push(path, ref or _file_ref(path), on_log=output.crane_line)
+    return await registry.push_image(source, ref, on_log=output.crane_line)
+
+
+def _push_fields(result: PushResult) -> dict[str, str]:
+    return {"ref": result.ref, "digest_ref": result.digest_ref, "digest": result.digest}
+
+
+async def _push(args: argparse.Namespace, output: Output) -> int:
+    async with ephemeral_registry(**_registry_options(args)) as registry:
+        output.status("bringing up the registry")
+        result = await _push_source(registry, args.source, args.ref, output)
+        if not args.command:
+            output.result(_push_fields(result))
+            return 0
+        values = {**_push_fields(result), "pull_endpoint": (await registry.ready()).pull_endpoint}
+        command = [part.format(**values) for part in args.command]
+        output.status(f"running {' '.join(command)}")
+        output.done_with_status()
+        try:
+            done = await anyio.run_process(command, check=False, stdout=None, stderr=None)
+        except FileNotFoundError:
+            output.error(f"command not found: {command[0]}")
+            return EXIT_NOT_FOUND
+        return done.returncode
+
+
+async def _serve(args: argparse.Namespace, output: Output) -> int:
+    async with ephemeral_registry(**_registry_options(args)) as registry:
+        output.status("bringing up the registry")
+        endpoints = await registry.ready()
+        output.result({"session": registry.session_id, **asdict(endpoints)})
+        for source in args.push:
+            output.result(_push_fields(await _push_source(registry, source, None, output)))
+        output.status(f"serving at {endpoints.pull_endpoint}; Ctrl-C to remove it")
+        await anyio.sleep_forever()
+    return 0  # not reached: only a signal ends serve
+
+
+def _leftover_fields(leftover: Leftover) -> dict[str, Any]:
+    return asdict(leftover)
+
+
+async def _prune(args: argparse.Namespace, output: Output) -> int:
+    if args.all:
+        found = await find_leftovers(all_owners=True)
+        if not found:
+            output.status("nothing labelled by ephemeral-registry")
+            return 0
+        output.status(f"will remove every resource labelled by ephemeral-registry ({len(found)}):")
+        for leftover in found:
+            output.status(f"  {leftover.kind} {leftover.name} (owner pid {leftover.owner_pid})")
+    removed = await sweep(all_owners=args.all)
+    for leftover in removed:
+        output.result(_leftover_fields(leftover))
+    if not removed and not args.all:
+        output.status("no leftovers of dead processes")
+    return 0
+
+
+async def _run(command: Callable[[], Awaitable[int]], output: Output) -> int:
+    """Run ``command``; turn SIGINT and SIGTERM into its cancellation, errors into exit codes."""
+    received: list[int] = []
+    code = 0
+    async with anyio.create_task_group() as tg:
+
+        async def watch_signals(*, task_status: anyio.abc.TaskStatus[None]) -> None:
+            with anyio.open_signal_receiver(*SIGNALS) as signals:
+                task_status.started()
+                async for signum in signals:
+                    received.append(signum)
+                    output.status(f"got {signal.Signals(signum).name}: removing everything")
+                    tg.cancel_scope.cancel()
+                    return
+
+        await tg.start(watch_signals)
+        try:
+            code = await command()
+        except EphemeralRegistryError as exc:
+            output.error(str(exc))
+            code = EXIT_ERROR
+        tg.cancel_scope.cancel()
+    output.done_with_status()
+    if received:
+        return 128 + received[0]
+    return code
+
+
+def parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="results as JSON lines on stdout")
+    common.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+    images = argparse.ArgumentParser(add_help=False)
+    images.add_argument(
+        "--registry-image", help="default: $EPHEMERAL_REGISTRY_REGISTRY_IMAGE or registry 2.8.3"
+    )
+    images.add_argument("--crane-image", help="default: $EPHEMERAL_REGISTRY_CRANE_IMAGE or crane")
+    images.add_argument("--pull", choices=["missing", "never", "always"], default="missing")
+    images.add_argument("--host-ip", default="127.0.0.1", help="where the port is published")
+
+    top = argparse.ArgumentParser(
+        prog="ephemeral-registry",
+        description="A throwaway OCI registry: push an image, hand its reference to a converter.",
+        epilog="Exit status: 0 ok; the COMMAND's own status; 1 error; 2 usage; 127 COMMAND not"
+        " found; 130 after SIGINT, 143 after SIGTERM (after everything is removed).",
+    )
+    commands = top.add_subparsers(dest="name", required=True, metavar="COMMAND")
+    push = commands.add_parser(
+        "push",
+        parents=[common, images],
+        help="push a local image, tarball or OCI layout; run COMMAND with its reference",
+        description="Bring up a registry, push SOURCE, run COMMAND with {ref}, {digest_ref},"
+        " {digest} and {pull_endpoint} replaced, then remove everything. Without COMMAND, print"
+        " the references.",
+    )
+    push.add_argument(
+        "source", metavar="SOURCE", help="a local image name, a tarball or an OCI layout"
+    )
+    push.add_argument("--as", dest="ref", metavar="REPO:TAG", help="the reference to push as")
+    push.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND ...")
+    serve = commands.add_parser(
+        "serve",
+        parents=[common, images],
+        help="bring up a registry, print its endpoints, keep it up until Ctrl-C",
+    )
+    serve.add_argument(
+        "--push",
+        action="append",
+        default=[],
+        metavar="SOURCE",
+        help="push SOURCE first (repeatable)",
+    )
+    prune = commands.add_parser(
+        "prune",
+        parents=[common],
+        help="remove what dead processes left behind",
+        description="Remove the containers and networks whose owner process is gone.",
+    )
+    prune.add_argument(
+        "--all",
+        action="store_true",
+        help="remove everything this library labelled, whoever owns it",
+    )
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if getattr(args, "command", None) and args.command[0] == "--":
+        args.command = args.command[1:]
+    output = Output(json_output=args.json, quiet=args.quiet)
+    commands = {"push": _push, "serve": _serve, "prune": _prune}
+    return anyio.run(_run, lambda: commands[args.name](args, output), output)
+
+
+def entry_point() -> None:
+    sys.exit(main())
