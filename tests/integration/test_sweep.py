@@ -1,0 +1,140 @@
+"""Sweeping what dead processes left, against the real engine."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import pytest
+
+from ephemeral_registry import _labels, sweep
+
+from . import testbed
+from .helpers import get, registry_under_test, session_resources
+
+pytestmark = pytest.mark.anyio
+
+ROOT = Path(__file__).parents[2]
+
+
+async def killed_owner(tarball: Path) -> str:
+    """Start a process that owns a registry with a push running, SIGKILL it; return its session."""
+    process = await anyio.open_process(
+        [sys.executable, "-m", "tests.integration.owner_process", str(tarball)], cwd=ROOT
+    )
+    try:
+        assert process.stdout is not None
+        with anyio.fail_after(30):
+            line = await process.stdout.receive()
+        session = str(json.loads(line)["session"])
+    finally:
+        process.send_signal(signal.SIGKILL)
+        await process.wait()  # reaped: its pid is gone, not a zombie
+        await process.aclose()
+    return session
+
+
+@pytest.fixture
+async def tarball(tmp_path: Path) -> Path:
+    path = tmp_path / "sample.tar"
+    await testbed.adocker("save", "-o", str(path), testbed.SAMPLE)
+    return path
+
+
+async def test_a_killed_owners_registry_is_swept_and_a_live_one_keeps_working(
+    tarball: Path,
+) -> None:
+    """SIGKILL during a push leaves a registry, a network and a crane container; sweep removes
+    them, and only them."""
+    async with registry_under_test(sweep_leftovers=False) as live:
+        endpoints = await live.ready()
+        dead = await killed_owner(tarball)
+        left = testbed.labelled(f"{testbed.LABEL}={dead}")
+        assert len(left) == 3  # registry, crane container, network
+
+        removed = await sweep()
+
+        assert {leftover.id for leftover in removed} == left
+        assert {leftover.session for leftover in removed} == {dead}
+        assert testbed.labelled(f"{testbed.LABEL}={dead}") == set()
+        assert len(session_resources(live)) == 2
+        assert (await get(endpoints.pull_endpoint, "/v2/")).status_code == 200
+        pushed = await live.push(tarball, "still/works")
+        assert pushed.ref.startswith(endpoints.pull_endpoint)
+
+
+@pytest.fixture
+def planted() -> Iterator[dict[str, str]]:
+    """Created (never started) containers with hand-made owner labels, removed afterwards."""
+    here = _labels.Owner.current()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    owners = {
+        "dead-owner": _labels.Owner(here.host, dead.pid, "1"),
+        "reused-pid": _labels.Owner(here.host, 1, "999999999999"),
+        "live-owner": _labels.Owner(here.host, 1, _labels.process_start_time(1)),
+        "other-host": _labels.Owner("another-host", dead.pid, "1"),
+    }
+    ids = {}
+    for name, owner in owners.items():
+        labels = _labels.labels(f"planted-{name}", owner, "registry")
+        flags = [arg for key, value in labels.items() for arg in ("--label", f"{key}={value}")]
+        ids[name] = testbed.docker("create", *flags, testbed.REGISTRY2).strip()
+    ids["unlabelled"] = testbed.docker("create", testbed.REGISTRY2).strip()
+    yield ids
+    testbed.remove(list(ids.values()))
+
+
+async def test_sweep_removes_only_dead_owners_on_this_host(planted: dict[str, str]) -> None:
+    """A dead pid or a reused pid: removed. A live owner, another host, no labels: untouched."""
+    removed = {leftover.id for leftover in await sweep()}
+    assert removed == {planted["dead-owner"], planted["reused-pid"]}
+    remaining = set(testbed.docker("ps", "-aq", "--no-trunc").split())
+    assert {planted["live-owner"], planted["other-host"], planted["unlabelled"]} <= remaining
+
+
+async def test_entering_sweeps_in_the_background(planted: dict[str, str]) -> None:
+    """A dead owner's leftover is gone by the time the block ends; live ones stay."""
+    async with registry_under_test() as registry:
+        await registry.ready()
+        with anyio.fail_after(10):
+            # The engine has no event to wait on here: poll it.
+            while planted["dead-owner"] in testbed.docker("ps", "-aq", "--no-trunc"):  # noqa: ASYNC110
+                await anyio.sleep(0.05)
+    remaining = set(testbed.docker("ps", "-aq", "--no-trunc").split())
+    assert planted["reused-pid"] not in remaining
+    assert planted["live-owner"] in remaining
+
+
+async def test_prune_removes_dead_owners_leftovers(planted: dict[str, str]) -> None:
+    """`ephemeral-registry prune --json` prints one line per removed resource."""
+    done = await anyio.run_process(
+        [sys.executable, "-m", "ephemeral_registry", "prune", "--json"], check=False
+    )
+    assert done.returncode == 0, done.stderr
+    printed = [json.loads(line) for line in done.stdout.decode().splitlines()]
+    assert {entry["id"] for entry in printed} == {planted["dead-owner"], planted["reused-pid"]}
+    assert planted["live-owner"] in testbed.docker("ps", "-aq", "--no-trunc")
+
+
+async def test_prune_all_says_what_it_removes_then_removes_everything_labelled(
+    planted: dict[str, str],
+) -> None:
+    """--all lists every labelled resource first, whoever owns it, then removes them."""
+    done = await anyio.run_process(
+        [sys.executable, "-m", "ephemeral_registry", "prune", "--all"], check=False
+    )
+    assert done.returncode == 0, done.stderr
+    err = done.stderr.decode()
+    assert "will remove every resource labelled by ephemeral-registry (4)" in err
+    assert err.index("will remove") < len(err)
+    remaining = set(testbed.docker("ps", "-aq", "--no-trunc").split())
+    assert (
+        remaining & {planted[name] for name in ("dead-owner", "live-owner", "other-host")} == set()
+    )
+    assert planted["unlabelled"] in remaining
