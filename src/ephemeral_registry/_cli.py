@@ -216,6 +216,7 @@ def parser() -> argparse.ArgumentParser:
         "push",
         parents=[common, images],
         help="push a local image, tarball or OCI layout; run COMMAND with its reference",
+        usage="ephemeral-registry push [options] SOURCE [-- COMMAND ...]",
         description="Bring up a registry, push SOURCE, run COMMAND with {ref}, {digest_ref},"
         " {digest} and {pull_endpoint} replaced, then remove everything. Without COMMAND, print"
         " the references.",
@@ -224,7 +225,8 @@ def parser() -> argparse.ArgumentParser:
         "source", metavar="SOURCE", help="a local image name, a tarball or an OCI layout"
     )
     push.add_argument("--as", dest="ref", metavar="REPO:TAG", help="the reference to push as")
-    push.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND ...")
+    # COMMAND is split off at "--" by main(), so that options may follow SOURCE.
+    push.set_defaults(command=[])
     serve = commands.add_parser(
         "serve",
         parents=[common, images],
@@ -252,9 +254,15 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command: list[str] = []
+    if "--" in argv:
+        argv, command = argv[: argv.index("--")], argv[argv.index("--") + 1 :]
     args = parser().parse_args(argv)
-    if getattr(args, "command", None) and args.command[0] == "--":
-        args.command = args.command[1:]
+    if command:
+        if args.name != "push":
+            parser().error("only push takes a COMMAND after --")
+        args.command = command
     output = Output(json_output=args.json, quiet=args.quiet)
     commands = {"push": _push, "serve": _serve, "prune": _prune}
     return anyio.run(_run, lambda: commands[args.name](args, output), output)

@@ -1,0 +1,149 @@
+"""The ephemeral-registry command, run as a user or a script runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import anyio
+import pytest
+
+from . import testbed
+
+pytestmark = pytest.mark.anyio
+
+ENV = {
+    **os.environ,
+    "EPHEMERAL_REGISTRY_REGISTRY_IMAGE": testbed.REGISTRY2,
+    "EPHEMERAL_REGISTRY_CRANE_IMAGE": testbed.CRANE,
+}
+
+
+async def cli(*args: str) -> tuple[int, str, str]:
+    with anyio.fail_after(60):
+        done = await anyio.run_process(
+            [sys.executable, "-m", "ephemeral_registry", *args], env=ENV, check=False
+        )
+    return done.returncode, done.stdout.decode(), done.stderr.decode()
+
+
+async def test_push_prints_the_references() -> None:
+    """Without a command, push prints ref, digest_ref and digest, one per line."""
+    code, out, err = await cli("push", testbed.SAMPLE)
+    assert code == 0, err
+    fields = dict(line.split(" ", 1) for line in out.splitlines())
+    assert fields["ref"].endswith(f"/{testbed.SAMPLE}")
+    assert fields["digest_ref"].endswith(fields["digest"])
+    assert "crane stderr: " in err  # crane's lines, as they came
+
+
+async def test_push_json_and_quiet_for_scripts() -> None:
+    """--json prints one object; --quiet keeps stderr empty."""
+    code, out, err = await cli(
+        "push", "--json", "--quiet", "--as", "scripted/app:2", testbed.SAMPLE
+    )
+    assert code == 0
+    assert err == ""
+    result = json.loads(out)
+    assert result["ref"].endswith("/scripted/app:2")
+    assert result["digest"].startswith("sha256:")
+
+
+async def test_push_runs_the_converter_and_passes_its_status_through() -> None:
+    """{ref}, {digest_ref}, {digest} and {pull_endpoint} are replaced; the status is COMMAND's."""
+    code, out, _ = await cli(
+        "push", testbed.SAMPLE, "--", "sh", "-c", "echo $0 $1 $2 $3; exit 5",
+        "{ref}", "{digest_ref}", "{digest}", "{pull_endpoint}",
+    )  # fmt: skip
+    assert code == 5
+    ref, digest_ref, digest, endpoint = out.split()
+    assert ref == f"{endpoint}/{testbed.SAMPLE}"
+    assert digest_ref == f"{endpoint}/{testbed.SAMPLE.split(':')[0]}@{digest}"
+
+
+async def test_push_a_tarball_file(tmp_path: Path) -> None:
+    """A path is pushed as a file; its name makes the default reference."""
+    tarball = tmp_path / "My_Image.tar"
+    await testbed.adocker("save", "-o", str(tarball), testbed.SAMPLE)
+    code, out, err = await cli("push", "--json", str(tarball))
+    assert code == 0, err
+    assert json.loads(out)["ref"].endswith("/my-image:latest")
+
+
+@pytest.mark.parametrize(
+    ("args", "status", "message"),
+    [
+        (["push", "ephemeral-registry-testbed/absent:1"], 1, "is not held by the Docker engine"),
+        (["push", testbed.SAMPLE, "--as", "Bad Ref"], 1, "ref='Bad Ref'"),
+        (["push", testbed.SAMPLE, "--host-ip", "localhost"], 1, "not a host name"),
+        (["push", testbed.SAMPLE, "--", "no-such-converter-here"], 127, "command not found"),
+        (["push"], 2, "the following arguments are required: SOURCE"),
+        (["launch"], 2, "invalid choice"),
+        (["serve", "--", "echo"], 2, "only push takes a COMMAND"),
+    ],
+)
+async def test_failures_have_documented_exit_codes(
+    args: list[str], status: int, message: str
+) -> None:
+    """1 for a library error, 127 for a missing converter, 2 for usage."""
+    code, _, err = await cli(*args)
+    assert code == status
+    assert message in err
+
+
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+async def test_serve_removes_everything_on_a_signal(signum: signal.Signals, status: int) -> None:
+    """serve stays up until SIGINT or SIGTERM, then cleans up and exits 128+signal."""
+    process = await anyio.open_process(
+        [sys.executable, "-m", "ephemeral_registry", "serve", "--json", "--push", testbed.SAMPLE],
+        env=ENV,
+    )
+    async with process:
+        assert process.stdout is not None
+        buffered = b""
+        with anyio.fail_after(30):
+            while buffered.count(b"\n") < 2:
+                buffered += await process.stdout.receive()
+        endpoints, pushed = (json.loads(line) for line in buffered.splitlines()[:2])
+        session = endpoints["session"]
+        assert len(testbed.labelled(f"{testbed.LABEL}={session}")) == 2
+        assert pushed["ref"].startswith(endpoints["pull_endpoint"])
+        process.send_signal(signum)
+        with anyio.fail_after(20):
+            assert await process.wait() == status
+    assert testbed.labelled(f"{testbed.LABEL}={session}") == set()
+
+
+async def test_a_signal_during_a_push_removes_the_crane_container_too(tmp_path: Path) -> None:
+    """SIGTERM while crane runs: the registry, crane and network are all gone; exit 143."""
+    tarball = tmp_path / "sample.tar"
+    await testbed.adocker("save", "-o", str(tarball), testbed.SAMPLE)
+    env = {**ENV, "EPHEMERAL_REGISTRY_CRANE_IMAGE": testbed.CRANE_HANGS}
+    process = await anyio.open_process(
+        [sys.executable, "-m", "ephemeral_registry", "push", str(tarball)], env=env
+    )
+    async with process:
+        assert process.stderr is not None
+        seen = b""
+        with anyio.fail_after(30):
+            while b"crane: starting" not in seen:
+                seen += await process.stderr.receive()
+        created = testbed.labelled()
+        assert any(
+            "-push-" in testbed.docker("inspect", "-f", "{{.Name}}", i) for i in created if i
+        )
+        process.send_signal(signal.SIGTERM)
+        with anyio.fail_after(20):
+            assert await process.wait() == 143
+    assert testbed.labelled() == set()
+
+
+async def test_python_dash_m_is_the_same_command() -> None:
+    """`python -m ephemeral_registry --help` lists the commands and exit statuses."""
+    code, out, _ = await cli("--help")
+    assert code == 0
+    for word in ("push", "serve", "prune", "130 after SIGINT"):
+        assert word in out
