@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Literal
 
 import anyio
+import anyio.lowlevel
 
 from ._concurrency import run_all
 from ._docker import ContainerSpec, Engine
@@ -111,6 +112,8 @@ async def run_push(
                 running.discard(container_id)
             except EphemeralRegistryError as exc:
                 logger.warning("could not remove the crane container %s: %s", spec.name, exc)
+    # A cancellation that arrived during the shielded removal is raised here.
+    await anyio.lowlevel.checkpoint_if_cancelled()
 
     tail = tuple(output[-OUTPUT_LINES:])
     if scope.cancelled_caught:

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import aiodocker
 import anyio
+import anyio.lowlevel
 
 from . import _labels, _reference, _source
 from ._concurrency import Outcome, race, run_all
@@ -559,6 +560,15 @@ async def ephemeral_registry(
             # itself, once the removal is done.
             body_error = _unwrap(exc)
         problem = await registry._close()
+        if body_error is None:
+            try:
+                # A cancellation that arrived during the (shielded) removal is
+                # raised here, at the exit, not at the caller's next await.
+                await anyio.lowlevel.checkpoint_if_cancelled()
+            except BaseException:
+                if problem is not None:
+                    logger.error("%s", problem)  # noqa: TRY400 (the traceback is the cancellation's)
+                raise
         if problem is not None:
             if body_error is None:
                 raise problem

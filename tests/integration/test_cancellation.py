@@ -1,0 +1,163 @@
+"""Cancellation at every await point: it propagates, and nothing is left.
+
+Two ways to find the points:
+
+- at the engine boundary, where resources are made and removed: every call
+  the library makes to the engine is numbered, and the caller is cancelled
+  right before call N, or right after it returns (the cancellation then
+  arrives at the library's next await), for every N;
+- in between (the readiness poll, crane's log streams, the export's writes):
+  the caller is cancelled after increasing delays across the whole operation.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from ephemeral_registry import Registry
+from ephemeral_registry._docker import Engine
+
+from . import testbed
+from .helpers import registry_under_test
+
+pytestmark = pytest.mark.anyio
+
+ENGINE_CALLS = (
+    "has_image", "pull", "create_network", "remove_network", "disconnect", "list_networks",
+    "create_container", "start", "published_port", "state", "wait", "tail_logs",
+    "follow_logs", "save_image", "remove_container", "list_containers",
+)  # fmt: skip
+
+Operation = Callable[[Registry], Awaitable[object]]
+
+
+class CancelAtCall:
+    """Cancels ``scope`` at the ``target``-th engine call (before it, or after it returns)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls: list[str] = []
+        self.target = 0
+        self.after = False
+        self.scope: anyio.CancelScope | None = None
+        self.hit = ""
+        for name in ENGINE_CALLS:
+            monkeypatch.setattr(Engine, name, self._wrap(name, getattr(Engine, name)))
+
+    def arm(self, target: int, *, after: bool) -> anyio.CancelScope:
+        self.calls, self.target, self.after, self.hit = [], target, after, ""
+        self.scope = anyio.CancelScope()
+        return self.scope
+
+    def _cancel(self, name: str) -> None:
+        assert self.scope is not None
+        self.hit = f"{'after' if self.after else 'before'} call {self.target} ({name})"
+        self.scope.cancel()
+
+    def _wrap(
+        self, name: str, call: Callable[..., Awaitable[Any]]
+    ) -> Callable[..., Awaitable[Any]]:
+        async def wrapper(engine: Engine, *args: Any, **kwargs: Any) -> Any:
+            self.calls.append(name)
+            hit = len(self.calls) == self.target
+            if hit and not self.after:
+                self._cancel(name)
+                await anyio.lowlevel.checkpoint()  # raises here, unless shielded
+            result = await call(engine, *args, **kwargs)
+            if hit and self.after:
+                self._cancel(name)  # arrives at the library's next await
+            return result
+
+        return wrapper
+
+
+@pytest.fixture
+def cancel_at(monkeypatch: pytest.MonkeyPatch) -> CancelAtCall:
+    return CancelAtCall(monkeypatch)
+
+
+def operations() -> dict[str, Operation]:
+    return {
+        "bring-up": lambda registry: registry.ready(),
+        "push_image (tarball)": lambda registry: registry.push_image(
+            testbed.SAMPLE, "cancel/image", compress_layers=True
+        ),
+    }
+
+
+async def run_once(operation: Operation, sessions: list[str]) -> bool:
+    """The operation inside a registry's block; True if it ran to the end of the block."""
+    async with registry_under_test() as registry:
+        sessions.append(registry.session_id)
+        await operation(registry)
+    return True
+
+
+# push_image with compress_layers=True makes every call push() makes, and the export's.
+@pytest.mark.parametrize("name", ["bring-up", "push_image (tarball)"])
+async def test_cancellation_at_every_engine_call(cancel_at: CancelAtCall, name: str) -> None:
+    """Before and after each engine call of the bring-up, the operation and the teardown."""
+    operation = operations()[name]
+    sessions: list[str] = []
+    cancel_at.arm(0, after=False)
+    assert await run_once(operation, sessions)
+    total = len(cancel_at.calls)
+    assert total >= 8, cancel_at.calls
+    hits = []
+    for target in range(1, total + 1):
+        for after in (False, True):
+            finished = False
+            with cancel_at.arm(target, after=after) as scope:
+                finished = await run_once(operation, sessions)
+            if cancel_at.hit:  # a call cancelled by the library itself (a lost race) never returns
+                hits.append(cancel_at.hit)
+                assert scope.cancelled_caught, f"cancellation swallowed {cancel_at.hit}"
+                assert not finished, f"the block ran on after cancellation {cancel_at.hit}"
+            leftovers = testbed.labelled(f"{testbed.LABEL}={sessions[-1]}")
+            assert leftovers == set(), f"left {leftovers} when cancelled {cancel_at.hit}"
+    # Every call was reached and cancelled before it; the "after" cases miss only the calls
+    # that the library cancels itself (the exit wait that loses the readiness race, say).
+    assert sum(hit.startswith("before") for hit in hits) >= total - 1, hits
+
+
+async def test_cancellation_at_increasing_delays_during_an_export_and_push() -> None:
+    """The export's stream, the layout's writes, crane's log streams: cancelled anywhere."""
+    image = testbed.REGISTRY3  # 55 MB: the export and the push take a while
+    started = time.monotonic()
+    sessions: list[str] = []
+    operation: Operation = lambda registry: registry.push_image(image, "cancel/big")  # noqa: E731
+    assert await run_once(operation, sessions)
+    duration = time.monotonic() - started
+    temporary = Path(tempfile.gettempdir())
+    before = set(temporary.glob("ephemeral-registry-*"))
+    steps = 16
+    for step in range(steps):
+        delay = duration * step / steps
+        finished = False
+        with anyio.move_on_after(delay) as scope:
+            finished = await run_once(operation, sessions)
+        assert scope.cancelled_caught, f"not cancelled after {delay:.2f} s of {duration:.2f} s"
+        assert not finished
+        assert testbed.labelled(f"{testbed.LABEL}={sessions[-1]}") == set()
+        assert set(temporary.glob("ephemeral-registry-*")) == before, "export files left"
+
+
+async def test_cancelling_during_the_teardown_still_removes_everything() -> None:
+    """The removal is shielded: it finishes, then the cancellation propagates."""
+    for delay in (0.0, 0.02, 0.05, 0.1, 0.2):
+        sessions: list[str] = []
+        with anyio.CancelScope() as scope:
+            async with registry_under_test() as registry:
+                sessions.append(registry.session_id)
+                await registry.ready()
+                # Cancel the caller a little after the exit (the removal) begins.
+                scope.deadline = anyio.current_time() + delay
+        assert scope.cancelled_caught, f"the exit swallowed a cancellation at +{delay} s"
+        assert testbed.labelled(f"{testbed.LABEL}={sessions[-1]}") == set()
