@@ -14,6 +14,7 @@ Every other request is cancelled like any other await.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
@@ -35,7 +36,10 @@ logger = logging.getLogger("ephemeral_registry")
 # aiodocker reports a failed connection as this pseudo HTTP status.
 _CANNOT_CONNECT = 900
 _NOT_FOUND = 404
+_CONFLICT = 409
+_GONE_POLL = 0.05
 _EXPORT_CHUNK = 1 << 20
+_FRAME_HEADER = 8
 
 ReadExactly = Callable[[int], Awaitable[bytes]]
 
@@ -98,6 +102,16 @@ class Labelled:
     labels: Mapping[str, str]
 
 
+async def _read_or_end(content: aiohttp.StreamReader, size: int) -> bytes:
+    """``size`` bytes, or ``b""`` at a clean end of the stream."""
+    try:
+        return await content.readexactly(size)
+    except asyncio.IncompleteReadError as exc:
+        if exc.partial:
+            raise
+        return b""
+
+
 def _address(client: aiodocker.Docker) -> str:
     return str(getattr(client, "_connection_info", client.docker_host))
 
@@ -142,7 +156,7 @@ class Engine:
             raise DockerUnavailableError(
                 _address(self._client), f"no answer to a request to {operation} within {limit:g} s"
             ) from exc
-        except aiohttp.ClientError as exc:
+        except (aiohttp.ClientError, asyncio.IncompleteReadError) as exc:
             # Raised by aiohttp itself when a streamed answer breaks off.
             raise DockerEngineError(operation, 0, f"the answer broke off: {exc!r}") from exc
         except aiodocker.DockerError as exc:
@@ -151,6 +165,26 @@ class Engine:
             if exc.status == _NOT_FOUND:
                 raise NotFound(exc.message) from exc
             raise DockerEngineError(operation, exc.status, exc.message) from exc
+
+    @asynccontextmanager
+    async def _streamed(
+        self, method: str, path: str, params: Mapping[str, Any] | None = None
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """An answer read as it comes, closed whatever happens to its reader.
+
+        aiodocker's streaming helpers (logs, wait, export) leave the response
+        open when reading stops early, by an error or a cancellation, so its
+        connection leaks until the garbage collector finds it. This uses
+        aiodocker's request helper, its one private method we call, and
+        closes the response itself. No time limit: the caller sets one.
+        """
+        async with self._client._query(
+            path, method, params=dict(params or {}), timeout=aiohttp.ClientTimeout()
+        ) as response:
+            try:
+                yield response
+            finally:
+                response.close()
 
     def _network(self, network_id: str) -> DockerNetwork:
         return DockerNetwork(self._client, network_id)  # type: ignore[no-untyped-call]
@@ -253,7 +287,8 @@ class Engine:
         The caller bounds this wait (it races the readiness poll).
         """
         with self._translate(f"wait for the container {container_id[:12]}", timeout=float("inf")):
-            result = await self._client.containers.container(container_id).wait()
+            async with self._streamed("POST", f"containers/{container_id}/wait") as response:
+                result = await response.json()
         return int(result.get("StatusCode", -1))
 
     async def tail_logs(self, container_id: str, lines: int) -> tuple[str, ...]:
@@ -277,18 +312,19 @@ class Engine:
         multiplexed request does not. No time limit of its own: the caller
         bounds it.
         """
-        container = self._client.containers.container(container_id)
-        pending = ""
+        params = {"follow": True, "stdout": stream == "stdout", "stderr": stream == "stderr"}
+        pending = b""
         with self._translate(f"read the {stream} of {container_id[:12]}", timeout=float("inf")):
-            chunks = container.log(
-                follow=True, stdout=stream == "stdout", stderr=stream == "stderr"
-            )
-            async for chunk in chunks:
-                *lines, pending = (pending + chunk).split("\n")
-                for line in lines:
-                    await on_line(line)
+            async with self._streamed("GET", f"containers/{container_id}/logs", params) as response:
+                # Without a TTY, each write comes framed: 8 bytes (stream, 0, 0, 0, and a
+                # big-endian length), then that many bytes.
+                while header := await _read_or_end(response.content, _FRAME_HEADER):
+                    frame = await response.content.readexactly(int.from_bytes(header[4:], "big"))
+                    *lines, pending = (pending + frame).split(b"\n")
+                    for line in lines:
+                        await on_line(line.decode(errors="replace"))
         if pending:
-            await on_line(pending)
+            await on_line(pending.decode(errors="replace"))
 
     @asynccontextmanager
     async def export(self, image: str, *, timeout: float) -> AsyncIterator[ReadExactly]:
@@ -298,8 +334,8 @@ class Engine:
         ``timeout`` bounds the whole block.
         """
         with self._translate(f"export the image {image}", timeout=timeout):
-            async with self._client.images.export_image(image) as tarball:
-                yield tarball.readexactly
+            async with self._streamed("GET", f"images/{image}/get") as response:
+                yield response.content.readexactly
 
     async def save_image(self, image: str, destination: Path, *, timeout: float) -> int:
         """Write ``docker save IMAGE`` to ``destination``, a chunk at a time; return its size.
@@ -309,21 +345,36 @@ class Engine:
         size = 0
         with self._translate(f"export the image {image}", timeout=timeout):
             async with (
-                self._client.images.export_image(image) as tarball,
+                self._streamed("GET", f"images/{image}/get") as response,
                 await anyio.open_file(destination, "wb") as file,
             ):
-                async for chunk in tarball.iter_chunked(_EXPORT_CHUNK):
+                async for chunk in response.content.iter_chunked(_EXPORT_CHUNK):
                     await file.write(chunk)
                     size += len(chunk)
         return size
 
     async def remove_container(self, container_id: str) -> None:
-        """Kill and remove a container and its anonymous volumes; one already gone is fine."""
+        """Kill and remove a container and its anonymous volumes; return once it is gone.
+
+        One already gone is fine; one whose removal another request started
+        (a retry after the engine came back, say) is waited for.
+        """
         try:
             with self._translate(f"remove the container {container_id[:12]}"):
-                await self._client.containers.container(container_id).delete(force=True, v=True)
+                try:
+                    await self._client.containers.container(container_id).delete(force=True, v=True)
+                except aiodocker.DockerError as exc:
+                    if exc.status != _CONFLICT or "already in progress" not in exc.message:
+                        raise
+                    await self._wait_until_gone(container_id)
         except NotFound:
             pass
+
+    async def _wait_until_gone(self, container_id: str) -> None:
+        container = self._client.containers.container(container_id)
+        while True:
+            await container.show()  # raises 404 once it is gone
+            await anyio.sleep(_GONE_POLL)
 
     async def list_containers(self, label: str) -> list[Labelled]:
         """All containers, running or not, carrying ``label`` (``key`` or ``key=value``)."""

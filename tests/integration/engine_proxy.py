@@ -1,0 +1,90 @@
+"""A stand-in for the Docker engine's socket that a test can make fail.
+
+It forwards a unix socket to the real engine's. ``stop()`` makes the engine
+look stopped (existing connections are cut, new ones refused); ``hang()``
+makes it look stuck (connections stay open, nothing more is answered);
+``resume()`` brings it back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import anyio
+import anyio.abc
+
+ENGINE_SOCKET = "/var/run/docker.sock"
+
+
+class EngineProxy:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.url = f"unix://{path}"
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._listening: anyio.CancelScope | None = None
+        self._connections: set[anyio.abc.ByteStream] = set()
+        self._running = anyio.Event()
+        self._running.set()
+
+    async def _pump(self, source: anyio.abc.ByteStream, sink: anyio.abc.ByteStream) -> None:
+        with contextlib.suppress(
+            anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError
+        ):
+            while True:
+                data = await source.receive()
+                await self._running.wait()  # a hung engine answers nothing more
+                await sink.send(data)
+
+    async def _handle(self, client: anyio.abc.ByteStream) -> None:
+        async with client:
+            await self._running.wait()
+            upstream = await anyio.connect_unix(ENGINE_SOCKET)
+            async with upstream:
+                self._connections |= {client, upstream}
+                try:
+                    async with anyio.create_task_group() as tg:
+                        tg.start_soon(self._pump, client, upstream)
+                        await self._pump(upstream, client)
+                        tg.cancel_scope.cancel()
+                finally:
+                    self._connections -= {client, upstream}
+
+    async def _listen(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        with anyio.CancelScope() as self._listening:
+            self.path.unlink(missing_ok=True)
+            listener = await anyio.create_unix_listener(self.path)
+            task_status.started()
+            async with listener, anyio.create_task_group() as tg:
+                await listener.serve(self._handle, task_group=tg)
+
+    async def stop(self) -> None:
+        """Like a stopped engine: the socket is gone, open connections are cut."""
+        assert self._listening is not None
+        self._listening.cancel()
+        for stream in list(self._connections):
+            await stream.aclose()
+        self.path.unlink(missing_ok=True)
+
+    def hang(self) -> None:
+        """Like a stuck engine: connections are accepted, nothing is answered."""
+        self._running = anyio.Event()
+
+    async def resume(self) -> None:
+        """The engine is back."""
+        self._running.set()
+        assert self._tg is not None
+        if not self.path.exists():
+            await self._tg.start(self._listen)
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def running(cls, path: Path) -> AsyncIterator[EngineProxy]:
+        proxy = cls(path)
+        async with anyio.create_task_group() as tg:
+            proxy._tg = tg
+            await tg.start(proxy._listen)
+            yield proxy
+            proxy._running.set()
+            tg.cancel_scope.cancel()
