@@ -26,6 +26,7 @@ from ._sweep import Leftover as Leftover
 from ._sweep import find_leftovers as find_leftovers
 from ._sweep import sweep as sweep
 from ._types import ContainerState as ContainerState
+from ._types import Credentials as Credentials
 from ._types import Endpoints as Endpoints
 from ._types import LogLine as LogLine
 from ._types import PushResult as PushResult
@@ -35,6 +36,7 @@ __all__ = [
     "DEFAULT_REGISTRY_IMAGE",
     "CleanupError",
     "ContainerState",
+    "Credentials",
     "DockerEngineError",
     "DockerUnavailableError",
     "Endpoints",

@@ -85,7 +85,7 @@ class Output:
 
 
 def _registry_options(args: argparse.Namespace) -> dict[str, Any]:
-    options: dict[str, Any] = {"pull": args.pull, "host_ip": args.host_ip}
+    options: dict[str, Any] = {"pull": args.pull, "host_ip": args.host_ip, "auth": args.auth}
     if args.registry_image:
         options["registry_image"] = args.registry_image
     if args.crane_image:
@@ -204,6 +204,9 @@ def parser() -> argparse.ArgumentParser:
     images.add_argument("--crane-image", help="default: $EPHEMERAL_REGISTRY_CRANE_IMAGE or crane")
     images.add_argument("--pull", choices=["missing", "never", "always"], default="missing")
     images.add_argument("--host-ip", default="127.0.0.1", help="where the port is published")
+    images.add_argument(
+        "--auth", action="store_true", help="require a generated user name and password"
+    )
 
     top = argparse.ArgumentParser(
         prog="ephemeral-registry",

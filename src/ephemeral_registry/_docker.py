@@ -250,6 +250,12 @@ class Engine:
             container = await self._client.containers.create(spec.to_api(), name=spec.name)
         return str(container.id)
 
+    async def copy_in(self, container_id: str, archive: bytes) -> None:
+        """Unpack a tar at ``/`` in a container (created or running)."""
+        with self._translate(f"copy files into the container {container_id[:12]}"):
+            container = self._client.containers.container(container_id)
+            await container.put_archive("/", archive)  # type: ignore[no-untyped-call]
+
     async def start(self, container_id: str) -> None:
         with self._translate(f"start the container {container_id[:12]}"):
             await self._client.containers.container(container_id).start()

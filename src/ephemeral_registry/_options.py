@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 from typing import Literal, cast, get_args
 
+from ._auth import require_bcrypt
 from ._errors import InvalidArgumentError
 
 logger = logging.getLogger("ephemeral_registry")
@@ -47,6 +48,7 @@ class Options:
     request_timeout: float
     push_timeout: float
     max_concurrent_pushes: int
+    auth: bool
 
 
 def _image(argument: str, given: str | None, env: str, default: str) -> str:
@@ -101,8 +103,13 @@ def resolve(
     request_timeout: float,
     push_timeout: float,
     max_concurrent_pushes: int,
+    auth: bool,
 ) -> Options:
     """Check every option; raise ``InvalidArgumentError`` for the first bad one."""
+    if not isinstance(auth, bool):
+        raise InvalidArgumentError("auth", auth, "must be True or False")
+    if auth:
+        require_bcrypt()
     if pull not in get_args(PullPolicy):
         raise InvalidArgumentError("pull", pull, 'must be "missing", "never" or "always"')
     return Options(
@@ -118,6 +125,7 @@ def resolve(
         request_timeout=_seconds("request_timeout", request_timeout),
         push_timeout=_seconds("push_timeout", push_timeout),
         max_concurrent_pushes=_count("max_concurrent_pushes", max_concurrent_pushes),
+        auth=auth,
     )
 
 

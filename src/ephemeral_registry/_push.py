@@ -16,6 +16,7 @@ from typing import Literal
 import anyio
 import anyio.lowlevel
 
+from ._auth import DOCKER_CONFIG, crane_config_archive
 from ._concurrency import run_all
 from ._docker import ContainerSpec, Engine
 from ._errors import EphemeralRegistryError, PushError
@@ -42,6 +43,7 @@ def crane_spec(
     reference: Reference,
 ) -> ContainerSpec:
     """The container that runs ``crane push --insecure SOURCE ENDPOINT/REPO:TAG``."""
+    env = {"DOCKER_CONFIG": DOCKER_CONFIG} if endpoints.credentials is not None else {}
     return ContainerSpec(
         name=name,
         image=crane_image,
@@ -57,6 +59,7 @@ def crane_spec(
         ),
         read_only_mount=(source.path, MOUNT_POINT),
         user=source.user,
+        env=env,
     )
 
 
@@ -103,6 +106,13 @@ async def run_push(
     running.add(container_id)
     try:
         with anyio.move_on_after(timeout) as scope:
+            if endpoints.credentials is not None:
+                await engine.copy_in(
+                    container_id,
+                    crane_config_archive(
+                        endpoints.credentials, endpoints.push_endpoint, user=spec.user or "0:0"
+                    ),
+                )
             await engine.start(container_id)
             await run_all(lambda: follow("stdout"), lambda: follow("stderr"), wait)
     finally:

@@ -34,7 +34,7 @@ import aiodocker
 import anyio
 import anyio.lowlevel
 
-from . import _labels, _reference, _source
+from . import _auth, _labels, _reference, _source
 from ._concurrency import Outcome, race, run_all
 from ._docker import ContainerSpec, Engine, NotFound, open_client
 from ._errors import (
@@ -52,7 +52,7 @@ from ._options import Options, PullPolicy, host_address, resolve
 from ._push import OnLog, crane_spec, run_push
 from ._readiness import http_client, poll_until_ready
 from ._sweep import live_sessions, sweep_in_background
-from ._types import ContainerState, Endpoints, PushResult
+from ._types import ContainerState, Credentials, Endpoints, PushResult
 
 logger = logging.getLogger("ephemeral_registry")
 
@@ -77,6 +77,7 @@ class Registry:
         """A random id, in every resource name and in the ``ephemeral-registry.session`` label."""
         self.name = f"{_labels.PREFIX}-{self.session_id}"
         """The name of the registry container and of its network."""
+        self._credentials = Credentials.generate() if options.auth else None
         self._endpoints: Outcome[Endpoints] = Outcome()
         self._crane_image: Outcome[str] = Outcome()
         self._failure_seen = False
@@ -282,12 +283,16 @@ class Registry:
             network=self.name,
             publish_port=REGISTRY_PORT,
             host_ip=options.host_ip,
+            env=_auth.registry_env() if self._credentials else {},
         )
         try:
             self._container_id = await self._engine.create_container(spec)
         except DockerUnavailableError:
             self._uncertain = True
             raise
+        if self._credentials is not None:
+            htpasswd = _auth.htpasswd_archive(self._credentials)
+            await self._engine.copy_in(self._container_id, htpasswd)
         await self._engine.start(self._container_id)
         port = await self._engine.published_port(self._container_id, REGISTRY_PORT)
         if port is None:
@@ -298,6 +303,7 @@ class Registry:
             network=self.name,
             push_endpoint=f"{self.name}:{REGISTRY_PORT}",
             pull_endpoint=pull_endpoint,
+            credentials=self._credentials,
         )
 
     async def _create_network(self) -> None:
@@ -486,6 +492,7 @@ async def ephemeral_registry(
     push_timeout: float = 600.0,
     max_concurrent_pushes: int = 4,
     sweep_leftovers: bool = True,
+    auth: bool = False,
     docker: aiodocker.Docker | None = None,
 ) -> AsyncIterator[Registry]:
     """Bring up a throwaway registry on a private Docker network, and remove it on exit.
@@ -509,6 +516,10 @@ async def ephemeral_registry(
         request_timeout: seconds any other single request to the engine may take.
         push_timeout: seconds one push (crane's run) or one export may take.
         max_concurrent_pushes: how many pushes run at once; more wait their turn.
+        auth: protect the registry with a generated user name and password
+            (htpasswd, needs ``ephemeral-registry[auth]``): pushes use them by
+            themselves; ``Endpoints.credentials`` has them for pullers, and
+            without them ``GET /v2/`` answers 401.
         sweep_leftovers: once the registry is up (or has failed), remove in the
             background what dead processes on this host left behind (see ``sweep()``).
         docker: an ``aiodocker.Docker`` client to use; it is left open. By
@@ -540,6 +551,7 @@ async def ephemeral_registry(
         request_timeout=request_timeout,
         push_timeout=push_timeout,
         max_concurrent_pushes=max_concurrent_pushes,
+        auth=auth,
     )
     async with open_client(docker) as client:
         registry = Registry(Engine(client, request_timeout=options.request_timeout), options)

@@ -2,8 +2,27 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import base64
+import secrets
+from dataclasses import dataclass, field
 from typing import Literal
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """The user name and password of a registry made with ``auth=True``."""
+
+    username: str
+    password: str = field(repr=False)
+
+    @classmethod
+    def generate(cls) -> Credentials:
+        return cls(username="ephemeral", password=secrets.token_urlsafe(32))
+
+    @property
+    def basic(self) -> str:
+        """``base64(username:password)``, as in an ``Authorization: Basic`` header."""
+        return base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
 
 
 @dataclass(frozen=True)
@@ -16,6 +35,8 @@ class Endpoints:
     """``<container-name>:5000``: reachable from containers on ``network``."""
     pull_endpoint: str
     """``<host-ip>:<port>``: reachable from processes on the host."""
+    credentials: Credentials | None = None
+    """The user name and password to pull with, for a registry made with ``auth=True``."""
 
 
 @dataclass(frozen=True)

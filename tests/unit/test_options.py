@@ -26,6 +26,7 @@ GOOD: dict[str, Any] = {
     "request_timeout": 30.0,
     "push_timeout": 600.0,
     "max_concurrent_pushes": 4,
+    "auth": False,
 }
 
 
@@ -75,6 +76,7 @@ def test_environment_overrides_defaults_and_arguments_override_both(
         ("push_timeout", 0.0, "positive"),
         ("max_concurrent_pushes", 0, "at least 1"),
         ("max_concurrent_pushes", 2.5, "whole number"),
+        ("auth", "yes", "True or False"),
     ],
 )
 def test_bad_arguments_are_refused(argument: str, value: object, problem: str) -> None:
@@ -124,3 +126,14 @@ def test_loopback_publishing_logs_nothing(caplog: pytest.LogCaptureFixture) -> N
 def test_host_address_is_what_a_host_process_dials(host_ip: str, address: str) -> None:
     """Unspecified addresses are reached through loopback; IPv6 is bracketed."""
     assert host_address(host_ip) == address
+
+
+def test_auth_without_bcrypt_is_refused_before_anything_is_created(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """auth=True needs the [auth] extra; without it, a clear error at entry."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "bcrypt", None)
+    with pytest.raises(InvalidArgumentError, match=r"ephemeral-registry\[auth\]"):
+        resolved(auth=True)

@@ -1,0 +1,105 @@
+"""Security defaults: loopback unless asked, a warning for every interface, and auth=True:
+htpasswd credentials made per registry, used by crane, required of pullers."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+
+from . import testbed
+from .helpers import get, registry_under_test
+
+pytestmark = pytest.mark.anyio
+
+
+async def skopeo_inspect(ref: str, *creds: str) -> tuple[int, str]:
+    done = await anyio.run_process(
+        ["skopeo", "inspect", "--tls-verify=false", *creds, f"docker://{ref}"], check=False
+    )
+    return done.returncode, (done.stdout + done.stderr).decode()
+
+
+@pytest.mark.parametrize("image", [testbed.REGISTRY2, testbed.REGISTRY3])
+async def test_an_authenticated_registry_takes_pushes_and_refuses_strangers(
+    image: str, tmp_path: Path
+) -> None:
+    """401 without credentials; crane pushes with them; pullers need them."""
+    tarball = tmp_path / "sample.tar"
+    await testbed.adocker("save", "-o", str(tarball), testbed.SAMPLE)
+    async with registry_under_test(registry_image=image, auth=True) as registry:
+        endpoints = await registry.ready()
+        credentials = endpoints.credentials
+        assert credentials is not None
+        assert credentials.password not in repr(endpoints)
+
+        anonymous = await get(endpoints.pull_endpoint, "/v2/")
+        assert anonymous.status_code == 401
+        assert anonymous.headers["Www-Authenticate"].startswith("Basic ")
+        async with httpx.AsyncClient(trust_env=False) as client:
+            signed = await client.get(
+                f"http://{endpoints.pull_endpoint}/v2/",
+                auth=(credentials.username, credentials.password),
+            )
+        assert signed.status_code == 200
+
+        pushed = await registry.push(tarball, "private/app:v1")
+        also = await registry.push_image(testbed.SAMPLE_TWO, "private/two")
+
+        code, output = await skopeo_inspect(pushed.ref)
+        assert code != 0
+        assert "unauthorized" in output.lower() or "authentication required" in output.lower()
+        creds = f"--creds={credentials.username}:{credentials.password}"
+        for ref in (pushed.digest_ref, also.ref):
+            code, output = await skopeo_inspect(ref, creds)
+            assert code == 0, output
+
+        refused = await anyio.run_process(["docker", "pull", pushed.ref], check=False)
+        assert refused.returncode != 0
+        assert b"no basic auth credentials" in refused.stderr or b"unauthorized" in refused.stderr
+
+
+async def test_every_registry_gets_its_own_credentials() -> None:
+    """Two registries, two passwords; neither opens the other."""
+    async with registry_under_test(auth=True) as one, registry_under_test(auth=True) as two:
+        first, second = await one.ready(), await two.ready()
+        assert first.credentials is not None
+        assert second.credentials is not None
+        assert first.credentials.password != second.credentials.password
+        async with httpx.AsyncClient(trust_env=False) as client:
+            crossed = await client.get(
+                f"http://{second.pull_endpoint}/v2/",
+                auth=(first.credentials.username, first.credentials.password),
+            )
+        assert crossed.status_code == 401
+
+
+async def test_without_auth_there_are_no_credentials() -> None:
+    """The default registry is open on loopback, and says so."""
+    async with registry_under_test() as registry:
+        endpoints = await registry.ready()
+        assert endpoints.credentials is None
+        assert (await get(endpoints.pull_endpoint, "/v2/")).status_code == 200
+
+
+async def test_the_port_is_published_on_loopback_only_by_default() -> None:
+    """Nobody else on the network can reach a default registry."""
+    async with registry_under_test() as registry:
+        await registry.ready()
+        bindings = testbed.inspect("container", registry.name)["NetworkSettings"]["Ports"]
+        assert {binding["HostIp"] for binding in bindings["5000/tcp"]} == {"127.0.0.1"}
+
+
+async def test_every_interface_works_but_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    """host_ip=0.0.0.0 publishes everywhere, logs a warning, and pulls still go to loopback."""
+    with caplog.at_level(logging.WARNING, logger="ephemeral_registry"):
+        async with registry_under_test(host_ip="0.0.0.0") as registry:
+            endpoints = await registry.ready()
+            bindings = testbed.inspect("container", registry.name)["NetworkSettings"]["Ports"]
+            assert "0.0.0.0" in {binding["HostIp"] for binding in bindings["5000/tcp"]}
+            assert endpoints.pull_endpoint.startswith("127.0.0.1:")
+            assert (await get(endpoints.pull_endpoint, "/v2/")).status_code == 200
+    assert "every interface" in caplog.text
