@@ -223,16 +223,6 @@ class Engine:
         except NotFound:
             pass
 
-    async def disconnect(self, network_id: str, container_id: str) -> None:
-        """Force a container off a network; either being gone already is not an error."""
-        try:
-            with self._translate(f"disconnect {container_id[:12]} from {network_id[:12]}"):
-                await self._network(network_id).disconnect(
-                    {"Container": container_id, "Force": True}
-                )
-        except NotFound:
-            pass
-
     async def list_networks(self, label: str) -> list[Labelled]:
         """The networks carrying ``label`` (``key`` or ``key=value``)."""
         with self._translate("list networks"):

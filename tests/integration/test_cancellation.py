@@ -31,7 +31,7 @@ from .helpers import registry_under_test
 pytestmark = pytest.mark.anyio
 
 ENGINE_CALLS = (
-    "has_image", "pull", "create_network", "remove_network", "disconnect", "list_networks",
+    "has_image", "pull", "create_network", "remove_network", "list_networks",
     "create_container", "start", "published_port", "state", "wait", "tail_logs",
     "follow_logs", "save_image", "remove_container", "list_containers",
 )  # fmt: skip

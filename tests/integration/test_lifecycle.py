@@ -251,9 +251,11 @@ async def source_registry() -> AsyncIterator[Endpoints]:
     """A registry holding a copy of the test bed's registry image, to pull from."""
     async with registry_under_test() as registry:
         endpoints = await registry.ready()
-        await testbed.crane_push_cli(
-            endpoints.network, endpoints.push_endpoint, testbed.REGISTRY2, "mirror/registry:2"
-        )
+        for image, ref in (
+            (testbed.REGISTRY2, "mirror/registry:2"),
+            (testbed.CRANE, "mirror/crane"),
+        ):
+            await testbed.crane_push_cli(endpoints.network, endpoints.push_endpoint, image, ref)
         yield endpoints
 
 
@@ -261,13 +263,16 @@ async def source_registry() -> AsyncIterator[Endpoints]:
 async def test_a_missing_registry_image_is_pulled(source_registry: Endpoints, pull: str) -> None:
     """With pull="missing" or "always", the engine pulls the registry image, then runs it."""
     image = f"{source_registry.pull_endpoint}/mirror/registry:2"
+    crane = f"{source_registry.pull_endpoint}/mirror/crane"  # "always" pulls crane too
     try:
-        async with registry_under_test(registry_image=image, pull=pull) as registry:
+        async with registry_under_test(
+            registry_image=image, crane_image=crane, pull=pull
+        ) as registry:
             endpoints = await registry.ready()
             assert (await get_v2(endpoints.pull_endpoint)).status_code == 200
         assert testbed.docker("image", "ls", "-q", image).strip()
     finally:
-        testbed.docker("rmi", image, check=False)
+        testbed.docker("rmi", image, crane, check=False)
 
 
 async def test_an_image_that_cannot_be_pulled_gives_image_pull_error(
