@@ -80,6 +80,7 @@ class Registry:
         self._crane_image: Outcome[str] = Outcome()
         self._failure_seen = False
         self._closed = False
+        self._kept = False
         # What the bring-up created, recorded as soon as each create answers.
         self._network_id: str | None = None
         self._container_id: str | None = None
@@ -237,6 +238,15 @@ class Registry:
                 if self._closed:  # the teardown removed crane's container under it
                     raise RegistryClosedError() from exc
                 raise
+
+    def keep(self) -> None:
+        """Leave this registry's containers and network in place when the block exits.
+
+        For debugging a failure: the exit logs what it kept. They are
+        leftovers of this process from then on: ``sweep()`` (or
+        ``ephemeral-registry prune``) removes them once this process has ended.
+        """
+        self._kept = True
 
     def _check_open(self) -> None:
         if self._closed:
@@ -405,6 +415,18 @@ class Registry:
         Runs shielded from cancellation and bounded by ``cleanup_timeout``.
         """
         self._closed = True
+        if self._kept:
+            # Still "live" for this process's sweeps; a dead owner's once it exits.
+            logger.warning(
+                "%s: kept for debugging: %s; `ephemeral-registry prune` removes them once this"
+                " process has ended",
+                self.name,
+                ", ".join(self._leftovers()),
+            )
+            for outcome in (self._endpoints, self._crane_image):
+                if not outcome.done:
+                    outcome.set_error(RegistryClosedError())
+            return None
         live_sessions.discard(self.session_id)
         for outcome in (self._endpoints, self._crane_image):
             if not outcome.done:
@@ -444,6 +466,7 @@ class Registry:
                 {*container_ids, *(r.id for r in found if r.kind == "container")}
             )
             network_ids = sorted({*network_ids, *(r.id for r in found if r.kind == "network")})
+
         async def remove_container(container_id: str) -> None:
             await engine.remove_container(container_id)
             self._pushes.discard(container_id)

@@ -138,11 +138,17 @@ async def test_cancellation_at_increasing_delays_during_an_export_and_push() -> 
     temporary = Path(tempfile.gettempdir())
     before = set(temporary.glob("ephemeral-registry-*"))
     steps = 16
+
+    async def then_wait(registry: Registry) -> None:
+        # Runs may be quicker than the measured one: wait, so every delay cancels something.
+        await operation(registry)
+        await anyio.sleep_forever()
+
     for step in range(steps):
         delay = duration * step / steps
         finished = False
         with anyio.move_on_after(delay) as scope:
-            finished = await run_once(operation, sessions)
+            finished = await run_once(then_wait, sessions)
         assert scope.cancelled_caught, f"not cancelled after {delay:.2f} s of {duration:.2f} s"
         assert not finished
         assert testbed.labelled(f"{testbed.LABEL}={sessions[-1]}") == set()

@@ -147,3 +147,38 @@ async def test_python_dash_m_is_the_same_command() -> None:
     assert code == 0
     for word in ("push", "serve", "prune", "130 after SIGINT"):
         assert word in out
+
+
+async def test_on_a_terminal_progress_is_one_live_line() -> None:
+    """With stderr on a terminal, progress rewrites one line in place; results stay on stdout."""
+    import pty
+
+    controller, terminal = pty.openpty()
+    try:
+        with anyio.fail_after(60):
+            done = await anyio.run_process(
+                [sys.executable, "-m", "ephemeral_registry", "push", testbed.SAMPLE],
+                env=ENV,
+                stderr=terminal,
+                check=False,
+            )
+        os.close(terminal)
+        terminal = -1
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # the terminal's other end is closed: all read
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(controller)
+        if terminal >= 0:
+            os.close(terminal)
+    assert done.returncode == 0
+    assert b"\r\x1b[K" in shown
+    assert b"crane stderr: " in shown
+    assert b"\n" not in shown  # no scrolling lines: one line, rewritten
+    assert done.stdout.decode().startswith("ref ")

@@ -75,3 +75,12 @@ async def test_concurrent_conversions_convert_every_image() -> None:
         testbed.REGISTRY3,
     ]
     assert all("sha256:" in line and "layer(s)" in line for line in lines)
+
+
+async def test_the_agent_launcher_hands_its_sandbox_the_pushed_image() -> None:
+    """The config names the image by digest, and the stand-in runtime could read it."""
+    code, out, err = await run_example("agent_launcher.py", testbed.SAMPLE)
+    assert code == 0, err
+    config = json.loads(out)
+    assert "/agents/demo@sha256:" in config["image"]
+    assert int(config["layers"]) >= 2

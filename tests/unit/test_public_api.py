@@ -9,7 +9,11 @@ import ephemeral_registry
 
 def test_all_is_sorted_and_complete() -> None:
     """Every public name is in __all__, and __all__ is sorted."""
-    public = {name for name in vars(ephemeral_registry) if not name.startswith("_")}
+    public = {
+        name
+        for name, value in vars(ephemeral_registry).items()
+        if name.isidentifier() and not name.startswith("_") and not inspect.ismodule(value)
+    }
     assert set(ephemeral_registry.__all__) == public
     assert ephemeral_registry.__all__ == sorted(ephemeral_registry.__all__, key=_isort_order)
 
