@@ -16,19 +16,16 @@ Usage: .venv/bin/python benchmarks/bring_up.py [--runs N]   (after scripts/setup
 from __future__ import annotations
 
 import argparse
-import socket
 import statistics
 import time
 import uuid
 
 import aiodocker
 import anyio
+import shell_baseline
+from shell_baseline import CRANE, LABEL, REGISTRY
 
 from ephemeral_registry import PullPolicy, ephemeral_registry
-
-REGISTRY = "ephemeral-registry-testbed/registry:2"
-CRANE = "ephemeral-registry-testbed/crane"
-LABEL = "ephemeral-registry-benchmark"
 
 
 async def library(client: aiodocker.Docker | None, pull: PullPolicy) -> tuple[float, float]:
@@ -41,34 +38,11 @@ async def library(client: aiodocker.Docker | None, pull: PullPolicy) -> tuple[fl
     return ready - started, time.perf_counter() - ready
 
 
-async def cli(*args: str) -> str:
-    done = await anyio.run_process(["docker", *args])
-    return done.stdout.decode().strip()
-
-
-async def tcp_probe(port: int) -> None:
-    """What most scripts call readiness: a TCP connect (docker-proxy accepts it at once)."""
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            await anyio.sleep(0.01)
-
-
 async def baseline() -> tuple[float, float]:
-    name = f"{LABEL}-{uuid.uuid4().hex[:8]}"
     started = time.perf_counter()
-    await cli("network", "create", "--label", LABEL, name)
-    await cli(
-        "run", "-d", "--name", name, "--network", name, "--label", LABEL,
-        "-p", "127.0.0.1::5000", REGISTRY,
-    )  # fmt: skip
-    port = int((await cli("port", name, "5000/tcp")).splitlines()[0].rsplit(":", 1)[1])
-    await tcp_probe(port)
+    name = await shell_baseline.bring_up()
     ready = time.perf_counter()
-    await cli("rm", "-f", "-v", name)
-    await cli("network", "rm", name)
+    await shell_baseline.tear_down(name)
     return ready - started, time.perf_counter() - ready
 
 

@@ -20,24 +20,21 @@ from __future__ import annotations
 
 import argparse
 import functools
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import anyio
+import shell_baseline
+from shell_baseline import CRANE, REGISTRY
 
 from ephemeral_registry import ephemeral_registry
 
-REGISTRY = "ephemeral-registry-testbed/registry:2"
-CRANE = "ephemeral-registry-testbed/crane"
 BULK = [f"ephemeral-registry-benchmark/bulk-{n}:200" for n in range(4)]
 BULK_500 = "ephemeral-registry-benchmark/bulk:500"
-LABEL = "ephemeral-registry-benchmark"
 
 
 async def library_timed(images: list[str], *, compress_layers: bool = False) -> tuple[float, float]:
@@ -52,42 +49,20 @@ async def library_timed(images: list[str], *, compress_layers: bool = False) -> 
     return pushed - started, time.perf_counter() - pushed
 
 
-async def cli(*args: str) -> str:
-    done = await anyio.run_process(["docker", *args])
-    return done.stdout.decode().strip()
-
-
-async def tcp_probe(port: int) -> None:
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            await anyio.sleep(0.01)
-
-
 async def baseline(image: str) -> tuple[float, float]:
     """One conversion the way a shell script does it, one blocking step after another."""
-    name = f"{LABEL}-{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory() as directory:
         tarball = Path(directory) / "image.tar"
         started = time.perf_counter()
-        await cli("save", "-o", str(tarball), image)
+        await shell_baseline.cli("save", "-o", str(tarball), image)
         tarball.chmod(0o644)
-        await cli("network", "create", "--label", LABEL, name)
-        await cli(
-            "run", "-d", "--name", name, "--network", name, "--label", LABEL,
-            "-p", "127.0.0.1::5000", REGISTRY,
-        )  # fmt: skip
-        port = int((await cli("port", name, "5000/tcp")).splitlines()[0].rsplit(":", 1)[1])
-        await tcp_probe(port)
-        await cli(
+        name = await shell_baseline.bring_up()
+        await shell_baseline.cli(
             "run", "--rm", "--network", name, "-v", f"{tarball}:/image.tar:ro",
             CRANE, "push", "--insecure", "/image.tar", f"{name}:5000/bench/image",
         )  # fmt: skip
         pushed = time.perf_counter()
-        await cli("rm", "-f", "-v", name)
-        await cli("network", "rm", name)
+        await shell_baseline.tear_down(name)
     return pushed - started, time.perf_counter() - pushed
 
 

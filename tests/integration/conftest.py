@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -30,3 +31,11 @@ def no_leftovers() -> Iterator[None]:
     if leaked:
         testbed.remove(sorted(leaked))
         pytest.fail(f"the test left {len(leaked)} labelled resources behind: {sorted(leaked)}")
+
+
+@pytest.fixture
+async def tarball(tmp_path: Path) -> Path:
+    """The sample image, as `docker save -o` writes it (mode 0600)."""
+    path = tmp_path / "sample.tar"
+    await testbed.adocker("save", "-o", str(path), testbed.SAMPLE)
+    return path

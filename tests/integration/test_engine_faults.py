@@ -45,13 +45,6 @@ async def client(proxy: EngineProxy) -> AsyncIterator[aiodocker.Docker]:
         yield client
 
 
-@pytest.fixture
-async def tarball(tmp_path: Path) -> Path:
-    path = tmp_path / "sample.tar"
-    await testbed.adocker("save", "-o", str(path), testbed.SAMPLE)
-    return path
-
-
 def before_call(
     monkeypatch: pytest.MonkeyPatch, name: str, action: Callable[[], Awaitable[None]]
 ) -> None:

@@ -39,13 +39,6 @@ async def killed_owner(tarball: Path) -> str:
     return session
 
 
-@pytest.fixture
-async def tarball(tmp_path: Path) -> Path:
-    path = tmp_path / "sample.tar"
-    await testbed.adocker("save", "-o", str(path), testbed.SAMPLE)
-    return path
-
-
 async def test_a_killed_owners_registry_is_swept_and_a_live_one_keeps_working(
     tarball: Path,
 ) -> None:
