@@ -415,6 +415,9 @@ class Registry:
         Runs shielded from cancellation and bounded by ``cleanup_timeout``.
         """
         self._closed = True
+        for outcome in (self._endpoints, self._crane_image):
+            if not outcome.done:
+                outcome.set_error(RegistryClosedError())
         if self._kept:
             # Still "live" for this process's sweeps; a dead owner's once it exits.
             logger.warning(
@@ -423,14 +426,8 @@ class Registry:
                 self.name,
                 ", ".join(self._leftovers()),
             )
-            for outcome in (self._endpoints, self._crane_image):
-                if not outcome.done:
-                    outcome.set_error(RegistryClosedError())
             return None
         live_sessions.discard(self.session_id)
-        for outcome in (self._endpoints, self._crane_image):
-            if not outcome.done:
-                outcome.set_error(RegistryClosedError())
         problem: CleanupError | None = None
         with anyio.move_on_after(self._options.cleanup_timeout, shield=True) as scope:
             try:
