@@ -41,8 +41,6 @@ _GONE_POLL = 0.05
 _EXPORT_CHUNK = 1 << 20
 _FRAME_HEADER = 8
 
-ReadExactly = Callable[[int], Awaitable[bytes]]
-
 
 class NotFound(Exception):
     """The engine answered 404: what was asked for does not exist. Internal only."""
@@ -323,15 +321,15 @@ class Engine:
             await on_line(pending.decode(errors="replace"))
 
     @asynccontextmanager
-    async def export(self, image: str, *, timeout: float) -> AsyncIterator[ReadExactly]:
-        """``docker save IMAGE`` as a stream: yields ``read_exactly(n)``, which raises EOFError
+    async def export(self, image: str, *, timeout: float) -> AsyncIterator[aiohttp.StreamReader]:
+        """``docker save IMAGE`` as a stream. Its ``readexactly`` raises EOFError
         (``asyncio.IncompleteReadError``) when the stream ends first.
 
         ``timeout`` bounds the whole block.
         """
         with self._translate(f"export the image {image}", timeout=timeout):
             async with self._streamed("GET", f"images/{image}/get") as response:
-                yield response.content.readexactly
+                yield response.content
 
     async def save_image(self, image: str, destination: Path, *, timeout: float) -> int:
         """Write ``docker save IMAGE`` to ``destination``, a chunk at a time; return its size.
@@ -339,14 +337,13 @@ class Engine:
         Memory stays constant whatever the image's size.
         """
         size = 0
-        with self._translate(f"export the image {image}", timeout=timeout):
-            async with (
-                self._streamed("GET", f"images/{image}/get") as response,
-                await anyio.open_file(destination, "wb") as file,
-            ):
-                async for chunk in response.content.iter_chunked(_EXPORT_CHUNK):
-                    await file.write(chunk)
-                    size += len(chunk)
+        async with (
+            self.export(image, timeout=timeout) as content,
+            await anyio.open_file(destination, "wb") as file,
+        ):
+            async for chunk in content.iter_chunked(_EXPORT_CHUNK):
+                await file.write(chunk)
+                size += len(chunk)
         return size
 
     async def remove_container(self, container_id: str) -> None:

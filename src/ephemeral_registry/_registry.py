@@ -202,8 +202,8 @@ class Registry:
                 size = await self._engine.save_image(image, source, timeout=timeout)
             else:
                 source = Path(directory) / "layout"
-                async with self._engine.export(image, timeout=timeout) as read_exactly:
-                    layout = await unpack_save(image, read_exactly, source)
+                async with self._engine.export(image, timeout=timeout) as content:
+                    layout = await unpack_save(image, content.readexactly, source)
                 size = layout.size
             logger.debug("%s: exported %s (%d bytes)", self.name, image, size)
             return await self._push(_source.check(source), reference, on_log)
