@@ -1,28 +1,21 @@
 #!/usr/bin/env bash
-# Build every image the tests and examples use, locally and FROM scratch:
-# nothing is ever pulled. An image whose build context has not changed is
-# not rebuilt, so a second run takes about a second.
+# Build every image the tests and examples use, locally and FROM scratch, on
+# the default engine: nothing is ever pulled. An image whose build context has
+# not changed is not rebuilt, so a second run takes about a second.
+#
+# Usage: images.sh [HOST...]. Each HOST (a DOCKER_HOST address of another
+# engine) then gets the same images, moved with docker save | docker load, and
+# an engine with a containerd image store also gets images as such a store
+# keeps them (compressed layers, several platforms), made by oci_images.py.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+source "$here/lib.sh"
 prefix=ephemeral-registry-testbed
 crane_module=github.com/google/go-containerregistry/cmd/crane@v0.21.9
 registry3_module=github.com/distribution/distribution/v3/cmd/registry@v3.1.1
-cache=${XDG_CACHE_HOME:-$HOME/.cache}/ephemeral-registry-testbed
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-
-# go_binary MODULE@VERSION NAME: a static binary, built once and cached.
-go_binary() {
-  local module=$1 name=$2 version=${1##*@}
-  local out="$cache/bin/$version/$name"
-  if [ ! -x "$out" ]; then
-    echo "testbed: building $module" >&2
-    mkdir -p "$(dirname "$out")"
-    CGO_ENABLED=0 GOBIN="$(dirname "$out")" go install -trimpath -ldflags=-s "$module"
-  fi
-  echo "$out"
-}
 
 # build NAME TAG [docker build args...]: build images/NAME from the rootfs
 # prepared in $work/NAME, unless an image built from the same inputs exists.
@@ -52,10 +45,12 @@ build() {
 
 # registry 2: Debian's binary plus the libc it links against.
 # skopeo: the tests' second registry client, and their OCI layout maker.
-if ! command -v docker-registry >/dev/null 2>&1 || ! [ -x /bin/busybox ] || ! command -v skopeo >/dev/null 2>&1; then
+# zstd: oci_images.py compresses layers with it.
+if ! command -v docker-registry >/dev/null 2>&1 || ! [ -x /bin/busybox ] \
+  || ! command -v skopeo >/dev/null 2>&1 || ! command -v zstd >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq docker-registry busybox-static skopeo >/dev/null
+  apt-get install -y -qq docker-registry busybox-static skopeo zstd >/dev/null
 fi
 r2="$work/registry2/rootfs"
 mkdir -p "$r2/bin" "$r2/etc/docker/registry" "$r2/var/lib/registry" "$r2/tmp"
@@ -102,3 +97,36 @@ for i in 1 2 3; do
 done
 build sample "$prefix/sample:one" --build-arg VARIANT=one
 build sample "$prefix/sample:two" --build-arg VARIANT=two
+
+# The other engines.
+tags=(
+  "$prefix/registry:2" "$prefix/registry:3" "$prefix/crane" "$prefix/registry-late"
+  "$prefix/registry-exits" "$prefix/registry-silent" "$prefix/crane-hangs"
+  "$prefix/sample:one" "$prefix/sample:two"
+)
+context() {  # context [-H HOST] TAG: the label that says what an image was built from
+  docker "${@:1:$#-1}" image inspect -f '{{ index .Config.Labels "ephemeral-registry-testbed.context" }}' \
+    "${!#}" 2>/dev/null || true
+}
+for host in "$@"; do
+  stale=()
+  for tag in "${tags[@]}"; do
+    [ "$(context "$tag")" = "$(context -H "$host" "$tag")" ] || stale+=("$tag")
+  done
+  if [ ${#stale[@]} -gt 0 ]; then
+    echo "testbed: copying ${#stale[@]} images to $host" >&2
+    docker save "${stale[@]}" | docker -H "$host" load -q >/dev/null
+  fi
+  if docker -H "$host" info -f '{{ json .DriverStatus }}' | grep -q io.containerd.snapshotter; then
+    sample=$(context "$prefix/sample:one")
+    if [ "$(context -H "$host" "$prefix/multi:latest")" != "$sample" ] \
+      || [ "$(context -H "$host" "$prefix/sample:zstd")" != "$sample" ]; then
+      echo "testbed: loading compressed and multi-platform images into $host" >&2
+      docker save "$prefix/sample:one" >"$work/sample.tar"
+      python3 "$here/oci_images.py" "$work/sample.tar" "$work"
+      for archive in gzip zstd multi; do
+        docker -H "$host" load -q -i "$work/$archive.tar" >/dev/null
+      done
+    fi
+  fi
+done

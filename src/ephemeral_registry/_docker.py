@@ -29,6 +29,7 @@ import anyio
 from aiodocker.networks import DockerNetwork
 
 from ._errors import DockerEngineError, DockerUnavailableError
+from ._platform import Platform
 from ._types import ContainerState
 
 logger = logging.getLogger("ephemeral_registry")
@@ -142,6 +143,7 @@ class Engine:
     def __init__(self, client: aiodocker.Docker, *, request_timeout: float) -> None:
         self._client = client
         self._request_timeout = request_timeout
+        self._platform: Platform | None = None
 
     @contextmanager
     def _translate(self, operation: str, *, timeout: float | None = None) -> Iterator[None]:
@@ -186,6 +188,16 @@ class Engine:
 
     def _network(self, network_id: str) -> DockerNetwork:
         return DockerNetwork(self._client, network_id)  # type: ignore[no-untyped-call]
+
+    # The engine
+
+    async def platform(self) -> Platform:
+        """The platform the engine runs images for by default (its own)."""
+        if self._platform is None:
+            with self._translate("tell its version"):
+                version = await self._client.version()
+            self._platform = Platform(str(version.get("Os", "linux")), str(version["Arch"]))
+        return self._platform
 
     # Images
 

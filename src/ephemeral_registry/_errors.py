@@ -85,20 +85,40 @@ class ImageNotFoundError(EphemeralRegistryError):
     """Raised when an image is not held by the engine and may not be pulled.
 
     That is: the registry or crane image under ``pull="never"``, or the local
-    image given to ``push_image()`` (which is never pulled).
+    image given to ``push_image()`` (which is never pulled), or held but not
+    for the ``platform`` asked for (``available`` lists the ones it has).
     """
 
-    def __init__(self, image: str, pull: str | None = None) -> None:
-        if pull is None:
-            advice = "Build or load it first (`docker build`, `docker load`)."
-        else:
-            advice = (
-                f"pull={pull!r} forbids pulling it. Build or load it first (`docker pull`,"
-                ' `docker load`), or allow pulling with pull="missing".'
+    def __init__(
+        self,
+        image: str,
+        pull: str | None = None,
+        *,
+        platform: str | None = None,
+        available: tuple[str, ...] = (),
+    ) -> None:
+        if platform is not None:
+            held = ", ".join(available) or "none"
+            message = (
+                f"The Docker engine holds the image {image}, but not for the platform"
+                f" {platform} (it holds: {held}). Name one of those with platform=."
             )
-        super().__init__(f"The image {image} is not held by the Docker engine. {advice}")
+        elif pull is None:
+            message = (
+                f"The image {image} is not held by the Docker engine. Build or load it first"
+                " (`docker build`, `docker load`)."
+            )
+        else:
+            message = (
+                f"The image {image} is not held by the Docker engine. pull={pull!r} forbids"
+                " pulling it. Build or load it first (`docker pull`, `docker load`), or allow"
+                ' pulling with pull="missing".'
+            )
+        super().__init__(message)
         self.image = image
         self.pull = pull
+        self.platform = platform
+        self.available = available
 
 
 class ImagePullError(EphemeralRegistryError):

@@ -1,17 +1,27 @@
 """Exporting a local image (``docker save``) as an OCI image layout, in one streamed pass.
 
-``docker save`` writes a tar of the image's config and its layers,
-uncompressed. Given that tarball, crane gzips every layer twice (once to
-compute its digest, once to upload it), which is most of a push's time and
-all of its CPU. For a registry on the same machine, compression buys
-nothing: here the tar stream is unpacked as it arrives into an OCI image
-layout whose layers stay uncompressed (``application/vnd.oci.image.layer.v1.tar``,
-a standard layer type that pullers accept), and crane pushes those blobs as
-they are. Each blob is hashed while it is written; a layer whose digest is
-not the ``diff_id`` its config names is an error, not a silent corruption.
+What ``docker save`` writes differs by engine:
+
+- Docker 20.10: ``<id>/layer.tar`` files, ``<id>.json`` configs, ``manifest.json``;
+- Podman: ``<digest>.tar`` layers, ``<digest>.json`` config, ``manifest.json``;
+- Docker 25 and later: an OCI layout (``blobs/sha256/...``, ``index.json``)
+  plus ``manifest.json``; with the containerd image store, layers stay as the
+  store keeps them (gzip or zstd compressed, as pulled or built), and an
+  image may be an index of several platforms, of which ``manifest.json``
+  lists only the engine's own.
+
+The tar stream is unpacked as it arrives into an OCI image layout, each
+member written once, as a blob named by its digest. Where the save has an
+``index.json``, the image is found through it (so that any platform it holds
+can be chosen); elsewhere through ``manifest.json``. Layers are pushed as
+they came: uncompressed ones stay uncompressed (crane would otherwise gzip
+each layer twice; for a registry on the same machine that is pure CPU cost),
+compressed ones are recognised by their content and keep their compression.
+Every layer is checked against the ``diff_id`` its config names, over its
+uncompressed content: a mismatch is an error, never a silently corrupt image.
 
 Memory stays constant: data goes from the engine's socket to disk a chunk at
-a time.
+a time (decompression for the check is bounded too).
 """
 
 from __future__ import annotations
@@ -20,33 +30,60 @@ import hashlib
 import json
 import posixpath
 import tarfile
+import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any, Literal, cast
 
 import anyio
+import zstandard
 
-from ._errors import DockerEngineError
+from ._docker import Engine
+from ._errors import DockerEngineError, ImageNotFoundError
+from ._platform import Platform
 
 ReadExactly = Callable[[int], Awaitable[bytes]]
+Compression = Literal["none", "gzip", "zstd"]
 
 CHUNK = 1 << 20
 BLOCK = tarfile.BLOCKSIZE
-SMALL = 1 << 20
-"""Members up to this size (manifest.json, the config) are also kept in memory."""
+INFLATE_CHUNK = 1 << 20
+"""The most bytes one step of the diff_id check decompresses at once."""
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
 OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
-GZIP_MAGIC = b"\x1f\x8b"
+OCI_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
+LAYER_TYPES: dict[Compression, str] = {
+    "none": OCI_LAYER,
+    "gzip": OCI_LAYER_GZIP,
+    "zstd": OCI_LAYER_ZSTD,
+}
+MAGIC: dict[bytes, Compression] = {b"\x1f\x8b": "gzip", b"\x28\xb5\x2f\xfd": "zstd"}
+MAX_LINKS = 8
 
 
 @dataclass(frozen=True)
 class _Blob:
     digest: str
     size: int
-    gzipped: bool
+    compression: Compression
+    diff_id: str
+    """The digest of the uncompressed content (the blob's own digest when uncompressed)."""
+
+
+@dataclass(frozen=True)
+class _Image:
+    """One image the save holds: its platform, config and layers."""
+
+    platform: Platform
+    config: _Blob
+    layers: list[_Blob]
 
 
 @dataclass(frozen=True)
@@ -55,22 +92,118 @@ class Layout:
 
     path: Path
     manifest_digest: str
+    config_digest: str
+    """The image's config digest: its id on engines without a containerd image store."""
+    platform: Platform
     size: int
     """The bytes of all blobs written."""
 
 
-async def unpack_save(image: str, read_exactly: ReadExactly, layout: Path) -> Layout:
-    """Read a ``docker save`` tar stream and write it as an OCI image layout at ``layout``.
+class _Digests:
+    """The digest of a blob and of its uncompressed content, fed a chunk at a time."""
 
-    ``layout`` must be an empty directory. Raises DockerEngineError if the
-    stream is cut short or is not a ``docker save`` of one image.
+    def __init__(self) -> None:
+        self._raw = hashlib.sha256()
+        self._plain = hashlib.sha256()
+        self.compression: Compression | None = None
+        self._inflate: Any = None  # zlib's decompressor, or zstandard's stream writer
+
+    def update(self, chunk: bytes) -> None:
+        self._raw.update(chunk)
+        if self.compression is None:
+            self._start(chunk)
+        if self.compression == "gzip":
+            self._gunzip(chunk)
+        elif self.compression == "zstd":
+            self._inflate.write(chunk)
+
+    def _start(self, first: bytes) -> None:
+        self.compression = next(
+            (kind for magic, kind in MAGIC.items() if first.startswith(magic)), "none"
+        )
+        if self.compression == "gzip":
+            self._inflate = zlib.decompressobj(zlib.MAX_WBITS | 16)
+        elif self.compression == "zstd":
+            sink = cast(IO[bytes], _HashWriter(self._plain))
+            self._inflate = zstandard.ZstdDecompressor().stream_writer(
+                sink, write_size=INFLATE_CHUNK
+            )
+
+    def _gunzip(self, data: bytes) -> None:
+        while data:
+            self._plain.update(self._inflate.decompress(data, INFLATE_CHUNK))
+            data = self._inflate.unconsumed_tail
+            if self._inflate.eof and self._inflate.unused_data:  # another gzip member
+                data = self._inflate.unused_data
+                self._inflate = zlib.decompressobj(zlib.MAX_WBITS | 16)
+
+    def blob(self, size: int) -> _Blob:
+        if self.compression == "zstd":
+            self._inflate.flush()
+        raw = f"sha256:{self._raw.hexdigest()}"
+        compression = self.compression or "none"
+        plain = raw if compression == "none" else f"sha256:{self._plain.hexdigest()}"
+        return _Blob(raw, size, compression, plain)
+
+
+class _HashWriter:
+    """A file-like sink that only hashes what is written to it."""
+
+    def __init__(self, digest: Any) -> None:
+        self._digest = digest
+
+    def write(self, data: bytes) -> int:
+        self._digest.update(data)
+        return len(data)
+
+
+async def export_image(
+    engine: Engine, image: str, layout: Path, *, platform: Platform | None, timeout: float
+) -> Layout:
+    """Export ``image`` from the engine into an OCI layout at ``layout`` (an empty directory).
+
+    ``platform=None`` takes the only image there is, or else the engine's own
+    platform. ``timeout`` bounds the whole export.
+
+    Raises:
+        ImageNotFoundError: the save holds no image for ``platform``.
+        DockerEngineError: the engine refused, or the stream was broken.
+
+    Cancellation: stops at the next chunk; what was written stays in
+    ``layout`` for its owner to remove.
+    """
+    wanted = platform or await engine.platform()
+    async with engine.export(image, timeout=timeout) as content:
+        return await unpack_save(
+            image, content.readexactly, layout, platform=wanted, required=platform is not None
+        )
+
+
+async def unpack_save(
+    image: str,
+    read_exactly: ReadExactly,
+    layout: Path,
+    *,
+    platform: Platform,
+    required: bool = False,
+) -> Layout:
+    """Read a ``docker save`` tar stream and write one of its images as an OCI layout at ``layout``.
+
+    The image is the one for ``platform``; when ``required`` is false and the
+    save holds only one image, that one whatever its platform. ``layout``
+    must be an empty directory.
+
+    Raises:
+        ImageNotFoundError: ``required``, and no image for ``platform``.
+        DockerEngineError: the stream is cut short, is not a ``docker save``,
+            or a layer does not match its config.
 
     Cancellation: stops at the next chunk; what was written stays in
     ``layout`` for its owner to remove.
     """
     unpacker = _Unpacker(image, read_exactly, layout)
     await unpacker.run()
-    return await unpacker.write_layout()
+    return await unpacker.write_layout(platform, required=required)
 
 
 class _Unpacker:
@@ -81,7 +214,6 @@ class _Unpacker:
         self._blobs = layout / "blobs" / "sha256"
         self._files: dict[str, _Blob] = {}
         self._links: dict[str, str] = {}
-        self._small: dict[str, bytes] = {}
         self._written = 0
 
     def _broken(self, problem: str) -> DockerEngineError:
@@ -137,90 +269,172 @@ class _Unpacker:
                     await self._read_exactly(padded)
 
     async def _write_blob(self, name: str, size: int) -> None:
-        digest = hashlib.sha256()
+        digests = _Digests()
         temporary = self._blobs / f".partial-{len(self._files)}"
-        first = b""
-        kept = bytearray()
         async with await anyio.open_file(temporary, "wb") as file:
             remaining = size
             while remaining:
                 chunk = await self._read_exactly(min(CHUNK, remaining))
                 remaining -= len(chunk)
-                digest.update(chunk)
+                digests.update(chunk)
                 await file.write(chunk)
-                first = first or chunk[:2]
-                if size <= SMALL:
-                    kept += chunk
-        hexdigest = digest.hexdigest()
-        await anyio.Path(temporary).rename(self._blobs / hexdigest)
-        self._files[name] = _Blob(f"sha256:{hexdigest}", size, first == GZIP_MAGIC)
+        blob = digests.blob(size)
+        await anyio.Path(temporary).rename(self._path(blob.digest))
+        self._files[name] = blob
         self._written += size
-        if size <= SMALL:
-            self._small[name] = bytes(kept)
 
-    def _resolve(self, name: str) -> str:
+    def _path(self, digest: str) -> Path:
+        return self._blobs / digest.removeprefix("sha256:")
+
+    # Finding the image in what was unpacked.
+
+    def _member(self, name: str) -> _Blob | None:
         """The file a member name stands for, following links (as for repeated layers)."""
         name = posixpath.normpath(name)
-        for _ in range(8):
+        for _ in range(MAX_LINKS):
             if name not in self._links:
                 break
             name = self._links[name]
-        return name
+        return self._files.get(name)
 
-    def _blob(self, name: str) -> _Blob:
-        name = self._resolve(name)
-        try:
-            return self._files[name]
-        except KeyError:
-            raise self._broken(f"its manifest names {name}, which the tar does not hold") from None
+    def _named(self, name: str) -> _Blob:
+        blob = self._member(name)
+        if blob is None:
+            raise self._broken(f"its manifest names {name}, which the tar does not hold")
+        return blob
 
-    async def write_layout(self) -> Layout:
+    def _by_digest(self, digest: str) -> _Blob | None:
+        """A blob of the OCI layout by its digest; None where the save left it out."""
+        algorithm, _, encoded = str(digest).partition(":")
+        blob = self._member(f"blobs/{algorithm}/{encoded}")
+        if blob is not None and blob.digest != digest:
+            raise self._broken(f"the blob named {digest} has the digest {blob.digest}")
+        return blob
+
+    async def _json(self, blob: _Blob) -> Any:
         try:
-            (entry,) = json.loads(self._small["manifest.json"])
-            config_name, layer_names = entry["Config"], entry["Layers"]
-        except KeyError:
-            raise self._broken("no manifest.json: not a docker save tar") from None
+            return json.loads(await anyio.Path(self._path(blob.digest)).read_bytes())
         except ValueError:
-            raise self._broken("manifest.json does not describe exactly one image") from None
-        config = self._blob(config_name)
-        config_json = self._small[self._resolve(config_name)]
-        diff_ids = json.loads(config_json)["rootfs"]["diff_ids"]
-        layers = [self._blob(name) for name in layer_names]
-        if len(layers) != len(diff_ids):
-            raise self._broken(f"{len(layers)} layers, but its config names {len(diff_ids)}")
-        for layer, diff_id in zip(layers, diff_ids, strict=True):
-            if not layer.gzipped and layer.digest != diff_id:
-                raise self._broken(f"a layer's digest is {layer.digest}, its config says {diff_id}")
-        manifest = json.dumps(
-            {
-                "schemaVersion": 2,
-                "mediaType": OCI_MANIFEST,
-                "config": {"mediaType": OCI_CONFIG, "digest": config.digest, "size": config.size},
-                "layers": [
-                    {
-                        "mediaType": OCI_LAYER_GZIP if layer.gzipped else OCI_LAYER,
-                        "digest": layer.digest,
-                        "size": layer.size,
-                    }
-                    for layer in layers
-                ],
-            },
-            separators=(",", ":"),
-        ).encode()
+            raise self._broken(f"the blob {blob.digest} is not JSON") from None
+
+    async def _oci_images(self, index: _Blob) -> list[_Image]:
+        """The complete images an OCI layout's index leads to, through nested indexes."""
+        images: list[_Image] = []
+
+        async def visit(descriptors: list[dict[str, Any]], depth: int) -> None:
+            for descriptor in descriptors:
+                blob = self._by_digest(descriptor.get("digest", ""))
+                if blob is None:  # a platform the engine does not hold
+                    continue
+                document = await self._json(blob)
+                media_type = descriptor.get("mediaType") or document.get("mediaType")
+                if media_type in (OCI_INDEX, DOCKER_MANIFEST_LIST) and depth < MAX_LINKS:
+                    await visit(document.get("manifests", []), depth + 1)
+                elif media_type in (OCI_MANIFEST, DOCKER_MANIFEST):
+                    image = await self._oci_image(document)
+                    if image is not None:
+                        images.append(image)
+
+        await visit((await self._json(index)).get("manifests", []), 0)
+        return images
+
+    async def _oci_image(self, manifest: dict[str, Any]) -> _Image | None:
+        try:
+            config = self._by_digest(manifest["config"]["digest"])
+            layers = [self._by_digest(layer["digest"]) for layer in manifest["layers"]]
+        except (KeyError, TypeError):
+            raise self._broken("a manifest in its index.json is malformed") from None
+        if config is None or None in layers:
+            return None
+        platform = Platform.of(await self._json(config))
+        if platform.os == "unknown":  # an attestation, not an image
+            return None
+        return _Image(platform, config, [layer for layer in layers if layer is not None])
+
+    async def _saved_images(self) -> list[_Image]:
+        """The images ``manifest.json`` lists (engines that write no index.json)."""
+        manifest = self._member("manifest.json")
+        if manifest is None:
+            raise self._broken("no manifest.json: not a docker save tar")
+        images = []
+        try:
+            for entry in await self._json(manifest):
+                config = self._named(entry["Config"])
+                layers = [self._named(name) for name in entry["Layers"]]
+                images.append(_Image(Platform.of(await self._json(config)), config, layers))
+        except (KeyError, TypeError):
+            raise self._broken("manifest.json is malformed") from None
+        return images
+
+    def _choose(self, images: list[_Image], wanted: Platform, *, required: bool) -> _Image:
+        if not required and len(images) == 1:
+            return images[0]
+        matching = [image for image in images if wanted.matches(image.platform)]
+        if len(matching) == 1:
+            return matching[0]
+        if matching or not images:
+            raise self._broken(
+                f"it holds {len(matching)} images for {wanted}, not exactly one image"
+            )
+        raise ImageNotFoundError(
+            self._image, platform=str(wanted), available=tuple(str(i.platform) for i in images)
+        )
+
+    async def write_layout(self, wanted: Platform, *, required: bool) -> Layout:
+        index = self._member("index.json")
+        images = await self._oci_images(index) if index else await self._saved_images()
+        image = self._choose(images, wanted, required=required)
+        diff_ids = (await self._json(image.config)).get("rootfs", {}).get("diff_ids", [])
+        if len(image.layers) != len(diff_ids):
+            raise self._broken(f"{len(image.layers)} layers, but its config names {len(diff_ids)}")
+        for layer, diff_id in zip(image.layers, diff_ids, strict=True):
+            if layer.diff_id != diff_id:
+                raise self._broken(
+                    f"a layer's content has the digest {layer.diff_id}, its config says {diff_id}"
+                )
+        manifest = _manifest(image)
         manifest_digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
-        index = {
+        index_json = {
             "schemaVersion": 2,
             "manifests": [
                 {"mediaType": OCI_MANIFEST, "digest": manifest_digest, "size": len(manifest)}
             ],
         }
         layout = anyio.Path(self._layout)
-        await (layout / "blobs" / "sha256" / manifest_digest.removeprefix("sha256:")).write_bytes(
-            manifest
-        )
-        await (layout / "index.json").write_text(json.dumps(index))
+        await anyio.Path(self._path(manifest_digest)).write_bytes(manifest)
+        # The engine's own index.json, if any, is a blob now; this one names the chosen image.
+        await (layout / "index.json").write_text(json.dumps(index_json))
         await (layout / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
-        return Layout(self._layout, manifest_digest, self._written + len(manifest))
+        return Layout(
+            self._layout,
+            manifest_digest,
+            image.config.digest,
+            image.platform,
+            self._written + len(manifest),
+        )
+
+
+def _manifest(image: _Image) -> bytes:
+    return json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {
+                "mediaType": OCI_CONFIG,
+                "digest": image.config.digest,
+                "size": image.config.size,
+            },
+            "layers": [
+                {
+                    "mediaType": LAYER_TYPES[layer.compression],
+                    "digest": layer.digest,
+                    "size": layer.size,
+                }
+                for layer in image.layers
+            ],
+        },
+        separators=(",", ":"),
+    ).encode()
 
 
 def _pax_records(data: bytes) -> dict[str, str]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ._errors import InvalidReferenceError
+from ._errors import InvalidArgumentError, InvalidReferenceError
 
 _COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
 _REPOSITORY = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
@@ -63,6 +63,19 @@ def parse(ref: str) -> Reference:
             ref, f"the repository is longer than {_MAX_REPOSITORY} characters"
         )
     return Reference(repository, tag)
+
+
+def local_image(image: str) -> str:
+    """The one local image ``image`` names, as Docker reads it: ``app`` is ``app:latest``.
+
+    A name with a tag or a digest, and an image id, stand as they are. The
+    engine's export of a name without a tag would hold every tag of it.
+    """
+    if not isinstance(image, str) or not image or any(c.isspace() for c in image):
+        raise InvalidArgumentError("image", image, "must be an image name, reference or id")
+    if _IMAGE_ID.fullmatch(image) or "@" in image or ":" in image.rpartition("/")[2]:
+        return image
+    return f"{image}:{DEFAULT_TAG}"
 
 
 def from_image_name(image: str) -> Reference:

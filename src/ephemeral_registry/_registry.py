@@ -32,7 +32,7 @@ import aiodocker
 import anyio
 import anyio.lowlevel
 
-from . import _auth, _labels, _reference, _source
+from . import _auth, _labels, _platform, _reference, _source
 from ._concurrency import Outcome, race, run_all
 from ._docker import ContainerSpec, Engine, NotFound, open_client
 from ._errors import (
@@ -42,10 +42,11 @@ from ._errors import (
     EphemeralRegistryError,
     ImageNotFoundError,
     ImagePullError,
+    InvalidArgumentError,
     RegistryClosedError,
     RegistryNotReadyError,
 )
-from ._export import unpack_save
+from ._export import export_image
 from ._options import Options, PullPolicy, host_address, resolve
 from ._push import OnLog, crane_spec, run_push
 from ._readiness import http_client, poll_until_ready
@@ -162,36 +163,52 @@ class Registry:
         *,
         on_log: OnLog | None = None,
         compress_layers: bool = False,
+        platform: str | None = None,
     ) -> PushResult:
         """Export ``image`` from the local engine (``docker save``) and push it as ``ref``.
 
-        The export starts at once, overlapping the registry's bring-up, and
-        is streamed to a temporary directory in constant memory, removed
-        afterwards. The image is never pulled.
+        Exactly the image named is exported: a name without a tag means
+        ``:latest``, as in Docker; an image id or ``name@digest`` works too
+        (with ``ref=``, as an id has no name to push under). The export starts
+        at once, overlapping the registry's bring-up, and is streamed to a
+        temporary directory in constant memory, removed afterwards. The image
+        is never pulled.
 
-        By default the image is written as an OCI image layout whose layers
-        stay uncompressed, and pushed as it is: the registry is on this
-        machine, so gzip would only cost CPU (crane gzips each layer twice).
-        The pulled image is the same (same image id); its layers are of the
-        standard type ``application/vnd.oci.image.layer.v1.tar``. With
-        ``compress_layers=True`` the ``docker save`` tarball goes to crane,
-        which gzips the layers, as ``push()`` does for a tarball.
+        By default the image is written as an OCI image layout and pushed as
+        it is: layers the engine keeps uncompressed stay so (the registry is on
+        this machine, so gzip would only cost CPU, and crane gzips each layer
+        twice), and layers it keeps compressed (gzip or zstd, as a containerd
+        image store may) keep their compression. The pushed image is the same
+        image: same config, so the same image id where the engine names images
+        by their config. With ``compress_layers=True`` the ``docker save``
+        tarball goes to crane, which gzips the layers, as ``push()`` does for
+        a tarball.
 
         Args:
-            image: a name or id the local engine knows.
+            image: a name, ``name@digest`` or id the local engine knows.
             ref: ``repo[:tag]``; by default the image's own name without a
                 registry host (``docker.io/library/alpine:3`` -> ``library/alpine:3``).
             on_log: as for ``push()``.
             compress_layers: gzip the layers (slower; smaller in the registry).
+            platform: ``os/architecture[/variant]`` of the image to push, where
+                the engine holds it for several (a containerd image store);
+                by default the only one there is, or else the engine's own.
 
         Raises:
-            ImageNotFoundError: the engine does not hold ``image``; nothing is created.
+            ImageNotFoundError: the engine does not hold ``image`` (or not for
+                ``platform``); nothing is created.
             Everything ``push()`` raises.
 
         Cancellation: the export stops and its files are removed; a crane
         container already started is removed as in ``push()``.
         """
         self._check_open()
+        wanted = None if platform is None else _platform.parse(platform)
+        if wanted is not None and compress_layers:
+            raise InvalidArgumentError(
+                "platform", platform, "cannot be chosen with compress_layers=True"
+            )
+        image = _reference.local_image(image)
         reference = _reference.from_image_name(image) if ref is None else _reference.parse(ref)
         if not await self._engine.has_image(image):
             raise ImageNotFoundError(image)
@@ -202,8 +219,9 @@ class Registry:
                 size = await self._engine.save_image(image, source, timeout=timeout)
             else:
                 source = Path(directory) / "layout"
-                async with self._engine.export(image, timeout=timeout) as content:
-                    layout = await unpack_save(image, content.readexactly, source)
+                layout = await export_image(
+                    self._engine, image, source, platform=wanted, timeout=timeout
+                )
                 size = layout.size
             logger.debug("%s: exported %s (%d bytes)", self.name, image, size)
             return await self._push(_source.check(source), reference, on_log)

@@ -9,13 +9,19 @@ makes it look stuck (connections stay open, nothing more is answered);
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
 import anyio.abc
 
-ENGINE_SOCKET = "/var/run/docker.sock"
+
+def engine_socket() -> str:
+    """The socket of the engine under test: DOCKER_HOST's, or the default one."""
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    assert host.startswith("unix://"), f"the engine proxy forwards to a unix socket, not {host}"
+    return host.removeprefix("unix://")
 
 
 class EngineProxy:
@@ -40,7 +46,7 @@ class EngineProxy:
     async def _handle(self, client: anyio.abc.ByteStream) -> None:
         async with client:
             await self._running.wait()
-            upstream = await anyio.connect_unix(ENGINE_SOCKET)
+            upstream = await anyio.connect_unix(engine_socket())
             async with upstream:
                 self._connections |= {client, upstream}
                 try:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import posixpath
 import subprocess
+import tarfile
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 PREFIX = "ephemeral-registry-testbed"
@@ -42,6 +47,41 @@ def docker(*args: str, check: bool = True, timeout: float = 120) -> str:
 def inspect(kind: str, ident: str) -> dict[str, Any]:
     data: list[dict[str, Any]] = json.loads(docker(kind, "inspect", ident))
     return data[0]
+
+
+def config_digest(image: str) -> str:
+    """The digest of an image's config: the same image, on every engine.
+
+    An image's id is its config's digest on Docker 20.10 and Podman, but its
+    manifest's (or index's) with a containerd image store. Read from the
+    engine's own ``docker save``, independently of the library's export.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "image.tar"
+        docker("save", "-o", str(path), image)
+        with tarfile.open(path) as tar:
+
+            def read(name: str) -> bytes:
+                member = tar.getmember(name)
+                if member.issym():  # podman links layers; a config, rarely
+                    target = posixpath.join(posixpath.dirname(name), member.linkname)
+                    return read(posixpath.normpath(target))
+                file = tar.extractfile(member)
+                assert file is not None
+                return file.read()
+
+            entries = json.loads(read("manifest.json"))
+            assert len(entries) == 1, f"docker save {image} holds {len(entries)} images"
+            return "sha256:" + hashlib.sha256(read(entries[0]["Config"])).hexdigest()
+
+
+async def pulled_config_digest(ref: str) -> str:
+    """Pull ``ref`` with the engine, return its config digest, and remove the pulled copy."""
+    await adocker("pull", "-q", ref)
+    try:
+        return config_digest(ref)
+    finally:
+        await adocker("rmi", ref)
 
 
 def labelled(label: str = LABEL) -> set[str]:

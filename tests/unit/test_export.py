@@ -12,9 +12,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import zstandard
 
-from ephemeral_registry import DockerEngineError
-from ephemeral_registry._export import OCI_LAYER, OCI_LAYER_GZIP, unpack_save
+from ephemeral_registry import DockerEngineError, ImageNotFoundError
+from ephemeral_registry._export import (
+    OCI_INDEX,
+    OCI_LAYER,
+    OCI_LAYER_GZIP,
+    OCI_LAYER_ZSTD,
+    OCI_MANIFEST,
+    unpack_save,
+)
+from ephemeral_registry._platform import Platform
+
+PLATFORM = Platform("linux", "amd64")
 
 pytestmark = pytest.mark.anyio
 
@@ -57,13 +68,21 @@ def save_tar(
 Members = list[tuple[str, bytes | str]]
 
 
+def image_config(diff_ids: list[str], architecture: str = "amd64") -> bytes:
+    return json.dumps(
+        {
+            "os": "linux",
+            "architecture": architecture,
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        }
+    ).encode()
+
+
 def docker_save(
     layers: list[bytes], *, layer_dir: str = "", diff_ids: list[str] | None = None
 ) -> tuple[Members, bytes]:
     """The members of a docker save tar (the 20.10 layout) for an image of ``layers``."""
-    config = json.dumps(
-        {"rootfs": {"type": "layers", "diff_ids": diff_ids or [sha(data) for data in layers]}}
-    ).encode()
+    config = image_config(diff_ids or [sha(data) for data in layers])
     config_name = sha(config).removeprefix("sha256:") + ".json"
     names = [f"{layer_dir}{n:064x}/layer.tar" for n in range(len(layers))]
     manifest = json.dumps([{"Config": config_name, "RepoTags": ["x:1"], "Layers": names}])
@@ -86,7 +105,7 @@ def reader(data: bytes) -> Callable[[int], Awaitable[bytes]]:
 
 async def unpacked(tar: bytes, tmp_path: Path) -> tuple[dict[str, Any], Path]:
     layout = tmp_path / "layout"
-    result = await unpack_save("x:1", reader(tar), layout)
+    result = await unpack_save("x:1", reader(tar), layout, platform=PLATFORM)
     index = json.loads((layout / "index.json").read_text())
     assert index["manifests"][0]["digest"] == result.manifest_digest
     blob = layout / "blobs" / "sha256" / result.manifest_digest.removeprefix("sha256:")
@@ -131,13 +150,133 @@ async def test_a_repeated_layer_is_a_symlink_to_the_first(tmp_path: Path) -> Non
     assert [entry["digest"] for entry in manifest["layers"]] == [sha(data)] * 2
 
 
-async def test_a_gzipped_layer_keeps_its_compressed_type(tmp_path: Path) -> None:
-    """A layer already compressed is pushed as gzip, and not checked against its diff_id."""
-    compressed = gzip.compress(layer("zipped"))
-    members, _ = docker_save([compressed], diff_ids=[sha(layer("zipped"))])
+def zstd(data: bytes) -> bytes:
+    return zstandard.ZstdCompressor().compress(data)
+
+
+@pytest.mark.parametrize(
+    ("compress", "media_type"),
+    [
+        (gzip.compress, OCI_LAYER_GZIP),
+        (lambda data: gzip.compress(data[:100]) + gzip.compress(data[100:]), OCI_LAYER_GZIP),
+        (zstd, OCI_LAYER_ZSTD),
+    ],
+    ids=["gzip", "gzip-two-members", "zstd"],
+)
+async def test_a_compressed_layer_keeps_its_compression_and_is_checked_uncompressed(
+    tmp_path: Path, compress: Callable[[bytes], bytes], media_type: str
+) -> None:
+    """Recognised by content; pushed as it is, with its media type; its diff_id checked."""
+    plain = layer("zipped")
+    compressed = compress(plain)
+    members, _ = docker_save([compressed], diff_ids=[sha(plain)])
     manifest, _ = await unpacked(save_tar(members), tmp_path)
-    assert manifest["layers"][0]["mediaType"] == OCI_LAYER_GZIP
+    assert manifest["layers"][0]["mediaType"] == media_type
     assert manifest["layers"][0]["digest"] == sha(compressed)
+
+
+@pytest.mark.parametrize("compress", [gzip.compress, zstd], ids=["gzip", "zstd"])
+async def test_a_compressed_layer_that_does_not_match_its_diff_id_is_an_error(
+    tmp_path: Path, compress: Callable[[bytes], bytes]
+) -> None:
+    """The check applies to the uncompressed content: a corrupt layer is never pushed."""
+    members, _ = docker_save([compress(layer("zipped"))], diff_ids=[sha(layer("other"))])
+    with pytest.raises(DockerEngineError, match="its config says"):
+        await unpacked(save_tar(members), tmp_path)
+
+
+class OciSave:
+    """The members of a docker save as Docker 25+ writes it: an OCI layout (+ manifest.json)."""
+
+    def __init__(self) -> None:
+        self.blobs: dict[str, bytes] = {}
+
+    def add(self, data: bytes, media_type: str, **extra: Any) -> dict[str, Any]:
+        self.blobs[sha(data)] = data
+        return {"mediaType": media_type, "digest": sha(data), "size": len(data), **extra}
+
+    def image(self, layers: list[bytes], architecture: str, **extra: Any) -> dict[str, Any]:
+        compressed = [gzip.compress(data) for data in layers]
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": self.add(image_config([sha(d) for d in layers], architecture), "c"),
+            "layers": [self.add(data, OCI_LAYER_GZIP) for data in compressed],
+        }
+        return self.add(json.dumps(manifest).encode(), OCI_MANIFEST, **extra)
+
+    def members(self, top: dict[str, Any], *, leave_out: frozenset[str] = frozenset()) -> Members:
+        index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [top]}
+        blobs: Members = [
+            (f"blobs/sha256/{digest.removeprefix('sha256:')}", data)
+            for digest, data in self.blobs.items()
+            if digest not in leave_out
+        ]
+        return [*blobs, ("index.json", json.dumps(index).encode()), ("oci-layout", b"{}")]
+
+
+def platform(architecture: str) -> dict[str, str]:
+    return {"os": "linux", "architecture": architecture}
+
+
+async def test_an_oci_layout_save_is_read_through_its_index(tmp_path: Path) -> None:
+    """Docker 25+: the image is found through index.json, and its layers stay gzip."""
+    save = OciSave()
+    layers = [layer("one"), layer("two")]
+    top = save.image(layers, "amd64")
+    manifest, _ = await unpacked(save_tar(save.members(top)), tmp_path)
+    assert manifest["config"]["digest"] == sha(image_config([sha(d) for d in layers]))
+    assert [entry["mediaType"] for entry in manifest["layers"]] == [OCI_LAYER_GZIP] * 2
+
+
+def multi_platform(save: OciSave, *architectures: str) -> dict[str, Any]:
+    manifests = [
+        save.image([layer(architecture)], architecture, platform=platform(architecture))
+        for architecture in architectures
+    ]
+    index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}
+    return save.add(json.dumps(index).encode(), OCI_INDEX)
+
+
+@pytest.mark.parametrize(
+    ("wanted", "required", "chosen"),
+    [(PLATFORM, False, "amd64"), (Platform("linux", "arm64"), True, "arm64")],
+)
+async def test_a_multi_platform_index_gives_the_platform_wanted(
+    tmp_path: Path, wanted: Platform, required: bool, chosen: str
+) -> None:
+    """The engine's platform by default, or the one the caller names."""
+    save = OciSave()
+    tar = save_tar(save.members(multi_platform(save, "amd64", "arm64")))
+    layout = tmp_path / "layout"
+    result = await unpack_save("x:1", reader(tar), layout, platform=wanted, required=required)
+    assert result.platform == Platform("linux", chosen)
+    config = json.loads(blob_bytes(layout, result.config_digest))
+    assert config["architecture"] == chosen
+
+
+async def test_platforms_whose_blobs_were_left_out_are_not_offered(tmp_path: Path) -> None:
+    """A containerd store exports only the platforms it holds: the only one left is taken."""
+    save = OciSave()
+    top = multi_platform(save, "arm64", "s390x")
+    s390x_layer = sha(gzip.compress(layer("s390x")))
+    tar = save_tar(save.members(top, leave_out=frozenset({s390x_layer})))
+    result = await unpack_save("x:1", reader(tar), tmp_path / "layout", platform=PLATFORM)
+    assert result.platform == Platform("linux", "arm64")
+
+
+async def test_a_platform_the_save_does_not_hold_is_image_not_found(tmp_path: Path) -> None:
+    """ImageNotFoundError names the platform asked for and those held."""
+    save = OciSave()
+    tar = save_tar(save.members(multi_platform(save, "amd64", "arm64")))
+    with pytest.raises(ImageNotFoundError) as caught:
+        await unpack_save(
+            "x:1", reader(tar), tmp_path / "layout", platform=Platform("linux", "ppc64le"),
+            required=True,
+        )  # fmt: skip
+    assert caught.value.platform == "linux/ppc64le"
+    assert caught.value.available == ("linux/amd64", "linux/arm64")
+    assert "linux/amd64, linux/arm64" in str(caught.value)
 
 
 @pytest.mark.parametrize(
@@ -170,6 +309,6 @@ async def test_broken_exports_are_errors(tmp_path: Path, breakage: str, problem:
     if breakage == "not a tar":
         tar = b"\x01" * 2048
     with pytest.raises(DockerEngineError) as caught:
-        await unpack_save("x:1", reader(tar), tmp_path / "layout")
+        await unpack_save("x:1", reader(tar), tmp_path / "layout", platform=PLATFORM)
     assert problem in str(caught.value)
     assert "export the image x:1" in str(caught.value)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ephemeral_registry import InvalidReferenceError
-from ephemeral_registry._reference import Reference, from_image_name, parse
+from ephemeral_registry import InvalidArgumentError, InvalidReferenceError
+from ephemeral_registry._reference import Reference, from_image_name, local_image, parse
 
 
 @pytest.mark.parametrize(
@@ -84,3 +84,28 @@ def test_an_image_without_a_usable_name_asks_for_a_ref(image: str) -> None:
     """Image ids and names the registry would refuse."""
     with pytest.raises(InvalidReferenceError, match="pass ref="):
         from_image_name(image)
+
+
+@pytest.mark.parametrize(
+    ("image", "exported"),
+    [
+        ("my-app", "my-app:latest"),
+        ("library/alpine", "library/alpine:latest"),
+        ("localhost:5000/app", "localhost:5000/app:latest"),
+        ("my-app:v1", "my-app:v1"),
+        ("localhost:5000/app:v1", "localhost:5000/app:v1"),
+        (f"app@sha256:{'a' * 64}", f"app@sha256:{'a' * 64}"),
+        (f"sha256:{'b' * 64}", f"sha256:{'b' * 64}"),
+        ("0123456789ab", "0123456789ab"),
+    ],
+)
+def test_a_local_image_without_a_tag_means_latest(image: str, exported: str) -> None:
+    """As in Docker: exporting `app` must not export every tag of app."""
+    assert local_image(image) == exported
+
+
+@pytest.mark.parametrize("image", ["", "my app", None])
+def test_a_local_image_must_be_a_name(image: object) -> None:
+    """InvalidArgumentError, before anything is asked of the engine."""
+    with pytest.raises(InvalidArgumentError, match="image="):
+        local_image(image)  # type: ignore[arg-type]

@@ -1,0 +1,55 @@
+"""Platforms (``os/architecture[/variant]``), as images and engines name them.
+
+A containerd image store may hold an image as an index of several platforms;
+a push takes one of them: the one the caller names, or the engine's own.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ._errors import InvalidArgumentError
+
+_PART = re.compile(r"[a-z0-9_.-]+")
+
+
+@dataclass(frozen=True)
+class Platform:
+    """An image's (or an engine's) operating system and CPU architecture."""
+
+    os: str
+    architecture: str
+    variant: str = ""
+    """Empty when unspecified: then any variant matches."""
+
+    def __str__(self) -> str:
+        return "/".join(part for part in (self.os, self.architecture, self.variant) if part)
+
+    def matches(self, other: Platform) -> bool:
+        """Whether ``other`` is this platform; a variant counts only when this one names it."""
+        return (
+            self.os == other.os
+            and self.architecture == other.architecture
+            and (not self.variant or self.variant == other.variant)
+        )
+
+    @classmethod
+    def of(cls, fields: Mapping[str, object]) -> Platform:
+        """The platform named by an OCI descriptor's ``platform`` or an image config."""
+        return cls(
+            str(fields.get("os", "")),
+            str(fields.get("architecture", "")),
+            str(fields.get("variant", "") or ""),
+        )
+
+
+def parse(platform: str) -> Platform:
+    """``os/architecture[/variant]``, such as ``linux/arm64`` or ``linux/arm/v7``."""
+    parts = platform.split("/") if isinstance(platform, str) else []
+    if not 2 <= len(parts) <= 3 or not all(_PART.fullmatch(part) for part in parts):
+        raise InvalidArgumentError(
+            "platform", platform, "must be os/architecture[/variant], such as linux/arm64"
+        )
+    return Platform(*parts)
