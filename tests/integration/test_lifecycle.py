@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import AsyncIterator
@@ -117,12 +118,14 @@ async def test_cancelling_one_ready_call_does_not_cancel_the_bring_up() -> None:
 
 
 async def test_a_late_registry_is_not_ready_before_it_answers() -> None:
-    """docker-proxy accepts TCP at once, but ready() waits for the HTTP answer 2 s later."""
+    """Whatever a TCP connect says, ready() waits for the HTTP answer 2 s later."""
     async with registry_under_test(registry_image=testbed.REGISTRY_LATE) as registry:
         port = await wait_for_host_port(registry.name)
         port_seen = time.monotonic()
-        stream = await anyio.connect_tcp("127.0.0.1", port)  # accepted by docker-proxy
-        await stream.aclose()
+        # docker-proxy accepts the connection (Podman's DNAT refuses it): proof of nothing.
+        with contextlib.suppress(OSError):
+            stream = await anyio.connect_tcp("127.0.0.1", port)
+            await stream.aclose()
         with anyio.move_on_after(1.0):
             await registry.ready()
             pytest.fail("ready() returned while the registry was not listening yet")

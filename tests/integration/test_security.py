@@ -10,6 +10,8 @@ import anyio
 import httpx
 import pytest
 
+from ephemeral_registry import RegistryNotReadyError
+
 from . import testbed
 from .helpers import get, registry_under_test
 
@@ -93,6 +95,13 @@ async def test_the_port_is_published_on_loopback_only_by_default() -> None:
         assert {binding["HostIp"] for binding in bindings["5000/tcp"]} == {"127.0.0.1"}
 
 
+@pytest.mark.xfail(
+    testbed.is_podman(),
+    reason="Podman as root (netavark) forwards a port published on 0.0.0.0 with DNAT rules that"
+    " 127.0.0.1 does not reach: there the pull endpoint must be the host's own address",
+    strict=True,
+    raises=RegistryNotReadyError,
+)
 async def test_every_interface_works_but_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
     """host_ip=0.0.0.0 publishes everywhere, logs a warning, and pulls still go to loopback."""
     with caplog.at_level(logging.WARNING, logger="ephemeral_registry"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import posixpath
@@ -47,6 +48,18 @@ def docker(*args: str, check: bool = True, timeout: float = 120) -> str:
 def inspect(kind: str, ident: str) -> dict[str, Any]:
     data: list[dict[str, Any]] = json.loads(docker(kind, "inspect", ident))
     return data[0]
+
+
+@functools.cache
+def is_podman() -> bool:
+    """Whether the engine under test (DOCKER_HOST) is Podman's Docker-compatible API."""
+    return "Podman" in docker("version", "--format", "{{json .Server.Components}}")
+
+
+@functools.cache
+def has_containerd_store() -> bool:
+    """Whether the engine under test keeps images in containerd (Docker 29's default)."""
+    return "io.containerd.snapshotter" in docker("info", "--format", "{{json .DriverStatus}}")
 
 
 def config_digest(image: str) -> str:
