@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import signal
 import sys
@@ -197,6 +198,13 @@ def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="results as JSON lines on stdout")
     common.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+    common.add_argument(
+        "--docker-host",
+        "-H",
+        metavar="URL",
+        help="the engine (unix:///path or tcp://host:port), as DOCKER_HOST; by default it is"
+        " found as the docker CLI finds it",
+    )
     images = argparse.ArgumentParser(add_help=False)
     images.add_argument(
         "--registry-image", help="default: $EPHEMERAL_REGISTRY_REGISTRY_IMAGE or registry 2.8.3"
@@ -266,6 +274,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.name != "push":
             parser().error("only push takes a COMMAND after --")
         args.command = command
+    if args.docker_host:
+        # As the docker CLI's -H: it wins over DOCKER_HOST and every context.
+        os.environ["DOCKER_HOST"] = args.docker_host
     output = Output(json_output=args.json, quiet=args.quiet)
     commands = {"push": _push, "serve": _serve, "prune": _prune}
     return anyio.run(_run, lambda: commands[args.name](args, output), output)

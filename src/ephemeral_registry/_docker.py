@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ import aiohttp
 import anyio
 from aiodocker.networks import DockerNetwork
 
+from ._discovery import EngineAddress, discover
 from ._errors import DockerEngineError, DockerUnavailableError
 from ._platform import Platform
 from ._types import ContainerState
@@ -115,21 +115,32 @@ def _address(client: aiodocker.Docker) -> str:
     return str(getattr(client, "_connection_info", client.docker_host))
 
 
+def engine_address(client: aiodocker.Docker | None) -> EngineAddress:
+    """Where ``client`` talks to, or else where the docker CLI would (see ``_discovery``)."""
+    if client is not None:
+        return EngineAddress(_address(client), "the docker= argument")
+    return discover()
+
+
 @asynccontextmanager
-async def open_client(client: aiodocker.Docker | None) -> AsyncIterator[aiodocker.Docker]:
-    """Yield ``client``, or a new client for the engine at DOCKER_HOST (or the default socket).
+async def open_client(
+    client: aiodocker.Docker | None, address: EngineAddress | None = None
+) -> AsyncIterator[aiodocker.Docker]:
+    """Yield ``client``, or a new client for ``address`` (by default, the one discovered).
 
     A client made here is closed on exit; one passed in is left open for its owner.
     """
     if client is not None:
         yield client
         return
+    address = address or discover()
     try:
-        own = aiodocker.Docker()
-    except (AssertionError, ValueError) as exc:
-        # aiodocker asserts when it finds neither DOCKER_HOST nor a socket.
-        address = os.environ.get("DOCKER_HOST") or "the default socket"
-        raise DockerUnavailableError(address, f"no usable engine address ({exc})") from exc
+        ssl_context = address.tls.context() if address.tls is not None else None
+        own = aiodocker.Docker(url=address.client_url, ssl_context=ssl_context)
+    except (OSError, ValueError) as exc:
+        raise DockerUnavailableError(
+            f"{address.url} ({address.found_by})", f"cannot make a client for it ({exc})"
+        ) from exc
     try:
         yield own
     finally:

@@ -56,19 +56,21 @@ class InvalidSourceError(InvalidArgumentError):
 class DockerUnavailableError(EphemeralRegistryError):
     """Raised when no Docker engine answers at the address the client uses.
 
-    This covers a refused connection, a socket that does not exist, and an
+    This covers no engine address at all (``tried`` lists what discovery
+    looked at), a refused connection, a socket that does not exist, and an
     engine that accepted the connection but did not answer within the time
     allowed for one request.
     """
 
-    def __init__(self, address: str, reason: str) -> None:
+    def __init__(self, address: str, reason: str, *, tried: tuple[str, ...] = ()) -> None:
         super().__init__(
             f"No Docker engine answered at {address}: {reason}. Start one (for example"
-            " `sudo systemctl start docker`, or `dockerd &`), or point DOCKER_HOST at a"
-            " running engine."
+            " `sudo systemctl start docker`, or `dockerd &`), or point DOCKER_HOST (or a"
+            " docker context) at a running engine."
         )
         self.address = address
         self.reason = reason
+        self.tried = tried
 
 
 class DockerEngineError(EphemeralRegistryError):

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Literal, cast, get_args
 
 from ._auth import require_bcrypt
+from ._discovery import EngineAddress
 from ._errors import InvalidArgumentError
 
 logger = logging.getLogger("ephemeral_registry")
@@ -129,9 +130,29 @@ def resolve(
     )
 
 
-def host_address(host_ip: str) -> str:
-    """The address a host process uses to reach a port published on ``host_ip``."""
+def host_address(host_ip: str, engine: EngineAddress | None = None) -> str:
+    """The address a process here uses to reach a port the engine published on ``host_ip``.
+
+    On this host, loopback stands for every interface. An engine on another
+    host (``engine.is_remote``) is reached at its own address; publishing on
+    its loopback is refused, as nothing here could reach it.
+
+    Raises:
+        InvalidArgumentError: a remote engine and a loopback ``host_ip``.
+    """
     address = ipaddress.ip_address(host_ip)
+    if engine is not None and engine.is_remote:
+        if address.is_loopback:
+            raise InvalidArgumentError(
+                "host_ip",
+                host_ip,
+                f"the engine at {engine.url} (from {engine.found_by}) is on another host, where"
+                " a port published on loopback cannot be reached from here; pass host_ip= the"
+                " address on that host to publish on (0.0.0.0 for every interface)",
+            )
+        if address.is_unspecified:
+            host = str(engine.host)
+            return f"[{host}]" if ":" in host else host
     if address.is_unspecified:
         address = ipaddress.ip_address("::1" if address.version == 6 else "127.0.0.1")
     return f"[{address}]" if address.version == 6 else str(address)

@@ -34,7 +34,7 @@ import anyio.lowlevel
 
 from . import _auth, _labels, _platform, _reference, _source
 from ._concurrency import Outcome, race, run_all
-from ._docker import ContainerSpec, Engine, NotFound, open_client
+from ._docker import ContainerSpec, Engine, NotFound, engine_address, open_client
 from ._errors import (
     CleanupError,
     DockerEngineError,
@@ -67,9 +67,10 @@ class Registry:
     it. The handle is valid only inside its ``async with`` block.
     """
 
-    def __init__(self, engine: Engine, options: Options) -> None:
+    def __init__(self, engine: Engine, options: Options, *, pull_host: str) -> None:
         self._engine = engine
         self._options = options
+        self._pull_host = pull_host
         self._owner = _labels.Owner.current()
         self.session_id = _labels.new_session_id()
         live_sessions.add(self.session_id)
@@ -323,7 +324,7 @@ class Registry:
         port = await self._engine.published_port(self._container_id, REGISTRY_PORT)
         if port is None:
             raise await self._not_ready(self._container_id, None, url=None)
-        pull_endpoint = f"{host_address(options.host_ip)}:{port}"
+        pull_endpoint = f"{self._pull_host}:{port}"
         await self._await_answer(self._container_id, f"http://{pull_endpoint}/v2/")
         return Endpoints(
             network=self.name,
@@ -527,8 +528,11 @@ async def ephemeral_registry(
             ``$EPHEMERAL_REGISTRY_CRANE_IMAGE``, else crane pinned by digest.
         pull: ``"missing"`` pulls images the engine lacks, ``"never"`` fails with
             ``ImageNotFoundError`` instead, ``"always"`` pulls every time.
-        host_ip: the host address the registry's port is published on. The
-            default, loopback, keeps it private to this machine.
+        host_ip: the address, on the engine's host, that the registry's port is
+            published on. The default, loopback, keeps it private to that
+            machine; an engine on another host (``tcp://`` by name or by a
+            non-loopback address) needs an address of that host, and the pull
+            endpoint is then that address (or the engine's, for 0.0.0.0).
         ready_timeout: seconds the registry has, from its container's start, to
             answer ``GET /v2/``.
         cleanup_timeout: seconds the removal on exit may take.
@@ -543,11 +547,17 @@ async def ephemeral_registry(
         sweep_leftovers: once the registry is up (or has failed), remove in the
             background what dead processes on this host left behind (see ``sweep()``).
         docker: an ``aiodocker.Docker`` client to use; it is left open. By
-            default a client for ``DOCKER_HOST`` (or the default socket) is
+            default the engine is found as the docker CLI finds it
+            (``DOCKER_HOST``, ``DOCKER_CONTEXT`` or the current context, then
+            the default, rootless and Podman sockets), and a client for it is
             made and closed.
 
     Raises:
-        InvalidArgumentError: at entry, for a bad argument; nothing is created.
+        InvalidArgumentError: at entry, for a bad argument (a loopback ``host_ip``
+            for an engine on another host, say); nothing is created.
+        DockerUnavailableError: at entry, when no engine address applies (it
+            lists what was tried); later, from ``ready()``, when the engine
+            does not answer.
         CleanupError: at exit, if something could not be removed in time and
             no other exception is on its way out (else it is added to that
             exception as a note).
@@ -573,8 +583,11 @@ async def ephemeral_registry(
         max_concurrent_pushes=max_concurrent_pushes,
         auth=auth,
     )
-    async with open_client(docker) as client:
-        registry = Registry(Engine(client, request_timeout=options.request_timeout), options)
+    address = engine_address(docker)
+    pull_host = host_address(options.host_ip, address)
+    async with open_client(docker, address) as client:
+        engine = Engine(client, request_timeout=options.request_timeout)
+        registry = Registry(engine, options, pull_host=pull_host)
         logger.debug("%s: bringing up %s", registry.name, options.registry_image)
         body_error: BaseException | None = None
         try:

@@ -28,6 +28,9 @@ class EngineProxy:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.url = f"unix://{path}"
+        self._upstream = engine_socket()
+        self.port = 0
+        """With ``over_tcp()``: the port on 127.0.0.1 it listens on."""
         self._tg: anyio.abc.TaskGroup | None = None
         self._listening: anyio.CancelScope | None = None
         self._connections: set[anyio.abc.ByteStream] = set()
@@ -46,7 +49,7 @@ class EngineProxy:
     async def _handle(self, client: anyio.abc.ByteStream) -> None:
         async with client:
             await self._running.wait()
-            upstream = await anyio.connect_unix(engine_socket())
+            upstream = await anyio.connect_unix(self._upstream)
             async with upstream:
                 self._connections |= {client, upstream}
                 try:
@@ -83,6 +86,24 @@ class EngineProxy:
         assert self._tg is not None
         if not self.path.exists():
             await self._tg.start(self._listen)
+
+    async def _listen_tcp(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+        self.port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        self.url = f"tcp://127.0.0.1:{self.port}"
+        task_status.started()
+        async with listener, anyio.create_task_group() as tg:
+            await listener.serve(self._handle, task_group=tg)
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def over_tcp(cls) -> AsyncIterator[EngineProxy]:
+        """The engine reached over TCP on 127.0.0.1, as a remote engine is reached."""
+        proxy = cls(Path("/nonexistent"))
+        async with anyio.create_task_group() as tg:
+            await tg.start(proxy._listen_tcp)
+            yield proxy
+            tg.cancel_scope.cancel()
 
     @classmethod
     @contextlib.asynccontextmanager

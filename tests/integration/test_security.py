@@ -105,7 +105,9 @@ async def test_the_port_is_published_on_loopback_only_by_default() -> None:
 async def test_every_interface_works_but_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
     """host_ip=0.0.0.0 publishes everywhere, logs a warning, and pulls still go to loopback."""
     with caplog.at_level(logging.WARNING, logger="ephemeral_registry"):
-        async with registry_under_test(host_ip="0.0.0.0") as registry:
+        async with registry_under_test(
+            host_ip="0.0.0.0", ready_timeout=5 if testbed.is_podman() else 30
+        ) as registry:
             endpoints = await registry.ready()
             bindings = testbed.inspect("container", registry.name)["NetworkSettings"]["Ports"]
             assert "0.0.0.0" in {binding["HostIp"] for binding in bindings["5000/tcp"]}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import posixpath
 import subprocess
 import tarfile
@@ -35,10 +36,23 @@ ALL_IMAGES = (
 LABEL = "ephemeral-registry.session"
 
 
+ENGINE = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+"""The engine under test. The CLI helpers keep to it while a test points DOCKER_HOST elsewhere."""
+
+
+def _cli_env() -> dict[str, str]:
+    return {**os.environ, "DOCKER_HOST": ENGINE}
+
+
 def docker(*args: str, check: bool = True, timeout: float = 120) -> str:
-    """Run the docker CLI; return its stdout."""
+    """Run the docker CLI against the engine under test; return its stdout."""
     done = subprocess.run(
-        ["docker", *args], capture_output=True, text=True, timeout=timeout, check=False
+        ["docker", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env=_cli_env(),
     )
     if check and done.returncode != 0:
         raise AssertionError(f"docker {' '.join(args)} failed: {done.stderr.strip()}")
@@ -115,7 +129,7 @@ async def adocker(*args: str) -> str:
     """Run the docker CLI without blocking the event loop; return its stdout."""
     import anyio
 
-    done = await anyio.run_process(["docker", *args], check=False)
+    done = await anyio.run_process(["docker", *args], check=False, env=_cli_env())
     if done.returncode != 0:
         raise AssertionError(f"docker {' '.join(args)} failed: {done.stderr.decode().strip()}")
     return done.stdout.decode()

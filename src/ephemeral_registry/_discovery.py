@@ -1,0 +1,189 @@
+"""Finding the Docker engine, as the docker CLI does.
+
+In this order, the first that applies wins:
+
+1. the ``docker=`` argument (an ``aiodocker.Docker`` client);
+2. ``DOCKER_HOST`` (``unix://`` or ``tcp://``), with TLS when
+   ``DOCKER_TLS_VERIFY`` is set (certificates from ``DOCKER_CERT_PATH``, by
+   default ``~/.docker``);
+3. the context named by ``DOCKER_CONTEXT``, or else the ``currentContext`` of
+   ``$DOCKER_CONFIG/config.json`` (``~/.docker`` by default): its endpoint
+   from ``contexts/meta/<sha256 of the name>/meta.json``, its TLS files from
+   ``contexts/tls/<sha256 of the name>/docker/``; the context ``default``
+   means the steps below;
+4. the first of these sockets that exists: the default
+   ``/var/run/docker.sock``, rootless Docker's ``$XDG_RUNTIME_DIR/docker.sock``,
+   Podman's ``$XDG_RUNTIME_DIR/podman/podman.sock`` and ``/run/podman/podman.sock``.
+
+An engine reached over TCP by any name but ``localhost`` or a loopback
+address is on another host: what it publishes on its loopback cannot be
+reached from here, and its registry is pulled from at that host's address.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import os
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from ._errors import DockerUnavailableError
+
+DEFAULT_SOCKET = "/var/run/docker.sock"
+PODMAN_SOCKET = "/run/podman/podman.sock"
+DEFAULT_CONTEXT = "default"
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """Where the client's TLS material is, and whether to verify the engine's certificate."""
+
+    directory: Path
+    ca: str = "ca.pem"
+    cert: str = "cert.pem"
+    key: str = "key.pem"
+    verify: bool = True
+
+    def context(self) -> ssl.SSLContext:
+        ca = self.directory / self.ca
+        if self.verify:
+            context = ssl.create_default_context(cafile=ca if ca.exists() else None)
+        else:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        cert, key = self.directory / self.cert, self.directory / self.key
+        if cert.exists() and key.exists():
+            context.load_cert_chain(cert, key)
+        return context
+
+
+@dataclass(frozen=True)
+class EngineAddress:
+    """Where the engine is, and how it was found."""
+
+    url: str
+    """``unix:///path``, or ``tcp://host:port`` (``https://`` with TLS)."""
+    found_by: str
+    """``DOCKER_HOST``, ``context NAME``, ``the default socket``, ..."""
+    tls: TlsFiles | None = None
+
+    @property
+    def host(self) -> str | None:
+        """The engine's host name or address, for a TCP engine; ``None`` for a socket."""
+        parts = urlsplit(self.url)
+        return None if parts.scheme in ("unix", "npipe") else parts.hostname
+
+    @property
+    def is_remote(self) -> bool:
+        """Whether the engine is on another host, as far as its address says."""
+        host = self.host
+        if host is None or host == "localhost":
+            return False
+        try:
+            return not ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return True  # a name: how another host is reached
+
+    @property
+    def client_url(self) -> str:
+        """The URL for aiodocker: ``tcp://`` spelt as the HTTP scheme it means."""
+        scheme = "https" if self.tls is not None else "http"
+        for prefix in ("tcp://", "http://", "https://"):
+            if self.url.startswith(prefix):
+                return f"{scheme}://{self.url.removeprefix(prefix)}"
+        return self.url
+
+
+def discover(
+    environ: Mapping[str, str] | None = None, *, home: Path | None = None
+) -> EngineAddress:
+    """The engine the docker CLI would talk to; see the module docstring for the order.
+
+    Raises:
+        DockerUnavailableError: a named context does not exist, or no engine
+            address applies and no socket exists; it lists what was tried.
+    """
+    env = os.environ if environ is None else environ
+    home = Path.home() if home is None else home
+    tried: list[str] = []
+    if host := env.get("DOCKER_HOST"):
+        return EngineAddress(host, "DOCKER_HOST", _env_tls(env, home, host))
+    tried.append("DOCKER_HOST (not set)")
+    config_dir = Path(env.get("DOCKER_CONFIG") or home / ".docker")
+    context, source = _context_name(env, config_dir)
+    if context != DEFAULT_CONTEXT:
+        return _context(config_dir, context, source)
+    tried.append(f"the docker context ({source})")
+    runtime = env.get("XDG_RUNTIME_DIR")
+    sockets = [
+        (DEFAULT_SOCKET, "the default socket"),
+        *(
+            [
+                (f"{runtime}/docker.sock", "rootless Docker's socket"),
+                (f"{runtime}/podman/podman.sock", "rootless Podman's socket"),
+            ]
+            if runtime
+            else []
+        ),
+        (PODMAN_SOCKET, "Podman's socket"),
+    ]
+    for path, name in sockets:
+        if Path(path).is_socket():
+            return EngineAddress(f"unix://{path}", name)
+        tried.append(f"{path} (no socket)")
+    raise DockerUnavailableError(
+        "no engine address", "none of these applies: " + "; ".join(tried), tried=tuple(tried)
+    )
+
+
+def _env_tls(env: Mapping[str, str], home: Path, host: str) -> TlsFiles | None:
+    if host.startswith("unix://"):
+        return None
+    verify = bool(env.get("DOCKER_TLS_VERIFY"))
+    cert_path = env.get("DOCKER_CERT_PATH")
+    if not verify and not cert_path:
+        return None
+    return TlsFiles(Path(cert_path or home / ".docker"), verify=verify)
+
+
+def _context_name(env: Mapping[str, str], config_dir: Path) -> tuple[str, str]:
+    if name := env.get("DOCKER_CONTEXT"):
+        return name, "DOCKER_CONTEXT"
+    config = config_dir / "config.json"
+    try:
+        current = json.loads(config.read_text()).get("currentContext")
+    except FileNotFoundError:
+        return DEFAULT_CONTEXT, f"no {config}"
+    except (OSError, ValueError) as exc:
+        raise DockerUnavailableError(str(config), f"cannot read the docker config: {exc}") from None
+    if not current:
+        return DEFAULT_CONTEXT, f"no currentContext in {config}"
+    return str(current), f"currentContext in {config}"
+
+
+def _context(config_dir: Path, name: str, source: str) -> EngineAddress:
+    key = hashlib.sha256(name.encode()).hexdigest()
+    meta = config_dir / "contexts" / "meta" / key / "meta.json"
+    try:
+        endpoint = json.loads(meta.read_text())["Endpoints"]["docker"]
+        host = str(endpoint["Host"])
+    except FileNotFoundError:
+        raise DockerUnavailableError(
+            f"context {name}",
+            f"the docker context {name!r} (from {source}) does not exist: no {meta}",
+            tried=(f"context {name} ({source})",),
+        ) from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DockerUnavailableError(f"context {name}", f"cannot read {meta}: {exc!r}") from None
+    tls_dir = config_dir / "contexts" / "tls" / key / "docker"
+    skip_verify = bool(endpoint.get("SkipTLSVerify"))
+    tls = None
+    if not host.startswith("unix://") and (tls_dir.is_dir() or skip_verify):
+        tls = TlsFiles(tls_dir, verify=not skip_verify)
+    return EngineAddress(host, f"context {name}", tls)

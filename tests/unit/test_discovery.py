@@ -1,0 +1,169 @@
+"""Finding the engine as the docker CLI does: DOCKER_HOST, contexts, then the known sockets."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ephemeral_registry import DockerUnavailableError, InvalidArgumentError, _discovery
+from ephemeral_registry._discovery import EngineAddress, TlsFiles, discover
+from ephemeral_registry._options import host_address
+
+
+@pytest.fixture(autouse=True)
+def no_system_sockets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The machine's own sockets stay out of these tests."""
+    monkeypatch.setattr(_discovery, "DEFAULT_SOCKET", str(tmp_path / "none" / "docker.sock"))
+    monkeypatch.setattr(_discovery, "PODMAN_SOCKET", str(tmp_path / "none" / "podman.sock"))
+
+
+@pytest.fixture
+def listening() -> Iterator[list[socket.socket]]:
+    sockets: list[socket.socket] = []
+    yield sockets
+    for sock in sockets:
+        sock.close()
+
+
+def make_socket(path: Path, sockets: list[socket.socket]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(path))
+    sockets.append(sock)
+    return path
+
+
+def write_context(config_dir: Path, name: str, host: str, *, tls: bool = False) -> None:
+    key = hashlib.sha256(name.encode()).hexdigest()
+    meta = config_dir / "contexts" / "meta" / key / "meta.json"
+    meta.parent.mkdir(parents=True)
+    endpoint = {"Host": host, "SkipTLSVerify": False}
+    meta.write_text(json.dumps({"Name": name, "Endpoints": {"docker": endpoint}}))
+    if tls:
+        (config_dir / "contexts" / "tls" / key / "docker").mkdir(parents=True)
+
+
+def test_docker_host_comes_first(tmp_path: Path) -> None:
+    """DOCKER_HOST wins over DOCKER_CONTEXT and the current context, as in the docker CLI."""
+    write_context(tmp_path / ".docker", "other", "unix:///other.sock")
+    env = {"DOCKER_HOST": "unix:///from-env.sock", "DOCKER_CONTEXT": "other"}
+    assert discover(env, home=tmp_path) == EngineAddress("unix:///from-env.sock", "DOCKER_HOST")
+
+
+def test_docker_host_over_tls(tmp_path: Path) -> None:
+    """DOCKER_TLS_VERIFY turns TLS on, with certificates from DOCKER_CERT_PATH."""
+    env = {"DOCKER_HOST": "tcp://build:2376", "DOCKER_TLS_VERIFY": "1", "DOCKER_CERT_PATH": "/c"}
+    address = discover(env, home=tmp_path)
+    assert address.tls == TlsFiles(Path("/c"), verify=True)
+    assert address.client_url == "https://build:2376"
+    plain = discover({"DOCKER_HOST": "tcp://build:2375"}, home=tmp_path)
+    assert plain.tls is None
+    assert plain.client_url == "http://build:2375"
+
+
+def test_the_cert_path_defaults_to_dot_docker(tmp_path: Path) -> None:
+    """Without DOCKER_CERT_PATH, ~/.docker holds ca.pem, cert.pem and key.pem."""
+    env = {"DOCKER_HOST": "tcp://build:2376", "DOCKER_TLS_VERIFY": "1"}
+    tls = discover(env, home=tmp_path).tls
+    assert tls is not None
+    assert tls.directory == tmp_path / ".docker"
+
+
+def test_docker_context_names_the_context(tmp_path: Path) -> None:
+    """DOCKER_CONTEXT picks contexts/meta/<sha256>/meta.json, and its TLS directory."""
+    write_context(tmp_path / ".docker", "remote", "tcp://10.0.0.5:2376", tls=True)
+    address = discover({"DOCKER_CONTEXT": "remote"}, home=tmp_path)
+    assert address.url == "tcp://10.0.0.5:2376"
+    assert address.found_by == "context remote"
+    assert address.tls is not None
+    assert address.tls.directory.parent.name == hashlib.sha256(b"remote").hexdigest()
+
+
+def test_the_current_context_of_the_config_file(tmp_path: Path) -> None:
+    """Without DOCKER_CONTEXT, config.json's currentContext; DOCKER_CONFIG moves the directory."""
+    config_dir = tmp_path / "elsewhere"
+    write_context(config_dir, "colima", "unix:///home/me/.colima/docker.sock")
+    write_context(config_dir, "other", "unix:///other.sock")
+    (config_dir / "config.json").write_text(json.dumps({"currentContext": "colima"}))
+    env = {"DOCKER_CONFIG": str(config_dir)}
+    assert discover(env, home=tmp_path).url == "unix:///home/me/.colima/docker.sock"
+    assert discover({**env, "DOCKER_CONTEXT": "other"}, home=tmp_path).url == "unix:///other.sock"
+
+
+def test_a_context_that_does_not_exist_is_an_error(tmp_path: Path) -> None:
+    """As the docker CLI: a named context must exist; nothing falls back silently."""
+    with pytest.raises(DockerUnavailableError, match=r"'gone' .* does not exist"):
+        discover({"DOCKER_CONTEXT": "gone"}, home=tmp_path)
+
+
+@pytest.mark.parametrize("present", ["default", "rootless", "rootless podman", "podman"])
+def test_the_first_socket_that_exists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, listening: list[socket.socket], present: str
+) -> None:
+    """The default socket, then rootless Docker's, rootless Podman's, and Podman's."""
+    runtime = tmp_path / "run"
+    paths = {
+        "default": tmp_path / "var" / "docker.sock",
+        "rootless": runtime / "docker.sock",
+        "rootless podman": runtime / "podman" / "podman.sock",
+        "podman": tmp_path / "podman" / "podman.sock",
+    }
+    monkeypatch.setattr(_discovery, "DEFAULT_SOCKET", str(paths["default"]))
+    monkeypatch.setattr(_discovery, "PODMAN_SOCKET", str(paths["podman"]))
+    order = list(paths)
+    for name in order[order.index(present) :]:  # this one and every later one exist
+        make_socket(paths[name], listening)
+    env = {"XDG_RUNTIME_DIR": str(runtime), "DOCKER_CONTEXT": "default"}
+    assert discover(env, home=tmp_path).url == f"unix://{paths[present]}"
+
+
+def test_nothing_found_lists_what_was_tried(tmp_path: Path) -> None:
+    """DockerUnavailableError says every place it looked."""
+    with pytest.raises(DockerUnavailableError) as caught:
+        discover({"XDG_RUNTIME_DIR": "/run/user/1000"}, home=tmp_path)
+    tried = caught.value.tried
+    assert tried[0] == "DOCKER_HOST (not set)"
+    assert "docker context" in tried[1]
+    assert [entry.split()[0] for entry in tried[2:]] == [
+        _discovery.DEFAULT_SOCKET,
+        "/run/user/1000/docker.sock",
+        "/run/user/1000/podman/podman.sock",
+        _discovery.PODMAN_SOCKET,
+    ]
+    assert "/run/user/1000/docker.sock" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "remote"),
+    [
+        ("unix:///var/run/docker.sock", False),
+        ("tcp://127.0.0.1:2375", False),
+        ("tcp://127.0.0.2:2375", False),
+        ("tcp://localhost:2375", False),
+        ("tcp://[::1]:2375", False),
+        ("tcp://10.1.2.3:2376", True),
+        ("tcp://build-box:2376", True),
+        ("https://build-box.example:2376", True),
+    ],
+)
+def test_an_engine_is_remote_when_its_address_is_another_hosts(url: str, remote: bool) -> None:
+    """Loopback and sockets are here; any other address, or a name, is another host."""
+    assert EngineAddress(url, "test").is_remote is remote
+
+
+def test_a_remote_engine_refuses_loopback_and_is_pulled_from_at_its_address() -> None:
+    """host_ip must be an address of that host; 0.0.0.0 pulls from the engine's own address."""
+    remote = EngineAddress("tcp://build-box:2376", "DOCKER_HOST")
+    with pytest.raises(InvalidArgumentError, match="pass host_ip="):
+        host_address("127.0.0.1", remote)
+    assert host_address("0.0.0.0", remote) == "build-box"
+    assert host_address("10.0.0.5", remote) == "10.0.0.5"
+    assert host_address("::", EngineAddress("tcp://[fd00::5]:2376", "DOCKER_HOST")) == "[fd00::5]"
+    local = EngineAddress("tcp://127.0.0.1:2375", "DOCKER_HOST")
+    assert host_address("0.0.0.0", local) == "127.0.0.1"
+    assert host_address("127.0.0.1", local) == "127.0.0.1"
