@@ -372,7 +372,13 @@ class _Unpacker:
         matching = [image for image in images if wanted.matches(image.platform)]
         if len(matching) == 1:
             return matching[0]
-        if matching or not images:
+        if not images:
+            raise self._broken(
+                "it holds no complete image: a blob its index names is missing. Docker with"
+                " the containerd image store leaves out the layers of a pulled image once it"
+                " has unpacked them (its export then names blobs it does not hold)"
+            )
+        if matching:
             raise self._broken(
                 f"it holds {len(matching)} images for {wanted}, not exactly one image"
             )

@@ -99,7 +99,14 @@ def config_digest(image: str) -> str:
 
             entries = json.loads(read("manifest.json"))
             assert len(entries) == 1, f"docker save {image} holds {len(entries)} images"
-            return "sha256:" + hashlib.sha256(read(entries[0]["Config"])).hexdigest()
+            try:
+                return "sha256:" + hashlib.sha256(read(entries[0]["Config"])).hexdigest()
+            except KeyError:
+                # Docker 29 leaves the config and layers of a pulled image with compressed
+                # layers out of its save; the manifest it pulled names the config.
+                (top,) = json.loads(read("index.json"))["manifests"]
+                manifest = json.loads(read(f"blobs/sha256/{top['digest'].split(':')[1]}"))
+                return str(manifest["config"]["digest"])
 
 
 async def pulled_config_digest(ref: str) -> str:
