@@ -172,10 +172,13 @@ async def export_image(
     Cancellation: stops at the next chunk; what was written stays in
     ``layout`` for its owner to remove.
     """
-    wanted = platform or await engine.platform()
     async with engine.export(image, timeout=timeout) as content:
         return await unpack_save(
-            image, content.readexactly, layout, platform=wanted, required=platform is not None
+            image,
+            content.readexactly,
+            layout,
+            platform=platform,
+            engine_platform=engine.platform,
         )
 
 
@@ -184,17 +187,18 @@ async def unpack_save(
     read_exactly: ReadExactly,
     layout: Path,
     *,
-    platform: Platform,
-    required: bool = False,
+    platform: Platform | None = None,
+    engine_platform: Callable[[], Awaitable[Platform]],
 ) -> Layout:
     """Read a ``docker save`` tar stream and write one of its images as an OCI layout at ``layout``.
 
-    The image is the one for ``platform``; when ``required`` is false and the
-    save holds only one image, that one whatever its platform. ``layout``
-    must be an empty directory.
+    The image is the one for ``platform``; with ``platform=None``, the only
+    one the save holds, whatever its platform, or else the one for
+    ``engine_platform()`` (asked only then: it is a request to the engine).
+    ``layout`` must be an empty directory.
 
     Raises:
-        ImageNotFoundError: ``required``, and no image for ``platform``.
+        ImageNotFoundError: no image for ``platform``.
         DockerEngineError: the stream is cut short, is not a ``docker save``,
             or a layer does not match its config.
 
@@ -203,7 +207,7 @@ async def unpack_save(
     """
     unpacker = _Unpacker(image, read_exactly, layout)
     await unpacker.run()
-    return await unpacker.write_layout(platform, required=required)
+    return await unpacker.write_layout(platform, engine_platform)
 
 
 class _Unpacker:
@@ -366,9 +370,15 @@ class _Unpacker:
             raise self._broken("manifest.json is malformed") from None
         return images
 
-    def _choose(self, images: list[_Image], wanted: Platform, *, required: bool) -> _Image:
-        if not required and len(images) == 1:
+    async def _choose(
+        self,
+        images: list[_Image],
+        platform: Platform | None,
+        engine_platform: Callable[[], Awaitable[Platform]],
+    ) -> _Image:
+        if platform is None and len(images) == 1:
             return images[0]
+        wanted = platform or await engine_platform()
         matching = [image for image in images if wanted.matches(image.platform)]
         if len(matching) == 1:
             return matching[0]
@@ -386,10 +396,12 @@ class _Unpacker:
             self._image, platform=str(wanted), available=tuple(str(i.platform) for i in images)
         )
 
-    async def write_layout(self, wanted: Platform, *, required: bool) -> Layout:
+    async def write_layout(
+        self, platform: Platform | None, engine_platform: Callable[[], Awaitable[Platform]]
+    ) -> Layout:
         index = self._member("index.json")
         images = await self._oci_images(index) if index else await self._saved_images()
-        image = self._choose(images, wanted, required=required)
+        image = await self._choose(images, platform, engine_platform)
         diff_ids = (await self._json(image.config)).get("rootfs", {}).get("diff_ids", [])
         if len(image.layers) != len(diff_ids):
             raise self._broken(f"{len(image.layers)} layers, but its config names {len(diff_ids)}")

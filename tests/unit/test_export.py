@@ -27,6 +27,12 @@ from ephemeral_registry._platform import Platform
 
 PLATFORM = Platform("linux", "amd64")
 
+
+async def engine_platform() -> Platform:
+    """The platform of the engine the save came from."""
+    return PLATFORM
+
+
 pytestmark = pytest.mark.anyio
 
 
@@ -105,7 +111,7 @@ def reader(data: bytes) -> Callable[[int], Awaitable[bytes]]:
 
 async def unpacked(tar: bytes, tmp_path: Path) -> tuple[dict[str, Any], Path]:
     layout = tmp_path / "layout"
-    result = await unpack_save("x:1", reader(tar), layout, platform=PLATFORM)
+    result = await unpack_save("x:1", reader(tar), layout, engine_platform=engine_platform)
     index = json.loads((layout / "index.json").read_text())
     assert index["manifests"][0]["digest"] == result.manifest_digest
     blob = layout / "blobs" / "sha256" / result.manifest_digest.removeprefix("sha256:")
@@ -249,7 +255,13 @@ async def test_a_multi_platform_index_gives_the_platform_wanted(
     save = OciSave()
     tar = save_tar(save.members(multi_platform(save, "amd64", "arm64")))
     layout = tmp_path / "layout"
-    result = await unpack_save("x:1", reader(tar), layout, platform=wanted, required=required)
+    result = await unpack_save(
+        "x:1",
+        reader(tar),
+        layout,
+        platform=wanted if required else None,
+        engine_platform=engine_platform,
+    )
     assert result.platform == Platform("linux", chosen)
     config = json.loads(blob_bytes(layout, result.config_digest))
     assert config["architecture"] == chosen
@@ -261,7 +273,9 @@ async def test_platforms_whose_blobs_were_left_out_are_not_offered(tmp_path: Pat
     top = multi_platform(save, "arm64", "s390x")
     s390x_layer = sha(gzip.compress(layer("s390x")))
     tar = save_tar(save.members(top, leave_out=frozenset({s390x_layer})))
-    result = await unpack_save("x:1", reader(tar), tmp_path / "layout", platform=PLATFORM)
+    result = await unpack_save(
+        "x:1", reader(tar), tmp_path / "layout", engine_platform=engine_platform
+    )
     assert result.platform == Platform("linux", "arm64")
 
 
@@ -272,7 +286,7 @@ async def test_a_platform_the_save_does_not_hold_is_image_not_found(tmp_path: Pa
     with pytest.raises(ImageNotFoundError) as caught:
         await unpack_save(
             "x:1", reader(tar), tmp_path / "layout", platform=Platform("linux", "ppc64le"),
-            required=True,
+            engine_platform=engine_platform,
         )  # fmt: skip
     assert caught.value.platform == "linux/ppc64le"
     assert caught.value.available == ("linux/amd64", "linux/arm64")
@@ -309,6 +323,6 @@ async def test_broken_exports_are_errors(tmp_path: Path, breakage: str, problem:
     if breakage == "not a tar":
         tar = b"\x01" * 2048
     with pytest.raises(DockerEngineError) as caught:
-        await unpack_save("x:1", reader(tar), tmp_path / "layout", platform=PLATFORM)
+        await unpack_save("x:1", reader(tar), tmp_path / "layout", engine_platform=engine_platform)
     assert problem in str(caught.value)
     assert "export the image x:1" in str(caught.value)
