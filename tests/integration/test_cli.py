@@ -128,16 +128,21 @@ async def test_a_signal_during_a_push_removes_the_crane_container_too(tmp_path: 
     async with process:
         assert process.stderr is not None
         seen = b""
-        with anyio.fail_after(30):
-            while b"crane: starting" not in seen:
-                seen += await process.stderr.receive()
-        created = testbed.labelled()
-        assert any(
-            "-push-" in testbed.docker("inspect", "-f", "{{.Name}}", i) for i in created if i
-        )
-        process.send_signal(signal.SIGTERM)
-        with anyio.fail_after(20):
-            assert await process.wait() == 143
+        try:
+            with anyio.fail_after(30):
+                while b"crane: starting" not in seen:
+                    seen += await process.stderr.receive()
+            names = testbed.docker(
+                "ps", "-a", "--filter", f"label={testbed.LABEL}", "--format", "{{.Names}}"
+            )
+            assert "-push-" in names, names
+            process.send_signal(signal.SIGTERM)
+            with anyio.fail_after(20):
+                assert await process.wait() == 143
+        except BaseException:
+            process.kill()  # else leaving the block would wait for it forever
+            print(seen.decode(errors="replace"))
+            raise
     assert testbed.labelled() == set()
 
 
