@@ -79,7 +79,7 @@ chmod 1777 "$c/tmp" "$c/home/nonroot"
 GO_BINARY="$crane_module:crane:ko-app/crane" build crane "$prefix/crane"
 
 # Registries and a crane that misbehave, for the tests.
-for name in registry-late registry-exits registry-silent crane-hangs; do
+for name in registry-late registry-exits registry-silent crane-hangs crane-chatty; do
   mkdir -p "$work/$name/rootfs/bin"
   cp /bin/busybox "$work/$name/rootfs/bin/busybox"
 done
@@ -87,6 +87,7 @@ EXTRA=$(docker image inspect -f '{{.Id}}' "$prefix/registry:2") build registry-l
 build registry-exits "$prefix/registry-exits"
 build registry-silent "$prefix/registry-silent"
 build crane-hangs "$prefix/crane-hangs"
+build crane-chatty "$prefix/crane-chatty"
 
 # Small sample images to push.
 s="$work/sample/rootfs"
@@ -101,7 +102,7 @@ build sample "$prefix/sample:two" --build-arg VARIANT=two
 # The other engines.
 tags=(
   "$prefix/registry:2" "$prefix/registry:3" "$prefix/crane" "$prefix/registry-late"
-  "$prefix/registry-exits" "$prefix/registry-silent" "$prefix/crane-hangs"
+  "$prefix/registry-exits" "$prefix/registry-silent" "$prefix/crane-hangs" "$prefix/crane-chatty"
   "$prefix/sample:one" "$prefix/sample:two"
 )
 context() {  # context [-H HOST] TAG: the label that says what an image was built from

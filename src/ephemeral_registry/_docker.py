@@ -29,6 +29,7 @@ from aiodocker.networks import DockerNetwork
 
 from ._discovery import EngineAddress, discover
 from ._errors import DockerEngineError, DockerUnavailableError
+from ._logs import FrameError, Frames, Lines, Stream
 from ._platform import Platform
 from ._types import ContainerState
 
@@ -40,7 +41,6 @@ _NOT_FOUND = 404
 _CONFLICT = 409
 _GONE_POLL = 0.05
 _EXPORT_CHUNK = 1 << 20
-_FRAME_HEADER = 8
 
 
 class NotFound(Exception):
@@ -99,16 +99,6 @@ class Labelled:
     id: str
     name: str
     labels: Mapping[str, str]
-
-
-async def _read_or_end(content: aiohttp.StreamReader, size: int) -> bytes:
-    """``size`` bytes, or ``b""`` at a clean end of the stream."""
-    try:
-        return await content.readexactly(size)
-    except asyncio.IncompleteReadError as exc:
-        if exc.partial:
-            raise
-        return b""
 
 
 def _address(client: aiodocker.Docker) -> str:
@@ -309,39 +299,44 @@ class Engine:
         return int(result.get("StatusCode", -1))
 
     async def tail_logs(self, container_id: str, lines: int) -> tuple[str, ...]:
-        """The last ``lines`` lines the container wrote, stdout and stderr interleaved."""
-        with self._translate(f"read the logs of {container_id[:12]}"):
-            chunks = await self._client.containers.container(container_id).log(
-                stdout=True, stderr=True, tail=lines
-            )
-        text = "".join(chunks)
-        return tuple(text.splitlines()[-lines:])
+        """The last ``lines`` lines the container wrote, stdout and stderr in the order written."""
+        splitter = Lines()
+        text: list[str] = []
 
-    async def follow_logs(
+        async def on_frame(stream: Stream, payload: bytes) -> None:
+            text.extend(splitter.feed(stream, payload))
+
+        await self.read_output(container_id, on_frame, follow=False, timeout=None)
+        text.extend(splitter.end())
+        return tuple(text[-lines:])
+
+    async def read_output(
         self,
         container_id: str,
-        stream: Literal["stdout", "stderr"],
-        on_line: Callable[[str], Awaitable[None]],
+        on_frame: Callable[[Stream, bytes], Awaitable[None]],
+        *,
+        follow: bool,
+        timeout: float | None,
     ) -> None:
-        """Call ``on_line`` with each line of one output stream as it comes, until it ends.
+        """Call ``on_frame`` with each write to stdout or stderr, in the order written.
 
-        One stream per request keeps stdout and stderr apart, which one
-        multiplexed request does not. No time limit of its own: the caller
-        bounds it.
+        One request carries both streams (see ``_logs``). With ``follow``, it
+        reads until the container stops; ``timeout=float("inf")`` leaves the
+        bound to the caller.
         """
-        params = {"follow": True, "stdout": stream == "stdout", "stderr": stream == "stderr"}
-        pending = b""
-        with self._translate(f"read the {stream} of {container_id[:12]}", timeout=float("inf")):
+        params = {"follow": follow, "stdout": True, "stderr": True}
+        frames = Frames()
+        operation = f"read the output of {container_id[:12]}"
+        with self._translate(operation, timeout=timeout):
             async with self._streamed("GET", f"containers/{container_id}/logs", params) as response:
-                # Without a TTY, each write comes framed: 8 bytes (stream, 0, 0, 0, and a
-                # big-endian length), then that many bytes.
-                while header := await _read_or_end(response.content, _FRAME_HEADER):
-                    frame = await response.content.readexactly(int.from_bytes(header[4:], "big"))
-                    *lines, pending = (pending + frame).split(b"\n")
-                    for line in lines:
-                        await on_line(line.decode(errors="replace"))
-        if pending:
-            await on_line(pending.decode(errors="replace"))
+                try:
+                    async for chunk in response.content.iter_any():
+                        for stream, payload in frames.feed(chunk):
+                            await on_frame(stream, payload)
+                    frames.end()
+                except FrameError as exc:
+                    problem = f"the answer is not framed: {exc}"
+                    raise DockerEngineError(operation, 0, problem) from exc
 
     @asynccontextmanager
     async def export(self, image: str, *, timeout: float) -> AsyncIterator[aiohttp.StreamReader]:

@@ -1,9 +1,10 @@
 """Pushes: crane in a one-shot container on the registry's network.
 
 One push is one container: created (shielded, so its id is never lost),
-started, its stdout and stderr followed line by line while it runs, waited
-for, then removed, whatever happened (no AutoRemove: with it, following the
-logs and waiting race the removal).
+started, its output followed line by line while it runs (stdout and stderr
+on one request, so in the order written), waited for, then removed, whatever
+happened (no AutoRemove: with it, following the logs and waiting race the
+removal).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Callable
-from typing import Literal
 
 import anyio
 import anyio.lowlevel
@@ -20,6 +20,7 @@ from ._auth import DOCKER_CONFIG, crane_config_archive
 from ._concurrency import run_all
 from ._docker import ContainerSpec, Engine
 from ._errors import EphemeralRegistryError, PushError
+from ._logs import Lines, Stream
 from ._reference import Reference
 from ._source import MOUNT_POINT, Source
 from ._types import Endpoints, LogLine, PushResult
@@ -31,6 +32,9 @@ OnLog = Callable[[LogLine], object]
 
 OUTPUT_LINES = 30
 """How many of crane's last lines a PushError carries."""
+
+LOG_GRACE = 2.0
+"""How long the followed output may go on after crane exited before it is stopped."""
 
 
 def crane_spec(
@@ -85,22 +89,28 @@ async def run_push(
     """
     output: list[LogLine] = []
     exit_code: int | None = None
+    lines = Lines()
 
-    async def on_line(stream: Literal["stdout", "stderr"], text: str) -> None:
-        line = LogLine(text, stream)
-        output.append(line)
-        logger.info("crane %s %s: %s", reference, stream, text)
-        if on_log is not None:
-            result = on_log(line)
-            if inspect.isawaitable(result):
-                await result
+    async def emit(new: list[LogLine]) -> None:
+        for line in new:
+            output.append(line)
+            logger.info("crane %s %s: %s", reference, line.stream, line)
+            if on_log is not None:
+                result = on_log(line)
+                if inspect.isawaitable(result):
+                    await result
 
-    async def follow(stream: Literal["stdout", "stderr"]) -> None:
-        await engine.follow_logs(container_id, stream, lambda text: on_line(stream, text))
+    async def follow() -> None:
+        async def on_frame(stream: Stream, payload: bytes) -> None:
+            await emit(lines.feed(stream, payload))
 
-    async def wait() -> None:
-        nonlocal exit_code
-        exit_code = await engine.wait(container_id)
+        await engine.read_output(container_id, on_frame, follow=True, timeout=float("inf"))
+
+    async def catch_up() -> None:
+        async def on_frame(stream: Stream, payload: bytes) -> None:
+            await emit(lines.replay(stream, payload))
+
+        await engine.read_output(container_id, on_frame, follow=False, timeout=None)
 
     container_id = await engine.create_container(spec)
     running.add(container_id)
@@ -114,7 +124,25 @@ async def run_push(
                     ),
                 )
             await engine.start(container_id)
-            await run_all(lambda: follow("stdout"), lambda: follow("stderr"), wait)
+            following = anyio.CancelScope()
+
+            async def follow_until_told() -> None:
+                with following:
+                    await follow()
+
+            async def wait() -> None:
+                nonlocal exit_code
+                exit_code = await engine.wait(container_id)
+                # The followed output should end when the container stops,
+                # but Podman's sometimes never does.
+                following.deadline = anyio.current_time() + LOG_GRACE
+
+            await run_all(follow_until_told, wait)
+            # The engine has all of the output once the container has stopped,
+            # but a follow may end before it has sent it all (Docker 20.10 drops
+            # an unfinished last line): read it again, keeping what is new.
+            await catch_up()
+            await emit(lines.end())
     finally:
         with anyio.move_on_after(cleanup_timeout, shield=True):
             try:

@@ -33,7 +33,7 @@ pytestmark = pytest.mark.anyio
 ENGINE_CALLS = (
     "has_image", "pull", "create_network", "remove_network", "list_networks",
     "create_container", "start", "published_port", "state", "wait", "tail_logs",
-    "follow_logs", "save_image", "remove_container", "list_containers",
+    "read_output", "save_image", "remove_container", "list_containers",
 )  # fmt: skip
 
 Operation = Callable[[Registry], Awaitable[object]]

@@ -126,6 +126,25 @@ async def test_a_plain_callable_gets_the_lines_too(tmp_path: Path) -> None:
     assert any("digest: sha256:" in line for line in lines)
 
 
+async def test_lines_from_both_streams_arrive_in_the_order_written(tmp_path: Path) -> None:
+    """stdout and stderr interleave as crane wrote them; an unfinished last line still comes."""
+    tarball = await saved(testbed.SAMPLE, tmp_path)
+    lines: list[LogLine] = []
+    async with registry_under_test(crane_image=testbed.CRANE_CHATTY) as registry:
+        result = await registry.push(tarball, "chatty/app:1", on_log=lines.append)
+        endpoints = await registry.ready()
+    said = [(line.stream, str(line)) for line in lines]
+    expected = [
+        pair for i in range(1, 6) for pair in (("stdout", f"out {i}"), ("stderr", f"err {i}"))
+    ]
+    assert said[:10] == expected
+    assert sorted(said[10:]) == [
+        ("stderr", "no newline at the end"),
+        ("stdout", f"{endpoints.push_endpoint}/chatty/app:1@sha256:{'0' * 64}"),
+    ]
+    assert result.digest == f"sha256:{'0' * 64}"
+
+
 async def test_an_oci_layout_is_pushed(tmp_path: Path) -> None:
     """An OCI image layout directory (made by skopeo) lands as its own manifest, and pulls."""
     layout = tmp_path / "layout"

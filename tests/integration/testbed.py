@@ -28,8 +28,11 @@ SAMPLE = f"{PREFIX}/sample:one"
 SAMPLE_TWO = f"{PREFIX}/sample:two"
 CRANE_HANGS = f"{PREFIX}/crane-hangs"
 """Writes one line to stderr, then never finishes."""
+CRANE_CHATTY = f"{PREFIX}/crane-chatty"
+"""Writes lines to stdout and stderr in turn, the last unfinished, then a digest line; exits 0."""
 ALL_IMAGES = (
     REGISTRY2, REGISTRY3, CRANE, REGISTRY_LATE, REGISTRY_EXITS, REGISTRY_SILENT, CRANE_HANGS,
+    CRANE_CHATTY,
     SAMPLE, SAMPLE_TWO,
 )  # fmt: skip
 
