@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 
 
 def engine_socket() -> str:
@@ -36,6 +38,7 @@ class EngineProxy:
         self._connections: set[anyio.abc.ByteStream] = set()
         self._running = anyio.Event()
         self._running.set()
+        self._drained = anyio.Event()
 
     async def _pump(self, source: anyio.abc.ByteStream, sink: anyio.abc.ByteStream) -> None:
         with contextlib.suppress(
@@ -59,22 +62,46 @@ class EngineProxy:
                         tg.cancel_scope.cancel()
                 finally:
                     self._connections -= {client, upstream}
+                    if not self._connections:
+                        self._drained.set()
 
     async def _listen(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
         with anyio.CancelScope() as self._listening:
             self.path.unlink(missing_ok=True)
             listener = await anyio.create_unix_listener(self.path)
             task_status.started()
-            async with listener, anyio.create_task_group() as tg:
-                await listener.serve(self._handle, task_group=tg)
+            async with listener:
+                # Connections belong to the proxy's task group, not to this
+                # scope: stop() ends them with _cut() instead of cancelling.
+                await listener.serve(self._handle, task_group=self._tg)
 
     async def stop(self) -> None:
         """Like a stopped engine: the socket is gone, open connections are cut."""
         assert self._listening is not None
         self._listening.cancel()
-        for stream in list(self._connections):
-            await stream.aclose()
+        self._cut()
         self.path.unlink(missing_ok=True)
+        await anyio.lowlevel.checkpoint()
+
+    def _cut(self) -> None:
+        """End every connection: its pumps see the end of their streams and return.
+
+        Connections are never cancelled or closed under a reading task: on
+        asyncio, anyio's unix streams then race their reader callback, which
+        sets an already cancelled future (InvalidStateError).
+        """
+        for stream in list(self._connections):
+            with contextlib.suppress(OSError):
+                stream.extra(anyio.abc.SocketAttribute.raw_socket).shutdown(socket.SHUT_RDWR)
+
+    async def _close(self) -> None:
+        """Cut every connection, wait (briefly) for their handlers to end."""
+        self._running.set()
+        self._cut()
+        if self._connections:
+            self._drained = anyio.Event()
+            with anyio.move_on_after(5):
+                await self._drained.wait()
 
     def hang(self) -> None:
         """Like a stuck engine: connections are accepted, nothing is answered."""
@@ -92,8 +119,8 @@ class EngineProxy:
         self.port = listener.extra(anyio.abc.SocketAttribute.local_port)
         self.url = f"tcp://127.0.0.1:{self.port}"
         task_status.started()
-        async with listener, anyio.create_task_group() as tg:
-            await listener.serve(self._handle, task_group=tg)
+        async with listener:
+            await listener.serve(self._handle, task_group=self._tg)
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -101,8 +128,10 @@ class EngineProxy:
         """The engine reached over TCP on 127.0.0.1, as a remote engine is reached."""
         proxy = cls(Path("/nonexistent"))
         async with anyio.create_task_group() as tg:
+            proxy._tg = tg
             await tg.start(proxy._listen_tcp)
             yield proxy
+            await proxy._close()
             tg.cancel_scope.cancel()
 
     @classmethod
@@ -113,5 +142,5 @@ class EngineProxy:
             proxy._tg = tg
             await tg.start(proxy._listen)
             yield proxy
-            proxy._running.set()
+            await proxy._close()
             tg.cancel_scope.cancel()
