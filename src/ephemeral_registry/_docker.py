@@ -40,6 +40,7 @@ _CANNOT_CONNECT = 900
 _NOT_FOUND = 404
 _CONFLICT = 409
 _GONE_POLL = 0.05
+_CONCURRENT_REMOVAL_API = (1, 52)  # Docker 29.0
 _EXPORT_CHUNK = 1 << 20
 
 
@@ -64,6 +65,8 @@ class ContainerSpec:
     """A host path bind-mounted read-only at a path in the container."""
     user: str | None = None
     """``uid:gid`` to run as, instead of the image's user."""
+    hosts: Mapping[str, str] = field(default_factory=dict)
+    """Names to resolve in ``/etc/hosts``, to their addresses."""
 
     def to_api(self) -> dict[str, Any]:
         config: dict[str, Any] = {
@@ -76,6 +79,8 @@ class ContainerSpec:
             config["Cmd"] = list(self.command)
         if self.user is not None:
             config["User"] = self.user
+        if self.hosts:
+            config["HostConfig"]["ExtraHosts"] = [f"{n}:{a}" for n, a in self.hosts.items()]
         if self.read_only_mount is not None:
             source, target = self.read_only_mount
             config["HostConfig"]["Mounts"] = [
@@ -89,6 +94,48 @@ class ContainerSpec:
                 port: [{"HostIp": self.host_ip, "HostPort": ""}]
             }
         return config
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """Where a running container can be reached."""
+
+    host_port: int | None
+    """The host port the engine chose for a published container port."""
+    address: str | None
+    """The container's IP address on its network."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Which engine answers, from the headers of its ``/_ping``."""
+
+    product: Literal["docker", "podman"]
+    api_version: tuple[int, int]
+    """The newest Docker API version it speaks, e.g. ``(1, 41)``."""
+    server: str
+    """Its ``Server`` header, e.g. ``Docker/20.10.24 (linux)`` or ``Libpod/4.3.1 (linux)``."""
+
+    @property
+    def removes_concurrently(self) -> bool:
+        """Whether a network may be removed while its containers are being removed.
+
+        Docker 20.10 (API 1.41) deadlocked its network controller under load
+        when a container's removal overlapped the disconnection of its
+        endpoint and the removal of its network: every later request hung.
+        Docker 29 (API 1.52 and later) and Podman (no libnetwork) held under
+        the same load (tests/integration/test_load.py, run on each engine).
+        """
+        return self.product == "podman" or self.api_version >= _CONCURRENT_REMOVAL_API
+
+    @classmethod
+    def from_headers(cls, headers: Mapping[str, str]) -> Identity:
+        major, _, minor = headers.get("Api-Version", "1.24").partition(".")
+        return cls(
+            product="podman" if "Libpod-Api-Version" in headers else "docker",
+            api_version=(int(major), int(minor or 0)),
+            server=headers.get("Server", "?"),
+        )
 
 
 @dataclass(frozen=True)
@@ -145,6 +192,7 @@ class Engine:
         self._client = client
         self._request_timeout = request_timeout
         self._platform: Platform | None = None
+        self._identity: Identity | None = None
 
     @contextmanager
     def _translate(self, operation: str, *, timeout: float | None = None) -> Iterator[None]:
@@ -176,8 +224,8 @@ class Engine:
         aiodocker's streaming helpers (logs, wait, export) leave the response
         open when reading stops early, by an error or a cancellation, so its
         connection leaks until the garbage collector finds it. This uses
-        aiodocker's request helper, its one private method we call, and
-        closes the response itself. No time limit: the caller sets one.
+        aiodocker's request helper, the one private method we call (also in
+        ``identify``), and closes the response itself. No time limit: the caller sets one.
         """
         async with self._client._query(
             path, method, params=dict(params or {}), timeout=aiohttp.ClientTimeout()
@@ -191,6 +239,27 @@ class Engine:
         return DockerNetwork(self._client, network_id)  # type: ignore[no-untyped-call]
 
     # The engine
+
+    @property
+    def known_identity(self) -> Identity | None:
+        """What ``identify`` found, if it was asked; no request."""
+        return self._identity
+
+    async def identify(self) -> Identity:
+        """Which engine this is, from one ``/_ping`` (a few milliseconds).
+
+        A client that has not chosen an API version yet takes the engine's
+        from the same answer: aiodocker would otherwise ask ``/version``
+        first, which Podman takes about 0.25 s to answer.
+        """
+        if self._identity is None:
+            with self._translate("answer a ping"):
+                async with self._client._query("_ping", versioned_api=False) as response:
+                    self._identity = Identity.from_headers(response.headers)
+            if self._client.api_version == "auto":
+                major, minor = self._identity.api_version
+                self._client.api_version = f"v{major}.{minor}"
+        return self._identity
 
     async def platform(self) -> Platform:
         """The platform the engine runs images for by default (its own)."""
@@ -234,6 +303,16 @@ class Engine:
         except NotFound:
             pass
 
+    async def disconnect(self, network_id: str, container_id: str) -> None:
+        """Force a container's endpoint off a network; either being gone already is fine."""
+        try:
+            with self._translate(f"disconnect {container_id[:12]} from {network_id[:12]}"):
+                await self._network(network_id).disconnect(
+                    {"Container": container_id, "Force": True}
+                )
+        except NotFound:
+            pass
+
     async def list_networks(self, label: str) -> list[Labelled]:
         """The networks carrying ``label`` (``key`` or ``key=value``)."""
         with self._translate("list networks"):
@@ -266,17 +345,17 @@ class Engine:
             info: dict[str, Any] = await self._client.containers.container(container_id).show()
         return info
 
-    async def published_port(self, container_id: str, container_port: int) -> int | None:
-        """The host port the engine chose for ``container_port``; ``None`` if it is not bound.
+    async def attachment(self, container_id: str, container_port: int, network: str) -> Attachment:
+        """Where a started container can be reached: its published port and its address.
 
-        A container that exited at once has no bound port.
+        A container that exited at once has neither.
         """
         info = await self._inspect(container_id)
-        bindings = info["NetworkSettings"]["Ports"].get(f"{container_port}/tcp") or []
-        for binding in bindings:
-            if binding.get("HostPort"):
-                return int(binding["HostPort"])
-        return None
+        settings = info["NetworkSettings"]
+        bindings = (settings.get("Ports") or {}).get(f"{container_port}/tcp") or []
+        ports = [int(binding["HostPort"]) for binding in bindings if binding.get("HostPort")]
+        address = ((settings.get("Networks") or {}).get(network) or {}).get("IPAddress")
+        return Attachment(host_port=ports[0] if ports else None, address=address or None)
 
     async def state(self, container_id: str) -> ContainerState:
         state = (await self._inspect(container_id))["State"]

@@ -45,9 +45,17 @@ def crane_spec(
     endpoints: Endpoints,
     source: Source,
     reference: Reference,
+    registry_address: str | None,
 ) -> ContainerSpec:
-    """The container that runs ``crane push --insecure SOURCE ENDPOINT/REPO:TAG``."""
+    """The container that runs ``crane push --insecure SOURCE ENDPOINT/REPO:TAG``.
+
+    The registry's name resolves through ``/etc/hosts`` when its address is
+    known: Podman's network DNS (aardvark-dns) sometimes does not answer for a
+    network made a moment before, under load.
+    """
     env = {"DOCKER_CONFIG": DOCKER_CONFIG} if endpoints.credentials is not None else {}
+    host = endpoints.push_endpoint.rpartition(":")[0]
+    hosts = {host: registry_address} if registry_address else {}
     return ContainerSpec(
         name=name,
         image=crane_image,
@@ -64,6 +72,7 @@ def crane_spec(
         read_only_mount=(source.path, MOUNT_POINT),
         user=source.user,
         env=env,
+        hosts=hosts,
     )
 
 

@@ -4,16 +4,22 @@ Entering the block starts the bring-up in the background and hands back the
 handle at once; ``await registry.ready()`` waits for it. Leaving the block, by
 any path, removes everything the bring-up created.
 
-The bring-up::
+The bring-up (after one ``/_ping`` that says which engine this is)::
 
     check/pull registry image ─┐   (with pull="never", the check comes first)
                                ├─> create container ─> start ─> read port ─> GET /v2/ poll
     create network ────────────┘              (until 200 or 401, or until the container exits)
     check/pull crane image (for pushes; its failure fails pushes, not the registry)
 
-The teardown (shielded, bounded by ``cleanup_timeout``)::
+The teardown (shielded, bounded by ``cleanup_timeout``), on Docker 29 and Podman::
 
-    remove the registry and crane containers (kill, with their volumes) ─> remove the network
+    remove the registry and crane containers (kill, with their volumes) ───┐
+    disconnect them from the network ─> remove the network ────────────────┘
+                                (the network retried once the containers are gone)
+
+and on older Docker engines, where that overlap can deadlock the engine::
+
+    remove the registry and crane containers ─> remove the network
 """
 
 from __future__ import annotations
@@ -86,6 +92,8 @@ class Registry:
         # What the bring-up created, recorded as soon as each create answers.
         self._network_id: str | None = None
         self._container_id: str | None = None
+        self._address: str | None = None
+        """The registry container's address on its network, once started."""
         self._pushes: set[str] = set()
         """The crane containers that exist right now."""
         self._push_slots = anyio.Semaphore(options.max_concurrent_pushes)
@@ -241,6 +249,7 @@ class Registry:
                 endpoints=endpoints,
                 source=source,
                 reference=reference,
+                registry_address=self._address,
             )
             try:
                 return await run_push(
@@ -296,6 +305,7 @@ class Registry:
     async def _start(self) -> Endpoints:
         options = self._options
         image = options.registry_image
+        await self._engine.identify()
         if options.pull == "never":
             # A missing image is bad input here: fail before creating anything.
             # The check is one inspect request, a few milliseconds.
@@ -321,10 +331,11 @@ class Registry:
             htpasswd = _auth.htpasswd_archive(self._credentials)
             await self._engine.copy_in(self._container_id, htpasswd)
         await self._engine.start(self._container_id)
-        port = await self._engine.published_port(self._container_id, REGISTRY_PORT)
-        if port is None:
+        attachment = await self._engine.attachment(self._container_id, REGISTRY_PORT, self.name)
+        if attachment.host_port is None:
             raise await self._not_ready(self._container_id, None, url=None)
-        pull_endpoint = f"{self._pull_host}:{port}"
+        self._address = attachment.address
+        pull_endpoint = f"{self._pull_host}:{attachment.host_port}"
         await self._await_answer(self._container_id, f"http://{pull_endpoint}/v2/")
         return Endpoints(
             network=self.name,
@@ -489,14 +500,35 @@ class Registry:
             if container_id == self._container_id:
                 self._container_id = None
 
-        # Containers first, then the network, one after the other: removing a
-        # container while its endpoint is disconnected, or the network removed,
-        # at the same time can deadlock the engine's network controller (seen
-        # with Docker 20.10 under load: every later request hung).
-        await run_all(*(functools.partial(remove_container, c) for c in container_ids))
-        for network_id in network_ids:
+        async def remove_containers() -> None:
+            try:
+                await run_all(*(functools.partial(remove_container, c) for c in container_ids))
+            finally:
+                containers_gone.set()
+
+        async def remove_network(network_id: str) -> None:
+            if concurrently:
+                # Disconnecting at once lets the network go while the
+                # containers are still being killed, instead of after.
+                for container_id in container_ids:
+                    with contextlib.suppress(DockerEngineError):  # e.g. already being removed
+                        await engine.disconnect(network_id, container_id)
+                with contextlib.suppress(DockerEngineError):
+                    await engine.remove_network(network_id)
+                    self._network_id = None
+                    return
+            # Sequential, or an endpoint was still attached: once the containers are gone.
+            await containers_gone.wait()
             await engine.remove_network(network_id)
             self._network_id = None
+
+        # Only on engines where it is safe: see Identity.removes_concurrently.
+        identity = engine.known_identity
+        concurrently = identity is not None and identity.removes_concurrently
+        containers_gone = anyio.Event()
+        await run_all(
+            remove_containers, *(functools.partial(remove_network, n) for n in network_ids)
+        )
 
 
 @asynccontextmanager

@@ -6,6 +6,7 @@ import contextlib
 import os
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiodocker
 import anyio
@@ -20,6 +21,7 @@ from ephemeral_registry import (
     RegistryClosedError,
     RegistryNotReadyError,
 )
+from ephemeral_registry._docker import Engine
 
 from . import testbed
 from .helpers import get, registry_under_test, session_resources
@@ -302,3 +304,39 @@ async def test_two_registries_at_once_do_not_collide() -> None:
         assert len({first.pull_endpoint, second.pull_endpoint}) == 2
         for endpoints in (first, second):
             assert (await get_v2(endpoints.pull_endpoint)).status_code == 200
+
+
+async def test_the_teardown_overlaps_removals_only_where_the_engine_is_safe(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Docker 29 and Podman remove the network while the containers go; Docker 20.10 after.
+
+    test_load.py runs each engine's choice under load; this checks which one it makes.
+    """
+    events: list[str] = []
+    for name in ("remove_container", "disconnect", "remove_network"):
+        call = getattr(Engine, name)
+
+        async def logged(engine: Engine, *args: str, _call: Any = call, _name: str = name) -> None:
+            events.append(f"{_name} starts")
+            await _call(engine, *args)
+            events.append(f"{_name} ends")
+
+        monkeypatch.setattr(Engine, name, logged)
+    async with registry_under_test() as registry:
+        await registry.ready()
+        identity = registry._engine.known_identity
+    assert identity is not None
+    expected_product = "podman" if testbed.is_podman() else "docker"
+    assert identity.product == expected_product
+    newer_docker = identity.api_version >= (1, 52)
+    assert testbed.has_containerd_store() == newer_docker  # the test bed's 29 and 20.10
+    if identity.product == "podman" or newer_docker:
+        assert identity.removes_concurrently
+        assert events.index("disconnect starts") < events.index("remove_container ends")
+    else:
+        assert not identity.removes_concurrently
+        assert "disconnect starts" not in events
+        assert events.index("remove_network starts") > events.index("remove_container ends")
+    assert "remove_network ends" in events
+    assert session_resources(registry) == set()

@@ -1,0 +1,60 @@
+"""Which engine answers, from its /_ping headers, and what the teardown may do there."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ephemeral_registry._docker import ContainerSpec, Identity
+
+PINGS = {
+    "docker 20.10": {"Api-Version": "1.41", "Server": "Docker/20.10.24+dfsg1 (linux)"},
+    "docker 29": {"Api-Version": "1.52", "Server": "Docker/29.0.0 (linux)"},
+    "docker 29 from source": {"Api-Version": "1.56", "Server": "Docker/library-import (linux)"},
+    "podman 4.3": {
+        "Api-Version": "1.41",
+        "Libpod-Api-Version": "4.3.1",
+        "Server": "Libpod/4.3.1 (linux)",
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("engine", "product", "api", "concurrently"),
+    [
+        ("docker 20.10", "docker", (1, 41), False),
+        ("docker 29", "docker", (1, 52), True),
+        ("docker 29 from source", "docker", (1, 56), True),
+        ("podman 4.3", "podman", (1, 41), True),
+    ],
+)
+def test_the_ping_says_which_engine_and_whether_removals_may_overlap(
+    engine: str, product: str, api: tuple[int, int], concurrently: bool
+) -> None:
+    """Docker is judged by its API version (a build may name no version); Podman is safe."""
+    identity = Identity.from_headers(PINGS[engine])
+    assert (identity.product, identity.api_version) == (product, api)
+    assert identity.removes_concurrently is concurrently
+    assert identity.server == PINGS[engine]["Server"]
+
+
+def test_a_ping_without_headers_is_an_old_docker() -> None:
+    """No version header: the oldest API this library speaks, and the careful teardown."""
+    identity = Identity.from_headers({})
+    assert identity.api_version == (1, 24)
+    assert not identity.removes_concurrently
+
+
+def test_hosts_go_to_etc_hosts() -> None:
+    """A crane container resolves the registry's name without the network's DNS."""
+    spec = ContainerSpec(
+        name="push",
+        image="crane",
+        labels={},
+        network="net",
+        hosts={"ephemeral-registry-abc": "10.89.0.2"},
+        read_only_mount=(Path("/tmp/x"), "/src"),
+    )
+    assert spec.to_api()["HostConfig"]["ExtraHosts"] == ["ephemeral-registry-abc:10.89.0.2"]
+    assert "ExtraHosts" not in ContainerSpec("r", "i", {}, "net").to_api()["HostConfig"]
