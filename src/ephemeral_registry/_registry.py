@@ -630,12 +630,18 @@ async def ephemeral_registry(
                     tg.start_soon(registry._sweep_after_bring_up)
                 try:
                     yield registry
+                except anyio.get_cancelled_exc_class():
+                    raise  # the task group must see it; it comes out as itself
+                except BaseException as exc:
+                    # The block's own exception, kept out of the task group (which
+                    # would wrap it in a group) and re-raised below as the very
+                    # object raised, once the removal is done.
+                    body_error = exc
                 finally:
                     tg.cancel_scope.cancel()
         except BaseException as exc:
-            # The block's own exception, or a cancellation; re-raised below as
-            # itself, once the removal is done.
-            body_error = _unwrap(exc)
+            # A cancellation, re-raised below once the removal is done.
+            body_error = exc
         problem = await registry._close()
         if body_error is None:
             try:
@@ -655,13 +661,3 @@ async def ephemeral_registry(
             raise body_error
         registry._raise_unseen_failure()
 
-
-def _unwrap(error: BaseException) -> BaseException:
-    """The block's exception, out of the group the task group put it in.
-
-    The background steps never raise, so a group here holds only what the
-    block itself raised.
-    """
-    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
-        error = error.exceptions[0]
-    return error

@@ -186,12 +186,27 @@ async def test_an_unseen_bring_up_failure_is_raised_at_exit() -> None:
                 await registry._endpoints.get()
 
 
-async def test_an_error_in_the_block_propagates_as_itself() -> None:
-    """The block's exception is not wrapped in an ExceptionGroup, and nothing is left."""
-    with pytest.raises(KeyError, match="from the block"):
+@pytest.mark.parametrize(
+    "raised",
+    [
+        KeyError("from the block"),
+        ExceptionGroup("mine", [ValueError("one")]),
+        ExceptionGroup("mine", [ExceptionGroup("nested", [KeyError("deep")])]),
+        BaseExceptionGroup("base", [ValueError("in a base group")]),
+    ],
+    ids=repr,
+)
+@pytest.mark.parametrize("when", ["ready", "bringing up"])
+async def test_an_error_in_the_block_comes_out_as_the_very_object_raised(
+    raised: BaseException, when: str
+) -> None:
+    """Not wrapped in a group, nor unwrapped from the user's own; and nothing is left."""
+    with pytest.raises(BaseException) as caught:  # noqa: PT011 (identity checked below)
         async with registry_under_test() as registry:
-            await registry.ready()
-            raise KeyError("from the block")
+            if when == "ready":
+                await registry.ready()
+            raise raised
+    assert caught.value is raised
     assert session_resources(registry) == set()
 
 
