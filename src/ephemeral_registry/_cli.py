@@ -37,6 +37,8 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_NOT_FOUND = 127
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+DEFAULT_COLUMNS = 80
+"""The status line's width when the terminal does not say."""
 
 
 class Output:
@@ -54,12 +56,20 @@ class Output:
         if self.quiet:
             return
         if self._live:
-            width = 120
-            self._stderr.write("\r\x1b[K" + text[:width])
+            # Shorter than the terminal, asked each time (it may be resized):
+            # a line that wraps is not cleared by \x1b[K, and scrolls.
+            text = "".join(c if c.isprintable() else " " for c in text)
+            self._stderr.write("\r\x1b[K" + text[: self._width() - 1])
             self._status_shown = True
         else:
             self._stderr.write(text + "\n")
         self._stderr.flush()
+
+    def _width(self) -> int:
+        try:
+            return os.get_terminal_size(self._stderr.fileno()).columns
+        except (OSError, ValueError):
+            return DEFAULT_COLUMNS
 
     def done_with_status(self) -> None:
         if self._status_shown:

@@ -660,4 +660,3 @@ async def ephemeral_registry(
         if body_error is not None:
             raise body_error
         registry._raise_unseen_failure()
-

@@ -154,11 +154,17 @@ async def test_python_dash_m_is_the_same_command() -> None:
         assert word in out
 
 
-async def test_on_a_terminal_progress_is_one_live_line() -> None:
-    """With stderr on a terminal, progress rewrites one line in place; results stay on stdout."""
+@pytest.mark.parametrize("columns", [80, 200])
+async def test_on_a_terminal_progress_is_one_live_line(columns: int) -> None:
+    """With stderr on a terminal, progress rewrites one line in place, shorter than the
+    terminal is wide (a line that wraps would scroll); results stay on stdout."""
+    import fcntl
     import pty
+    import struct
+    import termios
 
     controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
     try:
         with anyio.fail_after(60):
             done = await anyio.run_process(
@@ -186,4 +192,10 @@ async def test_on_a_terminal_progress_is_one_live_line() -> None:
     assert b"\r\x1b[K" in shown
     assert b"crane stderr: " in shown
     assert b"\n" not in shown  # no scrolling lines: one line, rewritten
+    shown_lines = shown.split(b"\r\x1b[K")
+    longest = max(len(line.decode()) for line in shown_lines)
+    assert longest <= columns - 1
+    if columns == 80:
+        assert longest == 79  # crane's digest line is longer: cut to fit
+    assert all(line.decode().isprintable() for line in shown_lines)
     assert done.stdout.decode().startswith("ref ")
