@@ -1,17 +1,26 @@
-"""pytest fixtures for async test suites that need a registry (anyio's pytest plugin, asyncio).
+"""pytest fixtures for test suites that need a registry: async or not, on any plugin.
 
 Fixtures:
 
-- ``ephemeral_registry`` (session scope): a ready ``Registry`` shared by the
-  whole session. Like every higher-scoped async fixture under anyio's plugin,
-  it needs the ``anyio_backend`` fixture at session scope, on asyncio::
-
-      @pytest.fixture(scope="session")
-      def anyio_backend() -> str:
-          return "asyncio"
-
+- ``ephemeral_registry`` (session scope): a ready registry shared by the
+  whole session, as a ``RegistryHandle``.
 - ``ephemeral_registry_factory`` (test scope): ``await factory(**options)``
   returns a ready registry of the test's own, removed when the test ends.
+
+They work the same under anyio's pytest plugin, under pytest-asyncio (strict
+or auto mode, with tests on function-, module- or session-scoped loops), and
+in plain synchronous tests, which can read ``handle.endpoints``. Nothing is
+to be configured beyond installing the package.
+
+How: both fixtures are synchronous, which every plugin accepts. The
+registries live on the plugin's own event loop, in a background thread
+(anyio's blocking portal), for the whole session. A registry is entered and
+left in one task there, so its cancel scopes never cross tasks, whatever
+task or loop the test runs in. A ``RegistryHandle``'s coroutines are awaited
+from the test's loop, whichever it is: each runs on the plugin's loop, and
+the test awaits its result as an asyncio future. Cancelling the test's await
+cancels the call on the plugin's loop. ``on_log`` callbacks, plain or async,
+are called on the test's loop, as if the registry ran there.
 
 Options (command line, or ``addopts``): ``--ephemeral-registry-image``,
 ``--ephemeral-registry-crane-image``, ``--ephemeral-registry-pull`` (``never``
@@ -26,17 +35,118 @@ process, so a worker's sweep never touches another live worker's.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack
-from typing import Any
+import asyncio
+import functools
+import inspect
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import ExitStack, asynccontextmanager
+from typing import Any, TypeVar
 
+import anyio.to_thread
 import pytest
+from anyio.from_thread import BlockingPortal, start_blocking_portal
 
+from ._push import OnLog
 from ._registry import Registry, ephemeral_registry
+from ._types import Endpoints, LogLine, PushResult
 
-RegistryFactory = Callable[..., Awaitable[Registry]]
+__all__ = ["RegistryFactory", "RegistryHandle"]
+
+T = TypeVar("T")
 
 _FAILED = pytest.StashKey[bool]()
+
+
+class RegistryHandle:
+    """A ready registry that lives on the plugin's event loop, usable from any other.
+
+    It offers ``Registry``'s methods. Await them from a test on any event
+    loop; read ``endpoints`` from any test, synchronous ones included.
+    """
+
+    def __init__(self, registry: Registry, endpoints: Endpoints, portal: BlockingPortal) -> None:
+        self._registry = registry
+        self._portal = portal
+        self.endpoints = endpoints
+        """Where the registry is reached: it is ready when the fixture hands it over."""
+        self.session_id = registry.session_id
+        """A random id, in every resource name and in the ``ephemeral-registry.session`` label."""
+        self.name = registry.name
+        """The name of the registry container and of its network."""
+
+    def __repr__(self) -> str:
+        return f"<RegistryHandle {self.name} at {self.endpoints.pull_endpoint}>"
+
+    async def ready(self) -> Endpoints:
+        """The registry's ``Endpoints`` (it is already ready)."""
+        return self.endpoints
+
+    async def push(
+        self, source: str | os.PathLike[str], ref: str, *, on_log: OnLog | None = None
+    ) -> PushResult:
+        """``Registry.push``, run on the plugin's loop; ``on_log`` is called on the caller's."""
+        return await self._run(self._registry.push, source, ref, on_log=_relay(on_log))
+
+    async def push_image(
+        self,
+        image: str,
+        ref: str | None = None,
+        *,
+        on_log: OnLog | None = None,
+        compress_layers: bool = False,
+        platform: str | None = None,
+    ) -> PushResult:
+        """``Registry.push_image`` on the plugin's loop; ``on_log`` is called on the caller's."""
+        return await self._run(
+            self._registry.push_image,
+            image,
+            ref,
+            on_log=_relay(on_log),
+            compress_layers=compress_layers,
+            platform=platform,
+        )
+
+    def keep(self) -> None:
+        """``Registry.keep``: leave the registry in place at the end, for debugging."""
+        self._portal.call(self._registry.keep)
+
+    async def _run(self, call: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        """Run ``call`` on the plugin's loop; await it from this one.
+
+        Cancellation: cancelling this await cancels the call there; its own
+        cleanup (a crane container's removal) finishes on the plugin's loop.
+        """
+        future = self._portal.start_task_soon(functools.partial(call, *args, **kwargs))
+        return await asyncio.wrap_future(future)
+
+
+RegistryFactory = Callable[..., Awaitable[RegistryHandle]]
+"""``ephemeral_registry_factory``: ``await factory(**options)`` gives a ready registry."""
+
+
+def _relay(on_log: OnLog | None) -> OnLog | None:
+    """``on_log``, called on the caller's loop while the push runs on the plugin's."""
+    if on_log is None:
+        return None
+    callers_loop = asyncio.get_running_loop()
+
+    async def call(line: LogLine) -> None:
+        result = on_log(line)
+        if inspect.isawaitable(result):
+            await result
+
+    async def relay(line: LogLine) -> None:
+        done = asyncio.run_coroutine_threadsafe(call(line), callers_loop)
+        await asyncio.wrap_future(done)
+
+    return relay
+
+
+@asynccontextmanager
+async def _ready_registry(options: dict[str, Any]) -> AsyncIterator[tuple[Registry, Endpoints]]:
+    async with ephemeral_registry(**options) as registry:
+        yield registry, await registry.ready()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -84,36 +194,55 @@ def _keep(config: pytest.Config, failed: bool) -> bool:
     return bool(config.getoption("ephemeral_registry_keep_on_failure")) and failed
 
 
+@pytest.fixture(scope="session")
+def _ephemeral_registry_portal() -> Iterator[BlockingPortal]:
+    """The plugin's event loop, in a thread of its own, for the whole session."""
+    with start_blocking_portal("asyncio") as portal:
+        yield portal
+
+
 @pytest.fixture(scope="session", name="ephemeral_registry")
-async def ephemeral_registry_fixture(request: pytest.FixtureRequest) -> AsyncIterator[Registry]:
+def ephemeral_registry_fixture(
+    request: pytest.FixtureRequest, _ephemeral_registry_portal: BlockingPortal
+) -> Iterator[RegistryHandle]:
     """A ready registry for the whole test session (one per xdist worker)."""
-    async with ephemeral_registry(**_options(request.config)) as registry:
-        await registry.ready()
-        yield registry
+    portal = _ephemeral_registry_portal
+    with portal.wrap_async_context_manager(_ready_registry(_options(request.config))) as (
+        registry,
+        endpoints,
+    ):
+        handle = RegistryHandle(registry, endpoints, portal)
+        yield handle
         if _keep(request.config, request.session.stash.get(_FAILED, False)):
-            registry.keep()
+            handle.keep()
 
 
 @pytest.fixture
-async def ephemeral_registry_factory(
-    request: pytest.FixtureRequest,
-) -> AsyncIterator[RegistryFactory]:
+def ephemeral_registry_factory(
+    request: pytest.FixtureRequest, _ephemeral_registry_portal: BlockingPortal
+) -> Iterator[RegistryFactory]:
     """``await factory(**options)``: a ready registry of the test's own, removed after it.
 
     Options are those of ``ephemeral_registry()``; the command line's come first.
     """
-    async with AsyncExitStack() as stack:
-        made: list[Registry] = []
+    portal = _ephemeral_registry_portal
+    made: list[RegistryHandle] = []
+    with ExitStack() as stack:
 
-        async def factory(**options: Any) -> Registry:
-            registry = await stack.enter_async_context(
-                ephemeral_registry(**{**_options(request.config), **options})
-            )
-            made.append(registry)
-            await registry.ready()
-            return registry
+        def enter(options: dict[str, Any]) -> RegistryHandle:
+            # In a worker thread: the test's loop goes on while the registry comes up.
+            context = portal.wrap_async_context_manager(_ready_registry(options))
+            registry, endpoints = context.__enter__()
+            # Recorded here, not by the awaiting test: a test cancelled meanwhile
+            # would drop it, and the registry would outlive the test.
+            stack.push(context)
+            made.append(RegistryHandle(registry, endpoints, portal))
+            return made[-1]
+
+        async def factory(**options: Any) -> RegistryHandle:
+            return await anyio.to_thread.run_sync(enter, {**_options(request.config), **options})
 
         yield factory
         if _keep(request.config, request.node.stash.get(_FAILED, False)):
-            for registry in made:
-                registry.keep()
+            for handle in made:
+                handle.keep()
