@@ -1,10 +1,3 @@
-"""An async test suite's conftest: anyio on asyncio, at session scope for the shared registry."""
-
-from __future__ import annotations
-
-import pytest
-
-
-@pytest.fixture(scope="session")
-def anyio_backend() -> str:
-    return "asyncio"
+"""The suite needs no configuration for the plugin: its fixtures are synchronous,
+their registries live on the plugin's own event loop, and the tests here run
+on pytest-asyncio (marked, as strict mode wants) or on anyio's plugin alike."""

@@ -124,10 +124,95 @@ async def test_keep_on_failure_leaves_the_registry_for_debugging(pytester: pytes
     assert testbed.labelled(f"{testbed.LABEL}={session}") == set()
 
 
+PLUGIN_SUITE = """
+import asyncio, json, os, pytest
+
+{mark}
+
+IMAGE = {image!r}
+OUT = {out!r}
+
+
+def record(name, **fields):
+    with open(os.path.join(OUT, name + ".json"), "w") as f:
+        json.dump(fields, f)
+
+
+async def test_one_push_from_a_loop(ephemeral_registry):
+    seen = []
+
+    async def on_log(line):  # an async callback, run on the test's own loop
+        seen.append((line.stream, str(line), asyncio.get_running_loop() is loop))
+
+    loop = asyncio.get_running_loop()
+    pushed = await ephemeral_registry.push_image(IMAGE, "suite/one", on_log=on_log)
+    assert seen and all(on_test_loop for _, _, on_test_loop in seen)
+    assert pushed.ref == ephemeral_registry.endpoints.pull_endpoint + "/suite/one:latest"
+    record("one", loop=id(loop), session=ephemeral_registry.session_id)
+
+
+async def test_another_push_maybe_from_another_loop(ephemeral_registry):
+    lines = []
+    pushed = await ephemeral_registry.push_image(IMAGE, "suite/two", on_log=lines.append)
+    assert any("digest" in line for line in lines)
+    record("two", loop=id(asyncio.get_running_loop()), session=ephemeral_registry.session_id,
+           ref=pushed.ref)
+
+
+async def test_a_registry_of_its_own(ephemeral_registry_factory):
+    one, two = await asyncio.gather(ephemeral_registry_factory(), ephemeral_registry_factory())
+    assert one.session_id != two.session_id
+    pushed = await one.push_image(IMAGE, "own/app:1")
+    assert pushed.ref.startswith(one.endpoints.pull_endpoint)
+    record("factory", sessions=[one.session_id, two.session_id])
+
+
+def test_a_synchronous_test_reads_the_endpoints(ephemeral_registry):
+    assert ephemeral_registry.endpoints.pull_endpoint.startswith("127.0.0.1:")
+"""
+
+SETUPS = {
+    # name: (the suite's marker line, pytest's arguments, whether tests share one loop)
+    "anyio": ("pytestmark = pytest.mark.anyio", ("-p", "no:asyncio"), False),
+    "asyncio strict": ("pytestmark = pytest.mark.asyncio", ("--asyncio-mode=strict",), False),
+    "asyncio auto": ("", ("--asyncio-mode=auto",), False),
+    "asyncio auto, module loop": (
+        "pytestmark = pytest.mark.asyncio(loop_scope='module')",
+        ("--asyncio-mode=auto",),
+        True,
+    ),
+    "asyncio strict, session loop": (
+        "pytestmark = pytest.mark.asyncio(loop_scope='session')",
+        ("--asyncio-mode=strict",),
+        True,
+    ),
+}
+
+
+@pytest.mark.parametrize("setup", SETUPS)
+def test_the_fixtures_work_under_every_async_plugin(
+    pytester: pytest.Pytester, tmp_path: Path, setup: str
+) -> None:
+    """anyio's plugin, pytest-asyncio strict and auto, per-test and shared loops, sync tests."""
+    mark, arguments, one_loop = SETUPS[setup]
+    pytester.makepyfile(
+        test_suite=PLUGIN_SUITE.format(mark=mark, image=testbed.SAMPLE, out=str(tmp_path))
+    )
+    result = pytester.runpytest_subprocess(*OPTIONS, *arguments)
+    result.assert_outcomes(passed=4)
+    one, two, factory = (
+        json.loads((tmp_path / f"{name}.json").read_text()) for name in ("one", "two", "factory")
+    )
+    assert one["session"] == two["session"]  # the session registry, shared across loops
+    assert (one["loop"] == two["loop"]) is one_loop
+    for session in [one["session"], *factory["sessions"]]:
+        assert testbed.labelled(f"{testbed.LABEL}={session}") == set()
+
+
 def test_the_example_suite_passes(pytester: pytest.Pytester) -> None:
     """examples/pytest_suite, as its docstring says to run it."""
     example = Path(__file__).parents[2] / "examples" / "pytest_suite"
     for path in example.glob("*.py"):
         pytester.makefile(path.suffix, **{path.stem: path.read_text()})
     result = pytester.runpytest_subprocess(*OPTIONS)
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=3)
