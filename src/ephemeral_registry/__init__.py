@@ -8,7 +8,9 @@ exits, whatever the reason.
 from ._errors import CleanupError as CleanupError
 from ._errors import DockerEngineError as DockerEngineError
 from ._errors import DockerUnavailableError as DockerUnavailableError
+from ._errors import EngineTimeoutError as EngineTimeoutError
 from ._errors import EphemeralRegistryError as EphemeralRegistryError
+from ._errors import ExportError as ExportError
 from ._errors import ImageNotFoundError as ImageNotFoundError
 from ._errors import ImagePullError as ImagePullError
 from ._errors import InvalidArgumentError as InvalidArgumentError
@@ -40,7 +42,9 @@ __all__ = [
     "DockerEngineError",
     "DockerUnavailableError",
     "Endpoints",
+    "EngineTimeoutError",
     "EphemeralRegistryError",
+    "ExportError",
     "ImageNotFoundError",
     "ImagePullError",
     "InvalidArgumentError",

@@ -27,8 +27,13 @@ import aiohttp
 import anyio
 from aiodocker.networks import DockerNetwork
 
+# anyio imports its parts on first use. Imported here, with this module, they are
+# not compiled first deep inside a running task, where CPython 3.11.7's compile()
+# can fail under pytest's assertion rewriting (SystemError, CPython gh-106905).
+from anyio import open_file
+
 from ._discovery import EngineAddress, discover
-from ._errors import DockerEngineError, DockerUnavailableError
+from ._errors import DockerEngineError, DockerUnavailableError, EngineTimeoutError, ExportError
 from ._logs import FrameError, Frames, Lines, Stream
 from ._platform import Platform
 from ._types import ContainerState
@@ -45,7 +50,7 @@ _EXPORT_CHUNK = 1 << 20
 
 
 class NotFound(Exception):
-    """The engine answered 404: what was asked for does not exist. Internal only."""
+    """The engine answered 404 to a caller that handles it (``absent_ok``). Never escapes."""
 
 
 @dataclass(frozen=True)
@@ -195,23 +200,34 @@ class Engine:
         self._identity: Identity | None = None
 
     @contextmanager
-    def _translate(self, operation: str, *, timeout: float | None = None) -> Iterator[None]:
-        """Bound the request in time and turn aiodocker's errors into ours."""
+    def _translate(
+        self,
+        operation: str,
+        *,
+        timeout: float | None = None,
+        limit_name: str = "request_timeout",
+        absent_ok: bool = False,
+    ) -> Iterator[None]:
+        """Bound the request in time and turn aiodocker's errors into ours: the one place.
+
+        A 404 raises ``NotFound`` where the caller said it handles an absent
+        resource (``absent_ok``), else ``DockerEngineError`` with status 404.
+        """
         limit = self._request_timeout if timeout is None else timeout
         try:
             with anyio.fail_after(limit):
                 yield
         except TimeoutError as exc:
-            raise DockerUnavailableError(
-                _address(self._client), f"no answer to a request to {operation} within {limit:g} s"
-            ) from exc
+            raise EngineTimeoutError(_address(self._client), operation, limit, limit_name) from exc
         except (aiohttp.ClientError, asyncio.IncompleteReadError) as exc:
-            # Raised by aiohttp itself when a streamed answer breaks off.
-            raise DockerEngineError(operation, 0, f"the answer broke off: {exc!r}") from exc
+            # Raised by aiohttp itself when the connection is cut mid-answer:
+            # the engine stopped (or restarted) while answering.
+            reason = f"the connection broke off during a request to {operation} ({exc!r})"
+            raise DockerUnavailableError(_address(self._client), reason) from exc
         except aiodocker.DockerError as exc:
             if exc.status == _CANNOT_CONNECT:
                 raise DockerUnavailableError(_address(self._client), exc.message) from exc
-            if exc.status == _NOT_FOUND:
+            if exc.status == _NOT_FOUND and absent_ok:
                 raise NotFound(exc.message) from exc
             raise DockerEngineError(operation, exc.status, exc.message) from exc
 
@@ -273,15 +289,15 @@ class Engine:
 
     async def has_image(self, image: str) -> bool:
         try:
-            with self._translate(f"inspect the image {image}"):
+            with self._translate(f"inspect the image {image}", absent_ok=True):
                 await self._client.images.inspect(image)
         except NotFound:
             return False
         return True
 
     async def pull(self, image: str, *, timeout: float) -> None:
-        """Pull ``image``; raises ``NotFound`` or ``DockerEngineError`` on failure."""
-        with self._translate(f"pull {image}", timeout=timeout):
+        """Pull ``image``; raises ``DockerEngineError`` when the engine refuses."""
+        with self._translate(f"pull {image}", timeout=timeout, limit_name="pull_timeout"):
             # The progress stream reports errors in-band; aiodocker raises them.
             await self._client.images.pull(image)
 
@@ -298,7 +314,7 @@ class Engine:
     async def remove_network(self, network_id: str) -> None:
         """Remove a network; one that is already gone is not an error."""
         try:
-            with self._translate(f"remove the network {network_id[:12]}"):
+            with self._translate(f"remove the network {network_id[:12]}", absent_ok=True):
                 await self._network(network_id).delete()
         except NotFound:
             pass
@@ -306,7 +322,8 @@ class Engine:
     async def disconnect(self, network_id: str, container_id: str) -> None:
         """Force a container's endpoint off a network; either being gone already is fine."""
         try:
-            with self._translate(f"disconnect {container_id[:12]} from {network_id[:12]}"):
+            operation = f"disconnect {container_id[:12]} from {network_id[:12]}"
+            with self._translate(operation, absent_ok=True):
                 await self._network(network_id).disconnect(
                     {"Container": container_id, "Force": True}
                 )
@@ -424,9 +441,13 @@ class Engine:
 
         ``timeout`` bounds the whole block.
         """
-        with self._translate(f"export the image {image}", timeout=timeout):
+        operation = f"export the image {image}"
+        with self._translate(operation, timeout=timeout, limit_name="push_timeout"):
             async with self._streamed("GET", f"images/{image}/get") as response:
-                yield response.content
+                try:
+                    yield response.content
+                except (aiohttp.ClientError, asyncio.IncompleteReadError) as exc:
+                    raise ExportError(image, f"the stream broke off ({exc!r})") from exc
 
     async def save_image(self, image: str, destination: Path, *, timeout: float) -> int:
         """Write ``docker save IMAGE`` to ``destination``, a chunk at a time; return its size.
@@ -436,7 +457,7 @@ class Engine:
         size = 0
         async with (
             self.export(image, timeout=timeout) as content,
-            await anyio.open_file(destination, "wb") as file,
+            await open_file(destination, "wb") as file,
         ):
             async for chunk in content.iter_chunked(_EXPORT_CHUNK):
                 await file.write(chunk)
@@ -450,7 +471,7 @@ class Engine:
         (a retry after the engine came back, say) is waited for.
         """
         try:
-            with self._translate(f"remove the container {container_id[:12]}"):
+            with self._translate(f"remove the container {container_id[:12]}", absent_ok=True):
                 try:
                     await self._client.containers.container(container_id).delete(force=True, v=True)
                 except aiodocker.DockerError as exc:

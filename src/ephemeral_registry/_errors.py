@@ -5,8 +5,10 @@ EphemeralRegistryError
 ├── InvalidArgumentError        bad input, found before anything is created (also a ValueError)
 │   ├── InvalidReferenceError   a repository reference that the OCI rules do not allow
 │   └── InvalidSourceError      a push source that is missing or not a tarball or OCI layout
-├── DockerUnavailableError      no Docker engine answers
+├── DockerUnavailableError      no Docker engine answers, or it went away mid-answer
+├── EngineTimeoutError          the engine did not finish a request in time (also a TimeoutError)
 ├── DockerEngineError           the engine answered a request with an error
+├── ExportError                 the engine's export of an image is not a usable docker save
 ├── ImageNotFoundError          an image is missing and may not be pulled
 ├── ImagePullError              pulling an image failed
 ├── RegistryNotReadyError       the registry did not answer ``GET /v2/`` in time, or exited
@@ -57,9 +59,9 @@ class DockerUnavailableError(EphemeralRegistryError):
     """Raised when no Docker engine answers at the address the client uses.
 
     This covers no engine address at all (``tried`` lists what discovery
-    looked at), a refused connection, a socket that does not exist, and an
-    engine that accepted the connection but did not answer within the time
-    allowed for one request.
+    looked at), a refused connection, a socket that does not exist, and a
+    connection cut while the engine answered (it stopped). An engine that
+    answers too slowly is an ``EngineTimeoutError``.
     """
 
     def __init__(self, address: str, reason: str, *, tried: tuple[str, ...] = ()) -> None:
@@ -73,6 +75,26 @@ class DockerUnavailableError(EphemeralRegistryError):
         self.tried = tried
 
 
+class EngineTimeoutError(EphemeralRegistryError, TimeoutError):
+    """Raised when the engine did not finish a request within its time limit.
+
+    The engine was reached, so it is running, but is slow or stuck: an
+    export, a pull or a request that took longer than the option named by
+    ``limit_name`` allows.
+    """
+
+    def __init__(self, address: str, operation: str, limit: float, limit_name: str) -> None:
+        super().__init__(
+            f"The Docker engine at {address} did not {operation} within {limit:g} s"
+            f" ({limit_name}). It may be overloaded or stuck: see `docker info` and its log,"
+            f" or allow more time with {limit_name}=."
+        )
+        self.address = address
+        self.operation = operation
+        self.limit = limit
+        self.limit_name = limit_name
+
+
 class DockerEngineError(EphemeralRegistryError):
     """Raised when the engine answered a request with an error status."""
 
@@ -81,6 +103,19 @@ class DockerEngineError(EphemeralRegistryError):
         self.operation = operation
         self.status = status
         self.message = message
+
+
+class ExportError(EphemeralRegistryError):
+    """Raised by ``push_image()`` when the engine's ``docker save`` of the image is not usable.
+
+    The stream broke off, is not a tar, lacks what its manifest names, or
+    holds a layer that does not match the image's config. ``problem`` says which.
+    """
+
+    def __init__(self, image: str, problem: str) -> None:
+        super().__init__(f"The Docker engine's export of {image} is not usable: {problem}.")
+        self.image = image
+        self.problem = problem
 
 
 class ImageNotFoundError(EphemeralRegistryError):

@@ -36,11 +36,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal, cast
 
-import anyio
 import zstandard
 
+# anyio imports its parts on first use. Imported here, with this module, they are
+# not compiled first deep inside a running task, where CPython 3.11.7's compile()
+# can fail under pytest's assertion rewriting (SystemError, CPython gh-106905).
+from anyio import Path as AsyncPath
+from anyio import open_file
+
 from ._docker import Engine
-from ._errors import DockerEngineError, ImageNotFoundError
+from ._errors import ExportError, ImageNotFoundError
 from ._platform import Platform
 
 ReadExactly = Callable[[int], Awaitable[bytes]]
@@ -167,7 +172,10 @@ async def export_image(
 
     Raises:
         ImageNotFoundError: the save holds no image for ``platform``.
-        DockerEngineError: the engine refused, or the stream was broken.
+        DockerEngineError: the engine refused (status 404: the image went away).
+        ExportError: the stream broke off, is not a ``docker save``, or a
+            layer does not match its config.
+        EngineTimeoutError: the export took longer than ``timeout``.
 
     Cancellation: stops at the next chunk; what was written stays in
     ``layout`` for its owner to remove.
@@ -199,7 +207,7 @@ async def unpack_save(
 
     Raises:
         ImageNotFoundError: no image for ``platform``.
-        DockerEngineError: the stream is cut short, is not a ``docker save``,
+        ExportError: the stream is cut short, is not a ``docker save``,
             or a layer does not match its config.
 
     Cancellation: stops at the next chunk; what was written stays in
@@ -220,8 +228,8 @@ class _Unpacker:
         self._links: dict[str, str] = {}
         self._written = 0
 
-    def _broken(self, problem: str) -> DockerEngineError:
-        return DockerEngineError(f"export the image {self._image}", 0, problem)
+    def _broken(self, problem: str) -> ExportError:
+        return ExportError(self._image, problem)
 
     async def _read_exactly(self, size: int) -> bytes:
         try:
@@ -230,7 +238,7 @@ class _Unpacker:
             raise self._broken("the docker save stream ended in the middle of a file") from None
 
     async def run(self) -> None:
-        await anyio.Path(self._blobs).mkdir(parents=True)
+        await AsyncPath(self._blobs).mkdir(parents=True)
         pax: dict[str, str] = {}
         long_name: str | None = None
         long_link: str | None = None
@@ -275,7 +283,7 @@ class _Unpacker:
     async def _write_blob(self, name: str, size: int) -> None:
         digests = _Digests()
         temporary = self._blobs / f".partial-{len(self._files)}"
-        async with await anyio.open_file(temporary, "wb") as file:
+        async with await open_file(temporary, "wb") as file:
             remaining = size
             while remaining:
                 chunk = await self._read_exactly(min(CHUNK, remaining))
@@ -283,7 +291,7 @@ class _Unpacker:
                 digests.update(chunk)
                 await file.write(chunk)
         blob = digests.blob(size)
-        await anyio.Path(temporary).rename(self._path(blob.digest))
+        await AsyncPath(temporary).rename(self._path(blob.digest))
         self._files[name] = blob
         self._written += size
 
@@ -315,11 +323,16 @@ class _Unpacker:
             raise self._broken(f"the blob named {digest} has the digest {blob.digest}")
         return blob
 
-    async def _json(self, blob: _Blob) -> Any:
+    async def _json(self, blob: _Blob, expected: type[dict[str, Any] | list[Any]] = dict) -> Any:
+        """A JSON document of the save, of the ``expected`` kind (whatever its size)."""
         try:
-            return json.loads(await anyio.Path(self._path(blob.digest)).read_bytes())
+            document = json.loads(await AsyncPath(self._path(blob.digest)).read_bytes())
         except ValueError:
             raise self._broken(f"the blob {blob.digest} is not JSON") from None
+        if not isinstance(document, expected):
+            kind = "an object" if expected is dict else "an array"
+            raise self._broken(f"the JSON of {blob.digest} is not {kind}")
+        return document
 
     async def _oci_images(self, index: _Blob) -> list[_Image]:
         """The complete images an OCI layout's index leads to, through nested indexes."""
@@ -362,7 +375,7 @@ class _Unpacker:
             raise self._broken("no manifest.json: not a docker save tar")
         images = []
         try:
-            for entry in await self._json(manifest):
+            for entry in await self._json(manifest, list):
                 config = self._named(entry["Config"])
                 layers = [self._named(name) for name in entry["Layers"]]
                 images.append(_Image(Platform.of(await self._json(config)), config, layers))
@@ -402,7 +415,10 @@ class _Unpacker:
         index = self._member("index.json")
         images = await self._oci_images(index) if index else await self._saved_images()
         image = await self._choose(images, platform, engine_platform)
-        diff_ids = (await self._json(image.config)).get("rootfs", {}).get("diff_ids", [])
+        try:
+            diff_ids = list((await self._json(image.config))["rootfs"]["diff_ids"])
+        except (KeyError, TypeError):
+            raise self._broken("its config names no rootfs.diff_ids") from None
         if len(image.layers) != len(diff_ids):
             raise self._broken(f"{len(image.layers)} layers, but its config names {len(diff_ids)}")
         for layer, diff_id in zip(image.layers, diff_ids, strict=True):
@@ -418,8 +434,8 @@ class _Unpacker:
                 {"mediaType": OCI_MANIFEST, "digest": manifest_digest, "size": len(manifest)}
             ],
         }
-        layout = anyio.Path(self._layout)
-        await anyio.Path(self._path(manifest_digest)).write_bytes(manifest)
+        layout = AsyncPath(self._layout)
+        await AsyncPath(self._path(manifest_digest)).write_bytes(manifest)
         # The engine's own index.json, if any, is a blob now; this one names the chosen image.
         await (layout / "index.json").write_text(json.dumps(index_json))
         await (layout / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')

@@ -40,11 +40,12 @@ import anyio.lowlevel
 
 from . import _auth, _labels, _platform, _reference, _source
 from ._concurrency import Outcome, race, run_all
-from ._docker import ContainerSpec, Engine, NotFound, engine_address, open_client
+from ._docker import ContainerSpec, Engine, engine_address, open_client
 from ._errors import (
     CleanupError,
     DockerEngineError,
     DockerUnavailableError,
+    EngineTimeoutError,
     EphemeralRegistryError,
     ImageNotFoundError,
     ImagePullError,
@@ -114,6 +115,10 @@ class Registry:
 
         Raises:
             DockerUnavailableError: no Docker engine answered.
+            EngineTimeoutError: the engine answered no request within
+                ``request_timeout`` (or a pull ran past ``pull_timeout``).
+            DockerEngineError: the engine refused a request (a 404 when the
+                registry container was removed by someone else meanwhile).
             ImageNotFoundError: the registry image is missing and ``pull="never"``.
             ImagePullError: the registry image could not be pulled.
             RegistryNotReadyError: the registry did not answer within ``ready_timeout``,
@@ -206,6 +211,8 @@ class Registry:
         Raises:
             ImageNotFoundError: the engine does not hold ``image`` (or not for
                 ``platform``); nothing is created.
+            ExportError: the engine's ``docker save`` broke off or is not usable.
+            EngineTimeoutError: the export took longer than ``push_timeout``.
             Everything ``push()`` raises.
 
         Cancellation: the export stops and its files are removed; a crane
@@ -324,8 +331,8 @@ class Registry:
         )
         try:
             self._container_id = await self._engine.create_container(spec)
-        except DockerUnavailableError:
-            self._uncertain = True
+        except (DockerUnavailableError, EngineTimeoutError):
+            self._uncertain = True  # it may exist: the teardown also looks for it by label
             raise
         if self._credentials is not None:
             htpasswd = _auth.htpasswd_archive(self._credentials)
@@ -348,7 +355,7 @@ class Registry:
         labels = _labels.labels(self.session_id, self._owner, "network")
         try:
             self._network_id = await self._engine.create_network(self.name, labels)
-        except DockerUnavailableError:
+        except (DockerUnavailableError, EngineTimeoutError):
             self._uncertain = True
             raise
 
@@ -362,7 +369,7 @@ class Registry:
         logger.info("pulling %s", image)
         try:
             await self._engine.pull(image, timeout=self._options.pull_timeout)
-        except (NotFound, DockerEngineError) as exc:
+        except DockerEngineError as exc:
             raise ImagePullError(image, str(exc)) from exc
 
     async def _sweep_after_bring_up(self) -> None:
@@ -433,7 +440,7 @@ class Registry:
         try:
             state = await self._engine.state(container_id)
             logs = await self._engine.tail_logs(container_id, LOG_LINES)
-        except (EphemeralRegistryError, NotFound) as exc:
+        except EphemeralRegistryError as exc:
             logger.debug("%s: could not read the container's state or logs: %s", self.name, exc)
         return state, logs
 

@@ -13,11 +13,14 @@ from typing import Any
 
 import aiodocker
 import anyio
+import anyio.abc
 import pytest
 
 from ephemeral_registry import (
     CleanupError,
+    DockerEngineError,
     DockerUnavailableError,
+    EngineTimeoutError,
     EphemeralRegistryError,
     PushError,
     sweep,
@@ -26,7 +29,7 @@ from ephemeral_registry._docker import Engine
 
 from . import testbed
 from .engine_proxy import EngineProxy
-from .helpers import registry_under_test
+from .helpers import registry_under_test, session_resources
 
 pytestmark = pytest.mark.anyio
 
@@ -82,14 +85,21 @@ async def test_the_engine_failing_during_the_bring_up(
     monkeypatch: pytest.MonkeyPatch,
     failure: str,
 ) -> None:
-    """ready() raises DockerUnavailableError, the exit CleanupError; then sweep() cleans up."""
+    """ready() raises EngineTimeoutError (stuck) or DockerUnavailableError (stopped), the
+    exit CleanupError; then sweep() cleans up."""
     action = (lambda: hang(proxy)) if failure == "stuck" else proxy.stop
     before_call(monkeypatch, "start", action)
     started = anyio.current_time()
     with anyio.fail_after(10), pytest.raises(CleanupError) as cleanup:
         async with registry_under_test(docker=client, **FAST) as registry:
-            with pytest.raises(DockerUnavailableError):
+            with pytest.raises(EphemeralRegistryError) as caught:
                 await registry.ready()
+    if failure == "stuck":
+        assert type(caught.value) is EngineTimeoutError
+        assert caught.value.operation.startswith("start the container")
+        assert caught.value.limit_name == "request_timeout"
+    else:
+        assert type(caught.value) is DockerUnavailableError
     assert anyio.current_time() - started < 5
     assert any(registry.name in leftover for leftover in cleanup.value.leftovers)
     await sweep_after_return(proxy, registry.session_id)
@@ -119,9 +129,11 @@ async def test_the_engine_failing_during_a_push(
                 tg.start_soon(fail_engine)
                 with pytest.raises(EphemeralRegistryError) as caught:
                     await registry.push(tarball, "doomed", on_log=lambda _: crane_started.set())
-    assert isinstance(caught.value, PushError | DockerUnavailableError) or "broke off" in str(
-        caught.value
-    )
+    if failure == "stuck":  # crane's time runs out first: the engine was never asked to give up
+        assert type(caught.value) is PushError
+        assert "did not finish within 3 s" in str(caught.value)
+    else:  # the connections that follow crane's output and wait for it are cut
+        assert type(caught.value) is DockerUnavailableError
     assert anyio.current_time() - started < 12
     await sweep_after_return(proxy, registry.session_id)
 
@@ -158,3 +170,113 @@ async def test_the_registry_killed_during_a_push(tmp_path: Path) -> None:
                 await registry.push(tarball, "interrupted/push", on_log=kill_registry)
     assert caught.value.exit_code == 1
     assert caught.value.output
+
+
+def removed_before(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """Someone else removes the container just before the library's ``Engine.<name>`` call."""
+    call = getattr(Engine, name)
+
+    async def wrapper(engine: Engine, container_id: str, *args: Any, **kwargs: Any) -> Any:
+        await testbed.adocker("rm", "-f", container_id)
+        return await call(engine, container_id, *args, **kwargs)
+
+    monkeypatch.setattr(Engine, name, wrapper)
+
+
+@pytest.mark.parametrize(
+    ("call", "options"),
+    [("start", {}), ("attachment", {}), ("copy_in", {"auth": True})],
+)
+async def test_a_container_removed_by_someone_else_is_a_docker_engine_error(
+    monkeypatch: pytest.MonkeyPatch, call: str, options: dict[str, Any]
+) -> None:
+    """The engine's 404 is DockerEngineError (status 404, naming the request), nothing private."""
+    removed_before(monkeypatch, call)
+    with anyio.fail_after(30):
+        async with registry_under_test(**options) as registry:
+            with pytest.raises(EphemeralRegistryError) as caught:
+                await registry.ready()
+    assert type(caught.value) is DockerEngineError
+    assert caught.value.status == 404
+    assert "container" in caught.value.operation
+    assert session_resources(registry) == set()
+
+
+async def test_an_image_removed_before_its_export_is_a_docker_engine_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """push_image of an image that goes away between its check and its export: a 404."""
+    image = f"{testbed.PREFIX}/vanishing:{testbed.LABEL.split('.')[0]}"
+    await testbed.adocker("tag", testbed.SAMPLE, image)
+    export = Engine.export
+
+    def export_after_removal(engine: Engine, name: str, *, timeout: float) -> Any:
+        testbed.docker("rmi", image)
+        return export(engine, name, timeout=timeout)
+
+    monkeypatch.setattr(Engine, "export", export_after_removal)
+    try:
+        async with registry_under_test() as registry:
+            with pytest.raises(EphemeralRegistryError) as caught:
+                await registry.push_image(image, "vanishing/app:1")
+    finally:
+        testbed.docker("rmi", image, check=False)
+    assert type(caught.value) is DockerEngineError
+    assert caught.value.status == 404
+    assert caught.value.operation == f"export the image {image}"
+
+
+async def test_an_export_that_runs_past_its_limit_is_an_engine_timeout(
+    proxy: EngineProxy, client: aiodocker.Docker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stuck export is EngineTimeoutError naming the export and push_timeout, not "start one"."""
+    export = Engine.export
+
+    def export_stuck(engine: Engine, image: str, *, timeout: float) -> Any:
+        proxy.hang()
+        return export(engine, image, timeout=timeout)
+
+    monkeypatch.setattr(Engine, "export", export_stuck)
+    started = anyio.current_time()
+    with anyio.fail_after(20):
+        async with registry_under_test(docker=client, push_timeout=2.0, **FAST) as registry:
+            await registry.ready()
+            with pytest.raises(EphemeralRegistryError) as caught:
+                await registry.push_image(testbed.SAMPLE, "slow/app:1")
+            await proxy.resume()
+    assert type(caught.value) is EngineTimeoutError
+    assert isinstance(caught.value, TimeoutError)
+    assert (caught.value.limit, caught.value.limit_name) == (2.0, "push_timeout")
+    assert caught.value.operation == f"export the image {testbed.SAMPLE}"
+    assert "push_timeout=" in str(caught.value)
+    assert anyio.current_time() - started < 10
+    assert session_resources(registry) == set()
+
+
+async def test_a_pull_that_runs_past_its_limit_is_an_engine_timeout() -> None:
+    """A pull from a registry that never answers: EngineTimeoutError naming the pull and
+    pull_timeout, not "start an engine"."""
+    connections: list[anyio.abc.SocketStream] = []
+
+    async def hold(stream: anyio.abc.SocketStream) -> None:
+        async with stream:
+            connections.append(stream)  # accepted, never answered
+            await anyio.sleep_forever()
+
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    image = f"127.0.0.1:{port}/stalls/registry:1"
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, hold)
+        with anyio.fail_after(20):
+            async with registry_under_test(
+                registry_image=image, pull="missing", pull_timeout=1.5, sweep_leftovers=False
+            ) as registry:
+                with pytest.raises(EphemeralRegistryError) as caught:
+                    await registry.ready()
+        tg.cancel_scope.cancel()
+    assert connections, "the engine never reached the stalling registry"
+    assert type(caught.value) is EngineTimeoutError
+    assert (caught.value.limit, caught.value.limit_name) == (1.5, "pull_timeout")
+    assert caught.value.operation == f"pull {image}"
+    assert session_resources(registry) == set()

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import zstandard
 
-from ephemeral_registry import DockerEngineError, ImageNotFoundError
+from ephemeral_registry import ExportError, ImageNotFoundError
 from ephemeral_registry._export import (
     OCI_INDEX,
     OCI_LAYER,
@@ -187,7 +187,7 @@ async def test_a_compressed_layer_that_does_not_match_its_diff_id_is_an_error(
 ) -> None:
     """The check applies to the uncompressed content: a corrupt layer is never pushed."""
     members, _ = docker_save([compress(layer("zipped"))], diff_ids=[sha(layer("other"))])
-    with pytest.raises(DockerEngineError, match="its config says"):
+    with pytest.raises(ExportError, match="its config says"):
         await unpacked(save_tar(members), tmp_path)
 
 
@@ -305,7 +305,7 @@ async def test_a_platform_the_save_does_not_hold_is_image_not_found(tmp_path: Pa
     ],
 )
 async def test_broken_exports_are_errors(tmp_path: Path, breakage: str, problem: str) -> None:
-    """Each is a DockerEngineError saying what is wrong, never a silently wrong image."""
+    """Each is an ExportError saying what is wrong, never a silently wrong image."""
     layers = [layer("one")]
     members, _ = docker_save(
         layers, diff_ids=[sha(b"other")] if breakage == "wrong diff_id" else None
@@ -322,7 +322,50 @@ async def test_broken_exports_are_errors(tmp_path: Path, breakage: str, problem:
         tar = tar[: len(tar) // 2]
     if breakage == "not a tar":
         tar = b"\x01" * 2048
-    with pytest.raises(DockerEngineError) as caught:
+    with pytest.raises(ExportError) as caught:
         await unpack_save("x:1", reader(tar), tmp_path / "layout", engine_platform=engine_platform)
     assert problem in str(caught.value)
-    assert "export the image x:1" in str(caught.value)
+    assert "export of x:1 is not usable" in str(caught.value)
+    assert caught.value.image == "x:1"
+
+
+async def test_a_config_over_a_mebibyte_is_exported(tmp_path: Path) -> None:
+    """A config of 2 MiB (a long label, say) is read whole, not refused or cut."""
+    data = layer("one")
+    config = json.loads(image_config([sha(data)]))
+    config["config"] = {"Labels": {"big": "x" * (2 << 20)}}
+    config_bytes = json.dumps(config).encode()
+    config_name = sha(config_bytes).removeprefix("sha256:") + ".json"
+    manifest = json.dumps([{"Config": config_name, "RepoTags": ["x:1"], "Layers": ["l.tar"]}])
+    tar = save_tar(
+        [("l.tar", data), (config_name, config_bytes), ("manifest.json", manifest.encode())]
+    )
+    result = await unpack_save(
+        "x:1", reader(tar), tmp_path / "layout", engine_platform=engine_platform
+    )
+    assert result.config_digest == sha(config_bytes)
+
+
+@pytest.mark.parametrize(
+    ("member", "content", "problem"),
+    [
+        ("config", b"[1, 2]", "is not an object"),
+        ("config", b'{"os": "linux", "rootfs": "layers"}', "no rootfs.diff_ids"),
+        ("manifest.json", b'{"Config": "c.json"}', "is not an array"),
+        ("manifest.json", b'[{"Config": 7}]', "manifest.json is malformed"),
+    ],
+)
+async def test_json_of_the_wrong_shape_is_an_export_error(
+    tmp_path: Path, member: str, content: bytes, problem: str
+) -> None:
+    """Documents of the wrong shape are an ExportError, never a KeyError or AttributeError."""
+    members, config = docker_save([layer("one")])
+    config_name = sha(config).removeprefix("sha256:") + ".json"
+    if member == "config":
+        members = [(name, content if name == config_name else data) for name, data in members]
+    else:
+        members = [*members[:-1], ("manifest.json", content)]
+    with pytest.raises(ExportError, match=problem):
+        await unpack_save(
+            "x:1", reader(save_tar(members)), tmp_path / "layout", engine_platform=engine_platform
+        )
