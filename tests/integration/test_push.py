@@ -237,8 +237,10 @@ async def test_bad_input_is_refused_before_anything_is_created(
     (tmp_path / "not-a-layout").mkdir()
     shutil.copy(await saved(testbed.SAMPLE, tmp_path), tmp_path / "sample.tar")
     since = time.time()
-    async with registry_under_test() as registry:
-        with anyio.fail_after(0.5), pytest.raises(error) as caught:  # no waiting for ready()
+    # A registry that answers only 2 s after it starts: raising within 1.5 s
+    # shows that the push did not wait for ready().
+    async with registry_under_test(registry_image=testbed.REGISTRY_LATE) as registry:
+        with anyio.fail_after(1.5), pytest.raises(error) as caught:
             await registry.push(tmp_path / source, ref)
         assert problem in str(caught.value)
         await registry.ready()
