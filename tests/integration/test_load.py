@@ -34,8 +34,10 @@ def open_aiohttp_sessions() -> int:
     )
 
 
-async def one_round(tarball: Path) -> None:
+async def one_round(tarball: Path) -> list[str]:
+    """One round; returns the host ports the registries were published on."""
     results: dict[tuple[int, int], PushResult] = {}
+    ports: list[str] = []
     async with AsyncExitStack() as stack:
         registries: list[Registry] = [
             await stack.enter_async_context(registry_under_test()) for _ in range(REGISTRIES)
@@ -56,12 +58,14 @@ async def one_round(tarball: Path) -> None:
         assert len(results) == REGISTRIES * PUSHES_EACH
         for number, registry in enumerate(registries):
             endpoints = await registry.ready()
+            ports.append(endpoints.pull_endpoint.rpartition(":")[2])
             catalog = (await get(endpoints.pull_endpoint, "/v2/_catalog")).json()
             assert sorted(catalog["repositories"]) == [
                 f"load/image-{i}" for i in range(PUSHES_EACH)
             ]
             for index in range(PUSHES_EACH):
                 assert results[number, index].ref.startswith(endpoints.pull_endpoint)
+    return ports
 
 
 async def test_ten_registries_and_forty_pushes_at_once_three_times(tmp_path: Path) -> None:
@@ -72,9 +76,12 @@ async def test_ten_registries_and_forty_pushes_at_once_three_times(tmp_path: Pat
     fds, tasks, sessions = open_fds(), len(asyncio.all_tasks()), open_aiohttp_sessions()
     for _ in range(ROUNDS):
         with anyio.fail_after(120):
-            await one_round(tarball)
+            ports = await one_round(tarball)
         gc.collect()
         assert testbed.labelled() == set()
+        # Nothing forwards the registries' ports any more (a teardown that
+        # overlaps removals left Podman's DNAT rules behind).
+        assert [port for port in ports if testbed.forwards(port)] == []
         assert open_fds() == fds
         assert len(asyncio.all_tasks()) == tasks
         assert open_aiohttp_sessions() == sessions

@@ -120,12 +120,16 @@ async def test_prune_all_says_what_it_removes_then_removes_everything_labelled(
 ) -> None:
     """--all lists every labelled resource first, whoever owns it, then removes them."""
     done = await anyio.run_process(
-        [sys.executable, "-m", "ephemeral_registry", "prune", "--all"], check=False
+        [sys.executable, "-m", "ephemeral_registry", "prune", "--all", "--json"], check=False
     )
     assert done.returncode == 0, done.stderr
     err = done.stderr.decode()
     assert "will remove every resource labelled by ephemeral-registry (4)" in err
-    assert err.index("will remove") < len(err)
+    listed = [line.split()[1] for line in err.splitlines() if line.startswith("  container ")]
+    removed = [json.loads(line)["id"] for line in done.stdout.decode().splitlines()]
+    labelled = {planted[name] for name in ("dead-owner", "reused-pid", "live-owner", "other-host")}
+    assert len(listed) == 4  # each one named on stderr before it goes
+    assert set(removed) == labelled  # then exactly those removed, reported on stdout
     remaining = set(testbed.docker("ps", "-aq", "--no-trunc").split())
     assert (
         remaining & {planted[name] for name in ("dead-owner", "live-owner", "other-host")} == set()

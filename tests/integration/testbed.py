@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import posixpath
+import re
 import subprocess
 import tarfile
 import tempfile
@@ -65,6 +66,13 @@ def docker(*args: str, check: bool = True, timeout: float = 120) -> str:
 def inspect(kind: str, ident: str) -> dict[str, Any]:
     data: list[dict[str, Any]] = json.loads(docker(kind, "inspect", ident))
     return data[0]
+
+
+def forwards(port: str) -> bool:
+    """Whether a host NAT rule (``iptables -t nat -S``) forwards ``port``, as engines that
+    publish ports with DNAT do (Docker 20.10, Podman's netavark)."""
+    rules = subprocess.run(["iptables", "-t", "nat", "-S"], capture_output=True, text=True)
+    return re.search(rf"--dport {port}\b", rules.stdout) is not None
 
 
 @functools.cache
