@@ -43,6 +43,16 @@ def http_client() -> httpx.AsyncClient:
     return httpx.AsyncClient(trust_env=False, verify=False)
 
 
+class Clock:
+    """The time the poll goes by: anyio's event loop clock."""
+
+    def now(self) -> float:
+        return anyio.current_time()
+
+    async def sleep(self, seconds: float) -> None:
+        await anyio.sleep(seconds)
+
+
 async def poll_until_ready(
     client: httpx.AsyncClient,
     url: str,
@@ -50,22 +60,27 @@ async def poll_until_ready(
     timeout: float,
     first_interval: float = FIRST_INTERVAL,
     max_interval: float = MAX_INTERVAL,
+    clock: Clock | None = None,
 ) -> PollResult:
     """Send ``GET url`` until it answers 200 or 401, or until ``timeout`` seconds have passed.
 
     Connection errors, resets and other statuses count as "not yet". Returns
     a ``PollResult``; never raises for an unanswered poll.
 
+    ``clock`` tells the time and waits (anyio's by default; tests pass one of
+    their own).
+
     Cancellation: cancelling this cancels the request in flight and returns
     nothing; nothing is left behind.
     """
-    deadline = anyio.current_time() + timeout
+    clock = clock or Clock()
+    deadline = clock.now() + timeout
     interval = first_interval
     attempts = 0
     problem = ""
     while True:
         attempts += 1
-        remaining = deadline - anyio.current_time()
+        remaining = deadline - clock.now()
         try:
             response = await client.get(url, timeout=max(0.001, min(ATTEMPT_TIMEOUT, remaining)))
         except httpx.TransportError as exc:
@@ -74,8 +89,8 @@ async def poll_until_ready(
             if response.status_code in READY_STATUSES:
                 return PollResult(ready=True, attempts=attempts, last_problem=problem)
             problem = f"answered HTTP {response.status_code}"
-        remaining = deadline - anyio.current_time()
+        remaining = deadline - clock.now()
         if remaining <= 0:
             return PollResult(ready=False, attempts=attempts, last_problem=problem)
-        await anyio.sleep(min(interval, remaining))
+        await clock.sleep(min(interval, remaining))
         interval = min(interval * 1.5, max_interval)

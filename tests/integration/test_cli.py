@@ -136,6 +136,7 @@ async def test_a_signal_during_a_push_removes_the_crane_container_too(tmp_path: 
                 "ps", "-a", "--filter", f"label={testbed.LABEL}", "--format", "{{.Names}}"
             )
             assert "-push-" in names, names
+            session = names.split("-push-")[0].rsplit("-", 1)[1]
             process.send_signal(signal.SIGTERM)
             with anyio.fail_after(20):
                 assert await process.wait() == 143
@@ -143,7 +144,7 @@ async def test_a_signal_during_a_push_removes_the_crane_container_too(tmp_path: 
             process.kill()  # else leaving the block would wait for it forever
             print(seen.decode(errors="replace"))
             raise
-    assert testbed.labelled() == set()
+    assert testbed.labelled(f"{testbed.LABEL}={session}") == set()
 
 
 async def test_python_dash_m_is_the_same_command() -> None:

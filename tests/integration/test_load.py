@@ -34,7 +34,7 @@ def open_aiohttp_sessions() -> int:
     )
 
 
-async def one_round(tarball: Path) -> list[str]:
+async def one_round(tarball: Path, sessions: list[str]) -> list[str]:
     """One round; returns the host ports the registries were published on."""
     results: dict[tuple[int, int], PushResult] = {}
     ports: list[str] = []
@@ -42,6 +42,7 @@ async def one_round(tarball: Path) -> list[str]:
         registries: list[Registry] = [
             await stack.enter_async_context(registry_under_test()) for _ in range(REGISTRIES)
         ]
+        sessions.extend(registry.session_id for registry in registries)
 
         async def push(number: int, registry: Registry, index: int) -> None:
             ref = f"load/image-{index}:r{number}"
@@ -76,9 +77,11 @@ async def test_ten_registries_and_forty_pushes_at_once_three_times(tmp_path: Pat
     fds, tasks, sessions = open_fds(), len(asyncio.all_tasks()), open_aiohttp_sessions()
     for _ in range(ROUNDS):
         with anyio.fail_after(120):
-            ports = await one_round(tarball)
+            registry_sessions: list[str] = []
+            ports = await one_round(tarball, registry_sessions)
         gc.collect()
-        assert testbed.labelled() == set()
+        for session in registry_sessions:
+            assert testbed.labelled(f"{testbed.LABEL}={session}") == set()
         # Nothing forwards the registries' ports any more (a teardown that
         # overlaps removals left Podman's DNAT rules behind).
         assert [port for port in ports if testbed.forwards(port)] == []

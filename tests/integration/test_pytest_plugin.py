@@ -93,10 +93,14 @@ def test_the_factory_gives_each_test_its_own(pytester: pytest.Pytester) -> None:
             assert one.session_id != two.session_id
             assert (await one.ready()).credentials is None
             assert (await two.ready()).credentials is not None
+            print("SESSIONS", one.session_id, two.session_id)
         """
     )
-    pytester.runpytest_subprocess(*OPTIONS).assert_outcomes(passed=1)
-    assert testbed.labelled() == set()
+    result = pytester.runpytest_subprocess(*OPTIONS, "-s")
+    result.assert_outcomes(passed=1)
+    sessions = next(line.split()[1:] for line in result.outlines if "SESSIONS" in line)
+    for session in sessions:
+        assert testbed.labelled(f"{testbed.LABEL}={session}") == set()
 
 
 async def test_keep_on_failure_leaves_the_registry_for_debugging(pytester: pytest.Pytester) -> None:

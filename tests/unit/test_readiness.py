@@ -6,10 +6,11 @@ import itertools
 from collections.abc import Callable, Iterator
 
 import anyio
+import anyio.lowlevel
 import httpx
 import pytest
 
-from ephemeral_registry._readiness import poll_until_ready
+from ephemeral_registry._readiness import Clock, poll_until_ready
 
 pytestmark = pytest.mark.anyio
 
@@ -32,6 +33,22 @@ def half_answer(request: httpx.Request) -> httpx.Response:
 
 def status(code: int) -> Answer:
     return lambda request: httpx.Response(code, json={})
+
+
+class FakeClock(Clock):
+    """Time that passes only when the poll sleeps: no wall clock in these tests."""
+
+    def __init__(self) -> None:
+        self.time = 0.0
+        self.sleeps: list[float] = []
+
+    def now(self) -> float:
+        return self.time
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.time += seconds
+        await anyio.lowlevel.checkpoint()
 
 
 def client_answering(*answers: Answer) -> tuple[httpx.AsyncClient, list[httpx.Request]]:
@@ -82,30 +99,27 @@ async def test_the_deadline_ends_the_poll_with_the_last_problem(
 ) -> None:
     """After ``timeout`` the poll gives up, saying what the last attempt saw."""
     client, seen = client_answering(answer)
-    started = anyio.current_time()
+    clock = FakeClock()
     async with client:
-        result = await poll_until_ready(client, URL, timeout=0.3, first_interval=0.01)
-    elapsed = anyio.current_time() - started
+        result = await poll_until_ready(client, URL, timeout=0.3, first_interval=0.01, clock=clock)
     assert not result.ready
     assert result.last_problem == problem
     assert result.attempts == len(seen) > 3
-    assert 0.3 <= elapsed < 0.6
+    assert clock.time == pytest.approx(0.3)  # the last wait is cut to the deadline
 
 
 async def test_intervals_grow_up_to_the_maximum() -> None:
     """First attempts come fast (a registry listens within ms); later ones back off."""
-    times: list[float] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        times.append(anyio.current_time())
-        raise httpx.ConnectError("refused", request=request)
-
-    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
-        await poll_until_ready(client, URL, timeout=0.5, first_interval=0.01, max_interval=0.05)
-    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
-    assert gaps[0] < 0.03
-    assert max(gaps) < 0.08
-    assert gaps[-2] >= 0.04
+    client, _ = client_answering(refuse)
+    clock = FakeClock()
+    async with client:
+        await poll_until_ready(
+            client, URL, timeout=0.5, first_interval=0.01, max_interval=0.05, clock=clock
+        )
+    waits = clock.sleeps[:-1]  # the last one is cut short by the deadline
+    assert waits[:3] == pytest.approx([0.01, 0.015, 0.0225])
+    assert all(later >= earlier for earlier, later in itertools.pairwise(waits))
+    assert max(waits) == pytest.approx(0.05)
 
 
 async def test_cancelling_the_poll_stops_it() -> None:
@@ -116,5 +130,6 @@ async def test_cancelling_the_poll_stops_it() -> None:
             await poll_until_ready(client, URL, timeout=10)
     assert scope.cancelled_caught
     count = len(seen)
-    await anyio.sleep(0.05)
+    for _ in range(20):  # the poll's task, if it still ran, would get to send again
+        await anyio.lowlevel.checkpoint()
     assert len(seen) == count
