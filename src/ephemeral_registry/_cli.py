@@ -161,14 +161,14 @@ def _leftover_fields(leftover: Leftover) -> dict[str, Any]:
 
 async def _prune(args: argparse.Namespace, output: Output) -> int:
     if args.all:
-        found = await find_leftovers(all_owners=True)
+        found = await find_leftovers(all_owners=True, sessions=args.sessions)
         if not found:
             output.status("nothing labelled by ephemeral-registry")
             return 0
         output.status(f"will remove every resource labelled by ephemeral-registry ({len(found)}):")
         for leftover in found:
             output.status(f"  {leftover.kind} {leftover.name} (owner pid {leftover.owner_pid})")
-    removed = await sweep(all_owners=args.all)
+    removed = await sweep(all_owners=args.all, sessions=args.sessions)
     for leftover in removed:
         output.result(_leftover_fields(leftover))
     if not removed and not args.all:
@@ -270,6 +270,13 @@ def parser() -> argparse.ArgumentParser:
         "--all",
         action="store_true",
         help="remove everything this library labelled, whoever owns it",
+    )
+    prune.add_argument(
+        "--session",
+        action="append",
+        dest="sessions",
+        metavar="ID",
+        help="only this session's resources, e.g. a registry kept for debugging (repeatable)",
     )
     return top
 

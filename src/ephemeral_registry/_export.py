@@ -28,10 +28,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import posixpath
 import tarfile
+import tempfile
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal, cast
@@ -47,6 +50,8 @@ from anyio import open_file
 from ._docker import Engine
 from ._errors import ExportError, ImageNotFoundError
 from ._platform import Platform
+
+logger = logging.getLogger("ephemeral_registry")
 
 ReadExactly = Callable[[int], Awaitable[bytes]]
 Compression = Literal["none", "gzip", "zstd"]
@@ -160,6 +165,35 @@ class _HashWriter:
     def write(self, data: bytes) -> int:
         self._digest.update(data)
         return len(data)
+
+
+@asynccontextmanager
+async def exported(
+    engine: Engine,
+    image: str,
+    *,
+    platform: Platform | None,
+    as_tarball: bool,
+    timeout: float,
+) -> AsyncIterator[Path]:
+    """``image`` exported into a temporary directory, for a push; removed on exit.
+
+    Yields an OCI layout (see ``export_image``) or, ``as_tarball``, the
+    ``docker save`` tarball as the engine wrote it (crane then gzips its layers).
+
+    Cancellation: the export stops, and the directory is removed.
+    """
+    with tempfile.TemporaryDirectory(prefix="ephemeral-registry-") as directory:
+        if as_tarball:
+            source = Path(directory) / "image.tar"
+            size = await engine.save_image(image, source, timeout=timeout)
+        else:
+            source = Path(directory) / "layout"
+            size = (
+                await export_image(engine, image, source, platform=platform, timeout=timeout)
+            ).size
+        logger.debug("exported %s (%d bytes)", image, size)
+        yield source
 
 
 async def export_image(

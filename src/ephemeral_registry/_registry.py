@@ -29,10 +29,8 @@ import functools
 import itertools
 import logging
 import os
-import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import aiodocker
 import anyio
@@ -53,7 +51,7 @@ from ._errors import (
     RegistryClosedError,
     RegistryNotReadyError,
 )
-from ._export import export_image
+from ._export import exported
 from ._options import Options, PullPolicy, host_address, resolve
 from ._push import OnLog, crane_spec, run_push
 from ._readiness import http_client, poll_until_ready
@@ -228,18 +226,13 @@ class Registry:
         reference = _reference.from_image_name(image) if ref is None else _reference.parse(ref)
         if not await self._engine.has_image(image):
             raise ImageNotFoundError(image)
-        timeout = self._options.push_timeout
-        with tempfile.TemporaryDirectory(prefix="ephemeral-registry-") as directory:
-            if compress_layers:
-                source = Path(directory) / "image.tar"
-                size = await self._engine.save_image(image, source, timeout=timeout)
-            else:
-                source = Path(directory) / "layout"
-                layout = await export_image(
-                    self._engine, image, source, platform=wanted, timeout=timeout
-                )
-                size = layout.size
-            logger.debug("%s: exported %s (%d bytes)", self.name, image, size)
+        async with exported(
+            self._engine,
+            image,
+            platform=wanted,
+            as_tarball=compress_layers,
+            timeout=self._options.push_timeout,
+        ) as source:
             return await self._push(_source.check(source), reference, on_log)
 
     async def _push(

@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 import aiodocker
@@ -95,7 +95,9 @@ def _leftover(resource: Labelled) -> Leftover:
     )
 
 
-async def _find(engine: Engine, *, all_owners: bool) -> list[Labelled]:
+async def _find(
+    engine: Engine, *, all_owners: bool, sessions: Collection[str] | None = None
+) -> list[Labelled]:
     found: list[Labelled] = []
 
     async def containers() -> None:
@@ -106,6 +108,8 @@ async def _find(engine: Engine, *, all_owners: bool) -> list[Labelled]:
 
     await run_all(containers, networks)
     here = _labels.Owner.current()
+    if sessions is not None:
+        found = [r for r in found if r.labels.get(_labels.SESSION) in sessions]
     chosen = [r for r in found if all_owners or owner_is_gone(r.labels, here)]
     # Containers first: a network goes only once nothing is attached to it.
     return sorted(chosen, key=lambda r: (r.kind != "container", r.name))
@@ -127,22 +131,25 @@ async def _remove(engine: Engine, resources: Iterable[Labelled]) -> None:
 async def find_leftovers(
     *,
     all_owners: bool = False,
+    sessions: Collection[str] | None = None,
     docker: aiodocker.Docker | None = None,
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
 ) -> list[Leftover]:
     """List what ``sweep()`` would remove, removing nothing.
 
     With ``all_owners=True``: every container and network this library
-    labelled, whoever owns it.
+    labelled, whoever owns it. With ``sessions``: only those sessions'.
     """
     async with open_client(docker) as client:
         engine = Engine(client, request_timeout=request_timeout)
-        return [_leftover(r) for r in await _find(engine, all_owners=all_owners)]
+        found = await _find(engine, all_owners=all_owners, sessions=sessions)
+        return [_leftover(r) for r in found]
 
 
 async def sweep(
     *,
     all_owners: bool = False,
+    sessions: Collection[str] | None = None,
     docker: aiodocker.Docker | None = None,
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
 ) -> list[Leftover]:
@@ -154,6 +161,8 @@ async def sweep(
     hosts, and resources without this library's labels are never touched.
     With ``all_owners=True``, every resource this library labelled is
     removed, whoever owns it: only for when nothing of this library runs.
+    With ``sessions`` (``Registry.session_id`` values), only those sessions'
+    resources are considered, as for a registry kept for debugging.
 
     Raises:
         DockerUnavailableError, DockerEngineError: the engine failed.
@@ -163,7 +172,7 @@ async def sweep(
     """
     async with open_client(docker) as client:
         engine = Engine(client, request_timeout=request_timeout)
-        found = await _find(engine, all_owners=all_owners)
+        found = await _find(engine, all_owners=all_owners, sessions=sessions)
         await _remove(engine, found)
     for resource in found:
         logger.info("swept %s %s (session %s)", resource.kind, resource.name, resource.id[:12])

@@ -69,7 +69,7 @@ async def sweep_after_return(proxy: EngineProxy, session: str) -> None:
     """The engine is back: sweep() removes the session's leftovers."""
     await proxy.resume()
     assert testbed.labelled(f"{testbed.LABEL}={session}"), "nothing was left to sweep"
-    removed = await sweep()
+    removed = await sweep(sessions=[session])
     assert {leftover.session for leftover in removed} == {session}
     assert testbed.labelled(f"{testbed.LABEL}={session}") == set()
 

@@ -123,7 +123,7 @@ async def test_keep_on_failure_leaves_the_registry_for_debugging(pytester: pytes
     kept = testbed.labelled(f"{testbed.LABEL}={session}")
     assert len(kept) == 2
     assert "kept for debugging" in "\n".join(result.errlines + result.outlines)
-    removed = await sweep()
+    removed = await sweep(sessions=[session])
     assert {leftover.id for leftover in removed} >= kept
     assert testbed.labelled(f"{testbed.LABEL}={session}") == set()
 

@@ -50,7 +50,7 @@ async def test_a_killed_owners_registry_is_swept_and_a_live_one_keeps_working(
         left = testbed.labelled(f"{testbed.LABEL}={dead}")
         assert len(left) == 3  # registry, crane container, network
 
-        removed = await sweep()
+        removed = await sweep(sessions=[dead, live.session_id])
 
         assert {leftover.id for leftover in removed} == left
         assert {leftover.session for leftover in removed} == {dead}
@@ -59,6 +59,11 @@ async def test_a_killed_owners_registry_is_swept_and_a_live_one_keeps_working(
         assert (await get(endpoints.pull_endpoint, "/v2/")).status_code == 200
         pushed = await live.push(tarball, "still/works")
         assert pushed.ref.startswith(endpoints.pull_endpoint)
+
+
+PLANTED = ("dead-owner", "reused-pid", "live-owner", "other-host")
+PLANTED_SESSIONS = [f"planted-{name}" for name in PLANTED]
+"""Sweeps and prunes here look at these sessions only: never at a developer's own."""
 
 
 @pytest.fixture
@@ -85,7 +90,7 @@ def planted() -> Iterator[dict[str, str]]:
 
 async def test_sweep_removes_only_dead_owners_on_this_host(planted: dict[str, str]) -> None:
     """A dead pid or a reused pid: removed. A live owner, another host, no labels: untouched."""
-    removed = {leftover.id for leftover in await sweep()}
+    removed = {leftover.id for leftover in await sweep(sessions=PLANTED_SESSIONS)}
     assert removed == {planted["dead-owner"], planted["reused-pid"]}
     remaining = set(testbed.docker("ps", "-aq", "--no-trunc").split())
     assert {planted["live-owner"], planted["other-host"], planted["unlabelled"]} <= remaining
@@ -106,8 +111,9 @@ async def test_entering_sweeps_in_the_background(planted: dict[str, str]) -> Non
 
 async def test_prune_removes_dead_owners_leftovers(planted: dict[str, str]) -> None:
     """`ephemeral-registry prune --json` prints one line per removed resource."""
+    sessions = (arg for session in PLANTED_SESSIONS for arg in ("--session", session))
     done = await anyio.run_process(
-        [sys.executable, "-m", "ephemeral_registry", "prune", "--json"], check=False
+        [sys.executable, "-m", "ephemeral_registry", "prune", "--json", *sessions], check=False
     )
     assert done.returncode == 0, done.stderr
     printed = [json.loads(line) for line in done.stdout.decode().splitlines()]
@@ -120,7 +126,11 @@ async def test_prune_all_says_what_it_removes_then_removes_everything_labelled(
 ) -> None:
     """--all lists every labelled resource first, whoever owns it, then removes them."""
     done = await anyio.run_process(
-        [sys.executable, "-m", "ephemeral_registry", "prune", "--all", "--json"], check=False
+        [
+            *(sys.executable, "-m", "ephemeral_registry", "prune", "--all", "--json"),
+            *(arg for session in PLANTED_SESSIONS for arg in ("--session", session)),
+        ],
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     err = done.stderr.decode()
