@@ -22,6 +22,7 @@ from ._docker import ContainerSpec, Engine
 from ._errors import EphemeralRegistryError, PushError
 from ._logs import Lines, Stream
 from ._reference import Reference
+from ._resources import Created
 from ._source import MOUNT_POINT, Source
 from ._types import Endpoints, LogLine, PushResult
 
@@ -85,13 +86,13 @@ async def run_push(
     on_log: OnLog | None,
     timeout: float,
     cleanup_timeout: float,
-    running: set[str],
+    created: Created,
 ) -> PushResult:
     """Run one crane container to its end; return what it pushed.
 
-    The container's id is in ``running`` from its creation to its removal, so
-    that the registry's teardown can remove a push still running when the
-    block exits.
+    The container's id is in ``created.cranes`` from its creation to its
+    removal, so that the registry's teardown can remove a push still running
+    when the block exits.
 
     Cancellation: the container is killed and removed (shielded, bounded by
     ``cleanup_timeout``), then the cancellation propagates.
@@ -122,7 +123,7 @@ async def run_push(
         await engine.read_output(container_id, on_frame, follow=False, timeout=None)
 
     container_id = await engine.create_container(spec)
-    running.add(container_id)
+    created.cranes.add(container_id)
     try:
         with anyio.move_on_after(timeout) as scope:
             if endpoints.credentials is not None:
@@ -156,7 +157,7 @@ async def run_push(
         with anyio.move_on_after(cleanup_timeout, shield=True):
             try:
                 await engine.remove_container(container_id)
-                running.discard(container_id)
+                created.forget(container_id)
             except EphemeralRegistryError as exc:
                 logger.warning("could not remove the crane container %s: %s", spec.name, exc)
     # A cancellation that arrived during the shielded removal is raised here.

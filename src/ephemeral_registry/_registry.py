@@ -25,7 +25,6 @@ and on older Docker engines, where that overlap can deadlock the engine::
 from __future__ import annotations
 
 import contextlib
-import functools
 import itertools
 import logging
 import os
@@ -55,6 +54,7 @@ from ._export import exported
 from ._options import Options, PullPolicy, host_address, resolve
 from ._push import OnLog, crane_spec, run_push
 from ._readiness import http_client, poll_until_ready
+from ._resources import Created, remove
 from ._sweep import live_sessions, sweep_in_background
 from ._types import ContainerState, Credentials, Endpoints, PushResult
 
@@ -88,18 +88,12 @@ class Registry:
         self._failure_seen = False
         self._closed = False
         self._kept = False
-        # What the bring-up created, recorded as soon as each create answers.
-        self._network_id: str | None = None
-        self._container_id: str | None = None
+        self._created = Created(self.name)
+        """What exists now, recorded as soon as each create answers."""
         self._address: str | None = None
         """The registry container's address on its network, once started."""
-        self._pushes: set[str] = set()
-        """The crane containers that exist right now."""
         self._push_slots = anyio.Semaphore(options.max_concurrent_pushes)
         self._push_numbers = itertools.count(1)
-        # True when a create request failed without a clear answer: the
-        # resource may exist anyway, so the teardown also looks for it by label.
-        self._uncertain = False
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "ready" if self._endpoints.done else "starting"
@@ -260,7 +254,7 @@ class Registry:
                     on_log=on_log,
                     timeout=self._options.push_timeout,
                     cleanup_timeout=self._options.cleanup_timeout,
-                    running=self._pushes,
+                    created=self._created,
                 )
             except EphemeralRegistryError as exc:
                 if self._closed:  # the teardown removed crane's container under it
@@ -323,20 +317,20 @@ class Registry:
             env=_auth.registry_env() if self._credentials else {},
         )
         try:
-            self._container_id = await self._engine.create_container(spec)
+            container_id = self._created.registry = await self._engine.create_container(spec)
         except (DockerUnavailableError, EngineTimeoutError):
-            self._uncertain = True  # it may exist: the teardown also looks for it by label
+            self._created.uncertain = True  # it may exist: the teardown also looks by label
             raise
         if self._credentials is not None:
             htpasswd = _auth.htpasswd_archive(self._credentials)
-            await self._engine.copy_in(self._container_id, htpasswd)
-        await self._engine.start(self._container_id)
-        attachment = await self._engine.attachment(self._container_id, REGISTRY_PORT, self.name)
+            await self._engine.copy_in(container_id, htpasswd)
+        await self._engine.start(container_id)
+        attachment = await self._engine.attachment(container_id, REGISTRY_PORT, self.name)
         if attachment.host_port is None:
-            raise await self._not_ready(self._container_id, None, url=None)
+            raise await self._not_ready(container_id, None, url=None)
         self._address = attachment.address
         pull_endpoint = f"{self._pull_host}:{attachment.host_port}"
-        await self._await_answer(self._container_id, f"http://{pull_endpoint}/v2/")
+        await self._await_answer(container_id, f"http://{pull_endpoint}/v2/")
         return Endpoints(
             network=self.name,
             push_endpoint=f"{self.name}:{REGISTRY_PORT}",
@@ -347,9 +341,9 @@ class Registry:
     async def _create_network(self) -> None:
         labels = _labels.labels(self.session_id, self._owner, "network")
         try:
-            self._network_id = await self._engine.create_network(self.name, labels)
+            self._created.network = await self._engine.create_network(self.name, labels)
         except (DockerUnavailableError, EngineTimeoutError):
-            self._uncertain = True
+            self._created.uncertain = True
             raise
 
     async def _ensure_image(self, image: str) -> None:
@@ -475,60 +469,25 @@ class Registry:
         return problem
 
     def _leftovers(self) -> tuple[str, ...]:
-        leftovers = [f"crane container {container_id[:12]}" for container_id in self._pushes]
-        if self._container_id is not None:
-            leftovers.append(f"container {self.name} ({self._container_id[:12]})")
-        if self._network_id is not None:
-            leftovers.append(f"network {self.name} ({self._network_id[:12]})")
-        return tuple(leftovers) or (f"resources labelled {_labels.SESSION}={self.session_id}",)
+        return self._created.describe() or (
+            f"resources labelled {_labels.SESSION}={self.session_id}",
+        )
 
     async def _tear_down(self) -> None:
-        engine = self._engine
-        container_ids = [*self._pushes, *([self._container_id] if self._container_id else [])]
-        network_ids = [self._network_id] if self._network_id else []
-        if self._uncertain:
+        created = self._created
+        containers, networks = created.containers, created.networks
+        if created.uncertain:
             label = f"{_labels.SESSION}={self.session_id}"
-            found = [*await engine.list_containers(label), *await engine.list_networks(label)]
-            container_ids = sorted(
-                {*container_ids, *(r.id for r in found if r.kind == "container")}
-            )
-            network_ids = sorted({*network_ids, *(r.id for r in found if r.kind == "network")})
-
-        async def remove_container(container_id: str) -> None:
-            await engine.remove_container(container_id)
-            self._pushes.discard(container_id)
-            if container_id == self._container_id:
-                self._container_id = None
-
-        async def remove_containers() -> None:
-            try:
-                await run_all(*(functools.partial(remove_container, c) for c in container_ids))
-            finally:
-                containers_gone.set()
-
-        async def remove_network(network_id: str) -> None:
-            if concurrently:
-                # Disconnecting at once lets the network go while the
-                # containers are still being killed, instead of after.
-                for container_id in container_ids:
-                    with contextlib.suppress(DockerEngineError):  # e.g. already being removed
-                        await engine.disconnect(network_id, container_id)
-                with contextlib.suppress(DockerEngineError):
-                    await engine.remove_network(network_id)
-                    self._network_id = None
-                    return
-            # Sequential, or an endpoint was still attached: once the containers are gone.
-            await containers_gone.wait()
-            await engine.remove_network(network_id)
-            self._network_id = None
-
-        # Only on engines where it is safe: see Identity.removes_concurrently.
-        identity = engine.known_identity
-        concurrently = identity is not None and identity.removes_concurrently
-        containers_gone = anyio.Event()
-        await run_all(
-            remove_containers, *(functools.partial(remove_network, n) for n in network_ids)
-        )
+            found = [
+                *await self._engine.list_containers(label),
+                *await self._engine.list_networks(label),
+            ]
+            containers = sorted({*containers, *(r.id for r in found if r.kind == "container")})
+            networks = sorted({*networks, *(r.id for r in found if r.kind == "network")})
+        # Overlapping removals only where the engine is safe with them.
+        identity = self._engine.known_identity
+        overlap = identity is not None and identity.removes_concurrently
+        await remove(self._engine, containers, networks, overlap=overlap, removed=created.forget)
 
 
 @asynccontextmanager

@@ -13,7 +13,6 @@ say, because the engine was down) counts as gone too.
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 from collections.abc import Collection, Iterable, Mapping
@@ -24,6 +23,7 @@ import aiodocker
 from . import _labels
 from ._concurrency import run_all
 from ._docker import Engine, Labelled, open_client
+from ._resources import remove
 
 logger = logging.getLogger("ephemeral_registry")
 
@@ -117,15 +117,11 @@ async def _find(
 
 async def _remove(engine: Engine, resources: Iterable[Labelled]) -> None:
     resources = list(resources)
-
-    async def remove(resource: Labelled) -> None:
-        if resource.kind == "container":
-            await engine.remove_container(resource.id)
-        else:
-            await engine.remove_network(resource.id)
-
-    for kind in ("container", "network"):
-        await run_all(*(functools.partial(remove, r) for r in resources if r.kind == kind))
+    await remove(
+        engine,
+        [r.id for r in resources if r.kind == "container"],
+        [r.id for r in resources if r.kind == "network"],
+    )
 
 
 async def find_leftovers(

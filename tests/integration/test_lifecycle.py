@@ -257,7 +257,7 @@ async def test_pull_never_with_a_missing_image_creates_nothing() -> None:
                 await registry.ready()
             # The bring-up has ended; nothing of this session was ever created.
             assert session_resources(registry) == set()
-            assert registry._network_id is None
+            assert registry._created.network is None
         assert caught.value.image == "ephemeral-registry-testbed/does-not-exist:1"
         assert caught.value.pull == "never"
 
