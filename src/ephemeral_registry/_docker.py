@@ -45,6 +45,8 @@ _CANNOT_CONNECT = 900
 _NOT_FOUND = 404
 _CONFLICT = 409
 _GONE_POLL = 0.05
+_STOP_ATTEMPTS = 5
+_STOP_RETRY_DELAY = 0.5
 _CONCURRENT_REMOVAL_API = (1, 52)  # Docker 29.0
 _EXPORT_CHUNK = 1 << 20
 
@@ -471,18 +473,32 @@ class Engine:
         """Kill and remove a container and its anonymous volumes; return once it is gone.
 
         One already gone is fine; one whose removal another request started
-        (a retry after the engine came back, say) is waited for.
+        (a retry after the engine came back, say) is waited for. Podman under
+        load sometimes answers that it could not stop the container in time
+        (its processes were still dying): that is retried a few times.
         """
+        for attempt in range(_STOP_ATTEMPTS):
+            if await self._remove_once(container_id, last=attempt == _STOP_ATTEMPTS - 1):
+                return
+            await anyio.sleep(_STOP_RETRY_DELAY)
+
+    async def _remove_once(self, container_id: str, *, last: bool) -> bool:
+        """One removal request; False when the engine could not stop the container yet."""
         try:
             with self._translate(f"remove the container {container_id[:12]}", absent_ok=True):
                 try:
                     await self._client.containers.container(container_id).delete(force=True, v=True)
                 except aiodocker.DockerError as exc:
-                    if exc.status != _CONFLICT or "already in progress" not in exc.message:
+                    if exc.status == _CONFLICT and "already in progress" in exc.message:
+                        await self._wait_until_gone(container_id)
+                    elif "could not be stopped" in exc.message and not last:
+                        logger.debug("retrying the removal of %s: %s", container_id[:12], exc)
+                        return False
+                    else:
                         raise
-                    await self._wait_until_gone(container_id)
         except NotFound:
             pass
+        return True
 
     async def _wait_until_gone(self, container_id: str) -> None:
         container = self._client.containers.container(container_id)
