@@ -62,6 +62,8 @@ logger = logging.getLogger("ephemeral_registry")
 
 REGISTRY_PORT = 5000
 LOG_LINES = 50
+PORT_ATTEMPTS = 3
+"""How many times the registry container is made when its host port was taken meanwhile."""
 """How many of the registry's last log lines a RegistryNotReadyError carries."""
 
 
@@ -316,15 +318,7 @@ class Registry:
             host_ip=options.host_ip,
             env=_auth.registry_env() if self._credentials else {},
         )
-        try:
-            container_id = self._created.registry = await self._engine.create_container(spec)
-        except (DockerUnavailableError, EngineTimeoutError):
-            self._created.uncertain = True  # it may exist: the teardown also looks by label
-            raise
-        if self._credentials is not None:
-            htpasswd = _auth.htpasswd_archive(self._credentials)
-            await self._engine.copy_in(container_id, htpasswd)
-        await self._engine.start(container_id)
+        container_id = await self._create_and_start(spec)
         attachment = await self._engine.attachment(container_id, REGISTRY_PORT, self.name)
         if attachment.host_port is None:
             raise await self._not_ready(container_id, None, url=None)
@@ -337,6 +331,34 @@ class Registry:
             pull_endpoint=pull_endpoint,
             credentials=self._credentials,
         )
+
+    async def _create_and_start(self, spec: ContainerSpec) -> str:
+        """Create and start the registry container; return its id.
+
+        Podman picks the free host port itself, and under load two containers
+        sometimes get the same one: the second start fails with "address
+        already in use". That container is then made again (a new port).
+        """
+        for attempt in range(PORT_ATTEMPTS):
+            try:
+                container_id = self._created.registry = await self._engine.create_container(spec)
+            except (DockerUnavailableError, EngineTimeoutError):
+                self._created.uncertain = True  # it may exist: the teardown also looks by label
+                raise
+            if self._credentials is not None:
+                htpasswd = _auth.htpasswd_archive(self._credentials)
+                await self._engine.copy_in(container_id, htpasswd)
+            try:
+                await self._engine.start(container_id)
+            except DockerEngineError as exc:
+                if "address already in use" not in exc.message or attempt == PORT_ATTEMPTS - 1:
+                    raise
+                logger.debug("%s: the engine's port was taken, again: %s", self.name, exc)
+                await self._engine.remove_container(container_id)
+                self._created.forget(container_id)
+            else:
+                return container_id
+        raise AssertionError("not reached")  # the last attempt returns or raises
 
     async def _create_network(self) -> None:
         labels = _labels.labels(self.session_id, self._owner, "network")
