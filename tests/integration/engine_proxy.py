@@ -11,8 +11,9 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -122,25 +123,28 @@ class EngineProxy:
         async with listener:
             await listener.serve(self._handle, task_group=self._tg)
 
+    @contextlib.asynccontextmanager
+    async def _serving(
+        self, listen: Callable[..., Coroutine[Any, Any, None]]
+    ) -> AsyncIterator[EngineProxy]:
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            await tg.start(listen)
+            yield self
+            await self._close()
+            tg.cancel_scope.cancel()
+
     @classmethod
     @contextlib.asynccontextmanager
     async def over_tcp(cls) -> AsyncIterator[EngineProxy]:
         """The engine reached over TCP on 127.0.0.1, as a remote engine is reached."""
         proxy = cls(Path("/nonexistent"))
-        async with anyio.create_task_group() as tg:
-            proxy._tg = tg
-            await tg.start(proxy._listen_tcp)
+        async with proxy._serving(proxy._listen_tcp):
             yield proxy
-            await proxy._close()
-            tg.cancel_scope.cancel()
 
     @classmethod
     @contextlib.asynccontextmanager
     async def running(cls, path: Path) -> AsyncIterator[EngineProxy]:
         proxy = cls(path)
-        async with anyio.create_task_group() as tg:
-            proxy._tg = tg
-            await tg.start(proxy._listen)
+        async with proxy._serving(proxy._listen):
             yield proxy
-            await proxy._close()
-            tg.cancel_scope.cancel()
