@@ -1,23 +1,25 @@
 """A stand-in for the Docker engine's socket that a test can make fail.
 
-It forwards a unix socket to the real engine's. ``stop()`` makes the engine
-look stopped (existing connections are cut, new ones refused); ``hang()``
-makes it look stuck (connections stay open, nothing more is answered);
-``resume()`` brings it back.
+It forwards a unix socket (or a TCP port on 127.0.0.1) to the real engine's
+socket. ``stop()`` makes the engine look stopped (existing connections are
+cut, new ones refused); ``hang()`` makes it look stuck (connections stay
+open, nothing more is answered); ``resume()`` brings it back.
+
+Built on asyncio's streams, whose transports end a connection cleanly under a
+waiting reader: anyio's unix streams on asyncio wait on the raw socket, and a
+reader cancelled as its socket turns readable then sets a cancelled future
+(``InvalidStateError``), which made the tests that stop the engine flaky.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
-import socket
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
-import anyio
-import anyio.abc
-import anyio.lowlevel
+_CHUNK = 1 << 16
 
 
 def engine_socket() -> str:
@@ -34,117 +36,101 @@ class EngineProxy:
         self._upstream = engine_socket()
         self.port = 0
         """With ``over_tcp()``: the port on 127.0.0.1 it listens on."""
-        self._tg: anyio.abc.TaskGroup | None = None
-        self._listening: anyio.CancelScope | None = None
-        self._connections: set[anyio.abc.ByteStream] = set()
-        self._running = anyio.Event()
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._handlers: set[asyncio.Task[None]] = set()
+        self._running = asyncio.Event()
         self._running.set()
-        self._drained = anyio.Event()
 
-    async def _pump(self, source: anyio.abc.ByteStream, sink: anyio.abc.ByteStream) -> None:
-        with contextlib.suppress(
-            anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError
-        ):
-            while True:
-                data = await source.receive()
+    async def _pump(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError):  # the other end is gone
+            while data := await source.read(_CHUNK):
                 await self._running.wait()  # a hung engine answers nothing more
-                await sink.send(data)
+                sink.write(data)
+                await sink.drain()
+            if sink.can_write_eof():
+                sink.write_eof()
 
-    async def _handle(self, client: anyio.abc.ByteStream) -> None:
-        async with client:
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        ends = [writer]
+        self._writers.add(writer)
+        try:
             await self._running.wait()
-            upstream = await anyio.connect_unix(self._upstream)
-            async with upstream:
-                self._connections |= {client, upstream}
-                try:
-                    async with anyio.create_task_group() as tg:
-                        tg.start_soon(self._pump, client, upstream)
-                        await self._pump(upstream, client)
-                        tg.cancel_scope.cancel()
-                finally:
-                    self._connections -= {client, upstream}
-                    if not self._connections:
-                        self._drained.set()
+            up_reader, up_writer = await asyncio.open_unix_connection(self._upstream)
+            ends.append(up_writer)
+            self._writers.add(up_writer)
+            # Both directions run until each has ended; a cut ends both.
+            await asyncio.gather(self._pump(reader, up_writer), self._pump(up_reader, writer))
+        except (OSError, asyncio.CancelledError):
+            pass
+        finally:
+            for end in ends:
+                self._writers.discard(end)
+                end.transport.abort()
+            self._handlers.discard(task)
 
-    async def _listen(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
-        with anyio.CancelScope() as self._listening:
+    async def _listen(self) -> None:
+        if self.port:
+            self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+        elif self.path.name:
             self.path.unlink(missing_ok=True)
-            listener = await anyio.create_unix_listener(self.path)
-            task_status.started()
-            async with listener:
-                # Connections belong to the proxy's task group, not to this
-                # scope: stop() ends them with _cut() instead of cancelling.
-                await listener.serve(self._handle, task_group=self._tg)
+            self._server = await asyncio.start_unix_server(self._handle, self.path)
+        else:
+            self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+            self.port = self._server.sockets[0].getsockname()[1]
+            self.url = f"tcp://127.0.0.1:{self.port}"
 
     async def stop(self) -> None:
         """Like a stopped engine: the socket is gone, open connections are cut."""
-        assert self._listening is not None
-        self._listening.cancel()
+        assert self._server is not None
+        self._server.close()
         self._cut()
-        self.path.unlink(missing_ok=True)
-        await anyio.lowlevel.checkpoint()
+        if self.url.startswith("unix://"):
+            self.path.unlink(missing_ok=True)
+        await asyncio.sleep(0)
 
     def _cut(self) -> None:
-        """End every connection: its pumps see the end of their streams and return.
-
-        Connections are never cancelled or closed under a reading task: on
-        asyncio, anyio's unix streams then race their reader callback, which
-        sets an already cancelled future (InvalidStateError).
-        """
-        for stream in list(self._connections):
-            with contextlib.suppress(OSError):
-                stream.extra(anyio.abc.SocketAttribute.raw_socket).shutdown(socket.SHUT_RDWR)
-
-    async def _close(self) -> None:
-        """Cut every connection, wait (briefly) for their handlers to end."""
-        self._running.set()
-        self._cut()
-        if self._connections:
-            self._drained = anyio.Event()
-            with anyio.move_on_after(5):
-                await self._drained.wait()
+        """End every connection at once, as a stopped engine does."""
+        for writer in list(self._writers):
+            writer.transport.abort()
 
     def hang(self) -> None:
         """Like a stuck engine: connections are accepted, nothing is answered."""
-        self._running = anyio.Event()
+        self._running = asyncio.Event()
 
     async def resume(self) -> None:
         """The engine is back."""
         self._running.set()
-        assert self._tg is not None
-        if not self.path.exists():
-            await self._tg.start(self._listen)
-
-    async def _listen_tcp(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
-        listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
-        self.port = listener.extra(anyio.abc.SocketAttribute.local_port)
-        self.url = f"tcp://127.0.0.1:{self.port}"
-        task_status.started()
-        async with listener:
-            await listener.serve(self._handle, task_group=self._tg)
+        assert self._server is not None
+        if not self._server.is_serving():
+            await self._listen()
 
     @contextlib.asynccontextmanager
-    async def _serving(
-        self, listen: Callable[..., Coroutine[Any, Any, None]]
-    ) -> AsyncIterator[EngineProxy]:
-        async with anyio.create_task_group() as tg:
-            self._tg = tg
-            await tg.start(listen)
+    async def _serving(self) -> AsyncIterator[EngineProxy]:
+        await self._listen()
+        try:
             yield self
-            await self._close()
-            tg.cancel_scope.cancel()
+        finally:
+            assert self._server is not None
+            self._server.close()
+            self._cut()
+            for handler in self._handlers:
+                handler.cancel()
+            if self._handlers:
+                await asyncio.wait(set(self._handlers), timeout=5)
 
     @classmethod
     @contextlib.asynccontextmanager
     async def over_tcp(cls) -> AsyncIterator[EngineProxy]:
         """The engine reached over TCP on 127.0.0.1, as a remote engine is reached."""
-        proxy = cls(Path("/nonexistent"))
-        async with proxy._serving(proxy._listen_tcp):
+        async with cls(Path())._serving() as proxy:
             yield proxy
 
     @classmethod
     @contextlib.asynccontextmanager
     async def running(cls, path: Path) -> AsyncIterator[EngineProxy]:
-        proxy = cls(path)
-        async with proxy._serving(proxy._listen):
+        async with cls(path)._serving() as proxy:
             yield proxy
