@@ -24,10 +24,10 @@ def _testbed_images() -> None:
 
 @pytest.fixture(autouse=True)
 def no_leftovers() -> Iterator[None]:
-    """Fail a test that leaves any container or network labelled by this library."""
-    before = testbed.labelled()
+    """Fail a test that leaves a container or network it made; remove those, and only those."""
+    before = testbed.labelled_by_this_run()
     yield
-    leaked = testbed.labelled() - before
+    leaked = testbed.labelled_by_this_run() - before
     if leaked:
         testbed.remove(sorted(leaked))
         pytest.fail(f"the test left {len(leaked)} labelled resources behind: {sorted(leaked)}")

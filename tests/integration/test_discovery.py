@@ -43,14 +43,14 @@ async def test_a_remote_engine_refuses_loopback_before_anything_is_created(
     """Its loopback is not ours: InvalidArgumentError says to pass host_ip; nothing is made."""
     async with EngineProxy.over_tcp() as over_tcp:
         monkeypatch.setenv("DOCKER_HOST", f"tcp://{host_name}:{over_tcp.port}")
-        before = testbed.labelled()
+        before = testbed.labelled_by_this_run()
         with pytest.raises(InvalidArgumentError) as caught:
             async with registry_under_test():
                 pytest.fail("entered the block")
         assert caught.value.argument == "host_ip"
         assert "pass host_ip=" in str(caught.value)
         assert f"tcp://{host_name}:{over_tcp.port}" in str(caught.value)
-        assert testbed.labelled() == before
+        assert testbed.labelled_by_this_run() == before
 
 
 async def test_a_remote_engine_is_pulled_from_at_its_own_address(

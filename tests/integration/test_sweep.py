@@ -145,3 +145,17 @@ async def test_prune_all_says_what_it_removes_then_removes_everything_labelled(
         remaining & {planted[name] for name in ("dead-owner", "live-owner", "other-host")} == set()
     )
     assert planted["unlabelled"] in remaining
+
+
+async def test_the_leak_check_counts_only_what_this_run_made(planted: dict[str, str]) -> None:
+    """conftest.no_leftovers removes what a test left: never what others own.
+
+    Another live process's resources, another host's, or those of a process
+    that ended before this run began are not this run's; a registry of this
+    process is.
+    """
+    assert set(planted.values()) & testbed.labelled_by_this_run() == set()
+    async with registry_under_test() as registry:
+        await registry.ready()
+        assert session_resources(registry) <= testbed.labelled_by_this_run()
+        assert len(session_resources(registry)) == 2

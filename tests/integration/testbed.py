@@ -8,12 +8,15 @@ import json
 import os
 import posixpath
 import re
+import socket
 import subprocess
 import tarfile
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from ephemeral_registry._labels import process_start_time
 
 PREFIX = "ephemeral-registry-testbed"
 REGISTRY2 = f"{PREFIX}/registry:2"
@@ -134,6 +137,52 @@ def labelled(label: str = LABEL) -> set[str]:
     containers = docker("ps", "-aq", "--no-trunc", "--filter", f"label={label}").split()
     networks = docker("network", "ls", "-q", "--no-trunc", "--filter", f"label={label}").split()
     return {*containers, *networks}
+
+
+_OWNER = "\t".join(
+    ["{{.ID}}"]
+    + [f'{{{{.Label "ephemeral-registry.owner.{key}"}}}}' for key in ("host", "pid", "started")]
+)
+_THIS_RUN = (socket.gethostname(), os.getpid(), int(process_start_time(os.getpid()) or 0))
+
+
+def labelled_by_this_run() -> set[str]:
+    """Ids of the labelled containers and networks that this test run made.
+
+    Made by this run: owned by this process, by a live process descended from
+    it (a CLI or pytester run under way), or by a process of this host that
+    started after this one and has ended (a CLI run that is over). What other
+    sessions and people made is never counted, so never removed.
+    """
+    listing = ("--no-trunc", "--filter", f"label={LABEL}", "--format", _OWNER)
+    found = docker("ps", "-a", *listing) + docker("network", "ls", *listing)
+    ours = set()
+    for line in found.splitlines():
+        ident, host, pid, started = [*line.split("\t"), "", "", ""][:4]
+        if _made_by_this_run(host, int(pid or 0), int(started or 0)):
+            ours.add(ident)
+    return ours
+
+
+def _made_by_this_run(host: str, pid: int, started: int) -> bool:
+    this_host, this_pid, this_started = _THIS_RUN
+    if host != this_host or started < this_started:
+        return False
+    if pid == this_pid:
+        return True
+    if str(started) != process_start_time(pid):
+        # Ended: a process of this host, younger than this run (and not from the future).
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return started <= uptime * os.sysconf("SC_CLK_TCK")
+    while pid > 1:  # alive: ours if this process is among its ancestors
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return False
+        pid = int(stat.rpartition(")")[2].split()[1])
+        if pid == this_pid:
+            return True
+    return False
 
 
 def remove(ids: Sequence[str]) -> None:
