@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -45,8 +45,8 @@ _CANNOT_CONNECT = 900
 _NOT_FOUND = 404
 _CONFLICT = 409
 _GONE_POLL = 0.05
-_STOP_ATTEMPTS = 5
-_STOP_RETRY_DELAY = 0.5
+_RETRIES = 5  # for an engine's passing refusals: see each use
+_RETRY_DELAY = 0.5
 _CONCURRENT_REMOVAL_API = (1, 52)  # Docker 29.0
 _EXPORT_CHUNK = 1 << 20
 
@@ -317,12 +317,35 @@ class Engine:
         return str(network.id)
 
     async def remove_network(self, network_id: str) -> None:
-        """Remove a network; one that is already gone is not an error."""
+        """Remove a network; one that is already gone is not an error.
+
+        Docker 20.10 sometimes still lists the endpoint of a container it has
+        just removed ("has active endpoints"): the endpoints it names are then
+        forced off the network and the removal is tried again, a few times.
+        """
+        for attempt in range(_RETRIES):
+            if await self._remove_network_once(network_id, last=attempt == _RETRIES - 1):
+                return
+            await anyio.sleep(_RETRY_DELAY)
+
+    async def _remove_network_once(self, network_id: str, *, last: bool) -> bool:
+        """One removal request; False when endpoints were attached (now forced off)."""
         try:
             with self._translate(f"remove the network {network_id[:12]}", absent_ok=True):
-                await self._network(network_id).delete()
+                try:
+                    await self._network(network_id).delete()
+                except aiodocker.DockerError as exc:
+                    if "active endpoints" not in exc.message or last:
+                        raise
+                    logger.debug("retrying the removal of %s: %s", network_id[:12], exc)
+                    attached = await self._network(network_id).show()
+                    for endpoint in (attached.get("Containers") or {}).values():
+                        with suppress(DockerEngineError):  # gone meanwhile
+                            await self.disconnect(network_id, str(endpoint["Name"]))
+                    return False
         except NotFound:
             pass
+        return True
 
     async def disconnect(self, network_id: str, container_id: str) -> None:
         """Force a container's endpoint off a network; either being gone already is fine."""
@@ -353,10 +376,24 @@ class Engine:
         return str(container.id)
 
     async def copy_in(self, container_id: str, archive: bytes) -> None:
-        """Unpack a tar at ``/`` in a container (created or running)."""
-        with self._translate(f"copy files into the container {container_id[:12]}"):
-            container = self._client.containers.container(container_id)
-            await container.put_archive("/", archive)  # type: ignore[no-untyped-call]
+        """Unpack a tar at ``/`` in a container (created or running).
+
+        Podman unpacks through a helper process whose pipe sometimes breaks
+        under load ("broken pipe"); unpacking again is harmless, so that is
+        retried a few times.
+        """
+        container = self._client.containers.container(container_id)
+        for attempt in range(_RETRIES):
+            with self._translate(f"copy files into the container {container_id[:12]}"):
+                try:
+                    await container.put_archive("/", archive)  # type: ignore[no-untyped-call]
+                except aiodocker.DockerError as exc:
+                    if "broken pipe" not in exc.message or attempt == _RETRIES - 1:
+                        raise
+                    logger.debug("copying into %s again: %s", container_id[:12], exc)
+                else:
+                    return
+            await anyio.sleep(_RETRY_DELAY)
 
     async def start(self, container_id: str) -> None:
         with self._translate(f"start the container {container_id[:12]}"):
@@ -477,10 +514,10 @@ class Engine:
         load sometimes answers that it could not stop the container in time
         (its processes were still dying): that is retried a few times.
         """
-        for attempt in range(_STOP_ATTEMPTS):
-            if await self._remove_once(container_id, last=attempt == _STOP_ATTEMPTS - 1):
+        for attempt in range(_RETRIES):
+            if await self._remove_once(container_id, last=attempt == _RETRIES - 1):
                 return
-            await anyio.sleep(_STOP_RETRY_DELAY)
+            await anyio.sleep(_RETRY_DELAY)
 
     async def _remove_once(self, container_id: str, *, last: bool) -> bool:
         """One removal request; False when the engine could not stop the container yet."""
