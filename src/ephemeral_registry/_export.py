@@ -37,7 +37,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Literal, cast
+from typing import IO, Any, Literal, Protocol, cast
 
 import zstandard
 
@@ -79,7 +79,7 @@ MAX_LINKS = 8
 
 
 @dataclass(frozen=True)
-class _Blob:
+class Blob:
     digest: str
     size: int
     compression: Compression
@@ -88,12 +88,12 @@ class _Blob:
 
 
 @dataclass(frozen=True)
-class _Image:
+class Image:
     """One image the save holds: its platform, config and layers."""
 
     platform: Platform
-    config: _Blob
-    layers: list[_Blob]
+    config: Blob
+    layers: list[Blob]
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ class Layout:
     """The bytes of all blobs written."""
 
 
-class _Digests:
+class Digests:
     """The digest of a blob and of its uncompressed content, fed a chunk at a time."""
 
     def __init__(self) -> None:
@@ -147,13 +147,56 @@ class _Digests:
                 data = self._inflate.unused_data
                 self._inflate = zlib.decompressobj(zlib.MAX_WBITS | 16)
 
-    def blob(self, size: int) -> _Blob:
+    def blob(self, size: int) -> Blob:
         if self.compression == "zstd":
             self._inflate.flush()
         raw = f"sha256:{self._raw.hexdigest()}"
         compression = self.compression or "none"
         plain = raw if compression == "none" else f"sha256:{self._plain.hexdigest()}"
-        return _Blob(raw, size, compression, plain)
+        return Blob(raw, size, compression, plain)
+
+
+class BlobStore(Protocol):
+    """Where the files of a ``docker save`` stream go as they are read."""
+
+    async def keep(self, name: str, size: int, read_exactly: ReadExactly) -> Blob:
+        """Read the ``size`` bytes of the member ``name``; describe them as they came."""
+        ...
+
+    async def content(self, blob: Blob) -> bytes:
+        """The bytes of a blob kept earlier (a JSON document of the save)."""
+        ...
+
+
+class _LayoutStore:
+    """Every file of the save written once, as a blob of an OCI layout named by its digest."""
+
+    def __init__(self, layout: Path) -> None:
+        self.blobs = layout / "blobs" / "sha256"
+        self.written = 0
+
+    def path(self, digest: str) -> Path:
+        return self.blobs / digest.removeprefix("sha256:")
+
+    async def keep(self, name: str, size: int, read_exactly: ReadExactly) -> Blob:
+        if not self.written:
+            await AsyncPath(self.blobs).mkdir(parents=True, exist_ok=True)
+        digests = Digests()
+        temporary = self.blobs / ".partial"  # one file at a time: the stream is sequential
+        async with await open_file(temporary, "wb") as file:
+            remaining = size
+            while remaining:
+                chunk = await read_exactly(min(CHUNK, remaining))
+                remaining -= len(chunk)
+                digests.update(chunk)
+                await file.write(chunk)
+        blob = digests.blob(size)
+        await AsyncPath(temporary).rename(self.path(blob.digest))
+        self.written += size
+        return blob
+
+    async def content(self, blob: Blob) -> bytes:
+        return await AsyncPath(self.path(blob.digest)).read_bytes()
 
 
 class _HashWriter:
@@ -247,20 +290,41 @@ async def unpack_save(
     Cancellation: stops at the next chunk; what was written stays in
     ``layout`` for its owner to remove.
     """
-    unpacker = _Unpacker(image, read_exactly, layout)
+    store = _LayoutStore(layout)
+    await AsyncPath(store.blobs).mkdir(parents=True)
+    unpacker = Unpacker(image, read_exactly, store)
     await unpacker.run()
-    return await unpacker.write_layout(platform, engine_platform)
+    chosen = await unpacker.choose(platform, engine_platform)
+    manifest = manifest_json(chosen.config, chosen.layers)
+    manifest_digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
+    index_json = {
+        "schemaVersion": 2,
+        "manifests": [
+            {"mediaType": OCI_MANIFEST, "digest": manifest_digest, "size": len(manifest)}
+        ],
+    }
+    await AsyncPath(store.path(manifest_digest)).write_bytes(manifest)
+    # The engine's own index.json, if any, is a blob now; this one names the chosen image.
+    await (AsyncPath(layout) / "index.json").write_text(json.dumps(index_json))
+    await (AsyncPath(layout) / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    return Layout(
+        layout,
+        manifest_digest,
+        chosen.config.digest,
+        chosen.platform,
+        store.written + len(manifest),
+    )
 
 
-class _Unpacker:
-    def __init__(self, image: str, read_exactly: ReadExactly, layout: Path) -> None:
+class Unpacker:
+    """Reads a ``docker save`` tar stream into a ``BlobStore``, then finds the image in it."""
+
+    def __init__(self, image: str, read_exactly: ReadExactly, store: BlobStore) -> None:
         self._image = image
         self._read = read_exactly
-        self._layout = layout
-        self._blobs = layout / "blobs" / "sha256"
-        self._files: dict[str, _Blob] = {}
+        self._store = store
+        self._files: dict[str, Blob] = {}
         self._links: dict[str, str] = {}
-        self._written = 0
 
     def _broken(self, problem: str) -> ExportError:
         return ExportError(self._image, problem)
@@ -272,7 +336,7 @@ class _Unpacker:
             raise self._broken("the docker save stream ended in the middle of a file") from None
 
     async def run(self) -> None:
-        await AsyncPath(self._blobs).mkdir(parents=True)
+        """Read the whole stream, handing each regular file to the store."""
         pax: dict[str, str] = {}
         long_name: str | None = None
         long_link: str | None = None
@@ -302,7 +366,7 @@ class _Unpacker:
             link = long_link or pax.get("linkpath") or info.linkname
             pax, long_name, long_link = {}, None, None
             if info.isreg():
-                await self._write_blob(name, size)
+                self._files[name] = await self._store.keep(name, size, self._read_exactly)
                 await self._read_exactly(padded - size)
             else:
                 if info.issym():
@@ -314,27 +378,9 @@ class _Unpacker:
                 if padded:
                     await self._read_exactly(padded)
 
-    async def _write_blob(self, name: str, size: int) -> None:
-        digests = _Digests()
-        temporary = self._blobs / f".partial-{len(self._files)}"
-        async with await open_file(temporary, "wb") as file:
-            remaining = size
-            while remaining:
-                chunk = await self._read_exactly(min(CHUNK, remaining))
-                remaining -= len(chunk)
-                digests.update(chunk)
-                await file.write(chunk)
-        blob = digests.blob(size)
-        await AsyncPath(temporary).rename(self._path(blob.digest))
-        self._files[name] = blob
-        self._written += size
-
-    def _path(self, digest: str) -> Path:
-        return self._blobs / digest.removeprefix("sha256:")
-
     # Finding the image in what was unpacked.
 
-    def _member(self, name: str) -> _Blob | None:
+    def _member(self, name: str) -> Blob | None:
         """The file a member name stands for, following links (as for repeated layers)."""
         name = posixpath.normpath(name)
         for _ in range(MAX_LINKS):
@@ -343,13 +389,13 @@ class _Unpacker:
             name = self._links[name]
         return self._files.get(name)
 
-    def _named(self, name: str) -> _Blob:
+    def _named(self, name: str) -> Blob:
         blob = self._member(name)
         if blob is None:
             raise self._broken(f"its manifest names {name}, which the tar does not hold")
         return blob
 
-    def _by_digest(self, digest: str) -> _Blob | None:
+    def _by_digest(self, digest: str) -> Blob | None:
         """A blob of the OCI layout by its digest; None where the save left it out."""
         algorithm, _, encoded = str(digest).partition(":")
         blob = self._member(f"blobs/{algorithm}/{encoded}")
@@ -357,10 +403,10 @@ class _Unpacker:
             raise self._broken(f"the blob named {digest} has the digest {blob.digest}")
         return blob
 
-    async def _json(self, blob: _Blob, expected: type[dict[str, Any] | list[Any]] = dict) -> Any:
+    async def _json(self, blob: Blob, expected: type[dict[str, Any] | list[Any]] = dict) -> Any:
         """A JSON document of the save, of the ``expected`` kind (whatever its size)."""
         try:
-            document = json.loads(await AsyncPath(self._path(blob.digest)).read_bytes())
+            document = json.loads(await self._store.content(blob))
         except ValueError:
             raise self._broken(f"the blob {blob.digest} is not JSON") from None
         if not isinstance(document, expected):
@@ -368,9 +414,9 @@ class _Unpacker:
             raise self._broken(f"the JSON of {blob.digest} is not {kind}")
         return document
 
-    async def _oci_images(self, index: _Blob) -> list[_Image]:
+    async def _oci_images(self, index: Blob) -> list[Image]:
         """The complete images an OCI layout's index leads to, through nested indexes."""
-        images: list[_Image] = []
+        images: list[Image] = []
 
         async def visit(descriptors: list[dict[str, Any]], depth: int) -> None:
             for descriptor in descriptors:
@@ -389,7 +435,7 @@ class _Unpacker:
         await visit((await self._json(index)).get("manifests", []), 0)
         return images
 
-    async def _oci_image(self, manifest: dict[str, Any]) -> _Image | None:
+    async def _oci_image(self, manifest: dict[str, Any]) -> Image | None:
         try:
             config = self._by_digest(manifest["config"]["digest"])
             layers = [self._by_digest(layer["digest"]) for layer in manifest["layers"]]
@@ -400,9 +446,9 @@ class _Unpacker:
         platform = Platform.of(await self._json(config))
         if platform.os == "unknown":  # an attestation, not an image
             return None
-        return _Image(platform, config, [layer for layer in layers if layer is not None])
+        return Image(platform, config, [layer for layer in layers if layer is not None])
 
-    async def _saved_images(self) -> list[_Image]:
+    async def _saved_images(self) -> list[Image]:
         """The images ``manifest.json`` lists (engines that write no index.json)."""
         manifest = self._member("manifest.json")
         if manifest is None:
@@ -412,17 +458,17 @@ class _Unpacker:
             for entry in await self._json(manifest, list):
                 config = self._named(entry["Config"])
                 layers = [self._named(name) for name in entry["Layers"]]
-                images.append(_Image(Platform.of(await self._json(config)), config, layers))
+                images.append(Image(Platform.of(await self._json(config)), config, layers))
         except (KeyError, TypeError):
             raise self._broken("manifest.json is malformed") from None
         return images
 
     async def _choose(
         self,
-        images: list[_Image],
+        images: list[Image],
         platform: Platform | None,
         engine_platform: Callable[[], Awaitable[Platform]],
-    ) -> _Image:
+    ) -> Image:
         if platform is None and len(images) == 1:
             return images[0]
         wanted = platform or await engine_platform()
@@ -443,9 +489,10 @@ class _Unpacker:
             self._image, platform=str(wanted), available=tuple(str(i.platform) for i in images)
         )
 
-    async def write_layout(
+    async def choose(
         self, platform: Platform | None, engine_platform: Callable[[], Awaitable[Platform]]
-    ) -> Layout:
+    ) -> Image:
+        """The image to push, once the stream is read; its layers checked against its config."""
         index = self._member("index.json")
         images = await self._oci_images(index) if index else await self._saved_images()
         image = await self._choose(images, platform, engine_platform)
@@ -460,45 +507,23 @@ class _Unpacker:
                 raise self._broken(
                     f"a layer's content has the digest {layer.diff_id}, its config says {diff_id}"
                 )
-        manifest = _manifest(image)
-        manifest_digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
-        index_json = {
-            "schemaVersion": 2,
-            "manifests": [
-                {"mediaType": OCI_MANIFEST, "digest": manifest_digest, "size": len(manifest)}
-            ],
-        }
-        layout = AsyncPath(self._layout)
-        await AsyncPath(self._path(manifest_digest)).write_bytes(manifest)
-        # The engine's own index.json, if any, is a blob now; this one names the chosen image.
-        await (layout / "index.json").write_text(json.dumps(index_json))
-        await (layout / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
-        return Layout(
-            self._layout,
-            manifest_digest,
-            image.config.digest,
-            image.platform,
-            self._written + len(manifest),
-        )
+        return image
 
 
-def _manifest(image: _Image) -> bytes:
+def manifest_json(config: Blob, layers: list[Blob]) -> bytes:
+    """An OCI image manifest of ``config`` and ``layers``, as compact JSON."""
     return json.dumps(
         {
             "schemaVersion": 2,
             "mediaType": OCI_MANIFEST,
-            "config": {
-                "mediaType": OCI_CONFIG,
-                "digest": image.config.digest,
-                "size": image.config.size,
-            },
+            "config": {"mediaType": OCI_CONFIG, "digest": config.digest, "size": config.size},
             "layers": [
                 {
                     "mediaType": LAYER_TYPES[layer.compression],
                     "digest": layer.digest,
                     "size": layer.size,
                 }
-                for layer in image.layers
+                for layer in layers
             ],
         },
         separators=(",", ":"),
