@@ -20,6 +20,8 @@ from ._errors import InvalidArgumentError
 logger = logging.getLogger("ephemeral_registry")
 
 PullPolicy = Literal["missing", "never", "always"]
+Pusher = Literal["crane", "native"]
+LayerCompression = Literal["gzip", "none"]
 
 DEFAULT_REGISTRY_IMAGE = (
     "registry@sha256:a3d8aaa63ed8681a604f1dea0aa03f100d5895b6a58ace528858a7b332415373"
@@ -50,6 +52,8 @@ class Options:
     push_timeout: float
     max_concurrent_pushes: int
     auth: bool
+    pusher: Pusher = "crane"
+    layer_compression: LayerCompression = "gzip"
 
 
 def _image(argument: str, given: str | None, env: str, default: str) -> str:
@@ -74,6 +78,20 @@ def _count(argument: str, value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise InvalidArgumentError(argument, value, "must be a whole number, at least 1")
     return value
+
+
+def check_pusher(value: str) -> Pusher:
+    """Check a ``pusher`` argument."""
+    if value not in get_args(Pusher):
+        raise InvalidArgumentError("pusher", value, 'must be "crane" or "native"')
+    return cast(Pusher, value)
+
+
+def check_layer_compression(value: str) -> LayerCompression:
+    """Check a ``layer_compression`` argument."""
+    if value not in get_args(LayerCompression):
+        raise InvalidArgumentError("layer_compression", value, 'must be "gzip" or "none"')
+    return cast(LayerCompression, value)
 
 
 def _host_ip(value: str) -> str:
@@ -105,6 +123,8 @@ def resolve(
     push_timeout: float,
     max_concurrent_pushes: int,
     auth: bool,
+    pusher: str = "crane",
+    layer_compression: str = "gzip",
 ) -> Options:
     """Check every option; raise ``InvalidArgumentError`` for the first bad one."""
     if not isinstance(auth, bool):
@@ -127,6 +147,8 @@ def resolve(
         push_timeout=_seconds("push_timeout", push_timeout),
         max_concurrent_pushes=_count("max_concurrent_pushes", max_concurrent_pushes),
         auth=auth,
+        pusher=check_pusher(pusher),
+        layer_compression=check_layer_compression(layer_compression),
     )
 
 

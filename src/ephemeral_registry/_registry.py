@@ -25,17 +25,18 @@ and on older Docker engines, where that overlap can deadlock the engine::
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import aiodocker
 import anyio
 import anyio.lowlevel
 
-from . import _auth, _labels, _platform, _reference, _source
+from . import _auth, _labels, _native, _platform, _reference, _source
 from ._concurrency import Outcome, race, run_all
 from ._docker import ContainerSpec, Engine, engine_address, open_client
 from ._errors import (
@@ -47,11 +48,21 @@ from ._errors import (
     ImageNotFoundError,
     ImagePullError,
     InvalidArgumentError,
+    PushError,
     RegistryClosedError,
     RegistryNotReadyError,
 )
 from ._export import exported
-from ._options import Options, PullPolicy, host_address, resolve
+from ._options import (
+    LayerCompression,
+    Options,
+    PullPolicy,
+    Pusher,
+    check_layer_compression,
+    check_pusher,
+    host_address,
+    resolve,
+)
 from ._push import OnLog, crane_spec, run_push
 from ._readiness import http_client, poll_until_ready
 from ._resources import Created, remove
@@ -96,6 +107,8 @@ class Registry:
         """The registry container's address on its network, once started."""
         self._push_slots = anyio.Semaphore(options.max_concurrent_pushes)
         self._push_numbers = itertools.count(1)
+        self._blobs = _native.BlobCache()
+        """The layers native pushes put in this registry, to skip or mount them."""
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "ready" if self._endpoints.done else "starting"
@@ -130,7 +143,13 @@ class Registry:
             raise
 
     async def push(
-        self, source: str | os.PathLike[str], ref: str, *, on_log: OnLog | None = None
+        self,
+        source: str | os.PathLike[str],
+        ref: str,
+        *,
+        on_log: OnLog | None = None,
+        pusher: Pusher | None = None,
+        layer_compression: LayerCompression | None = None,
     ) -> PushResult:
         """Push a ``docker save`` tarball or an OCI layout directory into the registry as ``ref``.
 
@@ -146,10 +165,15 @@ class Registry:
                 image layout directory. crane runs as the source's owner, so a
                 file only its owner can read (mode 0600) works.
             ref: ``repo[:tag]`` inside the registry; the tag defaults to ``latest``.
-            on_log: called with each line of crane's output.
+            on_log: called with each line of crane's output (or, with the
+                native pusher, a line per blob and the digest line).
+            pusher: ``"crane"`` or ``"native"``; by default the registry's.
+            layer_compression: the native pusher's (see ``ephemeral_registry()``);
+                by default the registry's. An OCI layout is pushed as it is.
 
         Raises:
-            InvalidReferenceError, InvalidSourceError: before anything is created.
+            InvalidReferenceError, InvalidSourceError, InvalidArgumentError:
+                before anything is created.
             PushError: crane exited non-zero (a corrupt tarball, one holding
                 several images, ...) or ran past ``push_timeout``; it carries
                 crane's last lines.
@@ -162,7 +186,59 @@ class Registry:
         """
         self._check_open()
         reference = _reference.parse(ref)
-        return await self._push(_source.check(source), reference, on_log)
+        checked = _source.check(source)
+        how = self._how(pusher, layer_compression)
+        if how.pusher == "native":
+            return await self._push_natively(
+                reference,
+                how,
+                on_log,
+                lambda target: _native.push_source(
+                    checked, target, reference, compression=how.layer_compression, on_log=on_log
+                ),
+            )
+        return await self._push(checked, reference, on_log)
+
+    def _how(self, pusher: str | None, layer_compression: str | None) -> Options:
+        """The registry's options with this call's pusher and layer compression."""
+        return dataclasses.replace(
+            self._options,
+            pusher=self._options.pusher if pusher is None else check_pusher(pusher),
+            layer_compression=(
+                self._options.layer_compression
+                if layer_compression is None
+                else check_layer_compression(layer_compression)
+            ),
+        )
+
+    async def _push_natively(
+        self,
+        reference: _reference.Reference,
+        how: Options,
+        on_log: OnLog | None,
+        push: Callable[[_native.Target], Awaitable[PushResult]],
+    ) -> PushResult:
+        """Run a native push in a push slot, bounded by ``push_timeout``."""
+        endpoints = await self.ready()
+        target = _native.Target(
+            endpoints.pull_endpoint, endpoints.push_endpoint, endpoints.credentials, self._blobs
+        )
+        async with self._push_slots:
+            self._check_open()
+            try:
+                with anyio.fail_after(self._options.push_timeout):
+                    return await push(target)
+            except TimeoutError:
+                raise PushError(
+                    str(reference),
+                    f"the native push did not finish within {self._options.push_timeout:g} s",
+                    exit_code=None,
+                    output=(),
+                ) from None
+            except EphemeralRegistryError as exc:
+                if self._closed:  # the teardown removed the registry under it
+                    raise RegistryClosedError() from exc
+                raise
 
     async def push_image(
         self,
@@ -172,6 +248,8 @@ class Registry:
         on_log: OnLog | None = None,
         compress_layers: bool = False,
         platform: str | None = None,
+        pusher: Pusher | None = None,
+        layer_compression: LayerCompression | None = None,
     ) -> PushResult:
         """Export ``image`` from the local engine (``docker save``) and push it as ``ref``.
 
@@ -201,6 +279,11 @@ class Registry:
             platform: ``os/architecture[/variant]`` of the image to push, where
                 the engine holds it for several (a containerd image store);
                 by default the only one there is, or else the engine's own.
+            pusher: ``"crane"`` or ``"native"``; by default the registry's. The
+                native pusher streams the export into the registry in one
+                pass: no container, no temporary files.
+            layer_compression: the native pusher's: ``"gzip"`` or ``"none"``
+                for layers the engine keeps uncompressed; by default the registry's.
 
         Raises:
             ImageNotFoundError: the engine does not hold ``image`` (or not for
@@ -213,15 +296,39 @@ class Registry:
         container already started is removed as in ``push()``.
         """
         self._check_open()
+        how = self._how(pusher, layer_compression)
         wanted = None if platform is None else _platform.parse(platform)
         if wanted is not None and compress_layers:
             raise InvalidArgumentError(
                 "platform", platform, "cannot be chosen with compress_layers=True"
             )
+        if compress_layers and how.pusher == "native":
+            raise InvalidArgumentError(
+                "compress_layers",
+                compress_layers,
+                'is crane\'s; the native pusher takes layer_compression="gzip" (its default)',
+            )
         image = _reference.local_image(image)
         reference = _reference.from_image_name(image) if ref is None else _reference.parse(ref)
         if not await self._engine.has_image(image):
             raise ImageNotFoundError(image)
+        if how.pusher == "native":
+            engine = self._engine
+
+            async def push(target: _native.Target) -> PushResult:
+                async with engine.export(image, timeout=self._options.push_timeout) as content:
+                    return await _native.push_save(
+                        image,
+                        content.readexactly,
+                        target,
+                        reference,
+                        compression=how.layer_compression,
+                        platform=wanted,
+                        engine_platform=engine.platform,
+                        on_log=on_log,
+                    )
+
+            return await self._push_natively(reference, how, on_log, push)
         async with exported(
             self._engine,
             image,
@@ -527,6 +634,8 @@ async def ephemeral_registry(
     max_concurrent_pushes: int = 4,
     sweep_leftovers: bool = True,
     auth: bool = False,
+    pusher: Pusher = "crane",
+    layer_compression: LayerCompression = "gzip",
     docker: aiodocker.Docker | None = None,
 ) -> AsyncIterator[Registry]:
     """Bring up a throwaway registry on a private Docker network, and remove it on exit.
@@ -557,6 +666,14 @@ async def ephemeral_registry(
             (htpasswd, needs ``ephemeral-registry[auth]``): pushes use them by
             themselves; ``Endpoints.credentials`` has them for pullers, and
             without them ``GET /v2/`` answers 401.
+        pusher: how pushes are made: ``"crane"`` (``crane push`` in a one-shot
+            container on the registry's network) or ``"native"`` (over HTTP from
+            this process, the export streamed into the registry in one pass, no
+            container, no temporary files). Each push may choose otherwise.
+        layer_compression: how the native pusher sends layers that the engine
+            keeps uncompressed: ``"gzip"`` (ISA-L level 1, what every client
+            reads) or ``"none"`` (faster; some pullers insist on gzip). Layers
+            that come compressed (gzip, zstd) are pushed as they are.
         sweep_leftovers: once the registry is up (or has failed), remove in the
             background what dead processes on this host left behind (see ``sweep()``).
         docker: an ``aiodocker.Docker`` client to use; it is left open. By
@@ -595,6 +712,8 @@ async def ephemeral_registry(
         push_timeout=push_timeout,
         max_concurrent_pushes=max_concurrent_pushes,
         auth=auth,
+        pusher=pusher,
+        layer_compression=layer_compression,
     )
     address = engine_address(docker)
     pull_host = host_address(options.host_ip, address)

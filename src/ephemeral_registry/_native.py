@@ -1,0 +1,550 @@
+"""The native pusher: images go into the registry over HTTP from this process, in one pass.
+
+No container and no temporary file: the ``docker save`` stream (from the
+engine, or from a tarball) is read once, and each layer is hashed,
+compressed (ISA-L's gzip, level 1, on worker threads) and uploaded while it
+arrives, through the OCI distribution API: ``POST`` an upload session,
+one streamed ``PATCH``, ``PUT ?digest=``. Small files (the config, the
+save's own JSON documents, tiny layers) are held in memory until the save
+has been read and the image is known; then the config and the manifest go
+last. Memory stays constant: a chunk of the stream at a time, plus those
+small files.
+
+Blobs are not uploaded twice. A layer is named by its content in every
+engine's save (``blobs/sha256/<digest>``, Podman's ``<diff_id>.tar``, Docker
+20.10's ``<layer id>/layer.tar``): the registry's ``BlobCache`` remembers
+what each name became, so a layer that the repository already holds is
+skipped (``HEAD``), and one that another repository of the registry holds is
+mounted (``?mount=&from=``). Pushes at once wait for each other's upload of
+a shared layer instead of uploading it twice.
+
+Cancellation: the upload session under way is cancelled (``DELETE``,
+shielded and bounded); a registry keeps nothing from it that a manifest
+refers to. Blobs already uploaded stay in the registry's storage,
+unreferenced, until the registry is removed with the rest.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import json
+import logging
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+import anyio.to_thread
+import httpx
+from isal import isal_zlib
+
+from ._errors import ExportError, PushError
+from ._export import (
+    CHUNK,
+    OCI_MANIFEST,
+    Blob,
+    Digests,
+    ReadExactly,
+    Unpacker,
+    manifest_json,
+)
+from ._options import LayerCompression
+from ._platform import Platform
+from ._reference import Reference
+from ._source import Source
+from ._types import Credentials, LogLine, PushResult
+
+logger = logging.getLogger("ephemeral_registry")
+
+SMALL = 1 << 20
+"""Files of the save up to this size are held in memory until the image is known."""
+MAX_DOCUMENT = 64 << 20
+"""The largest JSON document (a config, say) held in memory."""
+GZIP_LEVEL = 1
+PIPELINE = 4
+"""Chunks that may wait between two stages of an upload."""
+UPLOAD_TIMEOUT = httpx.Timeout(60.0)
+"""Per read, write or connection of one request (not the whole upload)."""
+ABORT_TIMEOUT = 5.0
+OUTPUT_LINES = 30
+_CONTENT_NAMED = re.compile(r"[0-9a-f]{64}")
+
+OnLog = Callable[[LogLine], object]
+
+
+@dataclass(frozen=True)
+class _Held:
+    """A layer the registry holds: as it was in the save, as pushed, and where."""
+
+    source: Blob
+    pushed: Blob
+    repository: str
+
+
+@dataclass
+class BlobCache:
+    """What one registry holds, by the content-derived names of the saves' layers."""
+
+    _held: dict[str, _Held] = field(default_factory=dict)
+    _busy: dict[str, anyio.Event] = field(default_factory=dict)
+
+    @asynccontextmanager
+    async def claim(self, name: str) -> AsyncIterator[_Held | None]:
+        """What ``name`` became, if known; others pushing the same name wait meanwhile."""
+        while name in self._busy:
+            await self._busy[name].wait()
+        done = self._busy[name] = anyio.Event()
+        try:
+            yield self._held.get(name)
+        finally:
+            del self._busy[name]
+            done.set()
+
+    def record(self, name: str, held: _Held) -> None:
+        self._held[name] = held
+
+
+class _Refused(Exception):
+    """The registry answered a request with an error."""
+
+
+class _Api:
+    """The requests of the OCI distribution API that a push makes, for one repository."""
+
+    def __init__(self, client: httpx.AsyncClient, repository: str) -> None:
+        self._client = client
+        self.repository = repository
+        self._blobs = f"/v2/{repository}/blobs"
+
+    @staticmethod
+    def _check(response: httpx.Response, *expected: int) -> httpx.Response:
+        if response.status_code not in expected:
+            request = response.request
+            raise _Refused(
+                f"the registry answered {request.method} {request.url.path} with"
+                f" {response.status_code}: {response.text.strip()[:500]}"
+            )
+        return response
+
+    async def has(self, digest: str) -> bool:
+        response = await self._client.head(f"{self._blobs}/{digest}")
+        return self._check(response, 200, 404).status_code == 200
+
+    async def mount(self, digest: str, source: str) -> bool:
+        """Mount a blob of another repository; False where the registry would not."""
+        response = self._check(
+            await self._client.post(
+                f"{self._blobs}/uploads/", params={"mount": digest, "from": source}
+            ),
+            201,
+            202,
+        )
+        if response.status_code == 201:
+            return True
+        await self._abort(response.headers["Location"])  # it opened an upload instead
+        return False
+
+    async def upload(self, chunks: AsyncIterator[bytes], digest: Callable[[], str]) -> None:
+        """Upload a blob from ``chunks`` in one streamed request; ``digest()`` is asked after."""
+        location = self._check(await self._client.post(f"{self._blobs}/uploads/"), 202)
+        url = location.headers["Location"]
+        try:
+            patched = await self._client.patch(
+                url, content=chunks, headers={"Content-Type": "application/octet-stream"}
+            )
+            url = self._check(patched, 202, 204).headers.get("Location", url)
+            self._check(await self._client.put(_with_digest(url, digest())), 201)
+        except BaseException:
+            await self._abort(url)
+            raise
+
+    async def put_blob(self, data: bytes, digest: str) -> None:
+        url = self._check(await self._client.post(f"{self._blobs}/uploads/"), 202)
+        location = url.headers["Location"]
+        response = await self._client.put(
+            _with_digest(location, digest),
+            content=data,
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        self._check(response, 201)
+
+    async def put_manifest(self, tag: str, manifest: bytes, media_type: str) -> None:
+        response = await self._client.put(
+            f"/v2/{self.repository}/manifests/{tag}",
+            content=manifest,
+            headers={"Content-Type": media_type},
+        )
+        self._check(response, 201)
+
+    async def _abort(self, url: str) -> None:
+        """Cancel an upload session; best effort, shielded and bounded."""
+        with anyio.move_on_after(ABORT_TIMEOUT, shield=True):
+            try:
+                await self._client.delete(url)
+            except httpx.HTTPError as exc:
+                logger.debug("could not cancel the upload %s: %s", url, exc)
+
+
+def _with_digest(location: str, digest: str) -> httpx.URL:
+    """An upload's location, which carries the registry's own state, with ``digest=`` added."""
+    return httpx.URL(location).copy_add_param("digest", digest)
+
+
+class _Store:
+    """A BlobStore that uploads the save's layers as they stream and holds the rest."""
+
+    def __init__(
+        self,
+        image: str,
+        api: _Api,
+        cache: BlobCache,
+        compression: LayerCompression,
+        say: Callable[[str], Awaitable[None]],
+    ) -> None:
+        self._image = image
+        self._api = api
+        self._cache = cache
+        self._compression = compression
+        self._say = say
+        self._memory: dict[str, bytes] = {}
+        self.pushed: dict[str, Blob] = {}
+        """By the digest of a layer as it came in the save: the blob the registry holds."""
+
+    async def keep(self, name: str, size: int, read_exactly: ReadExactly) -> Blob:
+        first = await read_exactly(min(CHUNK, size)) if size else b""
+        if size <= SMALL or (first[:1] in (b"{", b"[") and size <= MAX_DOCUMENT):
+            data = first + await _read(read_exactly, size - len(first))
+            digests = Digests()
+            digests.update(data)
+            blob = digests.blob(size)
+            self._memory[blob.digest] = data
+            return blob
+        if not _CONTENT_NAMED.search(name):  # a name that says nothing of the content
+            return await self._upload(first, size, read_exactly)
+        async with self._cache.claim(name) as held:
+            if held is not None and await self._reuse(held):
+                await _read(read_exactly, size - len(first), keep=False)
+                self.pushed[held.source.digest] = held.pushed
+                return held.source
+            source = await self._upload(first, size, read_exactly)
+            pushed = self.pushed[source.digest]
+            self._cache.record(name, _Held(source, pushed, self._api.repository))
+            return source
+
+    async def _reuse(self, held: _Held) -> bool:
+        """Whether the repository has the blob already, or it could be mounted."""
+        digest = held.pushed.digest
+        if await self._api.has(digest):
+            await self._say(f"existing blob: {digest}")
+            return True
+        if held.repository != self._api.repository and await self._api.mount(
+            digest, held.repository
+        ):
+            await self._say(f"mounted blob: {digest}")
+            return True
+        return False
+
+    async def _upload(self, first: bytes, size: int, read_exactly: ReadExactly) -> Blob:
+        """Upload one layer from the stream as it arrives; return it as it came.
+
+        Three stages overlap, a few chunks apart: reading the stream (and
+        hashing what came, on a worker thread), compressing (and hashing what
+        is sent, on another), and sending.
+        """
+        source = Digests()
+        source.update(first)  # tells the compression by its first bytes
+        gzip = self._compression == "gzip" and source.compression == "none"
+        compressor = isal_zlib.compressobj(GZIP_LEVEL, isal_zlib.DEFLATED, 31) if gzip else None
+        sent = hashlib.sha256()
+        sent_size = 0
+        send_read, receive_read = anyio.create_memory_object_stream[bytes](PIPELINE)
+        send_out, receive_out = anyio.create_memory_object_stream[bytes](PIPELINE)
+
+        async def read() -> None:
+            async with send_read:
+                await send_read.send(first)
+                remaining = size - len(first)
+                while remaining:
+                    chunk = await read_exactly(min(CHUNK, remaining))
+                    remaining -= len(chunk)
+                    await anyio.to_thread.run_sync(source.update, chunk)
+                    await send_read.send(chunk)
+
+        def compress(chunk: bytes) -> bytes:
+            out = compressor.compress(chunk) if compressor is not None else chunk
+            sent.update(out)
+            return out
+
+        async def compress_all() -> None:
+            nonlocal sent_size
+            async with send_out, receive_read:
+                async for chunk in receive_read:
+                    out = await anyio.to_thread.run_sync(compress, chunk)
+                    sent_size += len(out)
+                    await send_out.send(out)
+                if compressor is not None:
+                    tail = compressor.flush()
+                    sent.update(tail)
+                    sent_size += len(tail)
+                    await send_out.send(tail)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            async with receive_out:
+                async for out in receive_out:
+                    if out:
+                        yield out
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(read)
+            tg.start_soon(compress_all)
+            await self._api.upload(chunks(), lambda: f"sha256:{sent.hexdigest()}")
+        blob = source.blob(size)
+        digest = f"sha256:{sent.hexdigest()}"
+        compression = "gzip" if gzip else blob.compression
+        self.pushed[blob.digest] = Blob(digest, sent_size, compression, blob.diff_id)
+        await self._say(f"pushed blob: {digest} ({sent_size} bytes)")
+        return blob
+
+    async def content(self, blob: Blob) -> bytes:
+        try:
+            return self._memory[blob.digest]
+        except KeyError:
+            raise ExportError(
+                self._image, f"a JSON document of the save is over {MAX_DOCUMENT} bytes"
+            ) from None
+
+    async def push_held(self, blob: Blob, *, layer: bool) -> Blob:
+        """Push a blob held in memory (the config, a small layer); return it as pushed."""
+        data = self._memory[blob.digest]
+        compression = blob.compression
+        if self._compression == "gzip" and layer and compression == "none":
+            data = await anyio.to_thread.run_sync(_gzip, data)
+            compression = "gzip"
+        digest = f"sha256:{hashlib.sha256(data).hexdigest()}"
+        if await self._api.has(digest):
+            await self._say(f"existing blob: {digest}")
+        else:
+            await self._api.put_blob(data, digest)
+            await self._say(f"pushed blob: {digest} ({len(data)} bytes)")
+        return Blob(digest, len(data), compression, blob.diff_id)
+
+
+def _gzip(data: bytes) -> bytes:
+    compressor = isal_zlib.compressobj(GZIP_LEVEL, isal_zlib.DEFLATED, 31)
+    return compressor.compress(data) + compressor.flush()
+
+
+async def _read(read_exactly: ReadExactly, size: int, *, keep: bool = True) -> bytes:
+    """Read ``size`` bytes a chunk at a time; with ``keep=False`` drop them."""
+    parts = []
+    while size:
+        chunk = await read_exactly(min(CHUNK, size))
+        size -= len(chunk)
+        if keep:
+            parts.append(chunk)
+    return b"".join(parts)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a native push goes."""
+
+    pull_endpoint: str
+    push_endpoint: str
+    credentials: Credentials | None
+    cache: BlobCache
+
+
+async def push_save(
+    image: str,
+    read_exactly: ReadExactly,
+    target: Target,
+    reference: Reference,
+    *,
+    compression: LayerCompression,
+    platform: Platform | None,
+    engine_platform: Callable[[], Awaitable[Platform]],
+    on_log: OnLog | None,
+) -> PushResult:
+    """Push the image of a ``docker save`` stream to the registry as it is read.
+
+    Raises:
+        ExportError: the stream is not a usable ``docker save``, or a layer
+            does not match its config.
+        ImageNotFoundError: it holds no image for ``platform``.
+        PushError: the registry refused a request, or could not be reached;
+            it carries the registry's answer and the lines logged so far.
+
+    Cancellation: the upload under way is cancelled (see the module docstring).
+    """
+    reporter = _Reporter(reference, on_log)
+    async with _client(target) as client:
+        api = _Api(client, reference.repository)
+        store = _Store(image, api, target.cache, compression, reporter.say)
+        try:
+            unpacker = Unpacker(image, read_exactly, store)
+            await unpacker.run()
+            chosen = await unpacker.choose(platform, engine_platform)
+            layers = [
+                store.pushed[layer.digest]
+                if layer.digest in store.pushed
+                else await store.push_held(layer, layer=True)
+                for layer in chosen.layers
+            ]
+            config = await store.push_held(chosen.config, layer=False)
+            manifest = manifest_json(config, layers)
+            await api.put_manifest(reference.tag, manifest, OCI_MANIFEST)
+        except (_Refused, httpx.HTTPError) as exc:
+            raise reporter.failed(exc) from exc
+    return await reporter.done(target, manifest)
+
+
+def _client(target: Target) -> httpx.AsyncClient:
+    auth = (
+        httpx.BasicAuth(target.credentials.username, target.credentials.password)
+        if target.credentials is not None
+        else None
+    )
+    return httpx.AsyncClient(
+        base_url=f"http://{target.pull_endpoint}",
+        auth=auth,
+        trust_env=False,
+        verify=False,
+        timeout=UPLOAD_TIMEOUT,
+    )
+
+
+class _Reporter:
+    """The lines of one native push, to ``on_log`` and the logger, and its outcome."""
+
+    def __init__(self, reference: Reference, on_log: OnLog | None) -> None:
+        self._reference = reference
+        self._on_log = on_log
+        self._output: list[LogLine] = []
+
+    async def say(self, text: str) -> None:
+        line = LogLine(text, "stderr")
+        self._output.append(line)
+        logger.info("native push %s: %s", self._reference, line)
+        if self._on_log is not None:
+            result = self._on_log(line)
+            if inspect.isawaitable(result):
+                await result
+
+    def failed(self, exc: Exception) -> PushError:
+        problem = str(exc) if isinstance(exc, _Refused) else f"{type(exc).__name__}: {exc}"
+        output = tuple(self._output[-OUTPUT_LINES:])
+        return PushError(str(self._reference), problem, exit_code=None, output=output)
+
+    async def done(self, target: Target, manifest: bytes) -> PushResult:
+        digest = f"sha256:{hashlib.sha256(manifest).hexdigest()}"
+        repository = self._reference.repository
+        await self.say(f"{target.push_endpoint}/{repository}@{digest}")
+        return PushResult(
+            ref=f"{target.pull_endpoint}/{self._reference}",
+            digest=digest,
+            digest_ref=f"{target.pull_endpoint}/{repository}@{digest}",
+        )
+
+
+async def push_source(
+    source: Source,
+    target: Target,
+    reference: Reference,
+    *,
+    compression: LayerCompression,
+    on_log: OnLog | None,
+) -> PushResult:
+    """Push a checked ``push()`` source: a ``docker save`` tarball, or an OCI layout as it is."""
+    if source.is_layout:
+        return await push_layout(source.path, target, reference, on_log=on_log)
+    return await push_file(source.path, target, reference, compression=compression, on_log=on_log)
+
+
+async def push_layout(
+    path: Path, target: Target, reference: Reference, *, on_log: OnLog | None
+) -> PushResult:
+    """Push the one image of an OCI image layout, blobs and manifest as they are."""
+    reporter = _Reporter(reference, on_log)
+    async with _client(target) as client:
+        api = _Api(client, reference.repository)
+        try:
+            manifest, media_type = await _layout_manifest(path, str(reference))
+            document = json.loads(manifest)
+            for descriptor in [document["config"], *document["layers"]]:
+                digest = str(descriptor["digest"])
+                if await api.has(digest):
+                    await reporter.say(f"existing blob: {digest}")
+                    continue
+                await api.upload(
+                    _file_chunks(_blob_path(path, digest)), functools.partial(str, digest)
+                )
+                await reporter.say(f"pushed blob: {digest} ({descriptor['size']} bytes)")
+            await api.put_manifest(reference.tag, manifest, media_type)
+        except (_Refused, httpx.HTTPError) as exc:
+            raise reporter.failed(exc) from exc
+    return await reporter.done(target, manifest)
+
+
+def _blob_path(layout: Path, digest: str) -> Path:
+    algorithm, _, encoded = digest.partition(":")
+    return layout / "blobs" / algorithm / encoded
+
+
+async def _layout_manifest(layout: Path, ref: str) -> tuple[bytes, str]:
+    """The manifest of the one image an OCI layout's index.json names, and its media type."""
+    index = json.loads(await anyio.Path(layout / "index.json").read_bytes())
+    manifests = [
+        m for m in index.get("manifests", []) if m.get("mediaType") in (OCI_MANIFEST, None)
+    ]
+    if len(manifests) != 1:
+        raise PushError(
+            ref,
+            f"the OCI layout's index.json names {len(manifests)} image manifests, not exactly one",
+            exit_code=None,
+            output=(),
+        )
+    data = await anyio.Path(_blob_path(layout, manifests[0]["digest"])).read_bytes()
+    return data, str(json.loads(data).get("mediaType") or OCI_MANIFEST)
+
+
+async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
+    async with await anyio.open_file(path, "rb") as file:
+        while chunk := await file.read(CHUNK):
+            yield chunk
+
+
+async def push_file(
+    path: Path,
+    target: Target,
+    reference: Reference,
+    *,
+    compression: LayerCompression,
+    on_log: OnLog | None,
+) -> PushResult:
+    """Push a ``docker save`` tarball read from disk, as ``push_save`` does."""
+    async with await anyio.open_file(path, "rb") as file:
+
+        async def read_exactly(size: int) -> bytes:
+            data = await file.read(size)
+            if len(data) < size:
+                raise EOFError
+            return data
+
+        async def no_platform() -> Platform:
+            raise ExportError(str(path), "it holds images for several platforms")
+
+        return await push_save(
+            str(path),
+            read_exactly,
+            target,
+            reference,
+            compression=compression,
+            platform=None,
+            engine_platform=no_platform,
+            on_log=on_log,
+        )

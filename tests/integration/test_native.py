@@ -1,0 +1,199 @@
+"""The native pusher against the real engine and the real registry: no crane, no container."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import anyio
+import pytest
+
+from ephemeral_registry import InvalidArgumentError, LogLine, PushError, Registry, _native
+
+from . import testbed
+from .helpers import get, registry_under_test, session_resources
+
+pytestmark = pytest.mark.anyio
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+LAYER = "application/vnd.oci.image.layer.v1.tar"
+
+
+async def manifest(pull_endpoint: str, repository: str, reference: str) -> dict[str, object]:
+    response = await get(
+        pull_endpoint, f"/v2/{repository}/manifests/{reference}", Accept=OCI_MANIFEST
+    )
+    assert response.status_code == 200, response.text
+    document: dict[str, object] = response.json()
+    return document
+
+
+def layer_types(document: dict[str, object]) -> set[str]:
+    layers = document["layers"]
+    assert isinstance(layers, list)
+    return {str(layer["mediaType"]) for layer in layers}
+
+
+@pytest.mark.parametrize(
+    ("compression", "media_type"), [("gzip", f"{LAYER}+gzip"), ("none", LAYER)]
+)
+async def test_push_image_natively_is_the_same_image_with_no_container_and_no_file(
+    compression: str, media_type: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Pulled back by the engine: same config. Nothing but the registry's own two resources,
+    and nothing written to a temporary directory."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    lines: list[LogLine] = []
+    async with registry_under_test(pusher="native", layer_compression=compression) as registry:
+        endpoints = await registry.ready()
+
+        async def during_push(line: LogLine) -> None:
+            lines.append(line)
+            assert len(session_resources(registry)) == 2  # the registry and its network
+
+        result = await registry.push_image(testbed.SAMPLE, "native/sample:v1", on_log=during_push)
+        assert await testbed.pulled_config_digest(result.ref) == testbed.config_digest(
+            testbed.SAMPLE
+        )
+        pushed = await manifest(endpoints.pull_endpoint, "native/sample", "v1")
+        assert layer_types(pushed) == {media_type}
+    assert list(tmp_path.iterdir()) == []
+    assert any(line.startswith("pushed blob: sha256:") for line in lines)
+    assert lines[-1] == f"{endpoints.push_endpoint}/native/sample@{result.digest}"
+
+
+async def test_a_tarball_and_an_oci_layout_are_pushed_natively(tmp_path: Path) -> None:
+    """push() of a docker save tarball (gzipped on the way) and of a layout (as it is)."""
+    tarball = tmp_path / "sample.tar"
+    await testbed.adocker("save", "-o", str(tarball), testbed.SAMPLE)
+    layout = tmp_path / "layout"
+    await anyio.run_process(
+        ["skopeo", "copy", "-q", f"docker-daemon:{testbed.SAMPLE}", f"oci:{layout}:one"]
+    )
+    layout_manifest = json.loads((layout / "index.json").read_text())["manifests"][0]["digest"]
+    layout_config = json.loads((layout / "blobs" / layout_manifest.replace(":", "/")).read_text())[
+        "config"
+    ]["digest"]
+    async with registry_under_test() as registry:
+        from_tarball = await registry.push(tarball, "native/tarball", pusher="native")
+        from_layout = await registry.push(layout, "native/layout", pusher="native")
+        assert from_layout.digest == layout_manifest  # the layout's own manifest, as it is
+        assert await testbed.pulled_config_digest(from_layout.ref) == layout_config
+        source = testbed.config_digest(testbed.SAMPLE)
+        assert await testbed.pulled_config_digest(from_tarball.ref) == source
+
+
+async def test_shared_layers_are_uploaded_once_then_mounted_or_found() -> None:
+    """The registry image's layers: uploaded once by two pushes at once (the second waits and
+    mounts), mounted into a third repository after, and found in the first one again."""
+    lines: dict[str, list[str]] = {}
+
+    async def push(registry: Registry, repository: str) -> None:
+        lines[repository] = []
+        await registry.push_image(
+            testbed.REGISTRY3, f"{repository}:1", on_log=lines[repository].append
+        )
+
+    def blobs(repository: str, how: str) -> list[str]:
+        return [line.split()[2] for line in lines[repository] if line.startswith(how)]
+
+    async with registry_under_test(pusher="native") as registry:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(push, registry, "shared/one")
+            tg.start_soon(push, registry, "shared/two")
+        at_once = {*blobs("shared/one", "mounted"), *blobs("shared/two", "mounted")}
+        assert at_once, "the second of two pushes at once mounted nothing"
+        uploaded = blobs("shared/one", "pushed") + blobs("shared/two", "pushed")
+        assert all(uploaded.count(digest) == 1 for digest in at_once)
+
+        await push(registry, "shared/three")
+        assert set(blobs("shared/three", "mounted")) == at_once
+        await push(registry, "shared/one")
+        assert set(blobs("shared/one", "existing")) >= at_once
+
+        pull_endpoint = (await registry.ready()).pull_endpoint
+        for repository in ("shared/two", "shared/three"):
+            pulled = await testbed.pulled_config_digest(f"{pull_endpoint}/{repository}:1")
+            assert pulled == testbed.config_digest(testbed.REGISTRY3)
+
+
+async def test_gzip_layers_pass_crane_validate_in_full() -> None:
+    """crane validate --remote reads every layer as gzip: native gzip layers pass."""
+    async with registry_under_test(pusher="native") as registry:
+        endpoints = await registry.ready()
+        await registry.push_image(testbed.REGISTRY3, "validated/registry:3")
+        done = await anyio.run_process(
+            [
+                *("docker", "run", "--rm", "--network", endpoints.network, testbed.CRANE),
+                *("validate", "--insecure", "--remote"),
+                f"{endpoints.push_endpoint}/validated/registry:3",
+            ],
+            check=False,
+            env={**os.environ, "DOCKER_HOST": testbed.ENGINE},
+        )
+        assert done.returncode == 0, (done.stdout + done.stderr).decode()
+        assert b"PASS" in done.stdout + done.stderr
+
+
+async def test_a_refused_upload_is_a_push_error_with_the_registry_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A digest that does not match what was uploaded: the registry's error body comes back."""
+    monkeypatch.setattr(
+        _native, "_with_digest", lambda location, digest: _real(location, "sha256:" + "0" * 64)
+    )
+    async with registry_under_test(pusher="native") as registry:
+        with pytest.raises(PushError) as caught:
+            await registry.push_image(testbed.SAMPLE, "refused/sample")
+        assert "DIGEST_INVALID" in str(caught.value)
+        assert caught.value.exit_code is None
+        monkeypatch.undo()
+        again = await registry.push_image(testbed.SAMPLE, "refused/sample")
+        assert again.digest.startswith("sha256:")
+
+
+_real = _native._with_digest
+
+
+async def test_an_authenticated_registry_takes_native_pushes() -> None:
+    async with registry_under_test(pusher="native", auth=True) as registry:
+        result = await registry.push_image(testbed.SAMPLE, "private/sample")
+        endpoints = await registry.ready()
+        assert (await get(endpoints.pull_endpoint, "/v2/")).status_code == 401
+        assert result.digest.startswith("sha256:")
+
+
+async def test_cancelling_a_native_push_leaves_the_registry_usable() -> None:
+    """Cancelled in the middle of a layer's upload; the block exits cleanly after."""
+    async with registry_under_test(pusher="native") as registry:
+        await registry.ready()
+        with anyio.move_on_after(0.3) as scope:
+            await registry.push_image(testbed.REGISTRY3, "cancelled/registry")
+        assert scope.cancelled_caught
+        result = await registry.push_image(testbed.SAMPLE, "after/cancel")
+        assert result.digest.startswith("sha256:")
+    assert session_resources(registry) == set()
+
+
+@pytest.mark.parametrize(
+    ("options", "call", "argument"),
+    [
+        ({"pusher": "skopeo"}, {}, "pusher"),
+        ({"layer_compression": "zstd"}, {}, "layer_compression"),
+        ({}, {"pusher": "fast"}, "pusher"),
+        ({"pusher": "native"}, {"compress_layers": True}, "compress_layers"),
+    ],
+)
+async def test_bad_pusher_options_are_refused_before_anything_is_created(
+    options: dict[str, str], call: dict[str, object], argument: str
+) -> None:
+    before = testbed.labelled_by_this_run()
+    with pytest.raises(InvalidArgumentError) as caught:
+        async with registry_under_test(**options) as registry:
+            await registry.push_image(testbed.SAMPLE, "never/pushed", **call)  # type: ignore[arg-type]
+    assert caught.value.argument == argument
+    if not call:
+        assert testbed.labelled_by_this_run() == before
