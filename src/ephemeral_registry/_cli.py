@@ -94,9 +94,18 @@ class Output:
     def crane_line(self, line: LogLine) -> None:
         self.status(f"crane {line.stream}: {line}")
 
+    def native_line(self, line: LogLine) -> None:
+        self.status(f"push: {line}")
+
 
 def _registry_options(args: argparse.Namespace) -> dict[str, Any]:
-    options: dict[str, Any] = {"pull": args.pull, "host_ip": args.host_ip, "auth": args.auth}
+    options: dict[str, Any] = {
+        "pull": args.pull,
+        "host_ip": args.host_ip,
+        "auth": args.auth,
+        "pusher": args.pusher,
+        "layer_compression": args.layer_compression,
+    }
     if args.registry_image:
         options["registry_image"] = args.registry_image
     if args.crane_image:
@@ -115,9 +124,10 @@ async def _push_source(
 ) -> PushResult:
     path = Path(source)
     output.status(f"pushing {source}")
+    on_log = output.native_line if registry.pusher == "native" else output.crane_line
     if await anyio.Path(path).exists():
-        return await registry.push(path, ref or _file_ref(path), on_log=output.crane_line)
-    return await registry.push_image(source, ref, on_log=output.crane_line)
+        return await registry.push(path, ref or _file_ref(path), on_log=on_log)
+    return await registry.push_image(source, ref, on_log=on_log)
 
 
 def _push_fields(result: PushResult) -> dict[str, str]:
@@ -224,6 +234,19 @@ def parser() -> argparse.ArgumentParser:
     images.add_argument("--host-ip", default="127.0.0.1", help="where the port is published")
     images.add_argument(
         "--auth", action="store_true", help="require a generated user name and password"
+    )
+    images.add_argument(
+        "--pusher",
+        choices=["crane", "native"],
+        default="crane",
+        help="crane in a one-shot container (default), or native: over HTTP from this process,"
+        " the export streamed into the registry",
+    )
+    images.add_argument(
+        "--layer-compression",
+        choices=["gzip", "none"],
+        default="gzip",
+        help="the native pusher's, for uncompressed layers (default: gzip)",
     )
 
     top = argparse.ArgumentParser(

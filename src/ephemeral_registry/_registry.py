@@ -110,6 +110,11 @@ class Registry:
         self._blobs = _native.BlobCache()
         """The layers native pushes put in this registry, to skip or mount them."""
 
+    @property
+    def pusher(self) -> Pusher:
+        """How this registry's pushes are made unless a call says otherwise."""
+        return self._options.pusher
+
     def __repr__(self) -> str:
         state = "closed" if self._closed else "ready" if self._endpoints.done else "starting"
         return f"<Registry {self.name} {state}>"

@@ -47,6 +47,7 @@ import anyio.to_thread
 import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
+from ._options import LayerCompression, Pusher
 from ._push import OnLog
 from ._registry import Registry, ephemeral_registry
 from ._types import Endpoints, LogLine, PushResult
@@ -83,10 +84,23 @@ class RegistryHandle:
         return self.endpoints
 
     async def push(
-        self, source: str | os.PathLike[str], ref: str, *, on_log: OnLog | None = None
+        self,
+        source: str | os.PathLike[str],
+        ref: str,
+        *,
+        on_log: OnLog | None = None,
+        pusher: Pusher | None = None,
+        layer_compression: LayerCompression | None = None,
     ) -> PushResult:
         """``Registry.push``, run on the plugin's loop; ``on_log`` is called on the caller's."""
-        return await self._run(self._registry.push, source, ref, on_log=_relay(on_log))
+        return await self._run(
+            self._registry.push,
+            source,
+            ref,
+            on_log=_relay(on_log),
+            pusher=pusher,
+            layer_compression=layer_compression,
+        )
 
     async def push_image(
         self,
@@ -96,6 +110,8 @@ class RegistryHandle:
         on_log: OnLog | None = None,
         compress_layers: bool = False,
         platform: str | None = None,
+        pusher: Pusher | None = None,
+        layer_compression: LayerCompression | None = None,
     ) -> PushResult:
         """``Registry.push_image`` on the plugin's loop; ``on_log`` is called on the caller's."""
         return await self._run(
@@ -105,6 +121,8 @@ class RegistryHandle:
             on_log=_relay(on_log),
             compress_layers=compress_layers,
             platform=platform,
+            pusher=pusher,
+            layer_compression=layer_compression,
         )
 
     def keep(self) -> None:
@@ -166,6 +184,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help='when to pull those images; "never" for offline machines (default: missing)',
     )
     group.addoption(
+        "--ephemeral-registry-pusher",
+        choices=["crane", "native"],
+        default="crane",
+        help="how pushes are made: crane in a container, or native over HTTP (default: crane)",
+    )
+    group.addoption(
         "--ephemeral-registry-keep-on-failure",
         action="store_true",
         help="leave registries in place when a test fails, for debugging",
@@ -182,7 +206,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 def _options(config: pytest.Config) -> dict[str, Any]:
-    options: dict[str, Any] = {"pull": config.getoption("ephemeral_registry_pull")}
+    options: dict[str, Any] = {
+        "pull": config.getoption("ephemeral_registry_pull"),
+        "pusher": config.getoption("ephemeral_registry_pusher"),
+    }
     if image := config.getoption("ephemeral_registry_image"):
         options["registry_image"] = image
     if crane := config.getoption("ephemeral_registry_crane_image"):

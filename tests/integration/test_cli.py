@@ -200,3 +200,13 @@ async def test_on_a_terminal_progress_is_one_live_line(columns: int) -> None:
         assert longest == 79  # crane's digest line is longer: cut to fit
     assert all(line.decode().isprintable() for line in shown_lines)
     assert done.stdout.decode().startswith("ref ")
+
+
+async def test_push_with_the_native_pusher() -> None:
+    """--pusher native: the same references, the pusher's lines on stderr, no crane."""
+    code, out, err = await cli("push", "--pusher", "native", "--as", "native/cli", testbed.SAMPLE)
+    assert code == 0, err
+    fields = dict(line.split(" ", 1) for line in out.splitlines())
+    assert fields["ref"].endswith("/native/cli:latest")
+    assert "push: pushed blob: sha256:" in err
+    assert "crane" not in err

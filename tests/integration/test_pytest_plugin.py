@@ -220,3 +220,27 @@ def test_the_example_suite_passes(pytester: pytest.Pytester) -> None:
         pytester.makefile(path.suffix, **{path.stem: path.read_text()})
     result = pytester.runpytest_subprocess(*OPTIONS)
     result.assert_outcomes(passed=3)
+
+
+NATIVE_TEST = """
+import pytest
+
+pytestmark = pytest.mark.anyio
+
+async def test_push(ephemeral_registry):
+    lines = []
+    await ephemeral_registry.push_image("{image}", "plugin/native", on_log=lines.append)
+    assert any(line.startswith("pushed blob: sha256:") for line in lines), lines
+    lines.clear()
+    await ephemeral_registry.push_image("{image}", "plugin/crane", on_log=lines.append,
+                                        pusher="crane")
+    assert not any(line.startswith("pushed blob: sha256:") for line in lines), lines
+"""
+
+
+def test_the_pusher_option_chooses_the_native_pusher(pytester: pytest.Pytester) -> None:
+    """--ephemeral-registry-pusher=native; a test may still ask for crane per call."""
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(test_native=NATIVE_TEST.format(image=testbed.SAMPLE))
+    result = pytester.runpytest_subprocess(*OPTIONS, "--ephemeral-registry-pusher=native")
+    result.assert_outcomes(passed=1)
