@@ -8,7 +8,9 @@
   four baseline conversions one after another;
 - the same one conversion with ``compress_layers=True`` (crane gzips the
   layers, as the baseline's does), to show what the overlap alone gains;
-- peak memory (max RSS) of a Python process exporting and pushing a ~500 MB image.
+- the same conversions with the native pusher (gzip and uncompressed layers);
+- peak memory (max RSS) of a Python process exporting and pushing a ~500 MB
+  image, with each pusher.
 
 Times are until the push has landed (when a converter could start), plus the
 teardown. Usage, after scripts/setup and benchmarks/images.sh:
@@ -26,6 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import anyio
 import shell_baseline
@@ -37,10 +40,14 @@ BULK = [f"ephemeral-registry-benchmark/bulk-{n}:200" for n in range(4)]
 BULK_500 = "ephemeral-registry-benchmark/bulk:500"
 
 
-async def library_timed(images: list[str], *, compress_layers: bool = False) -> tuple[float, float]:
+async def library_timed(
+    images: list[str], *, compress_layers: bool = False, **options: Any
+) -> tuple[float, float]:
     """Time to all pushes landed, and the teardown after it."""
     started = time.perf_counter()
-    async with ephemeral_registry(registry_image=REGISTRY, crane_image=CRANE) as registry:
+    async with ephemeral_registry(
+        registry_image=REGISTRY, crane_image=CRANE, **options
+    ) as registry:
         async with anyio.create_task_group() as tg:
             for number, image in enumerate(images):
                 push = functools.partial(registry.push_image, compress_layers=compress_layers)
@@ -81,7 +88,9 @@ from ephemeral_registry import ephemeral_registry
 
 async def main():
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    async with ephemeral_registry(registry_image=sys.argv[1], crane_image=sys.argv[2]) as registry:
+    async with ephemeral_registry(
+        registry_image=sys.argv[1], crane_image=sys.argv[2], pusher=sys.argv[4]
+    ) as registry:
         await registry.push_image(sys.argv[3], "bench/big")
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(before // 1024, after // 1024)
@@ -90,9 +99,9 @@ anyio.run(main)
 """
 
 
-def peak_memory() -> tuple[int, int]:
+def peak_memory(pusher: str) -> tuple[int, int]:
     done = subprocess.run(
-        [sys.executable, "-c", PEAK_MEMORY, REGISTRY, CRANE, BULK_500],
+        [sys.executable, "-c", PEAK_MEMORY, REGISTRY, CRANE, BULK_500, pusher],
         capture_output=True,
         text=True,
         check=True,
@@ -112,8 +121,16 @@ async def main(runs: int) -> None:
         "one: baseline": [],
         "four at once: library": [],
         "four one after another: baseline": [],
+        "one: native, gzip": [],
+        "one: native, none": [],
+        "four at once: native, gzip": [],
     }
     for _ in range(runs):
+        rows["one: native, gzip"].append(await library_timed(BULK[:1], pusher="native"))
+        rows["one: native, none"].append(
+            await library_timed(BULK[:1], pusher="native", layer_compression="none")
+        )
+        rows["four at once: native, gzip"].append(await library_timed(BULK, pusher="native"))
         rows["one: library"].append(await library_timed(BULK[:1]))
         rows["one: library, compress_layers=True"].append(
             await library_timed(BULK[:1], compress_layers=True)
@@ -135,15 +152,20 @@ async def main(runs: int) -> None:
         ("one, compress_layers=True", "one: library, compress_layers=True", "one: baseline", ""),
         ("four at once / four in sequence", "four at once: library",
          "four one after another: baseline", "<= 0.60"),
+        ("native gzip: one conversion", "one: native, gzip", "one: baseline", "<= 0.35"),
+        ("native none: one conversion", "one: native, none", "one: baseline", "<= 0.30"),
+        ("native gzip: four at once / in sequence", "four at once: native, gzip",
+         "four one after another: baseline", "<= 0.25"),
     ]:  # fmt: skip
         pushed = totals[mine][0] / totals[theirs][0]
         total = totals[mine][1] / totals[theirs][1]
         print(f"  {label:36} {pushed:5.2f}; {total:5.2f}   {'target ' + target if target else ''}")
-    before, after = peak_memory()
-    print(
-        f"peak RSS exporting and pushing {BULK_500}: {after} MiB"
-        f" (after imports, before the export: {before} MiB)   target <= 100 MiB"
-    )
+    for pusher in ("crane", "native"):
+        before, after = peak_memory(pusher)
+        print(
+            f"peak RSS exporting and pushing {BULK_500} ({pusher}): {after} MiB"
+            f" (after imports, before the export: {before} MiB)   target <= 100 MiB"
+        )
 
 
 if __name__ == "__main__":

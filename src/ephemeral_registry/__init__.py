@@ -3,7 +3,15 @@
 ``ephemeral_registry()`` brings up a private Docker network with a registry
 on it, published on a random loopback port, and removes both when its block
 exits, whatever the reason.
+
+Importing the package is quick: the engine and HTTP clients it drives
+(aiodocker, aiohttp, httpx) load when ``ephemeral_registry``, ``Registry``,
+``sweep``, ``find_leftovers`` or ``Leftover`` is first looked up, so a test
+suite that merely has the pytest plugin installed, or ``ephemeral-registry
+--help``, does not pay for them.
 """
+
+import typing
 
 from ._errors import CleanupError as CleanupError
 from ._errors import DockerEngineError as DockerEngineError
@@ -22,16 +30,42 @@ from ._errors import RegistryNotReadyError as RegistryNotReadyError
 from ._options import DEFAULT_CRANE_IMAGE as DEFAULT_CRANE_IMAGE
 from ._options import DEFAULT_REGISTRY_IMAGE as DEFAULT_REGISTRY_IMAGE
 from ._options import PullPolicy as PullPolicy
-from ._registry import Registry as Registry
-from ._registry import ephemeral_registry as ephemeral_registry
-from ._sweep import Leftover as Leftover
-from ._sweep import find_leftovers as find_leftovers
-from ._sweep import sweep as sweep
 from ._types import ContainerState as ContainerState
 from ._types import Credentials as Credentials
 from ._types import Endpoints as Endpoints
 from ._types import LogLine as LogLine
 from ._types import PushResult as PushResult
+
+if typing.TYPE_CHECKING:
+    from ._registry import Registry as Registry
+    from ._registry import ephemeral_registry as ephemeral_registry
+    from ._sweep import Leftover as Leftover
+    from ._sweep import find_leftovers as find_leftovers
+    from ._sweep import sweep as sweep
+
+_LOADED_ON_USE = {
+    "Registry": "_registry",
+    "ephemeral_registry": "_registry",
+    "Leftover": "_sweep",
+    "find_leftovers": "_sweep",
+    "sweep": "_sweep",
+}
+
+
+def __getattr__(name: str) -> object:
+    """Load the names that need the engine and HTTP clients on first use (PEP 562)."""
+    if name not in _LOADED_ON_USE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{_LOADED_ON_USE[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
 
 __all__ = [
     "DEFAULT_CRANE_IMAGE",

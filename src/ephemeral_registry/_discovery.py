@@ -26,13 +26,16 @@ import hashlib
 import ipaddress
 import json
 import os
-import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from ._errors import DockerUnavailableError
+
+if TYPE_CHECKING:
+    import ssl
 
 DEFAULT_SOCKET = "/var/run/docker.sock"
 PODMAN_SOCKET = "/run/podman/podman.sock"
@@ -50,6 +53,8 @@ class TlsFiles:
     verify: bool = True
 
     def context(self) -> ssl.SSLContext:
+        import ssl  # here: only a TLS engine needs it, and it is slow to import
+
         ca = self.directory / self.ca
         if self.verify:
             context = ssl.create_default_context(cafile=ca if ca.exists() else None)

@@ -56,7 +56,7 @@ from ._options import LayerCompression
 from ._platform import Platform
 from ._reference import Reference
 from ._source import Source
-from ._types import Credentials, LogLine, PushResult
+from ._types import Credentials, LogLine, OnLog, PushResult
 
 logger = logging.getLogger("ephemeral_registry")
 
@@ -72,8 +72,6 @@ UPLOAD_TIMEOUT = httpx.Timeout(60.0)
 ABORT_TIMEOUT = 5.0
 OUTPUT_LINES = 30
 _CONTENT_NAMED = re.compile(r"[0-9a-f]{64}")
-
-OnLog = Callable[[LogLine], object]
 
 
 @dataclass(frozen=True)
@@ -275,7 +273,9 @@ class _Store:
                     await send_read.send(chunk)
 
         def compress(chunk: bytes) -> bytes:
-            out = compressor.compress(chunk) if compressor is not None else chunk
+            if compressor is None:
+                return chunk  # sent as it came: its digest is the source's
+            out = compressor.compress(chunk)
             sent.update(out)
             return out
 
@@ -298,12 +298,19 @@ class _Store:
                     if out:
                         yield out
 
+        came: list[Blob] = []
+
+        def sent_digest() -> str:
+            """Asked once everything was sent: the stream's own digest, unless compressed here."""
+            came.append(source.blob(size))
+            return f"sha256:{sent.hexdigest()}" if gzip else came[0].digest
+
         async with anyio.create_task_group() as tg:
             tg.start_soon(read)
             tg.start_soon(compress_all)
-            await self._api.upload(chunks(), lambda: f"sha256:{sent.hexdigest()}")
-        blob = source.blob(size)
-        digest = f"sha256:{sent.hexdigest()}"
+            await self._api.upload(chunks(), sent_digest)
+        blob = came[0]
+        digest = f"sha256:{sent.hexdigest()}" if gzip else blob.digest
         compression = "gzip" if gzip else blob.compression
         self.pushed[blob.digest] = Blob(digest, sent_size, compression, blob.diff_id)
         await self._say(f"pushed blob: {digest} ({sent_size} bytes)")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable
 
 import anyio
 import anyio.lowlevel
@@ -24,12 +23,9 @@ from ._logs import Lines, Stream
 from ._reference import Reference
 from ._resources import Created
 from ._source import MOUNT_POINT, Source
-from ._types import Endpoints, LogLine, PushResult
+from ._types import Endpoints, LogLine, OnLog, PushResult
 
 logger = logging.getLogger("ephemeral_registry")
-
-OnLog = Callable[[LogLine], object]
-"""A plain or async callable that takes each line of crane's output as it comes."""
 
 OUTPUT_LINES = 30
 """How many of crane's last lines a PushError carries."""

@@ -63,11 +63,11 @@ from ._options import (
     host_address,
     resolve,
 )
-from ._push import OnLog, crane_spec, run_push
+from ._push import crane_spec, run_push
 from ._readiness import http_client, poll_until_ready
 from ._resources import Created, remove
 from ._sweep import live_sessions, sweep_in_background
-from ._types import ContainerState, Credentials, Endpoints, PushResult
+from ._types import ContainerState, Credentials, Endpoints, OnLog, PushResult
 
 logger = logging.getLogger("ephemeral_registry")
 
@@ -194,14 +194,14 @@ class Registry:
         checked = _source.check(source)
         how = self._how(pusher, layer_compression)
         if how.pusher == "native":
-            return await self._push_natively(
-                reference,
-                how,
-                on_log,
-                lambda target: _native.push_source(
+
+            async def push() -> PushResult:
+                target = await self._native_target()
+                return await _native.push_source(
                     checked, target, reference, compression=how.layer_compression, on_log=on_log
-                ),
-            )
+                )
+
+            return await self._push_natively(reference, push)
         return await self._push(checked, reference, on_log)
 
     def _how(self, pusher: str | None, layer_compression: str | None) -> Options:
@@ -216,23 +216,22 @@ class Registry:
             ),
         )
 
-    async def _push_natively(
-        self,
-        reference: _reference.Reference,
-        how: Options,
-        on_log: OnLog | None,
-        push: Callable[[_native.Target], Awaitable[PushResult]],
-    ) -> PushResult:
-        """Run a native push in a push slot, bounded by ``push_timeout``."""
+    async def _native_target(self) -> _native.Target:
+        """Where native pushes go, once the registry is ready."""
         endpoints = await self.ready()
-        target = _native.Target(
+        return _native.Target(
             endpoints.pull_endpoint, endpoints.push_endpoint, endpoints.credentials, self._blobs
         )
+
+    async def _push_natively(
+        self, reference: _reference.Reference, push: Callable[[], Awaitable[PushResult]]
+    ) -> PushResult:
+        """Run a native push in a push slot, bounded by ``push_timeout``."""
         async with self._push_slots:
             self._check_open()
             try:
                 with anyio.fail_after(self._options.push_timeout):
-                    return await push(target)
+                    return await push()
             except TimeoutError:
                 raise PushError(
                     str(reference),
@@ -320,8 +319,10 @@ class Registry:
         if how.pusher == "native":
             engine = self._engine
 
-            async def push(target: _native.Target) -> PushResult:
+            async def push() -> PushResult:
+                # The export starts at once; the registry's bring-up goes on meanwhile.
                 async with engine.export(image, timeout=self._options.push_timeout) as content:
+                    target = await self._native_target()
                     return await _native.push_save(
                         image,
                         content.readexactly,
@@ -333,7 +334,7 @@ class Registry:
                         on_log=on_log,
                     )
 
-            return await self._push_natively(reference, how, on_log, push)
+            return await self._push_natively(reference, push)
         async with exported(
             self._engine,
             image,

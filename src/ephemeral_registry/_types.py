@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -74,3 +75,7 @@ class LogLine(str):
         line = super().__new__(cls, text)
         line.stream = stream
         return line
+
+
+OnLog = Callable[[LogLine], object]
+"""A plain or async callable that takes each line of a push's output as it comes."""

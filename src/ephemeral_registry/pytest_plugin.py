@@ -41,16 +41,17 @@ import inspect
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import ExitStack, asynccontextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio.to_thread
 import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from ._options import LayerCompression, Pusher
-from ._push import OnLog
-from ._registry import Registry, ephemeral_registry
-from ._types import Endpoints, LogLine, PushResult
+from ._types import Endpoints, LogLine, OnLog, PushResult
+
+if TYPE_CHECKING:
+    from ._registry import Registry
 
 __all__ = ["RegistryFactory", "RegistryHandle"]
 
@@ -163,6 +164,9 @@ def _relay(on_log: OnLog | None) -> OnLog | None:
 
 @asynccontextmanager
 async def _ready_registry(options: dict[str, Any]) -> AsyncIterator[tuple[Registry, Endpoints]]:
+    # Imported here: pytest loads this plugin in every run, registries or not.
+    from ._registry import ephemeral_registry
+
     async with ephemeral_registry(**options) as registry:
         yield registry, await registry.ready()
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
+import subprocess
+import sys
 
 import ephemeral_registry
 
@@ -11,8 +14,10 @@ def test_all_is_sorted_and_complete() -> None:
     """Every public name is in __all__, and __all__ is sorted."""
     public = {
         name
-        for name, value in vars(ephemeral_registry).items()
-        if name.isidentifier() and not name.startswith("_") and not inspect.ismodule(value)
+        for name in dir(ephemeral_registry)
+        if name.isidentifier()
+        and not name.startswith("_")
+        and not inspect.ismodule(getattr(ephemeral_registry, name))
     }
     assert set(ephemeral_registry.__all__) == public
     assert ephemeral_registry.__all__ == sorted(ephemeral_registry.__all__, key=_isort_order)
@@ -28,7 +33,7 @@ def test_every_error_derives_from_the_root_and_says_when_it_is_raised() -> None:
     """One root, and a docstring for each error."""
     errors = [
         value
-        for value in vars(ephemeral_registry).values()
+        for value in map(functools.partial(getattr, ephemeral_registry), dir(ephemeral_registry))
         if inspect.isclass(value) and issubclass(value, BaseException)
     ]
     assert len(errors) >= 8
@@ -46,3 +51,20 @@ def test_returned_values_are_frozen() -> None:
         pass
     else:
         raise AssertionError("Endpoints is mutable")
+
+
+def test_importing_the_package_leaves_the_engine_and_http_clients_unloaded() -> None:
+    """aiodocker, aiohttp and httpx load on first use of what needs them, not at import."""
+    heavy = ("aiodocker", "aiohttp", "httpx")
+    script = f"""
+import sys, ephemeral_registry, ephemeral_registry.pytest_plugin
+print(*[m for m in {heavy!r} if m in sys.modules])
+ephemeral_registry.ephemeral_registry, ephemeral_registry.sweep
+print(*[m for m in {heavy!r} if m in sys.modules])
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    at_import, after_use = done.stdout.splitlines()
+    assert at_import == ""
+    assert after_use.split() == list(heavy)
