@@ -99,11 +99,16 @@ done
 build sample "$prefix/sample:one" --build-arg VARIANT=one
 build sample "$prefix/sample:two" --build-arg VARIANT=two
 
+# An image whose layers hold links, whiteouts, long names and nothing at all.
+mkdir -p "$work/interop/rootfs/bin"
+cp /bin/busybox "$work/interop/rootfs/bin/busybox"
+build interop "$prefix/interop" --network none  # RUN steps, with no network
+
 # The other engines.
 tags=(
   "$prefix/registry:2" "$prefix/registry:3" "$prefix/crane" "$prefix/registry-late"
   "$prefix/registry-exits" "$prefix/registry-silent" "$prefix/crane-hangs" "$prefix/crane-chatty"
-  "$prefix/sample:one" "$prefix/sample:two"
+  "$prefix/sample:one" "$prefix/sample:two" "$prefix/interop"
 )
 context() {  # context [-H HOST] TAG: the label that says what an image was built from
   docker "${@:1:$#-1}" image inspect -f '{{ index .Config.Labels "ephemeral-registry-testbed.context" }}' \

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import io
 import json
 import os
+import tarfile
 import tempfile
 from pathlib import Path
 
 import anyio
+import httpx
 import pytest
 
 from ephemeral_registry import InvalidArgumentError, LogLine, PushError, Registry, _native
@@ -197,3 +202,153 @@ async def test_bad_pusher_options_are_refused_before_anything_is_created(
     assert caught.value.argument == argument
     if not call:
         assert testbed.labelled_by_this_run() == before
+
+
+LONG_FILE = (
+    "data/a-directory-name-that-is-long-enough/to-push-the-whole-path-over-one-hundred-bytes/"
+    "in-a-tar-header/a-file-name-that-by-itself-is-longer-than-one-hundred-bytes-which-ustar"
+    "-cannot-hold-in-its-name-field.txt"
+)
+
+
+async def pull_like_a_plain_client(
+    pull_endpoint: str, repository: str, tag: str, *, gunzip: bool
+) -> list[tarfile.TarInfo]:
+    """Fetch manifest, config and layers; check every digest and diff_id; return the entries.
+
+    ``gunzip``: gunzip every layer whatever its media type, as many hand-written pullers do.
+    """
+    async with httpx.AsyncClient(base_url=f"http://{pull_endpoint}", trust_env=False) as client:
+        found = await client.get(
+            f"/v2/{repository}/manifests/{tag}", headers={"Accept": OCI_MANIFEST}
+        )
+        document = found.json()
+
+        async def blob(digest: str) -> bytes:
+            data = (await client.get(f"/v2/{repository}/blobs/{digest}")).content
+            assert "sha256:" + hashlib.sha256(data).hexdigest() == digest
+            return data
+
+        config = json.loads(await blob(document["config"]["digest"]))
+        entries = []
+        for layer, diff_id in zip(document["layers"], config["rootfs"]["diff_ids"], strict=True):
+            data = await blob(layer["digest"])
+            plain = gzip.decompress(data) if gunzip else data
+            assert "sha256:" + hashlib.sha256(plain).hexdigest() == diff_id
+            with tarfile.open(fileobj=io.BytesIO(plain)) as tar:
+                entries.extend(tar.getmembers())
+    return entries
+
+
+@pytest.mark.parametrize("registry_image", [testbed.REGISTRY2, testbed.REGISTRY3])
+@pytest.mark.parametrize("compression", ["gzip", "none"])
+async def test_an_image_with_links_whiteouts_long_names_and_an_empty_layer(
+    registry_image: str, compression: str, tmp_path: Path
+) -> None:
+    """Read back by the engine (same image, same files), by skopeo, by crane validate (gzip),
+    and by a plain puller that checks every digest (and always gunzips, for gzip)."""
+    ref = f"interop/image:{compression}"
+    async with registry_under_test(
+        registry_image=registry_image, pusher="native", layer_compression=compression
+    ) as registry:
+        endpoints = await registry.ready()
+        result = await registry.push_image(testbed.INTEROP, ref)
+
+        entries = await pull_like_a_plain_client(
+            endpoints.pull_endpoint, "interop/image", compression, gunzip=compression == "gzip"
+        )
+        names = {entry.name.removeprefix("./") for entry in entries}
+        assert {LONG_FILE, "data/.wh.doomed-file", "data/.wh.doomed-dir"} <= names
+        assert any(entry.islnk() and entry.name.endswith("data/hardlink") for entry in entries)
+        assert any(entry.issym() and entry.name.endswith("data/symlink") for entry in entries)
+        pushed = await manifest(endpoints.pull_endpoint, "interop/image", compression)
+        layers = pushed["layers"]
+        assert isinstance(layers, list)
+        assert len(layers) == 8  # the builder leaves the unchanged step (RUN true) out
+
+        copied = await anyio.run_process(
+            [
+                *("skopeo", "copy", "-q", "--src-tls-verify=false"),
+                f"docker://{result.ref}",
+                f"oci:{tmp_path / 'layout'}:copied",
+            ],
+            check=False,
+        )
+        assert copied.returncode == 0, copied.stderr.decode()
+
+        if compression == "gzip":
+            validated = await anyio.run_process(
+                [
+                    *("docker", "run", "--rm", "--network", endpoints.network, testbed.CRANE),
+                    *("validate", "--insecure", "--remote", f"{endpoints.push_endpoint}/{ref}"),
+                ],
+                check=False,
+                env={**os.environ, "DOCKER_HOST": testbed.ENGINE},
+            )
+            assert validated.returncode == 0, (validated.stdout + validated.stderr).decode()
+
+        assert await testbed.pulled_config_digest(result.ref) == testbed.config_digest(
+            testbed.INTEROP
+        )
+        await testbed.adocker("pull", "-q", result.ref)
+        try:
+            shown = await testbed.adocker(
+                "run", "--rm", "--network", "none", result.ref,
+                "/bin/busybox", "sh", "-c", f"cat /data/file /{LONG_FILE}; ls /data",
+            )  # fmt: skip
+        finally:
+            await testbed.adocker("rmi", result.ref)
+        assert shown.splitlines()[:2] == ["changed", "deep"]
+        assert "doomed-file" not in shown
+        assert "doomed-dir" not in shown
+
+
+def docker_save_tarball(path: Path, layers: list[bytes]) -> str:
+    """Write a ``docker save`` tarball of an image made of ``layers`` (uncompressed tars);
+    return its config's digest."""
+    diff_ids = ["sha256:" + hashlib.sha256(layer).hexdigest() for layer in layers]
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        }
+    ).encode()
+    config_name = hashlib.sha256(config).hexdigest() + ".json"
+    names = [f"{diff_id.split(':')[1]}/layer.tar" for diff_id in diff_ids]
+    manifest = json.dumps([{"Config": config_name, "RepoTags": None, "Layers": names}]).encode()
+    with tarfile.open(path, "w") as tar:
+        for name, data in [(config_name, config), *zip(names, layers, strict=True)]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        info = tarfile.TarInfo("manifest.json")
+        info.size = len(manifest)
+        tar.addfile(info, io.BytesIO(manifest))
+    return "sha256:" + hashlib.sha256(config).hexdigest()
+
+
+def layer_tar(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("compression", ["gzip", "none"])
+async def test_an_empty_layer_is_pushed_and_pulled_back(compression: str, tmp_path: Path) -> None:
+    """A layer with no entries at all, between two others, in a hand-made docker save tarball."""
+    layers = [layer_tar({"first": b"1"}), layer_tar({}), layer_tar({"last": b"2"})]
+    config = docker_save_tarball(tmp_path / "empty.tar", layers)
+    async with registry_under_test(pusher="native", layer_compression=compression) as registry:
+        result = await registry.push(tmp_path / "empty.tar", "empty/layer")
+        endpoints = await registry.ready()
+        entries = await pull_like_a_plain_client(
+            endpoints.pull_endpoint, "empty/layer", "latest", gunzip=compression == "gzip"
+        )
+        assert [entry.name for entry in entries] == ["first", "last"]
+        assert await testbed.pulled_config_digest(result.ref) == config

@@ -34,10 +34,12 @@ CRANE_HANGS = f"{PREFIX}/crane-hangs"
 """Writes one line to stderr, then never finishes."""
 CRANE_CHATTY = f"{PREFIX}/crane-chatty"
 """Writes lines to stdout and stderr in turn, the last unfinished, then a digest line; exits 0."""
+INTEROP = f"{PREFIX}/interop"
+"""Many layers: hard links, symlinks, whiteouts, names over 100 bytes, an empty one, one > 1 MiB."""
 ALL_IMAGES = (
     REGISTRY2, REGISTRY3, CRANE, REGISTRY_LATE, REGISTRY_EXITS, REGISTRY_SILENT, CRANE_HANGS,
     CRANE_CHATTY,
-    SAMPLE, SAMPLE_TWO,
+    SAMPLE, SAMPLE_TWO, INTEROP,
 )  # fmt: skip
 
 LABEL = "ephemeral-registry.session"
