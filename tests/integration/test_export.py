@@ -55,9 +55,10 @@ def two_tags() -> Iterator[str]:
         testbed.docker("rmi", f"{name}:latest", f"{name}:other", check=False)
 
 
-async def test_a_name_without_a_tag_pushes_latest_only(two_tags: str) -> None:
+@pytest.mark.parametrize("pusher", ["crane", "native"])
+async def test_a_name_without_a_tag_pushes_latest_only(two_tags: str, pusher: str) -> None:
     """As in Docker, `name` is `name:latest`: the other tag is neither exported nor pushed."""
-    async with registry_under_test() as registry:
+    async with registry_under_test(pusher=pusher) as registry:
         result = await registry.push_image(two_tags)
         endpoints = await registry.ready()
         assert result.ref.endswith(f"/{two_tags}:latest")
@@ -75,6 +76,7 @@ async def test_a_missing_tag_is_named_in_the_error() -> None:
 
 
 @needs_containerd_store
+@pytest.mark.parametrize("pusher", ["crane", "native"])
 @pytest.mark.parametrize(
     ("tag", "media_type"),
     [
@@ -82,10 +84,12 @@ async def test_a_missing_tag_is_named_in_the_error() -> None:
         ("zstd", "application/vnd.oci.image.layer.v1.tar+zstd"),
     ],
 )
-async def test_compressed_layers_are_pushed_as_they_are(tag: str, media_type: str) -> None:
+async def test_compressed_layers_are_pushed_as_they_are(
+    tag: str, media_type: str, pusher: str
+) -> None:
     """The store's compressed layers keep their bytes and get their media type; same config."""
     image = f"{PREFIX}/sample:{tag}"
-    async with registry_under_test() as registry:
+    async with registry_under_test(pusher=pusher) as registry:
         result = await registry.push_image(image)
         endpoints = await registry.ready()
         manifest = await pushed_manifest(endpoints, result)
@@ -96,10 +100,13 @@ async def test_compressed_layers_are_pushed_as_they_are(tag: str, media_type: st
 
 
 @needs_containerd_store
-async def test_a_multi_platform_image_pushes_the_engines_platform_or_the_one_named() -> None:
+@pytest.mark.parametrize("pusher", ["crane", "native"])
+async def test_a_multi_platform_image_pushes_the_engines_platform_or_the_one_named(
+    pusher: str,
+) -> None:
     """The engine's own platform by default; platform= picks another; a missing one is named."""
     image = f"{PREFIX}/multi:latest"
-    async with registry_under_test() as registry:
+    async with registry_under_test(pusher=pusher) as registry:
         endpoints = await registry.ready()
         native = await registry.push_image(image, "multi/native:1")
         arm = await registry.push_image(image, "multi/arm:1", platform="linux/arm64")
