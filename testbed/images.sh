@@ -84,6 +84,7 @@ for name in registry-late registry-exits registry-silent crane-hangs crane-chatt
   cp /bin/busybox "$work/$name/rootfs/bin/busybox"
 done
 EXTRA=$(docker image inspect -f '{{.Id}}' "$prefix/registry:2") build registry-late "$prefix/registry-late"
+EXTRA=$(docker image inspect -f '{{.Id}}' "$prefix/registry:2") build registry-small-disk "$prefix/registry-small-disk"
 build registry-exits "$prefix/registry-exits"
 build registry-silent "$prefix/registry-silent"
 build crane-hangs "$prefix/crane-hangs"
@@ -108,6 +109,7 @@ build interop "$prefix/interop" --network none  # RUN steps, with no network
 tags=(
   "$prefix/registry:2" "$prefix/registry:3" "$prefix/crane" "$prefix/registry-late"
   "$prefix/registry-exits" "$prefix/registry-silent" "$prefix/crane-hangs" "$prefix/crane-chatty"
+  "$prefix/registry-small-disk"
   "$prefix/sample:one" "$prefix/sample:two" "$prefix/interop"
 )
 context() {  # context [-H HOST] TAG: the label that says what an image was built from

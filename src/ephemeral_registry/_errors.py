@@ -215,9 +215,13 @@ class RegistryClosedError(EphemeralRegistryError, RuntimeError):
 
 
 class PushError(EphemeralRegistryError):
-    """Raised by ``push()`` and ``push_image()`` when crane exits non-zero or runs out of time.
+    """Raised by ``push()`` and ``push_image()`` when a push fails or runs out of time.
 
-    ``output`` holds crane's last lines, stderr and stdout, in the order they came.
+    With crane: crane exited non-zero; ``exit_code`` is its code and ``output``
+    holds its last lines, stderr and stdout, in the order they came. With the
+    native pusher: the registry refused a request or the connection to it
+    broke off; ``exit_code`` is ``None``, ``reason`` has the registry's answer,
+    and ``output`` the push's last lines, then the registry's own error lines.
     """
 
     def __init__(
@@ -225,7 +229,7 @@ class PushError(EphemeralRegistryError):
     ) -> None:
         message = f"Pushing {ref} failed: {reason}."
         if output:
-            message += " crane's last lines:\n" + "\n".join(f"    {line}" for line in output)
+            message += " Last lines:\n" + "\n".join(f"    {line}" for line in output)
         super().__init__(message)
         self.ref = ref
         self.reason = reason

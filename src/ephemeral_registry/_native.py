@@ -42,6 +42,7 @@ import anyio.to_thread
 import httpx
 from isal import isal_zlib
 
+from ._concurrency import run_all
 from ._errors import ExportError, PushError
 from ._export import (
     CHUNK,
@@ -305,10 +306,7 @@ class _Store:
             came.append(source.blob(size))
             return f"sha256:{sent.hexdigest()}" if gzip else came[0].digest
 
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(read)
-            tg.start_soon(compress_all)
-            await self._api.upload(chunks(), sent_digest)
+        await run_all(read, compress_all, lambda: self._api.upload(chunks(), sent_digest))
         blob = came[0]
         digest = f"sha256:{sent.hexdigest()}" if gzip else blob.digest
         compression = "gzip" if gzip else blob.compression
@@ -443,7 +441,12 @@ class _Reporter:
                 await result
 
     def failed(self, exc: Exception) -> PushError:
-        problem = str(exc) if isinstance(exc, _Refused) else f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, _Refused):
+            problem = str(exc)
+        else:
+            request = getattr(exc, "_request", None)  # httpx sets it where there was one
+            during = f" during {request.method} {request.url.path}" if request else ""
+            problem = f"the connection to the registry broke off{during} ({exc!r})"
         output = tuple(self._output[-OUTPUT_LINES:])
         return PushError(str(self._reference), problem, exit_code=None, output=output)
 

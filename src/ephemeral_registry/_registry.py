@@ -29,6 +29,7 @@ import dataclasses
 import itertools
 import logging
 import os
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -73,6 +74,8 @@ logger = logging.getLogger("ephemeral_registry")
 
 REGISTRY_PORT = 5000
 LOG_LINES = 50
+REGISTRY_ERROR_LINES = 5
+"""How many of the registry's own error lines a native push's PushError carries."""
 PORT_ATTEMPTS = 3
 """How many times the registry container is made when its host port was taken meanwhile."""
 """How many of the registry's last log lines a RegistryNotReadyError carries."""
@@ -242,7 +245,20 @@ class Registry:
             except EphemeralRegistryError as exc:
                 if self._closed:  # the teardown removed the registry under it
                     raise RegistryClosedError() from exc
+                if isinstance(exc, PushError):
+                    raise await self._with_registry_errors(exc) from exc
                 raise
+
+    async def _with_registry_errors(self, failure: PushError) -> PushError:
+        """The failure with the registry's own last error lines added (a full disk, say):
+        a registry that fails an upload often just closes the connection."""
+        lines: tuple[str, ...] = ()
+        if self._created.registry is not None:
+            with contextlib.suppress(EphemeralRegistryError):
+                logged = await self._engine.tail_logs(self._created.registry, LOG_LINES)
+                errors = [f"registry: {error}" for error in map(_server_error, logged) if error]
+                lines = tuple(errors[-REGISTRY_ERROR_LINES:])
+        return PushError(failure.ref, failure.reason, exit_code=None, output=failure.output + lines)
 
     async def push_image(
         self,
@@ -623,6 +639,21 @@ class Registry:
         identity = self._engine.known_identity
         overlap = identity is not None and identity.removes_concurrently
         await remove(self._engine, containers, networks, overlap=overlap, removed=created.forget)
+
+
+_LOGGED_MESSAGE = re.compile(r'\bmsg="((?:[^"\\]|\\.)*)"')
+
+
+def _server_error(line: str) -> str | None:
+    """The message of a registry log line that reports an error of its own, else None.
+
+    Registry 2 and 3 log with logrus (``level=error msg="..."``); answers to a
+    client's mistake (4xx, a HEAD for a blob it lacks, say) are left out.
+    """
+    if "level=error" not in line or "http.response.status=4" in line:
+        return None
+    found = _LOGGED_MESSAGE.search(line)
+    return found.group(1).replace('\\"', '"') if found else line
 
 
 @asynccontextmanager

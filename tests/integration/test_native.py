@@ -352,3 +352,22 @@ async def test_an_empty_layer_is_pushed_and_pulled_back(compression: str, tmp_pa
         )
         assert [entry.name for entry in entries] == ["first", "last"]
         assert await testbed.pulled_config_digest(result.ref) == config
+
+
+async def test_a_full_disk_is_a_push_error_with_the_registry_answer(tmp_path: Path) -> None:
+    """An 80 MB layer into a registry whose storage is a 64 MiB tmpfs: the registry's error
+    comes back in a PushError, and nothing is left. (The registry keeps the partial upload:
+    registry 2 refuses to cancel an upload that failed, so its disk stays full.)"""
+    big = layer_tar({"random": os.urandom(80 << 20)})
+    docker_save_tarball(tmp_path / "big.tar", [big])
+    del big
+    async with registry_under_test(
+        registry_image=testbed.REGISTRY_SMALL_DISK, pusher="native", layer_compression="none"
+    ) as registry:
+        with pytest.raises(PushError) as caught:
+            await registry.push(tmp_path / "big.tar", "too/big")
+        message = str(caught.value)
+        assert "no space left on device" in message, message
+        assert "registry: " in message  # the registry's own error line
+        assert caught.value.exit_code is None
+    assert session_resources(registry) == set()

@@ -28,6 +28,8 @@ REGISTRY_EXITS = f"{PREFIX}/registry-exits"
 """Prints an error and exits with code 3 at once."""
 REGISTRY_SILENT = f"{PREFIX}/registry-silent"
 """Runs but never listens."""
+REGISTRY_SMALL_DISK = f"{PREFIX}/registry-small-disk"
+"""Keeps its storage in /dev/shm, a 64 MiB tmpfs: larger uploads fail as on a full disk."""
 SAMPLE = f"{PREFIX}/sample:one"
 SAMPLE_TWO = f"{PREFIX}/sample:two"
 CRANE_HANGS = f"{PREFIX}/crane-hangs"
@@ -38,7 +40,7 @@ INTEROP = f"{PREFIX}/interop"
 """Many layers: hard links, symlinks, whiteouts, names over 100 bytes, an empty one, one > 1 MiB."""
 ALL_IMAGES = (
     REGISTRY2, REGISTRY3, CRANE, REGISTRY_LATE, REGISTRY_EXITS, REGISTRY_SILENT, CRANE_HANGS,
-    CRANE_CHATTY,
+    CRANE_CHATTY, REGISTRY_SMALL_DISK,
     SAMPLE, SAMPLE_TWO, INTEROP,
 )  # fmt: skip
 
