@@ -14,6 +14,7 @@ import os
 import re
 import signal
 import sys
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -50,6 +51,7 @@ class Output:
         self._stderr = stderr
         self._live = stderr.isatty() and not quiet and not json_output
         self._status_shown = False
+        self._progress_started: float | None = None
 
     def status(self, text: str) -> None:
         """A progress line: rewritten in place on a terminal, a plain line elsewhere."""
@@ -64,6 +66,16 @@ class Output:
         else:
             self._stderr.write(text + "\n")
         self._stderr.flush()
+
+    def progress(self, done: int, total: int | None) -> None:
+        """A push's progress as a bar, with bytes and rate, on a terminal; nothing elsewhere."""
+        if not self._live:
+            return
+        now = time.monotonic()
+        if self._progress_started is None:
+            self._progress_started = now
+        elapsed = now - self._progress_started
+        self.status(progress_line(done, total, elapsed, self._width() - 1))
 
     def _width(self) -> int:
         try:
@@ -98,6 +110,24 @@ class Output:
         self.status(f"push: {line}")
 
 
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:.1f}"
+
+
+def progress_line(done: int, total: int | None, elapsed: float, width: int) -> str:
+    """``push [#####-----] 12.3/45.6 MB 80 MB/s``, fitted to ``width`` columns.
+
+    Without a total (an export, whose size is known only at its end): bytes and rate only.
+    """
+    rate = f"{done / elapsed / 1e6:.0f} MB/s" if elapsed > 0 else ""
+    if total is None:
+        return f"push {_megabytes(done)} MB {rate}".rstrip()[:width]
+    figures = f"{_megabytes(done)}/{_megabytes(total)} MB {rate}".rstrip()
+    bar_width = max(0, min(30, width - len(figures) - len("push [] ")))
+    filled = bar_width * min(done, total) // total if total else bar_width
+    return f"push [{'#' * filled}{'-' * (bar_width - filled)}] {figures}"[:width]
+
+
 def _registry_options(args: argparse.Namespace) -> dict[str, Any]:
     options: dict[str, Any] = {
         "pull": args.pull,
@@ -125,9 +155,11 @@ async def _push_source(
     path = Path(source)
     output.status(f"pushing {source}")
     on_log = output.native_line if registry.pusher == "native" else output.crane_line
+    on_progress = output.progress
     if await anyio.Path(path).exists():
-        return await registry.push(path, ref or _file_ref(path), on_log=on_log)
-    return await registry.push_image(source, ref, on_log=on_log)
+        reference = ref or _file_ref(path)
+        return await registry.push(path, reference, on_log=on_log, on_progress=on_progress)
+    return await registry.push_image(source, ref, on_log=on_log, on_progress=on_progress)
 
 
 def _push_fields(result: PushResult) -> dict[str, str]:

@@ -57,7 +57,7 @@ from ._options import LayerCompression
 from ._platform import Platform
 from ._reference import Reference
 from ._source import Source
-from ._types import Credentials, LogLine, OnLog, PushResult
+from ._types import Credentials, LogLine, OnLog, OnProgress, PushResult
 
 logger = logging.getLogger("ephemeral_registry")
 
@@ -72,6 +72,8 @@ UPLOAD_TIMEOUT = httpx.Timeout(60.0)
 """Per read, write or connection of one request (not the whole upload)."""
 ABORT_TIMEOUT = 5.0
 OUTPUT_LINES = 30
+PROGRESS_STEP = 1 << 20
+"""Progress is reported at most once per this many bytes (and once at the end)."""
 _CONTENT_NAMED = re.compile(r"[0-9a-f]{64}")
 
 
@@ -373,7 +375,7 @@ async def push_save(
     compression: LayerCompression,
     platform: Platform | None,
     engine_platform: Callable[[], Awaitable[Platform]],
-    on_log: OnLog | None,
+    reporter: Reporter,
 ) -> PushResult:
     """Push the image of a ``docker save`` stream to the registry as it is read.
 
@@ -386,12 +388,17 @@ async def push_save(
 
     Cancellation: the upload under way is cancelled (see the module docstring).
     """
-    reporter = _Reporter(reference, on_log)
+
+    async def read_counted(size: int) -> bytes:
+        data = await read_exactly(size)
+        await reporter.advance(len(data))
+        return data
+
     async with _client(target) as client:
         api = _Api(client, reference.repository)
         store = _Store(image, api, target.cache, compression, reporter.say)
         try:
-            unpacker = Unpacker(image, read_exactly, store)
+            unpacker = Unpacker(image, read_counted, store)
             await unpacker.run()
             chosen = await unpacker.choose(platform, engine_platform)
             layers = [
@@ -405,7 +412,7 @@ async def push_save(
             await api.put_manifest(reference.tag, manifest, OCI_MANIFEST)
         except (_Refused, httpx.HTTPError) as exc:
             raise reporter.failed(exc) from exc
-    return await reporter.done(target, manifest)
+    return await reporter.finish(target, manifest)
 
 
 def _client(target: Target) -> httpx.AsyncClient:
@@ -423,13 +430,34 @@ def _client(target: Target) -> httpx.AsyncClient:
     )
 
 
-class _Reporter:
-    """The lines of one native push, to ``on_log`` and the logger, and its outcome."""
+class Reporter:
+    """What one native push tells: its lines (``on_log`` and the logger), its progress
+    (``on_progress``, at most every ``PROGRESS_STEP`` bytes, and at the end), its outcome."""
 
-    def __init__(self, reference: Reference, on_log: OnLog | None) -> None:
+    def __init__(
+        self, reference: Reference, on_log: OnLog | None, on_progress: OnProgress | None
+    ) -> None:
         self._reference = reference
         self._on_log = on_log
+        self._on_progress = on_progress
         self._output: list[LogLine] = []
+        self.done = 0
+        """Bytes of the source read (or, for an OCI layout, of its blobs handled)."""
+        self.total: int | None = None
+        """The source's size, where known before the push: a file's, a layout's blobs'."""
+        self._shown = -1
+
+    async def advance(self, size: int) -> None:
+        self.done += size
+        if self.done - self._shown >= PROGRESS_STEP:
+            await self._progress()
+
+    async def _progress(self) -> None:
+        self._shown = self.done
+        if self._on_progress is not None:
+            result = self._on_progress(self.done, self.total)
+            if inspect.isawaitable(result):
+                await result
 
     async def say(self, text: str) -> None:
         line = LogLine(text, "stderr")
@@ -450,7 +478,11 @@ class _Reporter:
         output = tuple(self._output[-OUTPUT_LINES:])
         return PushError(str(self._reference), problem, exit_code=None, output=output)
 
-    async def done(self, target: Target, manifest: bytes) -> PushResult:
+    async def finish(self, target: Target, manifest: bytes) -> PushResult:
+        if self.total is not None:
+            self.done = self.total  # a tarball's end-of-archive padding is never read
+        if self._shown != self.done:
+            await self._progress()
         digest = f"sha256:{hashlib.sha256(manifest).hexdigest()}"
         repository = self._reference.repository
         await self.say(f"{target.push_endpoint}/{repository}@{digest}")
@@ -467,37 +499,41 @@ async def push_source(
     reference: Reference,
     *,
     compression: LayerCompression,
-    on_log: OnLog | None,
+    reporter: Reporter,
 ) -> PushResult:
     """Push a checked ``push()`` source: a ``docker save`` tarball, or an OCI layout as it is."""
     if source.is_layout:
-        return await push_layout(source.path, target, reference, on_log=on_log)
-    return await push_file(source.path, target, reference, compression=compression, on_log=on_log)
+        return await push_layout(source.path, target, reference, reporter=reporter)
+    return await push_file(
+        source.path, target, reference, compression=compression, reporter=reporter
+    )
 
 
 async def push_layout(
-    path: Path, target: Target, reference: Reference, *, on_log: OnLog | None
+    path: Path, target: Target, reference: Reference, *, reporter: Reporter
 ) -> PushResult:
     """Push the one image of an OCI image layout, blobs and manifest as they are."""
-    reporter = _Reporter(reference, on_log)
     async with _client(target) as client:
         api = _Api(client, reference.repository)
         try:
             manifest, media_type = await _layout_manifest(path, str(reference))
             document = json.loads(manifest)
-            for descriptor in [document["config"], *document["layers"]]:
+            blobs = [document["config"], *document["layers"]]
+            reporter.total = sum(int(blob["size"]) for blob in blobs)
+            for descriptor in blobs:
                 digest = str(descriptor["digest"])
                 if await api.has(digest):
                     await reporter.say(f"existing blob: {digest}")
-                    continue
-                await api.upload(
-                    _file_chunks(_blob_path(path, digest)), functools.partial(str, digest)
-                )
-                await reporter.say(f"pushed blob: {digest} ({descriptor['size']} bytes)")
+                else:
+                    await api.upload(
+                        _file_chunks(_blob_path(path, digest)), functools.partial(str, digest)
+                    )
+                    await reporter.say(f"pushed blob: {digest} ({descriptor['size']} bytes)")
+                await reporter.advance(int(descriptor["size"]))
             await api.put_manifest(reference.tag, manifest, media_type)
         except (_Refused, httpx.HTTPError) as exc:
             raise reporter.failed(exc) from exc
-    return await reporter.done(target, manifest)
+    return await reporter.finish(target, manifest)
 
 
 def _blob_path(layout: Path, digest: str) -> Path:
@@ -534,9 +570,10 @@ async def push_file(
     reference: Reference,
     *,
     compression: LayerCompression,
-    on_log: OnLog | None,
+    reporter: Reporter,
 ) -> PushResult:
     """Push a ``docker save`` tarball read from disk, as ``push_save`` does."""
+    reporter.total = (await anyio.Path(path).stat()).st_size
     async with await anyio.open_file(path, "rb") as file:
 
         async def read_exactly(size: int) -> bytes:
@@ -556,5 +593,5 @@ async def push_file(
             compression=compression,
             platform=None,
             engine_platform=no_platform,
-            on_log=on_log,
+            reporter=reporter,
         )

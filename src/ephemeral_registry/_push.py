@@ -10,7 +10,9 @@ removal).
 from __future__ import annotations
 
 import inspect
+import json
 import logging
+import re
 
 import anyio
 import anyio.lowlevel
@@ -23,7 +25,7 @@ from ._logs import Lines, Stream
 from ._reference import Reference
 from ._resources import Created
 from ._source import MOUNT_POINT, Source
-from ._types import Endpoints, LogLine, OnLog, PushResult
+from ._types import Endpoints, LogLine, OnLog, OnProgress, PushResult
 
 logger = logging.getLogger("ephemeral_registry")
 
@@ -32,6 +34,53 @@ OUTPUT_LINES = 30
 
 LOG_GRACE = 2.0
 """How long the followed output may go on after crane exited before it is stopped."""
+
+
+_BLOB_LANDED = re.compile(r"\b(?:pushed|existing|mounted) blob:? (sha256:[0-9a-f]{64})")
+
+
+class CraneProgress:
+    """A crane push's progress, by blob: crane names each blob as it lands.
+
+    The sizes come from the source: an OCI layout's manifest names its blobs;
+    crane recompresses a tarball's layers, so there only the end is reported.
+    """
+
+    def __init__(self, on_progress: OnProgress, sizes: dict[str, int], total: int) -> None:
+        self._on_progress = on_progress
+        self._sizes = sizes
+        self._total = total
+        self._done = 0
+
+    @classmethod
+    async def of(cls, source: Source, on_progress: OnProgress) -> CraneProgress:
+        if not source.is_layout:
+            return cls(on_progress, {}, (await anyio.Path(source.path).stat()).st_size)
+        layout = anyio.Path(source.path)
+        index = json.loads(await (layout / "index.json").read_bytes())
+        sizes: dict[str, int] = {}
+        for entry in index.get("manifests", []):
+            algorithm, _, encoded = str(entry["digest"]).partition(":")
+            manifest = json.loads(await (layout / "blobs" / algorithm / encoded).read_bytes())
+            for blob in [manifest.get("config", {}), *manifest.get("layers", [])]:
+                if "digest" in blob:
+                    sizes[str(blob["digest"])] = int(blob.get("size", 0))
+        return cls(on_progress, sizes, sum(sizes.values()))
+
+    async def line(self, line: str) -> None:
+        found = _BLOB_LANDED.search(line)
+        if found and found.group(1) in self._sizes:
+            self._done += self._sizes.pop(found.group(1))
+            await self._report()
+
+    async def finish(self) -> None:
+        self._done = self._total
+        await self._report()
+
+    async def _report(self) -> None:
+        result = self._on_progress(self._done, self._total)
+        if inspect.isawaitable(result):
+            await result
 
 
 def crane_spec(
@@ -83,6 +132,7 @@ async def run_push(
     timeout: float,
     cleanup_timeout: float,
     created: Created,
+    progress: CraneProgress | None = None,
 ) -> PushResult:
     """Run one crane container to its end; return what it pushed.
 
@@ -105,6 +155,8 @@ async def run_push(
                 result = on_log(line)
                 if inspect.isawaitable(result):
                     await result
+            if progress is not None:
+                await progress.line(line)
 
     async def follow() -> None:
         async def on_frame(stream: Stream, payload: bytes) -> None:
@@ -174,6 +226,8 @@ async def run_push(
     digest = _digest([line for line in output if line.stream == "stdout"])
     if digest is None:
         raise PushError(str(reference), "crane reported no digest", exit_code=0, output=tail)
+    if progress is not None:
+        await progress.finish()
     return PushResult(
         ref=f"{endpoints.pull_endpoint}/{reference}",
         digest=digest,

@@ -64,11 +64,11 @@ from ._options import (
     host_address,
     resolve,
 )
-from ._push import crane_spec, run_push
+from ._push import CraneProgress, crane_spec, run_push
 from ._readiness import http_client, poll_until_ready
 from ._resources import Created, remove
 from ._sweep import live_sessions, sweep_in_background
-from ._types import ContainerState, Credentials, Endpoints, OnLog, PushResult
+from ._types import ContainerState, Credentials, Endpoints, OnLog, OnProgress, PushResult
 
 logger = logging.getLogger("ephemeral_registry")
 
@@ -156,17 +156,19 @@ class Registry:
         ref: str,
         *,
         on_log: OnLog | None = None,
+        on_progress: OnProgress | None = None,
         pusher: Pusher | None = None,
         layer_compression: LayerCompression | None = None,
     ) -> PushResult:
         """Push a ``docker save`` tarball or an OCI layout directory into the registry as ``ref``.
 
-        Waits for ``ready()`` first, then runs ``crane push --insecure`` in a
-        one-shot container on the registry's network. crane's output goes,
-        line by line as it is written, to ``on_log`` (a plain or async callable
-        taking a ``LogLine``, a ``str`` that knows its stream) and to the
-        ``ephemeral_registry`` logger. At most ``max_concurrent_pushes`` run at
-        once; the others wait their turn.
+        Waits for ``ready()`` first. With crane (the default pusher), runs
+        ``crane push --insecure`` in a one-shot container on the registry's
+        network; with the native pusher, uploads from this process over HTTP.
+        The push's output goes, line by line as it comes, to ``on_log`` (a
+        plain or async callable taking a ``LogLine``, a ``str`` that knows its
+        stream) and to the ``ephemeral_registry`` logger. At most
+        ``max_concurrent_pushes`` run at once; the others wait their turn.
 
         Args:
             source: a tarball holding one image (``docker save``), or an OCI
@@ -175,6 +177,10 @@ class Registry:
             ref: ``repo[:tag]`` inside the registry; the tag defaults to ``latest``.
             on_log: called with each line of crane's output (or, with the
                 native pusher, a line per blob and the digest line).
+            on_progress: a plain or async callable taking ``(done_bytes,
+                total_bytes)``: the native pusher calls it every MiB of the
+                source and at the end; crane, for an OCI layout, as each blob
+                lands, and for a tarball once, at the end.
             pusher: ``"crane"`` or ``"native"``; by default the registry's.
             layer_compression: the native pusher's (see ``ephemeral_registry()``);
                 by default the registry's. An OCI layout is pushed as it is.
@@ -183,14 +189,16 @@ class Registry:
             InvalidReferenceError, InvalidSourceError, InvalidArgumentError:
                 before anything is created.
             PushError: crane exited non-zero (a corrupt tarball, one holding
-                several images, ...) or ran past ``push_timeout``; it carries
-                crane's last lines.
+                several images, ...), the registry refused the native pusher,
+                or the push ran past ``push_timeout``; it carries the last lines.
+            ExportError: the native pusher found the tarball unusable.
             ImageNotFoundError, ImagePullError: the crane image is unavailable.
             RegistryClosedError: the block has exited.
             Any error of ``ready()``.
 
         Cancellation: the crane container is killed and removed (shielded,
-        bounded by ``cleanup_timeout``), then the cancellation propagates.
+        bounded by ``cleanup_timeout``), or the native upload under way is
+        cancelled; then the cancellation propagates.
         """
         self._check_open()
         reference = _reference.parse(ref)
@@ -201,11 +209,15 @@ class Registry:
             async def push() -> PushResult:
                 target = await self._native_target()
                 return await _native.push_source(
-                    checked, target, reference, compression=how.layer_compression, on_log=on_log
+                    checked,
+                    target,
+                    reference,
+                    compression=how.layer_compression,
+                    reporter=_native.Reporter(reference, on_log, on_progress),
                 )
 
             return await self._push_natively(reference, push)
-        return await self._push(checked, reference, on_log)
+        return await self._push(checked, reference, on_log, on_progress)
 
     def _how(self, pusher: str | None, layer_compression: str | None) -> Options:
         """The registry's options with this call's pusher and layer compression."""
@@ -270,6 +282,7 @@ class Registry:
         platform: str | None = None,
         pusher: Pusher | None = None,
         layer_compression: LayerCompression | None = None,
+        on_progress: OnProgress | None = None,
     ) -> PushResult:
         """Export ``image`` from the local engine (``docker save``) and push it as ``ref``.
 
@@ -294,7 +307,8 @@ class Registry:
             image: a name, ``name@digest`` or id the local engine knows.
             ref: ``repo[:tag]``; by default the image's own name without a
                 registry host (``docker.io/library/alpine:3`` -> ``library/alpine:3``).
-            on_log: as for ``push()``.
+            on_log, on_progress: as for ``push()``; the native pusher's total is
+                ``None`` here, as the export's size is known only at its end.
             compress_layers: gzip the layers (slower; smaller in the registry).
             platform: ``os/architecture[/variant]`` of the image to push, where
                 the engine holds it for several (a containerd image store);
@@ -347,7 +361,7 @@ class Registry:
                         compression=how.layer_compression,
                         platform=wanted,
                         engine_platform=engine.platform,
-                        on_log=on_log,
+                        reporter=_native.Reporter(reference, on_log, on_progress),
                     )
 
             return await self._push_natively(reference, push)
@@ -358,11 +372,16 @@ class Registry:
             as_tarball=compress_layers,
             timeout=self._options.push_timeout,
         ) as source:
-            return await self._push(_source.check(source), reference, on_log)
+            return await self._push(_source.check(source), reference, on_log, on_progress)
 
     async def _push(
-        self, source: _source.Source, reference: _reference.Reference, on_log: OnLog | None
+        self,
+        source: _source.Source,
+        reference: _reference.Reference,
+        on_log: OnLog | None,
+        on_progress: OnProgress | None,
     ) -> PushResult:
+        progress = None if on_progress is None else await CraneProgress.of(source, on_progress)
         endpoints = await self.ready()
         crane_image = await self._crane_image.get()
         async with self._push_slots:
@@ -383,6 +402,7 @@ class Registry:
                     endpoints=endpoints,
                     reference=reference,
                     on_log=on_log,
+                    progress=progress,
                     timeout=self._options.push_timeout,
                     cleanup_timeout=self._options.cleanup_timeout,
                     created=self._created,

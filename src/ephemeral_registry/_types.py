@@ -79,3 +79,6 @@ class LogLine(str):
 
 OnLog = Callable[[LogLine], object]
 """A plain or async callable that takes each line of a push's output as it comes."""
+
+OnProgress = Callable[[int, "int | None"], object]
+"""A plain or async callable taking ``(done_bytes, total_bytes or None)`` as a push goes on."""

@@ -48,7 +48,7 @@ import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from ._options import LayerCompression, Pusher
-from ._types import Endpoints, LogLine, OnLog, PushResult
+from ._types import Endpoints, OnLog, OnProgress, PushResult
 
 if TYPE_CHECKING:
     from ._registry import Registry
@@ -90,15 +90,17 @@ class RegistryHandle:
         ref: str,
         *,
         on_log: OnLog | None = None,
+        on_progress: OnProgress | None = None,
         pusher: Pusher | None = None,
         layer_compression: LayerCompression | None = None,
     ) -> PushResult:
-        """``Registry.push``, run on the plugin's loop; ``on_log`` is called on the caller's."""
+        """``Registry.push``, run on the plugin's loop; callbacks run on the caller's."""
         return await self._run(
             self._registry.push,
             source,
             ref,
             on_log=_relay(on_log),
+            on_progress=_relay(on_progress),
             pusher=pusher,
             layer_compression=layer_compression,
         )
@@ -113,13 +115,15 @@ class RegistryHandle:
         platform: str | None = None,
         pusher: Pusher | None = None,
         layer_compression: LayerCompression | None = None,
+        on_progress: OnProgress | None = None,
     ) -> PushResult:
-        """``Registry.push_image`` on the plugin's loop; ``on_log`` is called on the caller's."""
+        """``Registry.push_image`` on the plugin's loop; callbacks run on the caller's."""
         return await self._run(
             self._registry.push_image,
             image,
             ref,
             on_log=_relay(on_log),
+            on_progress=_relay(on_progress),
             compress_layers=compress_layers,
             platform=platform,
             pusher=pusher,
@@ -144,19 +148,20 @@ RegistryFactory = Callable[..., Awaitable[RegistryHandle]]
 """``ephemeral_registry_factory``: ``await factory(**options)`` gives a ready registry."""
 
 
-def _relay(on_log: OnLog | None) -> OnLog | None:
-    """``on_log``, called on the caller's loop while the push runs on the plugin's."""
-    if on_log is None:
+def _relay(callback: Callable[..., object] | None) -> Callable[..., Awaitable[None]] | None:
+    """``callback`` (``on_log``, ``on_progress``), called on the caller's loop while the
+    push runs on the plugin's."""
+    if callback is None:
         return None
     callers_loop = asyncio.get_running_loop()
 
-    async def call(line: LogLine) -> None:
-        result = on_log(line)
+    async def call(*args: Any) -> None:
+        result = callback(*args)
         if inspect.isawaitable(result):
             await result
 
-    async def relay(line: LogLine) -> None:
-        done = asyncio.run_coroutine_threadsafe(call(line), callers_loop)
+    async def relay(*args: Any) -> None:
+        done = asyncio.run_coroutine_threadsafe(call(*args), callers_loop)
         await asyncio.wrap_future(done)
 
     return relay

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -192,6 +193,7 @@ async def test_on_a_terminal_progress_is_one_live_line(columns: int) -> None:
     assert done.returncode == 0
     assert b"\r\x1b[K" in shown
     assert b"crane stderr: " in shown
+    assert re.search(rb"push \[#+\] \d+\.\d/\d+\.\d MB", shown)  # the bar, full at the end
     assert b"\n" not in shown  # no scrolling lines: one line, rewritten
     shown_lines = shown.split(b"\r\x1b[K")
     longest = max(len(line.decode()) for line in shown_lines)

@@ -9,6 +9,7 @@ import json
 import os
 import tarfile
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -371,3 +372,36 @@ async def test_a_full_disk_is_a_push_error_with_the_registry_answer(tmp_path: Pa
         assert "registry: " in message  # the registry's own error line
         assert caught.value.exit_code is None
     assert session_resources(registry) == set()
+
+
+async def test_progress_is_reported_by_both_pushers(tmp_path: Path) -> None:
+    """Native: every MiB and at the end (a file's total is its size; an export's is unknown).
+    crane: as each blob of the exported layout lands, up to the layout's total."""
+    tarball = tmp_path / "interop.tar"
+    await testbed.adocker("save", "-o", str(tarball), testbed.INTEROP)
+    calls: dict[str, list[tuple[int, int | None]]] = {}
+
+    def recorder(name: str) -> Callable[[int, int | None], None]:
+        calls[name] = []
+        return lambda done, total: calls[name].append((done, total))
+
+    async with registry_under_test() as registry:
+        await registry.push(tarball, "progress/file", pusher="native", on_progress=recorder("file"))
+        await registry.push_image(
+            testbed.INTEROP, "progress/export", pusher="native", on_progress=recorder("export")
+        )
+        await registry.push_image(testbed.INTEROP, "progress/crane", on_progress=recorder("crane"))
+    size = tarball.stat().st_size
+    assert calls["file"][-1] == (size, size)
+    assert len(calls["file"]) >= size // (1 << 20)
+    assert {total for _, total in calls["export"]} == {None}
+    assert calls["export"][-1][0] > 4 << 20  # the export's bytes, all of them
+    crane_totals = {total for _, total in calls["crane"]}
+    assert len(crane_totals) == 1
+    (total,) = crane_totals
+    assert total is not None
+    assert calls["crane"][-1] == (total, total)
+    assert len(calls["crane"]) > 2  # blob by blob, not only at the end
+    for name, made in calls.items():
+        done = [d for d, _ in made]
+        assert done == sorted(done), name
