@@ -92,6 +92,8 @@ class BlobCache:
 
     _held: dict[str, _Held] = field(default_factory=dict)
     _busy: dict[str, anyio.Event] = field(default_factory=dict)
+    _where: dict[str, str] = field(default_factory=dict)
+    """Blob digest: a repository that holds it (for small blobs, pushed from memory)."""
 
     @asynccontextmanager
     async def claim(self, name: str) -> AsyncIterator[_Held | None]:
@@ -107,6 +109,13 @@ class BlobCache:
 
     def record(self, name: str, held: _Held) -> None:
         self._held[name] = held
+
+    def holder(self, digest: str) -> str | None:
+        """A repository of the registry known to hold the blob ``digest``."""
+        return self._where.get(digest)
+
+    def holds(self, digest: str, repository: str) -> None:
+        self._where.setdefault(digest, repository)
 
 
 class _Refused(Exception):
@@ -332,11 +341,15 @@ class _Store:
             data = await anyio.to_thread.run_sync(_gzip, data)
             compression = "gzip"
         digest = f"sha256:{hashlib.sha256(data).hexdigest()}"
+        holder = self._cache.holder(digest)
         if await self._api.has(digest):
             await self._say(f"existing blob: {digest}")
+        elif holder not in (None, self._api.repository) and await self._api.mount(digest, holder):
+            await self._say(f"mounted blob: {digest}")
         else:
             await self._api.put_blob(data, digest)
             await self._say(f"pushed blob: {digest} ({len(data)} bytes)")
+        self._cache.holds(digest, self._api.repository)
         return Blob(digest, len(data), compression, blob.diff_id)
 
 

@@ -116,7 +116,7 @@ async def test_shared_layers_are_uploaded_once_then_mounted_or_found() -> None:
         assert all(uploaded.count(digest) == 1 for digest in at_once)
 
         await push(registry, "shared/three")
-        assert set(blobs("shared/three", "mounted")) == at_once
+        assert set(blobs("shared/three", "mounted")) >= at_once
         await push(registry, "shared/one")
         assert set(blobs("shared/one", "existing")) >= at_once
 
