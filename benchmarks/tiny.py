@@ -22,6 +22,7 @@ import anyio
 from shell_baseline import CRANE, REGISTRY
 
 from ephemeral_registry import ephemeral_registry
+from ephemeral_registry._options import Pusher
 
 SAMPLE = "ephemeral-registry-testbed/sample:one"
 ENV = {
@@ -31,7 +32,7 @@ ENV = {
 }
 
 
-async def in_process(pusher: str) -> float:
+async def in_process(pusher: Pusher) -> float:
     started = time.perf_counter()
     async with ephemeral_registry(
         registry_image=REGISTRY, crane_image=CRANE, pull="never", pusher=pusher
@@ -40,7 +41,7 @@ async def in_process(pusher: str) -> float:
     return time.perf_counter() - started
 
 
-def command_line(pusher: str) -> float:
+def command_line(pusher: Pusher) -> float:
     started = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "ephemeral_registry", "push", "--json", "--quiet",
@@ -63,7 +64,8 @@ def import_time() -> float:
 def main(runs: int) -> None:
     rows: dict[str, list[float]] = {}
     for _ in range(runs):
-        for pusher in ("crane", "native"):
+        pushers: tuple[Pusher, ...] = ("crane", "native")
+        for pusher in pushers:
             rows.setdefault(f"in-process, {pusher}", []).append(anyio.run(in_process, pusher))
             rows.setdefault(f"command line, {pusher}", []).append(command_line(pusher))
         rows.setdefault("import ephemeral_registry", []).append(import_time())
