@@ -9,6 +9,8 @@
 - the same one conversion with ``compress_layers=True`` (crane gzips the
   layers, as the baseline's does), to show what the overlap alone gains;
 - the same conversions with the native pusher (gzip and uncompressed layers);
+- two floors no pusher can beat: the engine's ``docker save`` alone, and the
+  registry's ingest of 200 MiB sent from memory;
 - peak memory (VmHWM) of a Python process exporting and pushing a ~500 MB
   image, with each pusher, and the bytes it wrote to this machine's disk
   (``write_bytes`` of /proc/self/io: the crane pusher's temporary export;
@@ -24,15 +26,19 @@ from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import shell_baseline
 from shell_baseline import CRANE, REGISTRY
 
@@ -121,6 +127,39 @@ def peak_memory(pusher: str) -> tuple[int, int, int]:
     return int(before), int(after), int(written)
 
 
+def export_floor(image: str) -> float:
+    """``docker save`` of ``image`` to /dev/null: what the engine's export alone takes."""
+    started = time.perf_counter()
+    subprocess.run(["docker", "save", image], check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+async def upload_floor(size: int) -> float:
+    """``size`` bytes uploaded from memory as one blob, in one streamed PATCH: what the
+    registry's ingest alone takes (it hashes and writes what it gets)."""
+    chunk = os.urandom(1 << 20)
+    digest = hashlib.sha256()
+    for _ in range(size >> 20):
+        digest.update(chunk)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(size >> 20):
+            yield chunk
+
+    async with ephemeral_registry(registry_image=REGISTRY, crane_image=CRANE) as registry:
+        endpoints = await registry.ready()
+        async with httpx.AsyncClient(
+            base_url=f"http://{endpoints.pull_endpoint}", trust_env=False
+        ) as client:
+            location = (await client.post("/v2/floor/blobs/uploads/")).headers["Location"]
+            started = time.perf_counter()
+            patched = await client.patch(location, content=chunks())
+            url = httpx.URL(patched.headers["Location"])
+            done = await client.put(url.copy_add_param("digest", f"sha256:{digest.hexdigest()}"))
+            assert done.status_code == 201, done.text
+            return time.perf_counter() - started
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values)
 
@@ -150,6 +189,8 @@ async def main(runs: int) -> None:
         rows["four at once: library"].append(await library_timed(BULK))
         rows["four one after another: baseline"].append(await baseline_sequence(BULK))
 
+    export_floors = [export_floor(BULK[0]) for _ in range(runs)]
+    upload_floors = [await upload_floor(200 << 20) for _ in range(runs)]
     print(f"median of {runs} runs, seconds: until pushed + teardown = total")
     totals = {}
     for name, values in rows.items():
@@ -171,6 +212,10 @@ async def main(runs: int) -> None:
         pushed = totals[mine][0] / totals[theirs][0]
         total = totals[mine][1] / totals[theirs][1]
         print(f"  {label:36} {pushed:5.2f}; {total:5.2f}   {'target ' + target if target else ''}")
+    print(
+        f"floors: docker save {BULK[0]} > /dev/null {median(export_floors):.2f} s;"
+        f" 200 MiB uploaded from memory into the registry {median(upload_floors):.2f} s"
+    )
     for pusher in ("crane", "native"):
         before, after, written = peak_memory(pusher)
         print(

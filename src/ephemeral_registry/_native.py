@@ -88,7 +88,8 @@ class _Held:
 
 @dataclass
 class BlobCache:
-    """What one registry holds, by the content-derived names of the saves' layers."""
+    """What one registry holds, by the content-derived names of the saves' layers
+    (and how they were sent: gzipped or as they came)."""
 
     _held: dict[str, _Held] = field(default_factory=dict)
     _busy: dict[str, anyio.Event] = field(default_factory=dict)
@@ -235,14 +236,15 @@ class _Store:
             return blob
         if not _CONTENT_NAMED.search(name):  # a name that says nothing of the content
             return await self._upload(first, size, read_exactly)
-        async with self._cache.claim(name) as held:
+        key = f"{self._compression}:{name}"  # the same layer, sent the same way
+        async with self._cache.claim(key) as held:
             if held is not None and await self._reuse(held):
                 await _read(read_exactly, size - len(first), keep=False)
                 self.pushed[held.source.digest] = held.pushed
                 return held.source
             source = await self._upload(first, size, read_exactly)
             pushed = self.pushed[source.digest]
-            self._cache.record(name, _Held(source, pushed, self._api.repository))
+            self._cache.record(key, _Held(source, pushed, self._api.repository))
             return source
 
     async def _reuse(self, held: _Held) -> bool:
