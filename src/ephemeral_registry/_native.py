@@ -343,15 +343,18 @@ class _Store:
             data = await anyio.to_thread.run_sync(_gzip, data)
             compression = "gzip"
         digest = f"sha256:{hashlib.sha256(data).hexdigest()}"
-        holder = self._cache.holder(digest)
-        if await self._api.has(digest):
-            await self._say(f"existing blob: {digest}")
-        elif holder not in (None, self._api.repository) and await self._api.mount(digest, holder):
-            await self._say(f"mounted blob: {digest}")
-        else:
-            await self._api.put_blob(data, digest)
-            await self._say(f"pushed blob: {digest} ({len(data)} bytes)")
-        self._cache.holds(digest, self._api.repository)
+        async with self._cache.claim(digest):  # pushes at once: one uploads, the other mounts
+            holder = self._cache.holder(digest)
+            if await self._api.has(digest):
+                await self._say(f"existing blob: {digest}")
+            elif holder not in (None, self._api.repository) and await self._api.mount(
+                digest, holder
+            ):
+                await self._say(f"mounted blob: {digest}")
+            else:
+                await self._api.put_blob(data, digest)
+                await self._say(f"pushed blob: {digest} ({len(data)} bytes)")
+            self._cache.holds(digest, self._api.repository)
         return Blob(digest, len(data), compression, blob.diff_id)
 
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import io
 import json
 import os
+import secrets
 import tarfile
 import tempfile
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import anyio
@@ -405,3 +407,57 @@ async def test_progress_is_reported_by_both_pushers(tmp_path: Path) -> None:
     for name, made in calls.items():
         done = [d for d, _ in made]
         assert done == sorted(done), name
+
+
+@pytest.fixture
+async def derived_image(tmp_path: Path) -> AsyncIterator[str]:
+    """An image built on the interop image: its base layers are the interop image's."""
+    tag = f"ert-derived-{secrets.token_hex(4)}"
+    (tmp_path / "Dockerfile").write_text(
+        f'FROM {testbed.INTEROP}\nRUN ["/bin/busybox", "sh", "-c", "echo derived >/derived"]\n'
+    )
+    built = await anyio.run_process(
+        ["docker", "build", "-q", "--network", "none", "-t", tag, str(tmp_path)],
+        env={**os.environ, "DOCKER_HOST": testbed.ENGINE, "DOCKER_BUILDKIT": "0"},
+        check=False,
+    )
+    assert built.returncode == 0, built.stderr.decode()
+    try:
+        yield tag
+    finally:
+        await testbed.adocker("rmi", tag)
+
+
+async def test_two_images_on_one_base_pushed_at_once_upload_its_layers_once(
+    derived_image: str,
+) -> None:
+    """The base's large layers go up once; the other push mounts them (or waits and finds
+    them), and both images pull back whole."""
+    lines: dict[str, list[str]] = {"base": [], "derived": []}
+    async with registry_under_test(pusher="native") as registry:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(
+                functools.partial(
+                    registry.push_image, testbed.INTEROP, "base/image", on_log=lines["base"].append
+                )
+            )
+            tg.start_soon(
+                functools.partial(
+                    registry.push_image,
+                    derived_image,
+                    "derived/image",
+                    on_log=lines["derived"].append,
+                )
+            )
+        pull_endpoint = (await registry.ready()).pull_endpoint
+        for repository, image in (
+            ("base/image", testbed.INTEROP),
+            ("derived/image", derived_image),
+        ):
+            pulled = await testbed.pulled_config_digest(f"{pull_endpoint}/{repository}:latest")
+            assert pulled == testbed.config_digest(image)
+    every = lines["base"] + lines["derived"]
+    uploaded = [line.split()[2] for line in every if line.startswith("pushed blob")]
+    assert len(uploaded) == len(set(uploaded)), every  # no blob went up twice
+    mounted = {line.split()[2] for line in every if line.startswith("mounted blob")}
+    assert len(mounted) >= 8, every  # the base's layers, into the repository pushed second
