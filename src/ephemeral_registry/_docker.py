@@ -138,6 +138,19 @@ class Identity:
         """
         return self.product == "docker" and self.api_version >= _CONCURRENT_REMOVAL_API
 
+    @property
+    def joins_concurrently(self) -> bool:
+        """Whether containers may join one network at the same moment.
+
+        Not Docker before 29: libnetwork keeps a count of each network's
+        endpoints whose concurrent updates can lose one (its endpoint_cnt
+        object, moby/moby#42119). The network then answers every removal
+        with "has active endpoints", with none listed, until the engine
+        restarts. Seen on Docker 20.10 under the load test; newer engines no
+        longer keep the count, and Podman never did.
+        """
+        return self.product != "docker" or self.api_version >= _CONCURRENT_REMOVAL_API
+
     @classmethod
     def from_headers(cls, headers: Mapping[str, str]) -> Identity:
         major, _, minor = headers.get("Api-Version", "1.24").partition(".")
@@ -337,9 +350,15 @@ class Engine:
                 except aiodocker.DockerError as exc:
                     if "active endpoints" not in exc.message or last:
                         raise
-                    logger.debug("retrying the removal of %s: %s", network_id[:12], exc)
                     attached = await self._network(network_id).show()
-                    for endpoint in (attached.get("Containers") or {}).values():
+                    endpoints = (attached.get("Containers") or {}).values()
+                    logger.debug(
+                        "retrying the removal of %s: %s; endpoints listed: %s",
+                        network_id[:12],
+                        exc,
+                        [endpoint.get("Name") for endpoint in endpoints],
+                    )
+                    for endpoint in endpoints:
                         with suppress(DockerEngineError):  # gone meanwhile
                             await self.disconnect(network_id, str(endpoint["Name"]))
                     return False

@@ -9,6 +9,7 @@ removal).
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import logging
@@ -133,6 +134,7 @@ async def run_push(
     cleanup_timeout: float,
     created: Created,
     progress: CraneProgress | None = None,
+    joining: anyio.Lock | None = None,
 ) -> PushResult:
     """Run one crane container to its end; return what it pushed.
 
@@ -181,7 +183,10 @@ async def run_push(
                         endpoints.credentials, endpoints.push_endpoint, user=spec.user or "0:0"
                     ),
                 )
-            await engine.start(container_id)
+            # Starting joins the registry's network: one at a time where the engine
+            # needs it (Identity.joins_concurrently).
+            async with joining or contextlib.nullcontext():
+                await engine.start(container_id)
             following = anyio.CancelScope()
 
             async def follow_until_told() -> None:

@@ -110,6 +110,8 @@ class Registry:
         """The registry container's address on its network, once started."""
         self._push_slots = anyio.Semaphore(options.max_concurrent_pushes)
         self._push_numbers = itertools.count(1)
+        self._joining = anyio.Lock()
+        """Held while a crane container joins the network, on engines that need it."""
         self._blobs = _native.BlobCache()
         """The layers native pushes put in this registry, to skip or mount them."""
 
@@ -403,6 +405,7 @@ class Registry:
                     reference=reference,
                     on_log=on_log,
                     progress=progress,
+                    joining=self._joining if self._joins_one_at_a_time() else None,
                     timeout=self._options.push_timeout,
                     cleanup_timeout=self._options.cleanup_timeout,
                     created=self._created,
@@ -420,6 +423,10 @@ class Registry:
         ``ephemeral-registry prune``) removes them once this process has ended.
         """
         self._kept = True
+
+    def _joins_one_at_a_time(self) -> bool:
+        identity = self._engine.known_identity
+        return identity is None or not identity.joins_concurrently
 
     def _check_open(self) -> None:
         if self._closed:

@@ -22,6 +22,7 @@ from ephemeral_registry import (
     PushResult,
     RegistryClosedError,
 )
+from ephemeral_registry._docker import Engine
 
 from . import testbed
 from .helpers import get, registry_under_test, session_resources
@@ -268,9 +269,29 @@ async def test_push_image_of_an_image_id_needs_a_ref() -> None:
         assert result.ref.endswith("/by-id:1")
 
 
-async def test_eight_pushes_into_one_registry_at_once_all_land() -> None:
-    """Concurrent pushes (more than max_concurrent_pushes) all arrive, each under its tag."""
+async def test_eight_pushes_into_one_registry_at_once_all_land(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Concurrent pushes (more than max_concurrent_pushes) all arrive, each under its tag.
+
+    On Docker before 29 their containers join the network one at a time
+    (Identity.joins_concurrently): the starts never overlap there.
+    """
     results: dict[int, PushResult] = {}
+    starting, most_at_once = 0, 0
+    start = Engine.start
+
+    async def counted_start(engine: Engine, container_id: str) -> None:
+        nonlocal starting, most_at_once
+        starting += 1
+        most_at_once = max(most_at_once, starting)
+        try:
+            await start(engine, container_id)
+            await anyio.sleep(0.05)  # widen the window in which starts could overlap
+        finally:
+            starting -= 1
+
+    monkeypatch.setattr(Engine, "start", counted_start)
     async with registry_under_test(max_concurrent_pushes=3) as registry:
 
         async def push(number: int) -> None:
@@ -287,6 +308,10 @@ async def test_eight_pushes_into_one_registry_at_once_all_land() -> None:
             digest = await manifest_digest(endpoints, f"many/app-{number}", f"v{number}")
             assert digest == result.digest
     assert len({results[n].digest for n in range(8)}) == 2
+    identity = registry._engine.known_identity
+    assert identity is not None
+    if not identity.joins_concurrently:
+        assert most_at_once == 1
 
 
 async def test_two_registries_at_once_each_get_their_own_images() -> None:

@@ -39,11 +39,23 @@ def test_the_ping_says_which_engine_and_whether_removals_may_overlap(
     assert identity.server == PINGS[engine]["Server"]
 
 
+@pytest.mark.parametrize(
+    ("engine", "joins"),
+    [("docker 20.10", False), ("docker 29", True), ("podman 4.3", True)],
+)
+def test_only_old_docker_engines_need_containers_to_join_a_network_one_at_a_time(
+    engine: str, joins: bool
+) -> None:
+    """Docker before 29 keeps an endpoint count that concurrent joins can corrupt."""
+    assert Identity.from_headers(PINGS[engine]).joins_concurrently is joins
+
+
 def test_a_ping_without_headers_is_an_old_docker() -> None:
     """No version header: the oldest API this library speaks, and the careful teardown."""
     identity = Identity.from_headers({})
     assert identity.api_version == (1, 24)
     assert not identity.removes_concurrently
+    assert not identity.joins_concurrently
 
 
 def test_hosts_go_to_etc_hosts() -> None:
