@@ -179,8 +179,6 @@ class _LayoutStore:
         return self.blobs / digest.removeprefix("sha256:")
 
     async def keep(self, name: str, size: int, read_exactly: ReadExactly) -> Blob:
-        if not self.written:
-            await AsyncPath(self.blobs).mkdir(parents=True, exist_ok=True)
         digests = Digests()
         temporary = self.blobs / ".partial"  # one file at a time: the stream is sequential
         async with await open_file(temporary, "wb") as file:

@@ -174,8 +174,8 @@ class _Api:
             raise
 
     async def put_blob(self, data: bytes, digest: str) -> None:
-        url = self._check(await self._client.post(f"{self._blobs}/uploads/"), 202)
-        location = url.headers["Location"]
+        started = self._check(await self._client.post(f"{self._blobs}/uploads/"), 202)
+        location = started.headers["Location"]
         response = await self._client.put(
             _with_digest(location, digest),
             content=data,
