@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -30,8 +31,9 @@ def engine_socket() -> str:
 
 
 class EngineProxy:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, tls: ssl.SSLContext | None = None) -> None:
         self.path = path
+        self._tls = tls
         self.url = f"unix://{path}"
         self._upstream = engine_socket()
         self.port = 0
@@ -74,12 +76,14 @@ class EngineProxy:
 
     async def _listen(self) -> None:
         if self.port:
-            self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+            self._server = await asyncio.start_server(
+                self._handle, "127.0.0.1", self.port, ssl=self._tls
+            )
         elif self.path.name:
             self.path.unlink(missing_ok=True)
             self._server = await asyncio.start_unix_server(self._handle, self.path)
         else:
-            self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+            self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0, ssl=self._tls)
             self.port = self._server.sockets[0].getsockname()[1]
             self.url = f"tcp://127.0.0.1:{self.port}"
 
@@ -124,9 +128,13 @@ class EngineProxy:
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def over_tcp(cls) -> AsyncIterator[EngineProxy]:
-        """The engine reached over TCP on 127.0.0.1, as a remote engine is reached."""
-        async with cls(Path())._serving() as proxy:
+    async def over_tcp(cls, tls: ssl.SSLContext | None = None) -> AsyncIterator[EngineProxy]:
+        """The engine reached over TCP on 127.0.0.1, as a remote engine is reached.
+
+        With ``tls``, the port speaks TLS with that server context, as
+        ``dockerd --tlsverify`` does.
+        """
+        async with cls(Path(), tls)._serving() as proxy:
             yield proxy
 
     @classmethod

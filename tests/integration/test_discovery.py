@@ -1,12 +1,23 @@
-"""Engines reached over TCP: on this host, and on another (by name), as the docker CLI does."""
+"""Engines reached over TCP: on this host, and on another (by name), as the docker CLI does.
+
+Also over TLS, with certificates as ``dockerd --tlsverify`` wants them, found
+through DOCKER_TLS_VERIFY/DOCKER_CERT_PATH and through a context that the real
+docker CLI made.
+"""
 
 from __future__ import annotations
 
+import os
 import socket
+import ssl
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
 
+import anyio
 import pytest
 
-from ephemeral_registry import InvalidArgumentError, RegistryNotReadyError
+from ephemeral_registry import DockerUnavailableError, InvalidArgumentError, RegistryNotReadyError
 
 from . import testbed
 from .engine_proxy import EngineProxy
@@ -82,3 +93,114 @@ async def test_the_command_line_takes_the_engine_address() -> None:
     code, _, stderr = await cli("prune", "--docker-host", "unix:///nonexistent/docker.sock")
     assert code == 1
     assert "/nonexistent/docker.sock" in stderr
+
+
+@dataclass(frozen=True)
+class EngineTls:
+    """A CA, a server certificate for 127.0.0.1 and a client's: what a TLS engine is set up with."""
+
+    client: Path
+    """ca.pem, cert.pem and key.pem: what DOCKER_CERT_PATH names."""
+    server: ssl.SSLContext
+    """Verifies the client's certificate against the CA, as ``dockerd --tlsverify``."""
+
+
+def _openssl(directory: Path, *args: str) -> None:
+    subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
+
+
+def _signed(directory: Path, name: str, usage: str) -> None:
+    """NAME-key.pem and NAME-cert.pem, signed by the CA, for ``usage``."""
+    (directory / f"{name}.ext").write_text(
+        f"subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage={usage}\n"
+    )
+    key = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+    _openssl(directory, "req", *key, "-keyout", f"{name}-key.pem", "-out", f"{name}.csr",
+             "-subj", f"/CN={name}")  # fmt: skip
+    _openssl(directory, "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem",
+             "-CAkey", "ca-key.pem", "-CAcreateserial", "-days", "1",
+             "-extfile", f"{name}.ext", "-out", f"{name}-cert.pem")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def engine_tls(tmp_path_factory: pytest.TempPathFactory) -> EngineTls:
+    made = tmp_path_factory.mktemp("tls")
+    key = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+    _openssl(made, "req", "-x509", *key, "-keyout", "ca-key.pem", "-out", "ca.pem",
+             "-days", "1", "-subj", "/CN=engine CA")  # fmt: skip
+    _signed(made, "server", "serverAuth")
+    _signed(made, "client", "clientAuth")
+    client = made / "client"
+    client.mkdir()
+    (client / "ca.pem").write_bytes((made / "ca.pem").read_bytes())
+    (client / "cert.pem").write_bytes((made / "client-cert.pem").read_bytes())
+    (client / "key.pem").write_bytes((made / "client-key.pem").read_bytes())
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=made / "ca.pem")
+    server.verify_mode = ssl.CERT_REQUIRED
+    server.load_cert_chain(made / "server-cert.pem", made / "server-key.pem")
+    return EngineTls(client, server)
+
+
+def _docker_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", *args], env=env, capture_output=True, text=True, timeout=30)
+
+
+async def _brings_up_a_registry_there() -> None:
+    async with registry_under_test() as registry:
+        endpoints = await registry.ready()
+        assert endpoints.pull_endpoint.startswith("127.0.0.1:")
+        assert (await get(endpoints.pull_endpoint, "/v2/")).status_code == 200
+    assert session_resources(registry) == set()
+
+
+async def test_an_engine_over_tls_as_docker_tls_verify_says(
+    engine_tls: EngineTls, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DOCKER_HOST=tcp://..., DOCKER_TLS_VERIFY=1, DOCKER_CERT_PATH: the docker CLI's settings."""
+    async with EngineProxy.over_tcp(tls=engine_tls.server) as over_tls:
+        monkeypatch.setenv("DOCKER_HOST", over_tls.url)
+        monkeypatch.setenv("DOCKER_TLS_VERIFY", "1")
+        monkeypatch.setenv("DOCKER_CERT_PATH", str(engine_tls.client))
+        # The docker CLI reaches the engine with these very settings.
+        answer = await anyio.to_thread.run_sync(
+            _docker_cli, dict(os.environ), "version", "--format", "{{.Server.APIVersion}}"
+        )
+        assert answer.returncode == 0, answer.stderr
+        await _brings_up_a_registry_there()
+
+
+async def test_a_tls_engine_refuses_a_client_without_its_certificate(
+    engine_tls: EngineTls, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CA alone: the engine ends the handshake, and the error names the engine."""
+    (tmp_path / "ca.pem").write_bytes((engine_tls.client / "ca.pem").read_bytes())
+    async with EngineProxy.over_tcp(tls=engine_tls.server) as over_tls:
+        monkeypatch.setenv("DOCKER_HOST", over_tls.url)
+        monkeypatch.setenv("DOCKER_TLS_VERIFY", "1")
+        monkeypatch.setenv("DOCKER_CERT_PATH", str(tmp_path))
+        before = testbed.labelled_by_this_run()
+        with pytest.raises(DockerUnavailableError) as caught:
+            async with registry_under_test() as registry:
+                await registry.ready()
+        assert f"127.0.0.1:{over_tls.port}" in str(caught.value)
+        assert testbed.labelled_by_this_run() == before
+
+
+async def test_a_tls_context_made_by_the_docker_cli(
+    engine_tls: EngineTls, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`docker context create` and `docker context use`: found as the current context."""
+    async with EngineProxy.over_tcp(tls=engine_tls.server) as over_tls:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
+        env["DOCKER_CONFIG"] = str(tmp_path / "docker-config")
+        files = {name: engine_tls.client / f"{name}.pem" for name in ("ca", "cert", "key")}
+        endpoint = f"host={over_tls.url}," + ",".join(f"{k}={v}" for k, v in files.items())
+        for args in (("context", "create", "tls-engine", "--docker", endpoint),
+                     ("context", "use", "tls-engine"),
+                     ("version", "--format", "{{.Server.APIVersion}}")):  # fmt: skip
+            answer = await anyio.to_thread.run_sync(_docker_cli, env, *args)
+            assert answer.returncode == 0, answer.stderr
+        for name in ("DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("DOCKER_CONFIG", env["DOCKER_CONFIG"])
+        await _brings_up_a_registry_there()
