@@ -209,13 +209,20 @@ async def open_client(
 
 
 class Engine:
-    """Typed, time-bounded requests to one Docker engine."""
+    """Typed, time-bounded requests to one Docker engine.
+
+    The requests that can come first on a new client (``has_image``,
+    ``list_containers``, ``list_networks``) identify the engine first, so that
+    the client knows its API version before any versioned request: see
+    ``identify()``.
+    """
 
     def __init__(self, client: aiodocker.Docker, *, request_timeout: float) -> None:
         self._client = client
         self._request_timeout = request_timeout
         self._platform: Platform | None = None
         self._identity: Identity | None = None
+        self._identifying = anyio.Lock()
 
     @contextmanager
     def _translate(
@@ -284,15 +291,18 @@ class Engine:
 
         A client that has not chosen an API version yet takes the engine's
         from the same answer: aiodocker would otherwise ask ``/version``
-        first, which Podman takes about 0.25 s to answer.
+        before its first versioned request, which Podman takes about 0.25 s
+        of CPU to answer, slowing the container start it overlaps. Tasks
+        that ask at once share the one ping.
         """
-        if self._identity is None:
-            with self._translate("answer a ping"):
-                async with self._client._query("_ping", versioned_api=False) as response:
-                    self._identity = Identity.from_headers(response.headers)
-            if self._client.api_version == "auto":
-                major, minor = self._identity.api_version
-                self._client.api_version = f"v{major}.{minor}"
+        async with self._identifying:
+            if self._identity is None:
+                with self._translate("answer a ping"):
+                    async with self._client._query("_ping", versioned_api=False) as response:
+                        self._identity = Identity.from_headers(response.headers)
+                if self._client.api_version == "auto":
+                    major, minor = self._identity.api_version
+                    self._client.api_version = f"v{major}.{minor}"
         return self._identity
 
     async def platform(self) -> Platform:
@@ -306,6 +316,7 @@ class Engine:
     # Images
 
     async def has_image(self, image: str) -> bool:
+        await self.identify()
         try:
             with self._translate(f"inspect the image {image}", absent_ok=True):
                 await self._client.images.inspect(image)
@@ -379,6 +390,7 @@ class Engine:
 
     async def list_networks(self, label: str) -> list[Labelled]:
         """The networks carrying ``label`` (``key`` or ``key=value``)."""
+        await self.identify()
         with self._translate("list networks"):
             found = await self._client.networks.list(filters={"label": [label]})
         return [
@@ -564,6 +576,7 @@ class Engine:
 
     async def list_containers(self, label: str) -> list[Labelled]:
         """All containers, running or not, carrying ``label`` (``key`` or ``key=value``)."""
+        await self.identify()
         with self._translate("list containers"):
             found = await self._client.containers.list(all=True, filters={"label": [label]})
         return [

@@ -16,11 +16,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 _CHUNK = 1 << 16
+_REQUEST_LINE = re.compile(rb"^(GET|HEAD|POST|PUT|DELETE) (\S+) HTTP/1\.1\r$", re.MULTILINE)
 
 
 def engine_socket() -> str:
@@ -43,10 +45,18 @@ class EngineProxy:
         self._handlers: set[asyncio.Task[None]] = set()
         self._running = asyncio.Event()
         self._running.set()
+        self.requests: list[str] = []
+        """``METHOD /path?query`` of each request the engine was sent, in order."""
 
-    async def _pump(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+    async def _pump(
+        self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, *, upward: bool = False
+    ) -> None:
         with contextlib.suppress(OSError):  # the other end is gone
             while data := await source.read(_CHUNK):
+                if upward:  # request lines, as far as a chunk holds them whole
+                    self.requests += [
+                        f"{m[1].decode()} {m[2].decode()}" for m in _REQUEST_LINE.finditer(data)
+                    ]
                 await self._running.wait()  # a hung engine answers nothing more
                 sink.write(data)
                 await sink.drain()
@@ -65,7 +75,9 @@ class EngineProxy:
             ends.append(up_writer)
             self._writers.add(up_writer)
             # Both directions run until each has ended; a cut ends both.
-            await asyncio.gather(self._pump(reader, up_writer), self._pump(up_reader, writer))
+            await asyncio.gather(
+                self._pump(reader, up_writer, upward=True), self._pump(up_reader, writer)
+            )
         except (OSError, asyncio.CancelledError):
             pass
         finally:

@@ -6,6 +6,7 @@ import contextlib
 import os
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiodocker
@@ -25,6 +26,7 @@ from ephemeral_registry._docker import ContainerSpec, Engine
 from ephemeral_registry._labels import Owner, labels, new_session_id
 
 from . import testbed
+from .engine_proxy import EngineProxy
 from .helpers import get, registry_under_test, session_resources
 
 pytestmark = pytest.mark.anyio
@@ -310,6 +312,29 @@ async def test_a_caller_supplied_client_is_left_open() -> None:
         async with registry_under_test(docker=client) as registry:
             await registry.ready()
         assert "ApiVersion" in await client.version()
+
+
+async def test_the_engine_is_pinged_once_and_never_asked_its_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One /_ping gives the API version, before any versioned request, from every task.
+
+    aiodocker asks /version before the first versioned request of a client that
+    has none; Podman takes about 0.25 s of CPU to answer it, and the crane
+    image check that overlaps the bring-up used to make it ask, slowing the
+    registry's start.
+    """
+    async with EngineProxy.running(tmp_path / "engine.sock") as proxy:
+        monkeypatch.setenv("DOCKER_HOST", proxy.url)
+        async with registry_under_test(pull="missing") as registry:
+            await registry.ready()
+            await anyio.sleep(0.2)  # the background sweep's requests too
+        assert session_resources(registry) == set()
+    paths = [request.split(" ")[1] for request in proxy.requests]
+    assert paths[0] == "/_ping", paths
+    assert paths.count("/_ping") == 1, paths
+    assert not [p for p in paths if p.split("?")[0].endswith("/version")], paths
+    assert len(paths) >= 8, paths  # the whole life cycle was seen
 
 
 async def test_two_registries_at_once_do_not_collide() -> None:
