@@ -74,11 +74,11 @@ logger = logging.getLogger("ephemeral_registry")
 
 REGISTRY_PORT = 5000
 LOG_LINES = 50
+"""How many of the registry's last log lines a RegistryNotReadyError carries."""
 REGISTRY_ERROR_LINES = 5
 """How many of the registry's own error lines a native push's PushError carries."""
 PORT_ATTEMPTS = 3
 """How many times the registry container is made when its host port was taken meanwhile."""
-"""How many of the registry's last log lines a RegistryNotReadyError carries."""
 
 
 class Registry:
