@@ -33,7 +33,7 @@ import json
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -490,8 +490,10 @@ class Reporter:
         if isinstance(exc, _Refused):
             problem = str(exc)
         else:
-            request = getattr(exc, "_request", None)  # httpx sets it where there was one
-            during = f" during {request.method} {request.url.path}" if request else ""
+            during = ""
+            if isinstance(exc, httpx.RequestError):
+                with suppress(RuntimeError):  # raised where no request was set
+                    during = f" during {exc.request.method} {exc.request.url.path}"
             problem = f"the connection to the registry broke off{during} ({exc!r})"
         output = tuple(self._output[-OUTPUT_LINES:])
         return PushError(str(self._reference), problem, exit_code=None, output=output)

@@ -371,6 +371,7 @@ async def test_a_full_disk_is_a_push_error_with_the_registry_answer(tmp_path: Pa
             await registry.push(tmp_path / "big.tar", "too/big")
         message = str(caught.value)
         assert "no space left on device" in message, message
+        assert "PATCH /v2/too/big/blobs/uploads/" in message, message  # broke off, or a 500
         assert "registry: " in message  # the registry's own error line
         assert caught.value.exit_code is None
     assert session_resources(registry) == set()
