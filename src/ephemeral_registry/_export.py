@@ -475,9 +475,10 @@ class Unpacker:
             return matching[0]
         if not images:
             raise self._broken(
-                "it holds no complete image: a blob its index names is missing. Docker with"
-                " the containerd image store leaves out the layers of a pulled image once it"
-                " has unpacked them (its export then names blobs it does not hold)"
+                "it holds no complete image: a blob its index names is missing. Docker's"
+                " containerd image store does not fetch a pulled image's compressed layers"
+                " when it holds their content unpacked already, from another image"
+                " (moby/moby#49784): such an image runs, but cannot be exported"
             )
         if matching:
             raise self._broken(

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ephemeral_registry import Endpoints, ImageNotFoundError, PushResult
+from ephemeral_registry import Endpoints, ExportError, ImageNotFoundError, PushResult
 
 from . import testbed
 from .helpers import get, registry_under_test
@@ -64,6 +64,33 @@ async def test_a_name_without_a_tag_pushes_latest_only(two_tags: str, pusher: st
         assert result.ref.endswith(f"/{two_tags}:latest")
         manifest = await pushed_manifest(endpoints, result)
     assert manifest["config"]["digest"] == testbed.config_digest(testbed.SAMPLE)  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("pusher", "compression"), [("crane", "none"), ("native", "none"), ("native", "gzip")]
+)
+async def test_a_name_at_a_digest_is_that_image(pusher: str, compression: str) -> None:
+    """``name@sha256:...``, a digest the engine knows from a pull: that image, pushed as
+    ``name:latest`` unless ``ref=`` says otherwise."""
+    async with registry_under_test(pusher=pusher, layer_compression=compression) as registry:
+        first = await registry.push_image(testbed.SAMPLE, "by/digest:1")
+        await testbed.adocker("pull", "-q", first.digest_ref)  # known to the engine by its digest
+        try:
+            if compression == "gzip" and testbed.has_containerd_store():
+                # A known difference: the store holds the sample's layers unpacked, so the
+                # pull fetched none of their gzip blobs (moby/moby#49784); say so clearly.
+                with pytest.raises(ExportError, match="moby/moby#49784"):
+                    await registry.push_image(first.digest_ref)
+                return
+            result = await registry.push_image(first.digest_ref)
+            named = await registry.push_image(first.digest_ref, "named:2")
+        finally:
+            await testbed.adocker("rmi", first.digest_ref)
+        assert result.ref.endswith("/by/digest:latest"), result
+        assert named.ref.endswith("/named:2"), named
+        expected = testbed.config_digest(testbed.SAMPLE)
+        for pushed in (result, named):
+            assert await testbed.pulled_config_digest(pushed.ref) == expected
 
 
 async def test_a_missing_tag_is_named_in_the_error() -> None:
