@@ -7,7 +7,8 @@ concurrently and re-raise the first failure as itself.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Generic, TypeVar, cast
 
 import anyio
@@ -54,6 +55,38 @@ async def race(*steps: Step) -> None:
     The first error is raised as itself. Cancelling the caller cancels every step.
     """
     await _run(steps, first_return_wins=True)
+
+
+StartSoon = Callable[[Step], None]
+
+
+@asynccontextmanager
+async def beside() -> AsyncIterator[StartSoon]:
+    """Yield a ``start_soon(step)`` for steps that run beside the block; the exit waits for them.
+
+    The first error, of a step or of the block, cancels the others and the
+    block, and is raised as itself. Cancelling the caller cancels every step.
+    """
+    errors: list[Exception] = []
+    async with anyio.create_task_group() as tg:
+
+        async def run(step: Step) -> None:
+            try:
+                await step()
+            except Exception as exc:  # cancellation is a BaseException: it propagates
+                errors.append(exc)
+                tg.cancel_scope.cancel()
+
+        def start_soon(step: Step) -> None:
+            tg.start_soon(run, step)
+
+        try:
+            yield start_soon
+        except Exception as exc:
+            errors.append(exc)
+            tg.cancel_scope.cancel()
+    if errors:
+        raise errors[0]
 
 
 class Outcome(Generic[T]):

@@ -31,6 +31,7 @@ import hashlib
 import inspect
 import json
 import logging
+import math
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
@@ -42,7 +43,7 @@ import anyio.to_thread
 import httpx
 from isal import isal_zlib
 
-from ._concurrency import run_all
+from ._concurrency import Outcome, StartSoon, beside, run_all
 from ._errors import ExportError, PushError
 from ._export import (
     CHUNK,
@@ -67,7 +68,9 @@ MAX_DOCUMENT = 64 << 20
 """The largest JSON document (a config, say) held in memory."""
 GZIP_LEVEL = 1
 PIPELINE = 4
-"""Chunks that may wait between two stages of an upload."""
+"""Compressed chunks that may wait to be sent, in each upload."""
+RUN_AHEAD = 32 << 20
+"""How far reading a save may run ahead of the sending of its layers (bytes)."""
 UPLOAD_TIMEOUT = httpx.Timeout(60.0)
 """Per read, write or connection of one request (not the whole upload)."""
 ABORT_TIMEOUT = 5.0
@@ -215,12 +218,16 @@ class _Store:
         cache: BlobCache,
         compression: LayerCompression,
         say: Callable[[str], Awaitable[None]],
+        start_soon: StartSoon,
     ) -> None:
         self._image = image
         self._api = api
         self._cache = cache
         self._compression = compression
         self._say = say
+        self._start_soon = start_soon
+        """Starts a layer's sending beside the reading of the rest of the save."""
+        self._ahead = anyio.Semaphore(RUN_AHEAD // CHUNK)
         self._memory: dict[str, bytes] = {}
         self.pushed: dict[str, Blob] = {}
         """By the digest of a layer as it came in the save: the blob the registry holds."""
@@ -234,18 +241,27 @@ class _Store:
             blob = digests.blob(size)
             self._memory[blob.digest] = data
             return blob
+        read: Outcome[Blob] = Outcome()
+        self._start_soon(functools.partial(self._send, name, first, size, read_exactly, read))
+        return await read.get()  # the layer's sending goes on beside the rest of the save
+
+    async def _send(
+        self, name: str, first: bytes, size: int, read_exactly: ReadExactly, read: Outcome[Blob]
+    ) -> None:
+        """Read a layer from the stream and send it; ``read`` is set once it has been read."""
         if not _CONTENT_NAMED.search(name):  # a name that says nothing of the content
-            return await self._upload(first, size, read_exactly)
+            await self._upload(first, size, read_exactly, read)
+            return
         key = f"{self._compression}:{name}"  # the same layer, sent the same way
         async with self._cache.claim(key) as held:
             if held is not None and await self._reuse(held):
                 await _read(read_exactly, size - len(first), keep=False)
                 self.pushed[held.source.digest] = held.pushed
-                return held.source
-            source = await self._upload(first, size, read_exactly)
+                read.set_value(held.source)
+                return
+            source = await self._upload(first, size, read_exactly, read)
             pushed = self.pushed[source.digest]
             self._cache.record(key, _Held(source, pushed, self._api.repository))
-            return source
 
     async def _reuse(self, held: _Held) -> bool:
         """Whether the repository has the blob already, or it could be mounted."""
@@ -260,12 +276,17 @@ class _Store:
             return True
         return False
 
-    async def _upload(self, first: bytes, size: int, read_exactly: ReadExactly) -> Blob:
+    async def _upload(
+        self, first: bytes, size: int, read_exactly: ReadExactly, read: Outcome[Blob]
+    ) -> Blob:
         """Upload one layer from the stream as it arrives; return it as it came.
 
-        Three stages overlap, a few chunks apart: reading the stream (and
-        hashing what came, on a worker thread), compressing (and hashing what
-        is sent, on another), and sending.
+        Three stages overlap: reading the stream (and hashing what came, on a
+        worker thread), compressing (and hashing what is sent, on another),
+        and sending. Reading may run ``RUN_AHEAD`` bytes ahead of the sending
+        (shared by the layers of one push), so that the next layer's upload
+        starts while this one's last part is still being sent: the registry
+        ingests two uploads at once faster than one.
         """
         source = Digests()
         source.update(first)  # tells the compression by its first bytes
@@ -273,18 +294,23 @@ class _Store:
         compressor = isal_zlib.compressobj(GZIP_LEVEL, isal_zlib.DEFLATED, 31) if gzip else None
         sent = hashlib.sha256()
         sent_size = 0
-        send_read, receive_read = anyio.create_memory_object_stream[bytes](PIPELINE)
+        # Read chunks wait in memory, bounded by the run-ahead allowance; sent ones, by PIPELINE.
+        send_read, receive_read = anyio.create_memory_object_stream[bytes](math.inf)
         send_out, receive_out = anyio.create_memory_object_stream[bytes](PIPELINE)
+        came: list[Blob] = []
 
-        async def read() -> None:
+        async def read_all() -> None:
             async with send_read:
                 await send_read.send(first)
                 remaining = size - len(first)
                 while remaining:
+                    await self._ahead.acquire()  # given back once compressed
                     chunk = await read_exactly(min(CHUNK, remaining))
                     remaining -= len(chunk)
                     await anyio.to_thread.run_sync(source.update, chunk)
                     await send_read.send(chunk)
+            came.append(source.blob(size))
+            read.set_value(came[0])
 
         def compress(chunk: bytes) -> bytes:
             if compressor is None:
@@ -298,6 +324,8 @@ class _Store:
             async with send_out, receive_read:
                 async for chunk in receive_read:
                     out = await anyio.to_thread.run_sync(compress, chunk)
+                    if chunk is not first:
+                        self._ahead.release()
                     sent_size += len(out)
                     await send_out.send(out)
                 if compressor is not None:
@@ -312,14 +340,15 @@ class _Store:
                     if out:
                         yield out
 
-        came: list[Blob] = []
-
         def sent_digest() -> str:
             """Asked once everything was sent: the stream's own digest, unless compressed here."""
-            came.append(source.blob(size))
             return f"sha256:{sent.hexdigest()}" if gzip else came[0].digest
 
-        await run_all(read, compress_all, lambda: self._api.upload(chunks(), sent_digest))
+        try:
+            await run_all(read_all, compress_all, lambda: self._api.upload(chunks(), sent_digest))
+        finally:  # also those of a stage that never started (the upload's POST went unanswered)
+            for stream in (send_read, receive_read, send_out, receive_out):
+                stream.close()
         blob = came[0]
         digest = f"sha256:{sent.hexdigest()}" if gzip else blob.digest
         compression = "gzip" if gzip else blob.compression
@@ -404,7 +433,7 @@ async def push_save(
         PushError: the registry refused a request, or could not be reached;
             it carries the registry's answer and the lines logged so far.
 
-    Cancellation: the upload under way is cancelled (see the module docstring).
+    Cancellation: the uploads under way are cancelled (see the module docstring).
     """
 
     async def read_counted(size: int) -> bytes:
@@ -414,10 +443,11 @@ async def push_save(
 
     async with _client(target) as client:
         api = _Api(client, reference.repository)
-        store = _Store(image, api, target.cache, compression, reporter.say)
         try:
-            unpacker = Unpacker(image, read_counted, store)
-            await unpacker.run()
+            async with beside() as start_soon:  # the exit waits for every layer's upload
+                store = _Store(image, api, target.cache, compression, reporter.say, start_soon)
+                unpacker = Unpacker(image, read_counted, store)
+                await unpacker.run()
             chosen = await unpacker.choose(platform, engine_platform)
             layers = [
                 store.pushed[layer.digest]

@@ -247,21 +247,20 @@ class Registry:
         async with self._push_slots:
             self._check_open()
             try:
-                with anyio.fail_after(self._options.push_timeout):
+                with anyio.move_on_after(self._options.push_timeout):
                     return await push()
-            except TimeoutError:
-                raise PushError(
-                    str(reference),
-                    f"the native push did not finish within {self._options.push_timeout:g} s",
-                    exit_code=None,
-                    output=(),
-                ) from None
             except EphemeralRegistryError as exc:
                 if self._closed:  # the teardown removed the registry under it
                     raise RegistryClosedError() from exc
                 if isinstance(exc, PushError):
                     raise await self._with_registry_errors(exc) from exc
                 raise
+        raise PushError(
+            str(reference),
+            f"the native push did not finish within {self._options.push_timeout:g} s",
+            exit_code=None,
+            output=(),
+        )
 
     async def _with_registry_errors(self, failure: PushError) -> PushError:
         """The failure with the registry's own last error lines added (a full disk, say):

@@ -13,6 +13,7 @@ import tarfile
 import tempfile
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx
@@ -340,6 +341,52 @@ def layer_tar(files: dict[str, bytes]) -> bytes:
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
+
+
+async def test_a_native_push_that_runs_too_long_is_a_push_error(tmp_path: Path) -> None:
+    """push_timeout bounds a native push too: into a paused registry, it ends in PushError
+    after that time; the registry, resumed, takes pushes again."""
+    layers = [layer_tar({"file": os.urandom(3 << 20)})]
+    docker_save_tarball(tmp_path / "one.tar", layers)
+    async with registry_under_test(pusher="native", push_timeout=1.0) as registry:
+        await registry.ready()
+        testbed.docker("pause", registry.name)
+        try:
+            started = anyio.current_time()
+            with pytest.raises(PushError) as caught:
+                await registry.push(tmp_path / "one.tar", "paused/registry")
+            assert anyio.current_time() - started < 5
+        finally:
+            testbed.docker("unpause", registry.name)
+        assert "did not finish within 1 s" in str(caught.value)
+        await registry.push(tmp_path / "one.tar", "resumed/registry")
+    assert session_resources(registry) == set()
+
+
+async def test_the_next_layer_is_uploaded_while_one_is_still_being_sent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading the save runs ahead of the sending: the second layer's upload starts before
+    the first one has sent a byte (both layers fit in RUN_AHEAD), and the image lands."""
+    layers = [layer_tar({f"file-{n}": os.urandom(3 << 20)}) for n in range(2)]
+    config = docker_save_tarball(tmp_path / "two.tar", layers)
+    upload = _native._Api.upload
+    started: list[anyio.Event] = [anyio.Event(), anyio.Event()]
+
+    async def first_waits_for_the_second(api: _native._Api, *args: Any) -> None:
+        ordinal = sum(event.is_set() for event in started)
+        started[ordinal].set()
+        if ordinal == 0:
+            with anyio.fail_after(10):  # sequential uploads would wait here for ever
+                await started[1].wait()
+        await upload(api, *args)
+
+    monkeypatch.setattr(_native._Api, "upload", first_waits_for_the_second)
+    async with registry_under_test(pusher="native", layer_compression="none") as registry:
+        result = await registry.push(tmp_path / "two.tar", "run/ahead")
+        assert all(event.is_set() for event in started)
+        assert await testbed.pulled_config_digest(result.ref) == config
+    assert session_resources(registry) == set()
 
 
 @pytest.mark.parametrize("compression", ["gzip", "none"])

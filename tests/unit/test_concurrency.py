@@ -6,7 +6,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from ephemeral_registry._concurrency import Outcome, race, run_all
+from ephemeral_registry._concurrency import Outcome, beside, race, run_all
 
 pytestmark = pytest.mark.anyio
 
@@ -93,3 +93,54 @@ async def test_outcome_is_shared_by_every_waiter() -> None:
 
 async def _append(into: list[int], outcome: Outcome[int]) -> None:
     into.append(await outcome.get())
+
+
+async def test_beside_waits_for_its_steps_at_the_exit() -> None:
+    """Steps started beside the block run while it goes on; leaving it waits for them."""
+    done: list[str] = []
+    block_went_on = anyio.Event()
+
+    async def step() -> None:
+        await block_went_on.wait()
+        await anyio.sleep(0.01)
+        done.append("step")
+
+    async with beside() as start_soon:
+        start_soon(step)
+        done.append("block")
+        block_went_on.set()
+    assert done == ["block", "step"]
+
+
+async def test_a_failing_step_cancels_the_block_and_is_raised_as_itself() -> None:
+    """No ExceptionGroup; the block stops where it waits."""
+    reached_end_of_block = False
+
+    async def step() -> None:
+        raise ValueError("step failed")
+
+    with pytest.raises(ValueError, match="step failed"):
+        async with beside() as start_soon:
+            start_soon(step)
+            await anyio.sleep_forever()
+            reached_end_of_block = True
+    assert not reached_end_of_block
+
+
+async def test_a_failing_block_cancels_its_steps_and_is_raised_as_itself() -> None:
+    cancelled = False
+
+    async def step() -> None:
+        nonlocal cancelled
+        try:
+            await anyio.sleep_forever()
+        except anyio.get_cancelled_exc_class():
+            cancelled = True
+            raise
+
+    with pytest.raises(KeyError):
+        async with beside() as start_soon:
+            start_soon(step)
+            await anyio.lowlevel.checkpoint()
+            raise KeyError("block failed")
+    assert cancelled
