@@ -69,7 +69,7 @@ MAX_DOCUMENT = 64 << 20
 GZIP_LEVEL = 1
 PIPELINE = 4
 """Compressed chunks that may wait to be sent, in each upload."""
-RUN_AHEAD = 32 << 20
+RUN_AHEAD = 16 << 20
 """How far reading a save may run ahead of the sending of its layers (bytes)."""
 UPLOAD_TIMEOUT = httpx.Timeout(60.0)
 """Per read, write or connection of one request (not the whole upload)."""
