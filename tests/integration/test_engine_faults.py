@@ -177,7 +177,7 @@ def removed_before(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
     call = getattr(Engine, name)
 
     async def wrapper(engine: Engine, container_id: str, *args: Any, **kwargs: Any) -> Any:
-        await testbed.adocker("rm", "-f", container_id)
+        await testbed.adocker("rm", "-f", "-v", container_id)  # its volume too: nothing left
         return await call(engine, container_id, *args, **kwargs)
 
     monkeypatch.setattr(Engine, name, wrapper)
