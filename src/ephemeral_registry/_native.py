@@ -7,8 +7,10 @@ arrives, through the OCI distribution API: ``POST`` an upload session,
 one streamed ``PATCH``, ``PUT ?digest=``. Small files (the config, the
 save's own JSON documents, tiny layers) are held in memory until the save
 has been read and the image is known; then the config and the manifest go
-last. Memory stays constant: a chunk of the stream at a time, plus those
-small files.
+last. Reading runs up to ``RUN_AHEAD`` (16 MiB) ahead of the sending, so
+the next layer's upload starts while one is still being sent: the registry
+ingests two uploads at once faster than one. Memory stays bounded whatever
+the image's size: the run-ahead, plus those small files.
 
 Blobs are not uploaded twice. A layer is named by its content in every
 engine's save (``blobs/sha256/<digest>``, Podman's ``<diff_id>.tar``, Docker
