@@ -2,16 +2,23 @@
 
 anyio's task groups wrap every error in an ExceptionGroup. The library
 promises its callers one typed exception, so the helpers here run steps
-concurrently and re-raise the first failure as itself.
+concurrently and re-raise the first failure as itself. Also here: a file
+that is closed even when its user is cancelled.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Generic, TypeVar, cast
+from typing import Generic, Literal, TypeVar, cast
 
 import anyio
+
+# anyio imports its parts on first use. Imported here, with this module, they are
+# not compiled first deep inside a running task, where CPython 3.11.7's compile()
+# can fail under pytest's assertion rewriting (SystemError, CPython gh-106905).
+from anyio import AsyncFile, open_file
 
 T = TypeVar("T")
 
@@ -119,3 +126,21 @@ class Outcome(Generic[T]):
         if self._error is not None:
             raise self._error
         return cast(T, self._value)
+
+
+@asynccontextmanager
+async def opened(
+    path: str | os.PathLike[str], mode: Literal["rb", "wb"]
+) -> AsyncIterator[AsyncFile[bytes]]:
+    """``anyio.open_file``, closed on exit even when cancelled.
+
+    anyio 4.14, this package's floor, closes an ``AsyncFile`` in a thread
+    call that a cancellation skips, so a cancelled block would leave the
+    file open until the garbage collector finds it (newer anyio shields it).
+    """
+    file = await open_file(path, mode)
+    try:
+        yield file
+    finally:
+        with anyio.CancelScope(shield=True):
+            await file.aclose()

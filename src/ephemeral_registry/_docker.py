@@ -27,11 +27,7 @@ import aiohttp
 import anyio
 from aiodocker.networks import DockerNetwork
 
-# anyio imports its parts on first use. Imported here, with this module, they are
-# not compiled first deep inside a running task, where CPython 3.11.7's compile()
-# can fail under pytest's assertion rewriting (SystemError, CPython gh-106905).
-from anyio import open_file
-
+from ._concurrency import opened
 from ._discovery import EngineAddress, discover
 from ._errors import DockerEngineError, DockerUnavailableError, EngineTimeoutError, ExportError
 from ._logs import FrameError, Frames, Lines, Stream
@@ -530,7 +526,7 @@ class Engine:
         size = 0
         async with (
             self.export(image, timeout=timeout) as content,
-            await open_file(destination, "wb") as file,
+            opened(destination, "wb") as file,
         ):
             async for chunk in content.iter_chunked(_EXPORT_CHUNK):
                 await file.write(chunk)

@@ -45,8 +45,8 @@ import zstandard
 # not compiled first deep inside a running task, where CPython 3.11.7's compile()
 # can fail under pytest's assertion rewriting (SystemError, CPython gh-106905).
 from anyio import Path as AsyncPath
-from anyio import open_file
 
+from ._concurrency import opened
 from ._docker import Engine
 from ._errors import ExportError, ImageNotFoundError
 from ._platform import Platform
@@ -181,7 +181,7 @@ class _LayoutStore:
     async def keep(self, name: str, size: int, read_exactly: ReadExactly) -> Blob:
         digests = Digests()
         temporary = self.blobs / ".partial"  # one file at a time: the stream is sequential
-        async with await open_file(temporary, "wb") as file:
+        async with opened(temporary, "wb") as file:
             remaining = size
             while remaining:
                 chunk = await read_exactly(min(CHUNK, remaining))

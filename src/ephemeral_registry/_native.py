@@ -45,7 +45,7 @@ import anyio.to_thread
 import httpx
 from isal import isal_zlib
 
-from ._concurrency import Outcome, StartSoon, beside, run_all
+from ._concurrency import Outcome, StartSoon, beside, opened, run_all
 from ._errors import ExportError, PushError
 from ._export import (
     CHUNK,
@@ -611,7 +611,7 @@ async def _layout_manifest(layout: Path, ref: str) -> tuple[bytes, str]:
 
 
 async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
-    async with await anyio.open_file(path, "rb") as file:
+    async with opened(path, "rb") as file:
         while chunk := await file.read(CHUNK):
             yield chunk
 
@@ -626,7 +626,7 @@ async def push_file(
 ) -> PushResult:
     """Push a ``docker save`` tarball read from disk, as ``push_save`` does."""
     reporter.total = (await anyio.Path(path).stat()).st_size
-    async with await anyio.open_file(path, "rb") as file:
+    async with opened(path, "rb") as file:
 
         async def read_exactly(size: int) -> bytes:
             data = await file.read(size)
