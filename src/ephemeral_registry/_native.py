@@ -49,6 +49,7 @@ from ._concurrency import Outcome, StartSoon, beside, opened, run_all
 from ._errors import ExportError, PushError
 from ._export import (
     CHUNK,
+    DOCKER_MANIFEST,
     OCI_MANIFEST,
     Blob,
     Digests,
@@ -73,6 +74,8 @@ PIPELINE = 4
 """Compressed chunks that may wait to be sent, in each upload."""
 RUN_AHEAD = 16 << 20
 """How far reading a save may run ahead of the sending of its layers (bytes)."""
+LAYOUT_UPLOADS = 2
+"""How many blobs of an OCI layout go up at once: two fill the registry better than one."""
 UPLOAD_TIMEOUT = httpx.Timeout(60.0)
 """Per read, write or connection of one request (not the whole upload)."""
 ABORT_TIMEOUT = 5.0
@@ -572,16 +575,23 @@ async def push_layout(
             document = json.loads(manifest)
             blobs = [document["config"], *document["layers"]]
             reporter.total = sum(int(blob["size"]) for blob in blobs)
-            for descriptor in blobs:
+            uploads = anyio.CapacityLimiter(LAYOUT_UPLOADS)
+
+            async def send(descriptor: dict[str, object]) -> None:
                 digest = str(descriptor["digest"])
-                if await api.has(digest):
-                    await reporter.say(f"existing blob: {digest}")
-                else:
-                    await api.upload(
-                        _file_chunks(_blob_path(path, digest)), functools.partial(str, digest)
-                    )
-                    await reporter.say(f"pushed blob: {digest} ({descriptor['size']} bytes)")
-                await reporter.advance(int(descriptor["size"]))
+                async with uploads:
+                    if await api.has(digest):
+                        await reporter.say(f"existing blob: {digest}")
+                    else:
+                        await api.upload(
+                            _file_chunks(_blob_path(path, digest)), functools.partial(str, digest)
+                        )
+                        await reporter.say(f"pushed blob: {digest} ({descriptor['size']} bytes)")
+                await reporter.advance(int(str(descriptor["size"])))
+
+            async with beside() as start_soon:
+                for descriptor in blobs:
+                    start_soon(functools.partial(send, descriptor))
             await api.put_manifest(reference.tag, manifest, media_type)
         except (_Refused, httpx.HTTPError) as exc:
             raise reporter.failed(exc) from exc
@@ -596,13 +606,16 @@ def _blob_path(layout: Path, digest: str) -> Path:
 async def _layout_manifest(layout: Path, ref: str) -> tuple[bytes, str]:
     """The manifest of the one image an OCI layout's index.json names, and its media type."""
     index = json.loads(await anyio.Path(layout / "index.json").read_bytes())
-    manifests = [
-        m for m in index.get("manifests", []) if m.get("mediaType") in (OCI_MANIFEST, None)
-    ]
-    if len(manifests) != 1:
+    named = index.get("manifests", [])
+    # Docker 29's save, unpacked, is a layout whose index names a Docker image manifest.
+    manifests = [m for m in named if m.get("mediaType") in (OCI_MANIFEST, DOCKER_MANIFEST, None)]
+    if len(manifests) != 1 or len(named) != 1:
+        indexes = len(named) - len(manifests)
+        what = f", and {indexes} other entries (an index of several platforms?)" if indexes else ""
         raise PushError(
             ref,
-            f"the OCI layout's index.json names {len(manifests)} image manifests, not exactly one",
+            f"the OCI layout's index.json names {len(manifests)} image manifests{what};"
+            " the native pusher pushes a layout of exactly one (crane pushes indexes too)",
             exit_code=None,
             output=(),
         )

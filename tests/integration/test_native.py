@@ -95,6 +95,59 @@ async def test_a_tarball_and_an_oci_layout_are_pushed_natively(tmp_path: Path) -
         assert await testbed.pulled_config_digest(from_tarball.ref) == source
 
 
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar"
+
+
+def docker_manifest_layout(path: Path, layers: list[bytes]) -> tuple[str, str]:
+    """Write an OCI layout whose index.json names a Docker image manifest (as Docker 29's
+    save, unpacked, is) of uncompressed ``layers``; return its manifest's and config's digests."""
+    blobs = path / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+
+    def blob(data: bytes, media_type: str) -> dict[str, object]:
+        digest = hashlib.sha256(data).hexdigest()
+        (blobs / digest).write_bytes(data)
+        return {"mediaType": media_type, "digest": f"sha256:{digest}", "size": len(data)}
+
+    diff_ids = ["sha256:" + hashlib.sha256(layer).hexdigest() for layer in layers]
+    config = json.dumps(
+        {"architecture": "amd64", "os": "linux", "config": {},
+         "rootfs": {"type": "layers", "diff_ids": diff_ids}}
+    ).encode()  # fmt: skip
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": DOCKER_MANIFEST,
+            "config": blob(config, "application/vnd.docker.container.image.v1+json"),
+            "layers": [
+                blob(layer, "application/vnd.docker.image.rootfs.diff.tar") for layer in layers
+            ],
+        }
+    ).encode()
+    named = blob(manifest, DOCKER_MANIFEST)
+    (path / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [named]}))
+    (path / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    return str(named["digest"]), "sha256:" + hashlib.sha256(config).hexdigest()
+
+
+async def test_a_layout_naming_a_docker_manifest_is_pushed_natively(tmp_path: Path) -> None:
+    """As it is, its blobs two at a time; a layout of several images is refused clearly."""
+    layers = [layer_tar({f"file-{n}": os.urandom(2 << 20)}) for n in range(3)]
+    manifest, config = docker_manifest_layout(tmp_path / "layout", layers)
+    async with registry_under_test(pusher="native") as registry:
+        result = await registry.push(tmp_path / "layout", "docker/manifest")
+        assert result.digest == manifest
+        assert await testbed.pulled_config_digest(result.ref) == config
+        index = json.loads((tmp_path / "layout" / "index.json").read_text())
+        index["manifests"].append({**index["manifests"][0], "mediaType": OCI_INDEX})
+        (tmp_path / "layout" / "index.json").write_text(json.dumps(index))
+        with pytest.raises(PushError, match="names 1 image manifests, and 1 other entries"):
+            await registry.push(tmp_path / "layout", "docker/two")
+    assert session_resources(registry) == set()
+
+
 async def test_shared_layers_are_uploaded_once_then_mounted_or_found() -> None:
     """The registry image's layers: uploaded once by two pushes at once (the second waits and
     mounts), mounted into a third repository after, and found in the first one again."""
