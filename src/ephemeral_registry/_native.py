@@ -615,7 +615,7 @@ async def _layout_manifest(layout: Path, ref: str) -> tuple[bytes, str]:
         raise PushError(
             ref,
             f"the OCI layout's index.json names {len(manifests)} image manifests{what};"
-            " the native pusher pushes a layout of exactly one (crane pushes indexes too)",
+            " the native pusher pushes a layout of exactly one (crane, also one naming an index)",
             exit_code=None,
             output=(),
         )
