@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Generic, Literal, TypeVar, cast
 
 import anyio
@@ -25,9 +25,13 @@ T = TypeVar("T")
 Step = Callable[[], Awaitable[object]]
 
 
-async def _run(steps: tuple[Step, ...], *, first_return_wins: bool) -> None:
-    errors: list[Exception] = []
+StartSoon = Callable[[Step], None]
 
+
+@asynccontextmanager
+async def _steps(*, first_return_wins: bool) -> AsyncIterator[StartSoon]:
+    """A task group whose first error, of a step or of the block, is raised as itself."""
+    errors: list[Exception] = []
     async with anyio.create_task_group() as tg:
 
         async def run(step: Step) -> None:
@@ -40,50 +44,6 @@ async def _run(steps: tuple[Step, ...], *, first_return_wins: bool) -> None:
                 if first_return_wins:
                     tg.cancel_scope.cancel()
 
-        for step in steps:
-            tg.start_soon(run, step)
-
-    if errors:
-        raise errors[0]
-
-
-async def run_all(*steps: Step) -> None:
-    """Run ``steps`` concurrently until all return.
-
-    If one raises, the others are cancelled and that first error is raised as
-    itself. Cancelling the caller cancels every step.
-    """
-    await _run(steps, first_return_wins=False)
-
-
-async def race(*steps: Step) -> None:
-    """Run ``steps`` concurrently until the first one returns or raises; cancel the rest.
-
-    The first error is raised as itself. Cancelling the caller cancels every step.
-    """
-    await _run(steps, first_return_wins=True)
-
-
-StartSoon = Callable[[Step], None]
-
-
-@asynccontextmanager
-async def beside() -> AsyncIterator[StartSoon]:
-    """Yield a ``start_soon(step)`` for steps that run beside the block; the exit waits for them.
-
-    The first error, of a step or of the block, cancels the others and the
-    block, and is raised as itself. Cancelling the caller cancels every step.
-    """
-    errors: list[Exception] = []
-    async with anyio.create_task_group() as tg:
-
-        async def run(step: Step) -> None:
-            try:
-                await step()
-            except Exception as exc:  # cancellation is a BaseException: it propagates
-                errors.append(exc)
-                tg.cancel_scope.cancel()
-
         def start_soon(step: Step) -> None:
             tg.start_soon(run, step)
 
@@ -94,6 +54,36 @@ async def beside() -> AsyncIterator[StartSoon]:
             tg.cancel_scope.cancel()
     if errors:
         raise errors[0]
+
+
+async def run_all(*steps: Step) -> None:
+    """Run ``steps`` concurrently until all return.
+
+    If one raises, the others are cancelled and that first error is raised as
+    itself. Cancelling the caller cancels every step.
+    """
+    async with _steps(first_return_wins=False) as start_soon:
+        for step in steps:
+            start_soon(step)
+
+
+async def race(*steps: Step) -> None:
+    """Run ``steps`` concurrently until the first one returns or raises; cancel the rest.
+
+    The first error is raised as itself. Cancelling the caller cancels every step.
+    """
+    async with _steps(first_return_wins=True) as start_soon:
+        for step in steps:
+            start_soon(step)
+
+
+def beside() -> AbstractAsyncContextManager[StartSoon]:
+    """Yield a ``start_soon(step)`` for steps that run beside the block; the exit waits for them.
+
+    The first error, of a step or of the block, cancels the others and the
+    block, and is raised as itself. Cancelling the caller cancels every step.
+    """
+    return _steps(first_return_wins=False)
 
 
 class Outcome(Generic[T]):
