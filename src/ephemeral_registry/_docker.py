@@ -15,6 +15,7 @@ Every other request is cancelled like any other await.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager, suppress
@@ -71,7 +72,8 @@ class ContainerSpec:
     hosts: Mapping[str, str] = field(default_factory=dict)
     """Names to resolve in ``/etc/hosts``, to their addresses."""
 
-    def to_api(self) -> dict[str, Any]:
+    def to_api(self, product: Literal["docker", "podman"] = "docker") -> dict[str, Any]:
+        """The create request's body, for an engine of ``product``."""
         config: dict[str, Any] = {
             "Image": self.image,
             "Labels": dict(self.labels),
@@ -94,9 +96,23 @@ class ContainerSpec:
             config["ExposedPorts"] = {port: {}}
             # An empty HostPort lets the engine pick a free port; read it back after start.
             config["HostConfig"]["PortBindings"] = {
-                port: [{"HostIp": self.host_ip, "HostPort": ""}]
+                port: [{"HostIp": _host_ip(self.host_ip, product), "HostPort": ""}]
             }
         return config
+
+
+def _host_ip(host_ip: str, product: Literal["docker", "podman"]) -> str:
+    """The ``HostIp`` of a port binding on ``host_ip``.
+
+    Podman differs for every interface: given ``0.0.0.0`` (or ``::``), its
+    netavark writes the address into the forwarding rule as a destination
+    (``-d 0.0.0.0/32``), which no packet has, and the port answers nowhere
+    (containers/podman#17407). An empty ``HostIp`` means every interface there,
+    as ``podman run -p PORT`` sends it.
+    """
+    if product == "podman" and ipaddress.ip_address(host_ip).is_unspecified:
+        return ""
+    return host_ip
 
 
 @dataclass(frozen=True)
@@ -301,6 +317,13 @@ class Engine:
                     self._client.api_version = f"v{major}.{minor}"
         return self._identity
 
+    async def rootless(self) -> bool:
+        """Whether the engine runs without root: its ``info`` names ``rootless``."""
+        with self._translate("tell its configuration"):
+            info = await self._client.system.info()
+        options = info.get("SecurityOptions") or ()
+        return any("name=rootless" in str(option).split(",") for option in options)
+
     async def platform(self) -> Platform:
         """The platform the engine runs images for by default (its own)."""
         if self._platform is None:
@@ -398,8 +421,9 @@ class Engine:
 
     async def create_container(self, spec: ContainerSpec) -> str:
         """Create a container and return its id. Shielded: see the module docstring."""
+        config = spec.to_api((await self.identify()).product)
         with anyio.CancelScope(shield=True), self._translate(f"create the container {spec.name}"):
-            container = await self._client.containers.create(spec.to_api(), name=spec.name)
+            container = await self._client.containers.create(config, name=spec.name)
         return str(container.id)
 
     async def copy_in(self, container_id: str, archive: bytes) -> None:

@@ -178,3 +178,29 @@ def host_address(host_ip: str, engine: EngineAddress | None = None) -> str:
     if address.is_unspecified:
         address = ipaddress.ip_address("::1" if address.version == 6 else "127.0.0.1")
     return f"[{address}]" if address.version == 6 else str(address)
+
+
+def podman_host_ip(host_ip: str, *, rootless: bool) -> str:
+    """``host_ip`` as Podman can publish on it: it differs from Docker for IPv6.
+
+    The registry's network is IPv4 only. Docker's docker-proxy, and rootless
+    Podman's rootlessport, relay a connection that arrives over IPv6; Podman
+    as root forwards a published port with netavark's NAT rules alone, which
+    cannot turn IPv6 into IPv4. There ``::`` is every interface, reached over
+    IPv4, and any other IPv6 address is refused.
+
+    Raises:
+        InvalidArgumentError: an IPv6 address other than ``::``, on Podman as root.
+    """
+    address = ipaddress.ip_address(host_ip)
+    if address.is_unspecified:
+        return "0.0.0.0"
+    if address.version == 4 or rootless:
+        return host_ip
+    raise InvalidArgumentError(
+        "host_ip",
+        host_ip,
+        "Podman as root forwards a published port over IPv4 only (no process relays IPv6 to"
+        " the registry's IPv4 network): pass an IPv4 address, such as 127.0.0.1, or :: for"
+        " every interface",
+    )

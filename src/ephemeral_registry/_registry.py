@@ -39,6 +39,7 @@ import anyio.lowlevel
 
 from . import _auth, _labels, _native, _platform, _reference, _source
 from ._concurrency import Outcome, race, run_all
+from ._discovery import EngineAddress
 from ._docker import ContainerSpec, Engine, engine_address, open_client
 from ._errors import (
     CleanupError,
@@ -62,6 +63,7 @@ from ._options import (
     check_layer_compression,
     check_pusher,
     host_address,
+    podman_host_ip,
     resolve,
 )
 from ._push import CraneProgress, crane_spec, run_push
@@ -88,10 +90,10 @@ class Registry:
     it. The handle is valid only inside its ``async with`` block.
     """
 
-    def __init__(self, engine: Engine, options: Options, *, pull_host: str) -> None:
+    def __init__(self, engine: Engine, options: Options, *, engine_address: EngineAddress) -> None:
         self._engine = engine
         self._options = options
-        self._pull_host = pull_host
+        self._engine_address = engine_address
         self._owner = _labels.Owner.current()
         self.session_id = _labels.new_session_id()
         live_sessions.add(self.session_id)
@@ -456,7 +458,10 @@ class Registry:
     async def _start(self) -> Endpoints:
         options = self._options
         image = options.registry_image
-        await self._engine.identify()
+        identity = await self._engine.identify()
+        host_ip = options.host_ip
+        if identity.product == "podman" and ":" in host_ip:
+            host_ip = podman_host_ip(host_ip, rootless=await self._engine.rootless())
         if options.pull == "never":
             # A missing image is bad input here: fail before creating anything.
             # The check is one inspect request, a few milliseconds.
@@ -470,7 +475,7 @@ class Registry:
             labels=_labels.labels(self.session_id, self._owner, "registry"),
             network=self.name,
             publish_port=REGISTRY_PORT,
-            host_ip=options.host_ip,
+            host_ip=host_ip,
             env=_auth.registry_env() if self._credentials else {},
         )
         container_id = await self._create_and_start(spec)
@@ -478,7 +483,7 @@ class Registry:
         if attachment.host_port is None:
             raise await self._not_ready(container_id, None, url=None)
         self._address = attachment.address
-        pull_endpoint = f"{self._pull_host}:{attachment.host_port}"
+        pull_endpoint = f"{host_address(host_ip, self._engine_address)}:{attachment.host_port}"
         await self._await_answer(container_id, f"http://{pull_endpoint}/v2/")
         return Endpoints(
             network=self.name,
@@ -747,7 +752,8 @@ async def ephemeral_registry(
 
     Raises:
         InvalidArgumentError: at entry, for a bad argument (a loopback ``host_ip``
-            for an engine on another host, say); nothing is created.
+            for an engine on another host, say); from ``ready()``, for an IPv6
+            ``host_ip`` that Podman as root cannot publish on. Nothing is created.
         DockerUnavailableError: at entry, when no engine address applies (it
             lists what was tried); later, from ``ready()``, when the engine
             does not answer.
@@ -779,10 +785,10 @@ async def ephemeral_registry(
         layer_compression=layer_compression,
     )
     address = engine_address(docker)
-    pull_host = host_address(options.host_ip, address)
+    host_address(options.host_ip, address)  # refuses loopback for a remote engine
     async with open_client(docker, address) as client:
         engine = Engine(client, request_timeout=options.request_timeout)
-        registry = Registry(engine, options, pull_host=pull_host)
+        registry = Registry(engine, options, engine_address=address)
         logger.debug("%s: bringing up %s", registry.name, options.registry_image)
         body_error: BaseException | None = None
         try:

@@ -10,10 +10,10 @@ import anyio
 import httpx
 import pytest
 
-from ephemeral_registry import RegistryNotReadyError
+from ephemeral_registry import InvalidArgumentError
 
 from . import testbed
-from .helpers import get, registry_under_test
+from .helpers import get, registry_under_test, session_resources
 
 pytestmark = pytest.mark.anyio
 
@@ -95,22 +95,44 @@ async def test_the_port_is_published_on_loopback_only_by_default() -> None:
         assert {binding["HostIp"] for binding in bindings["5000/tcp"]} == {"127.0.0.1"}
 
 
-@pytest.mark.xfail(
-    testbed.is_podman(),
-    reason="Podman as root (netavark) forwards a port published on 0.0.0.0 with DNAT rules that"
-    " 127.0.0.1 does not reach: there the pull endpoint must be the host's own address",
-    strict=True,
-    raises=RegistryNotReadyError,
-)
-async def test_every_interface_works_but_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
-    """host_ip=0.0.0.0 publishes everywhere, logs a warning, and pulls still go to loopback."""
+def gateway(network: str) -> str:
+    """The engine host's address on a network: one of its own, not loopback."""
+    return str(testbed.inspect("network", network)["IPAM"]["Config"][0]["Gateway"])
+
+
+@pytest.mark.parametrize("host_ip", ["0.0.0.0", "::"])
+async def test_every_interface_works_but_is_warned_about(
+    host_ip: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """0.0.0.0 or :: publishes everywhere, logs a warning, and pulls still go to loopback.
+
+    Podman is asked for an empty HostIp instead (its netavark takes 0.0.0.0
+    literally), and is reached over IPv4 for :: too.
+    """
+    loopback = "127.0.0.1" if host_ip == "0.0.0.0" or testbed.is_podman() else "[::1]"
     with caplog.at_level(logging.WARNING, logger="ephemeral_registry"):
-        async with registry_under_test(
-            host_ip="0.0.0.0", ready_timeout=5 if testbed.is_podman() else 30
-        ) as registry:
+        async with registry_under_test(host_ip=host_ip) as registry:
             endpoints = await registry.ready()
             bindings = testbed.inspect("container", registry.name)["NetworkSettings"]["Ports"]
-            assert "0.0.0.0" in {binding["HostIp"] for binding in bindings["5000/tcp"]}
-            assert endpoints.pull_endpoint.startswith("127.0.0.1:")
+            published_on = {binding["HostIp"] for binding in bindings["5000/tcp"]}
+            assert published_on <= {"0.0.0.0", "::", ""}
+            host, _, port = endpoints.pull_endpoint.rpartition(":")
+            assert host == loopback
             assert (await get(endpoints.pull_endpoint, "/v2/")).status_code == 200
+            if loopback == "127.0.0.1":  # Docker's :: is IPv6 only, and the network IPv4
+                elsewhere = f"{gateway(registry.name)}:{port}"
+                assert (await get(elsewhere, "/v2/")).status_code == 200
     assert "every interface" in caplog.text
+
+
+async def test_an_ipv6_loopback_is_published_on_or_refused_before_anything_is_made() -> None:
+    """host_ip=::1: Docker relays IPv6 with docker-proxy; Podman as root cannot, and says so."""
+    async with registry_under_test(host_ip="::1") as registry:
+        if not testbed.is_podman():
+            endpoints = await registry.ready()
+            assert endpoints.pull_endpoint.startswith("[::1]:")
+            assert (await get(endpoints.pull_endpoint, "/v2/")).status_code == 200
+            return
+        with pytest.raises(InvalidArgumentError, match=r"Podman as root .* IPv4 only"):
+            await registry.ready()
+        assert session_resources(registry) == set()

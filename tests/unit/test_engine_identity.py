@@ -70,3 +70,22 @@ def test_hosts_go_to_etc_hosts() -> None:
     )
     assert spec.to_api()["HostConfig"]["ExtraHosts"] == ["ephemeral-registry-abc:10.89.0.2"]
     assert "ExtraHosts" not in ContainerSpec("r", "i", {}, "net").to_api()["HostConfig"]
+
+
+@pytest.mark.parametrize(
+    ("host_ip", "docker", "podman"),
+    [
+        ("127.0.0.1", "127.0.0.1", "127.0.0.1"),
+        ("0.0.0.0", "0.0.0.0", ""),
+        ("::", "::", ""),
+        ("192.0.2.7", "192.0.2.7", "192.0.2.7"),
+    ],
+)
+def test_every_interface_is_an_empty_host_ip_for_podman(
+    host_ip: str, docker: str, podman: str
+) -> None:
+    """Podman's netavark takes 0.0.0.0 as a literal destination; Docker takes it as meant."""
+    spec = ContainerSpec("r", "i", {}, "net", publish_port=5000, host_ip=host_ip)
+    for product, sent in (("docker", docker), ("podman", podman)):
+        bindings = spec.to_api(product)["HostConfig"]["PortBindings"]  # type: ignore[arg-type]
+        assert bindings == {"5000/tcp": [{"HostIp": sent, "HostPort": ""}]}

@@ -13,7 +13,7 @@ from ephemeral_registry import (
     DEFAULT_REGISTRY_IMAGE,
     InvalidArgumentError,
 )
-from ephemeral_registry._options import Options, host_address, resolve
+from ephemeral_registry._options import Options, host_address, podman_host_ip, resolve
 
 GOOD: dict[str, Any] = {
     "registry_image": None,
@@ -137,3 +137,25 @@ def test_auth_without_bcrypt_is_refused_before_anything_is_created(
     monkeypatch.setitem(sys.modules, "bcrypt", None)
     with pytest.raises(InvalidArgumentError, match=r"ephemeral-registry\[auth\]"):
         resolved(auth=True)
+
+
+@pytest.mark.parametrize(
+    ("host_ip", "rootless", "published"),
+    [
+        ("127.0.0.1", False, "127.0.0.1"),
+        ("0.0.0.0", False, "0.0.0.0"),
+        ("::", False, "0.0.0.0"),
+        ("::", True, "0.0.0.0"),
+        ("::1", True, "::1"),
+    ],
+)
+def test_podman_publishes_ipv6_as_it_can(host_ip: str, rootless: bool, published: str) -> None:
+    """:: is every interface, over IPv4; rootless Podman relays IPv6 itself."""
+    assert podman_host_ip(host_ip, rootless=rootless) == published
+
+
+@pytest.mark.parametrize("host_ip", ["::1", "fd00::2"])
+def test_podman_as_root_refuses_other_ipv6_addresses(host_ip: str) -> None:
+    """Its NAT rules cannot carry IPv6 to the IPv4 network: said plainly, with what to pass."""
+    with pytest.raises(InvalidArgumentError, match=r"IPv4 only.*127\.0\.0\.1"):
+        podman_host_ip(host_ip, rootless=False)
