@@ -17,7 +17,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from ephemeral_registry import DockerUnavailableError, InvalidArgumentError, RegistryNotReadyError
+from ephemeral_registry import DockerUnavailableError, InvalidArgumentError
 
 from . import testbed
 from .engine_proxy import EngineProxy
@@ -70,15 +70,7 @@ async def test_a_remote_engine_is_pulled_from_at_its_own_address(
     """host_ip=0.0.0.0 on the engine's host: the pull endpoint is that host's name and port."""
     async with EngineProxy.over_tcp() as over_tcp:
         monkeypatch.setenv("DOCKER_HOST", f"tcp://{host_name}:{over_tcp.port}")
-        async with registry_under_test(
-            host_ip="0.0.0.0", ready_timeout=5 if testbed.is_podman() else 30
-        ) as registry:
-            if testbed.is_podman():
-                # A known difference: Podman as root (netavark) forwards a port published
-                # on 0.0.0.0 with DNAT rules that 127.0.0.1, which this host name is, misses.
-                with pytest.raises(RegistryNotReadyError, match=f"http://{host_name}:"):
-                    await registry.ready()
-                return
+        async with registry_under_test(host_ip="0.0.0.0") as registry:
             endpoints = await registry.ready()
             port = testbed.inspect("container", registry.name)["NetworkSettings"]["Ports"][
                 "5000/tcp"
