@@ -25,19 +25,25 @@ import anyio.abc
 
 from . import (
     EphemeralRegistryError,
+    ImageNotFoundError,
     Leftover,
     LogLine,
     PushResult,
     Registry,
+    _reference,
+    _source,
     ephemeral_registry,
     find_leftovers,
     sweep,
 )
+from ._docker import Engine, open_client
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_NOT_FOUND = 127
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+CHECK_TIMEOUT = 30.0
+"""Seconds the engine has to say whether it holds a SOURCE image."""
 DEFAULT_COLUMNS = 80
 """The status line's width when the terminal does not say."""
 
@@ -149,6 +155,29 @@ def _file_ref(path: Path) -> str:
     return f"{name if len(name) >= 2 else 'image'}:latest"
 
 
+async def _check_sources(sources: Sequence[str], ref: str | None) -> None:
+    """Refuse a bad SOURCE or ``--as`` before anything is made, as the library refuses options.
+
+    The library checks them when the push starts, by which time the registry's
+    bring-up is under way; here, with nothing to overlap, the check comes first:
+    a local image is looked for in the engine (one request).
+    """
+    if ref is not None:
+        _reference.parse(ref)
+    images = []
+    for source in sources:
+        if await anyio.Path(source).exists():
+            _source.check(source)
+        else:
+            images.append(_reference.local_image(source))
+    if images:
+        async with open_client(None) as client:
+            engine = Engine(client, request_timeout=CHECK_TIMEOUT)
+            for image in images:
+                if not await engine.has_image(image):
+                    raise ImageNotFoundError(image)
+
+
 async def _push_source(
     registry: Registry, source: str, ref: str | None, output: Output
 ) -> PushResult:
@@ -167,6 +196,7 @@ def _push_fields(result: PushResult) -> dict[str, str]:
 
 
 async def _push(args: argparse.Namespace, output: Output) -> int:
+    await _check_sources([args.source], args.ref)
     async with ephemeral_registry(**_registry_options(args)) as registry:
         output.status("bringing up the registry")
         result = await _push_source(registry, args.source, args.ref, output)
@@ -186,6 +216,7 @@ async def _push(args: argparse.Namespace, output: Output) -> int:
 
 
 async def _serve(args: argparse.Namespace, output: Output) -> int:
+    await _check_sources(args.push, None)
     async with ephemeral_registry(**_registry_options(args)) as registry:
         output.status("bringing up the registry")
         endpoints = await registry.ready()

@@ -8,6 +8,7 @@ message.
 from __future__ import annotations
 
 import os
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,4 +56,21 @@ def check(source: str | os.PathLike[str]) -> Source:
         raise InvalidSourceError(source, "is neither a regular file nor a directory")
     if not os.access(path, os.R_OK):
         raise InvalidSourceError(source, "this process cannot read it")
+    if not is_layout and not _starts_as_tar(path):
+        raise InvalidSourceError(
+            source,
+            "is not a tar archive (its first block is no tar header): give a `docker save`"
+            " tarball (uncompressed) or an OCI layout",
+        )
     return Source(path=path, is_layout=is_layout, user=f"{stat.st_uid}:{stat.st_gid}")
+
+
+def _starts_as_tar(path: Path) -> bool:
+    """Whether the file's first 512 bytes are a tar header with a valid checksum."""
+    with path.open("rb") as file:
+        block = file.read(tarfile.BLOCKSIZE)
+    try:
+        tarfile.TarInfo.frombuf(block, tarfile.ENCODING, "surrogateescape")
+    except tarfile.HeaderError:
+        return False
+    return True

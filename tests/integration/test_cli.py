@@ -13,6 +13,7 @@ import anyio
 import pytest
 
 from . import testbed
+from .engine_proxy import EngineProxy
 
 pytestmark = pytest.mark.anyio
 
@@ -93,6 +94,27 @@ async def test_failures_have_documented_exit_codes(
     code, _, err = await cli(*args)
     assert code == status
     assert message in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["push", "ephemeral-registry-testbed/absent:1"], "is not held by the Docker engine"),
+        (["push", testbed.SAMPLE, "--as", "Bad Ref"], "ref='Bad Ref'"),
+        (["push", "notes.txt"], "notes.txt"),
+        (["serve", "--push", "ephemeral-registry-testbed/absent:1"], "is not held"),
+    ],
+)
+async def test_a_bad_source_is_refused_before_anything_is_made(
+    args: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine is asked whether it holds the image, and nothing is created."""
+    (tmp_path / "notes.txt").write_text("not an image\n")
+    monkeypatch.chdir(tmp_path)
+    async with EngineProxy.running(tmp_path / "engine.sock") as proxy:
+        code, _, err = await cli(*args, "--docker-host", proxy.url)
+    assert (code, message in err) == (1, True), err
+    assert not [request for request in proxy.requests if request.startswith("POST")], proxy.requests
 
 
 @pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])

@@ -203,8 +203,9 @@ async def test_crane_failing_raises_push_error_with_its_message(tmp_path: Path, 
         tarball = await saved(testbed.SAMPLE, tmp_path, testbed.SAMPLE_TWO)
         expected = "tarball must contain only a single image"
     else:
+        whole = (await saved(testbed.SAMPLE, tmp_path)).read_bytes()
         tarball = tmp_path / "corrupt.tar"
-        tarball.write_bytes(os.urandom(4096))
+        tarball.write_bytes(whole[: len(whole) // 2])  # a tar that breaks off
         expected = "Error: loading /ephemeral-registry/source"
     async with registry_under_test() as registry:
         with pytest.raises(PushError) as caught:
@@ -224,6 +225,7 @@ async def test_crane_failing_raises_push_error_with_its_message(tmp_path: Path, 
     [
         ("missing.tar", "app:1", InvalidSourceError, "no such file"),
         ("not-a-layout", "app:1", InvalidSourceError, "not an OCI image layout"),
+        ("random.tar", "app:1", InvalidSourceError, "not a tar archive"),
         ("sample.tar", "UPPER/case", InvalidReferenceError, "lowercase"),
         ("sample.tar", "app:bad tag", InvalidReferenceError, "tag"),
         ("sample.tar", "app@sha256:" + "0" * 64, InvalidReferenceError, "digest"),
@@ -236,6 +238,7 @@ async def test_bad_input_is_refused_before_anything_is_created(
 ) -> None:
     """Each bad input is a typed error, raised at once, and no crane container is ever created."""
     (tmp_path / "not-a-layout").mkdir()
+    (tmp_path / "random.tar").write_bytes(os.urandom(4096))
     shutil.copy(await saved(testbed.SAMPLE, tmp_path), tmp_path / "sample.tar")
     since = time.time()
     # A registry that answers only 2 s after it starts: raising within 1.5 s
