@@ -2,8 +2,9 @@
 
 Exit status: 0 on success; the converter's own status when ``push`` runs one;
 1 when the library raised an error (its message is printed); 2 for a usage
-error; 127 when the converter command is not found; 130 after SIGINT and 143
-after SIGTERM, once everything has been removed.
+error; 126 when the converter command cannot be run (permission denied), 127
+when it is not found, as in the shell; 130 after SIGINT and 143 after SIGTERM,
+once everything has been removed.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from ._docker import Engine, open_client
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+EXIT_CANNOT_RUN = 126
 EXIT_NOT_FOUND = 127
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 CHECK_TIMEOUT = 30.0
@@ -212,6 +214,9 @@ async def _push(args: argparse.Namespace, output: Output) -> int:
         except FileNotFoundError:
             output.error(f"command not found: {command[0]}")
             return EXIT_NOT_FOUND
+        except PermissionError as exc:  # not executable, or a PATH directory is not readable
+            output.error(f"cannot run {command[0]}: {exc.strerror}")
+            return EXIT_CANNOT_RUN
         return done.returncode
 
 

@@ -82,6 +82,7 @@ async def test_push_a_tarball_file(tmp_path: Path) -> None:
         (["push", testbed.SAMPLE, "--as", "Bad Ref"], 1, "ref='Bad Ref'"),
         (["push", testbed.SAMPLE, "--host-ip", "localhost"], 1, "not a host name"),
         (["push", testbed.SAMPLE, "--", "no-such-converter-here"], 127, "command not found"),
+        (["push", testbed.SAMPLE, "--", "/dev/null"], 126, "cannot run /dev/null"),
         (["push"], 2, "the following arguments are required: SOURCE"),
         (["launch"], 2, "invalid choice"),
         (["serve", "--", "echo"], 2, "only push takes a COMMAND"),
@@ -90,7 +91,8 @@ async def test_push_a_tarball_file(tmp_path: Path) -> None:
 async def test_failures_have_documented_exit_codes(
     args: list[str], status: int, message: str
 ) -> None:
-    """1 for a library error, 127 for a missing converter, 2 for usage."""
+    """1 for a library error, 126 for a converter that cannot run, 127 for a missing one,
+    2 for usage."""
     code, _, err = await cli(*args)
     assert code == status
     assert message in err
