@@ -41,3 +41,16 @@ remove_stale_pidfile() {
     rm -f "$pidfile"
   fi
 }
+
+# podman_registries_conf: Podman's registries.conf for the test bed. Docker
+# pulls over plain HTTP from 127.0.0.0/8 by itself; Podman only from registries
+# marked insecure. The tests pull what they pushed from 127.0.0.1:PORT.
+podman_registries_conf() {
+  cat <<CONF
+unqualified-search-registries = []
+
+[[registry]]
+location = "127.0.0.1"
+insecure = true
+CONF
+}

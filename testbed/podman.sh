@@ -42,15 +42,7 @@ events_logger = "file"
 network_config_dir = "$data_root/networks"
 CONF
 
-# Docker pulls over plain HTTP from 127.0.0.0/8 by itself; Podman only from
-# registries marked insecure. The tests pull what they pushed from 127.0.0.1:PORT.
-cat >"$state/registries.conf" <<CONF
-unqualified-search-registries = []
-
-[[registry]]
-location = "127.0.0.1"
-insecure = true
-CONF
+podman_registries_conf >"$state/registries.conf"
 
 remove_stale_pidfile "$pidfile"
 if ! [ -f "$pidfile" ]; then

@@ -235,6 +235,8 @@ class Engine:
         self._platform: Platform | None = None
         self._identity: Identity | None = None
         self._identifying = anyio.Lock()
+        self._rootless: bool | None = None
+        self._asking_rootless = anyio.Lock()
 
     @contextmanager
     def _translate(
@@ -318,11 +320,22 @@ class Engine:
         return self._identity
 
     async def rootless(self) -> bool:
-        """Whether the engine runs without root: its ``info`` names ``rootless``."""
-        with self._translate("tell its configuration"):
-            info = await self._client.system.info()
-        options = info.get("SecurityOptions") or ()
-        return any("name=rootless" in str(option).split(",") for option in options)
+        """Whether the engine runs without root, as its ``info`` says; asked once.
+
+        Podman says so in a field of its own, ``Rootless``; Docker among its
+        ``SecurityOptions`` (``name=rootless``), where Podman never does.
+        Podman takes about 0.15 s of CPU to answer.
+        """
+        async with self._asking_rootless:
+            if self._rootless is None:
+                await self.identify()
+                with self._translate("tell its configuration"):
+                    info = await self._client.system.info()
+                options = info.get("SecurityOptions") or ()
+                self._rootless = info.get("Rootless") is True or any(
+                    "name=rootless" in str(option).split(",") for option in options
+                )
+        return self._rootless
 
     async def platform(self) -> Platform:
         """The platform the engine runs images for by default (its own)."""

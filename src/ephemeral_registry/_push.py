@@ -93,12 +93,19 @@ def crane_spec(
     source: Source,
     reference: Reference,
     registry_address: str | None,
+    rootless: bool = False,
 ) -> ContainerSpec:
     """The container that runs ``crane push --insecure SOURCE ENDPOINT/REPO:TAG``.
 
     The registry's name resolves through ``/etc/hosts`` when its address is
     known: Podman's network DNS (aardvark-dns) sometimes does not answer for a
     network made a moment before, under load.
+
+    crane runs as the source's owner, to read what the owner can (a mode-0600
+    ``docker save -o`` tarball). On a ``rootless`` engine (Podman's usual way,
+    or rootless Docker) it runs as the container's root instead: that is the
+    user who runs the engine, the source's owner as a rule, while the
+    container's other users are subordinate ids that own nothing on this host.
     """
     env = {"DOCKER_CONFIG": DOCKER_CONFIG} if endpoints.credentials is not None else {}
     host = endpoints.push_endpoint.rpartition(":")[0]
@@ -117,7 +124,7 @@ def crane_spec(
             f"{endpoints.push_endpoint}/{reference}",
         ),
         read_only_mount=(source.path, MOUNT_POINT),
-        user=source.user,
+        user="0:0" if rootless else source.user,
         env=env,
         hosts=hosts,
     )

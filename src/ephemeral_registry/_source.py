@@ -26,8 +26,9 @@ class Source:
     """Absolute, with symlinks resolved (the engine bind-mounts the real file)."""
     is_layout: bool
     user: str
-    """``uid:gid`` of the source's owner: crane runs as that user, so it can read
-    exactly what the owner can, a mode-0600 ``docker save -o`` tarball included."""
+    """``uid:gid`` of the source's owner: crane runs as that user (see
+    ``_push.crane_spec``), so it can read exactly what the owner can, a mode-0600
+    ``docker save -o`` tarball included."""
 
 
 def check(source: str | os.PathLike[str]) -> Source:

@@ -95,11 +95,6 @@ async def test_the_port_is_published_on_loopback_only_by_default() -> None:
         assert {binding["HostIp"] for binding in bindings["5000/tcp"]} == {"127.0.0.1"}
 
 
-def gateway(network: str) -> str:
-    """The engine host's address on a network: one of its own, not loopback."""
-    return str(testbed.inspect("network", network)["IPAM"]["Config"][0]["Gateway"])
-
-
 @pytest.mark.parametrize("host_ip", ["0.0.0.0", "::"])
 async def test_every_interface_works_but_is_warned_about(
     host_ip: str, caplog: pytest.LogCaptureFixture
@@ -120,15 +115,16 @@ async def test_every_interface_works_but_is_warned_about(
             assert host == loopback
             assert (await get(endpoints.pull_endpoint, "/v2/")).status_code == 200
             if loopback == "127.0.0.1":  # Docker's :: is IPv6 only, and the network IPv4
-                elsewhere = f"{gateway(registry.name)}:{port}"
+                elsewhere = f"{testbed.host_address()}:{port}"
                 assert (await get(elsewhere, "/v2/")).status_code == 200
     assert "every interface" in caplog.text
 
 
 async def test_an_ipv6_loopback_is_published_on_or_refused_before_anything_is_made() -> None:
-    """host_ip=::1: Docker relays IPv6 with docker-proxy; Podman as root cannot, and says so."""
+    """host_ip=::1: Docker relays IPv6 with docker-proxy, rootless Podman with rootlessport;
+    Podman as root cannot, and says so."""
     async with registry_under_test(host_ip="::1") as registry:
-        if not testbed.is_podman():
+        if not testbed.is_podman() or testbed.is_rootless():
             endpoints = await registry.ready()
             assert endpoints.pull_endpoint.startswith("[::1]:")
             assert (await get(endpoints.pull_endpoint, "/v2/")).status_code == 200

@@ -89,6 +89,30 @@ def is_podman() -> bool:
 
 
 @functools.cache
+def is_rootless() -> bool:
+    """Whether the engine under test runs without root (this test bed's second Podman).
+
+    Asked over its socket: the docker CLI drops Podman's own ``Rootless`` field.
+    """
+    import httpx
+
+    transport = httpx.HTTPTransport(uds=ENGINE.removeprefix("unix://"))
+    with httpx.Client(transport=transport) as client:
+        info = client.get("http://engine/info").json()
+    return info.get("Rootless") is True or "name=rootless" in info.get("SecurityOptions", [])
+
+
+def host_address() -> str:
+    """An IPv4 address of this host other than loopback, as other machines reach it."""
+    shown = subprocess.run(
+        ["ip", "-4", "-o", "addr", "show", "scope", "global"], capture_output=True, text=True
+    )
+    found = re.search(r"inet (\d+\.\d+\.\d+\.\d+)/", shown.stdout)
+    assert found is not None, shown.stdout
+    return found[1]
+
+
+@functools.cache
 def has_containerd_store() -> bool:
     """Whether the engine under test keeps images in containerd (Docker 29's default)."""
     return "io.containerd.snapshotter" in docker("info", "--format", "{{json .DriverStatus}}")
@@ -204,6 +228,18 @@ async def adocker(*args: str) -> str:
     if done.returncode != 0:
         raise AssertionError(f"docker {' '.join(args)} failed: {done.stderr.decode().strip()}")
     return done.stdout.decode()
+
+
+async def oci_layout(image: str, layout: Path) -> None:
+    """An OCI image layout of ``image`` (tag ``one``), made by skopeo from the engine's save."""
+    import anyio
+
+    with tempfile.TemporaryDirectory() as directory:
+        tarball = Path(directory) / "image.tar"
+        await adocker("save", "-o", str(tarball), image)
+        await anyio.run_process(
+            ["skopeo", "copy", "-q", f"docker-archive:{tarball}", f"oci:{layout}:one"]
+        )
 
 
 async def crane_push_cli(network: str, push_endpoint: str, image: str, ref: str) -> str:
