@@ -36,7 +36,7 @@ for file in /etc/subuid /etc/subgid; do
   grep -q "^$user:" "$file" 2>/dev/null || echo "$user:400000:65536" >>"$file"
 done
 # slirp4netns opens the tun device as the user; Debian makes it 0666, this
-# kind of machine 0600.
+# kind of machine 0600. Storage is the user's, vfs here (Podman's choice).
 [ "$(stat -c %a /dev/net/tun)" = 666 ] || chmod 666 /dev/net/tun
 
 uid=$(id -u "$user")

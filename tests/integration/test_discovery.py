@@ -14,10 +14,12 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiodocker
 import anyio
 import pytest
 
 from ephemeral_registry import DockerUnavailableError, InvalidArgumentError
+from ephemeral_registry._docker import Engine
 
 from . import testbed
 from .engine_proxy import EngineProxy
@@ -196,3 +198,17 @@ async def test_a_tls_context_made_by_the_docker_cli(
             monkeypatch.delenv(name, raising=False)
         monkeypatch.setenv("DOCKER_CONFIG", env["DOCKER_CONFIG"])
         await _brings_up_a_registry_there()
+
+
+async def test_a_rootless_engine_is_known_by_its_socket_and_over_tcp_by_its_info() -> None:
+    """Which user crane runs as rests on it: the socket's owner locally; the engine's info
+    (Podman's Rootless field, Docker's security options) where there is no socket."""
+    expected = testbed.is_rootless()
+    async with aiodocker.Docker(url=testbed.ENGINE) as client:
+        assert await Engine(client, request_timeout=30).rootless() is expected
+    async with (
+        EngineProxy.over_tcp() as over_tcp,
+        aiodocker.Docker(url=over_tcp.url.replace("tcp://", "http://")) as client,
+    ):
+        assert await Engine(client, request_timeout=30).rootless() is expected
+    assert [r for r in over_tcp.requests if r.split()[1].endswith("/info")], over_tcp.requests
