@@ -38,7 +38,7 @@ import anyio
 import anyio.lowlevel
 
 from . import _auth, _labels, _native, _platform, _reference, _source
-from ._concurrency import Outcome, beside, race, run_all
+from ._concurrency import Outcome, race, run_all
 from ._discovery import EngineAddress
 from ._docker import ContainerSpec, Engine, engine_address, open_client
 from ._errors import (
@@ -385,10 +385,8 @@ class Registry:
         on_progress: OnProgress | None,
     ) -> PushResult:
         progress = None if on_progress is None else await CraneProgress.of(source, on_progress)
-        async with beside() as start_soon:
-            start_soon(self._engine.rootless)  # asked while the registry comes up
-            endpoints = await self.ready()
-            crane_image = await self._crane_image.get()
+        endpoints = await self.ready()
+        crane_image = await self._crane_image.get()
         rootless = await self._engine.rootless()
         async with self._push_slots:
             self._check_open()
