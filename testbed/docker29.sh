@@ -3,9 +3,11 @@
 # own socket, beside Debian's 20.10: build it from the Go module proxy (pinned
 # versions, cached), start it where none runs. Idempotent. Prints its address.
 #
-# It has its own socket, data root, exec root, pid file and address pool, and
-# leaves bridge and iptables to the first engine ("bridge": "none",
-# "iptables": false), so that the two do not fight over the same chains.
+# It has its own socket, data root, exec root, pid file, address pool and
+# default bridge (e29br0), and leaves iptables to the first engine ("iptables":
+# false), so that the two do not fight over the same chains. Not "bridge":
+# "none": with it, dockerd deletes the interface docker0 at start, which is the
+# first engine's default bridge, and `docker run` there fails from then on.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
@@ -14,6 +16,8 @@ moby=github.com/moby/moby/v2
 moby_version=v2.0.0-beta.24  # Docker 29
 runc_module=github.com/opencontainers/runc@v1.5.3  # knows the time namespace; Debian's 1.1 does not
 pool=10.201.0.0/16
+bridge=e29br0
+bridge_address=10.233.0.1/24
 
 state=/run/ephemeral-registry-testbed/docker29
 socket=$state/docker.sock
@@ -36,10 +40,16 @@ dockerd=$(go_binary "$moby/cmd/dockerd@$moby_version" dockerd)
 go_binary "$moby/cmd/docker-proxy@$moby_version" docker-proxy >/dev/null
 runc=$(GO_FLAVOUR=seccomp CGO_ENABLED=1 go_binary "$runc_module" runc -tags seccomp)
 
+if ! ip link show "$bridge" >/dev/null 2>&1; then
+  ip link add "$bridge" type bridge
+  ip addr add "$bridge_address" dev "$bridge"
+fi
+ip link set "$bridge" up
+
 mkdir -p "$state" "$data_root"
 cat >"$state/daemon.json" <<JSON
 {
-  "bridge": "none",
+  "bridge": "$bridge",
   "iptables": false,
   "ip6tables": false,
   "default-address-pools": [{"base": "$pool", "size": 24}],
