@@ -40,6 +40,10 @@ if TYPE_CHECKING:
 DEFAULT_SOCKET = "/var/run/docker.sock"
 PODMAN_SOCKET = "/run/podman/podman.sock"
 DEFAULT_CONTEXT = "default"
+SCHEMES = ("unix", "tcp", "http", "https")
+"""The engine addresses understood, as the docker CLI spells them."""
+MAX_CONFIG = 1 << 20
+"""The largest docker config or context file read."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,7 @@ def discover(
     home = Path.home() if home is None else home
     tried: list[str] = []
     if host := env.get("DOCKER_HOST"):
+        check_address(host, "DOCKER_HOST")
         return EngineAddress(host, "DOCKER_HOST", _env_tls(env, home, host))
     tried.append("DOCKER_HOST (not set)")
     config_dir = Path(env.get("DOCKER_CONFIG") or home / ".docker")
@@ -147,6 +152,40 @@ def discover(
     )
 
 
+def check_address(url: str, found_by: str) -> None:
+    """Raise DockerUnavailableError unless ``url`` is an engine address this library reaches."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - parsing the port is the check (ValueError when out of range)
+    except ValueError as exc:
+        raise DockerUnavailableError(
+            found_by, f"{url!r} is not an engine address ({exc})", tried=(found_by,)
+        ) from None
+    if parts.scheme not in SCHEMES:
+        raise DockerUnavailableError(
+            found_by,
+            f"{url!r} is not an engine address this library reaches: it takes "
+            + ", ".join(f"{scheme}://" for scheme in SCHEMES),
+            tried=(found_by,),
+        )
+    if parts.scheme == "unix" and not parts.path:
+        raise DockerUnavailableError(found_by, f"{url!r} names no socket", tried=(found_by,))
+    if parts.scheme != "unix" and not parts.hostname:
+        raise DockerUnavailableError(found_by, f"{url!r} names no host", tried=(found_by,))
+
+
+def _read_json(path: Path) -> object:
+    """A docker config or context file as JSON (FileNotFoundError where there is none)."""
+    with path.open("rb") as file:
+        content = file.read(MAX_CONFIG + 1)
+    if len(content) > MAX_CONFIG:
+        raise ValueError(f"it is over {MAX_CONFIG} bytes")
+    try:
+        return json.loads(content)
+    except RecursionError:
+        raise ValueError("it nests too deep") from None
+
+
 def _env_tls(env: Mapping[str, str], home: Path, host: str) -> TlsFiles | None:
     if host.startswith("unix://"):
         return None
@@ -162,11 +201,18 @@ def _context_name(env: Mapping[str, str], config_dir: Path) -> tuple[str, str]:
         return name, "DOCKER_CONTEXT"
     config = config_dir / "config.json"
     try:
-        current = json.loads(config.read_text()).get("currentContext")
+        document = _read_json(config)
     except FileNotFoundError:
         return DEFAULT_CONTEXT, f"no {config}"
     except (OSError, ValueError) as exc:
         raise DockerUnavailableError(str(config), f"cannot read the docker config: {exc}") from None
+    if not isinstance(document, dict):
+        raise DockerUnavailableError(str(config), "the docker config is not a JSON object")
+    current = document.get("currentContext")
+    if current is not None and not isinstance(current, str):
+        raise DockerUnavailableError(
+            str(config), f"the docker config's currentContext is not a string: {current!r:.80}"
+        )
     if not current:
         return DEFAULT_CONTEXT, f"no currentContext in {config}"
     return str(current), f"currentContext in {config}"
@@ -176,18 +222,25 @@ def _context(config_dir: Path, name: str, source: str) -> EngineAddress:
     key = hashlib.sha256(name.encode()).hexdigest()
     meta = config_dir / "contexts" / "meta" / key / "meta.json"
     try:
-        endpoint = json.loads(meta.read_text())["Endpoints"]["docker"]
-        host = str(endpoint["Host"])
+        document = _read_json(meta)
+        endpoint = document["Endpoints"]["docker"]  # type: ignore[index]
+        host = endpoint["Host"]
+        skip_verify = endpoint.get("SkipTLSVerify", False)
     except FileNotFoundError:
         raise DockerUnavailableError(
             f"context {name}",
             f"the docker context {name!r} (from {source}) does not exist: no {meta}",
             tried=(f"context {name} ({source})",),
         ) from None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise DockerUnavailableError(f"context {name}", f"cannot read {meta}: {exc!r}") from None
+    if not isinstance(host, str):
+        raise DockerUnavailableError(f"context {name}", f"{meta}: its Host is not a string")
+    if not isinstance(skip_verify, bool):  # a string "false" must not turn verification off
+        problem = f"{meta}: its SkipTLSVerify is not true or false: {skip_verify!r:.40}"
+        raise DockerUnavailableError(f"context {name}", problem)
+    check_address(host, f"context {name}")
     tls_dir = config_dir / "contexts" / "tls" / key / "docker"
-    skip_verify = bool(endpoint.get("SkipTLSVerify"))
     tls = None
     if not host.startswith("unix://") and (tls_dir.is_dir() or skip_verify):
         tls = TlsFiles(tls_dir, verify=not skip_verify)

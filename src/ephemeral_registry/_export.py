@@ -26,11 +26,11 @@ a time (decompression for the check is bounded too).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import posixpath
-import tarfile
 import tempfile
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal, Protocol, cast
 
+import anyio.to_thread
 import zstandard
 
 # anyio imports its parts on first use. Imported here, with this module, they are
@@ -48,7 +49,21 @@ from anyio import Path as AsyncPath
 
 from ._concurrency import opened
 from ._docker import Engine
-from ._errors import ExportError, ImageNotFoundError
+from ._errors import EphemeralRegistryError, ExportError, ImageNotFoundError
+from ._oci.errors import FormatError
+from ._oci.layout import MAX_DOCUMENT, check_digest, parse_json
+from ._oci.media_types import (
+    DOCKER_MANIFEST,
+    DOCKER_MANIFEST_LIST,
+    OCI_CONFIG,
+    OCI_INDEX,
+    OCI_LAYER,
+    OCI_LAYER_GZIP,
+    OCI_LAYER_ZSTD,
+    OCI_MANIFEST,
+)
+from ._oci.tar import TarReader
+from ._oci.threads import check_cancelled
 from ._platform import Platform
 
 logger = logging.getLogger("ephemeral_registry")
@@ -56,19 +71,16 @@ logger = logging.getLogger("ephemeral_registry")
 ReadExactly = Callable[[int], Awaitable[bytes]]
 Compression = Literal["none", "gzip", "zstd"]
 
+Fail = Callable[[str], EphemeralRegistryError]
+"""Makes the error for a problem with the input: whose input it was decides its type."""
+
 CHUNK = 1 << 20
-BLOCK = tarfile.BLOCKSIZE
 INFLATE_CHUNK = 1 << 20
 """The most bytes one step of the diff_id check decompresses at once."""
-
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
-OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
-OCI_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
+MAX_MEMBERS = 100_000
+"""The most files and links of a save that are indexed (a save of 127 layers has about 400)."""
+MAX_MANIFESTS = 1024
+"""The most distinct manifests and indexes an index.json may lead to."""
 LAYER_TYPES: dict[Compression, str] = {
     "none": OCI_LAYER,
     "gzip": OCI_LAYER_GZIP,
@@ -85,6 +97,8 @@ class Blob:
     compression: Compression
     diff_id: str
     """The digest of the uncompressed content (the blob's own digest when uncompressed)."""
+    problem: str | None = None
+    """Why its content could not be decompressed (corrupt gzip or zstd), if it could not."""
 
 
 @dataclass(frozen=True)
@@ -110,22 +124,39 @@ class Layout:
 
 
 class Digests:
-    """The digest of a blob and of its uncompressed content, fed a chunk at a time."""
+    """The digest of a blob and of its uncompressed content, fed a chunk at a time.
+
+    ``feed`` hashes (and inflates) on a worker thread, a step of at most
+    ``INFLATE_CHUNK`` decompressed bytes at a time, and stops at the next step
+    when the task waiting on it is cancelled: a small member that inflates
+    to gigabytes does not hold the event loop, nor a deadline. Content that
+    starts as gzip or zstd but is not valid is not an error here: the blob
+    carries the ``problem``, which matters only if the image uses it.
+    """
 
     def __init__(self) -> None:
         self._raw = hashlib.sha256()
         self._plain = hashlib.sha256()
         self.compression: Compression | None = None
         self._inflate: Any = None  # zlib's decompressor, or zstandard's stream writer
+        self.problem: str | None = None
+
+    async def feed(self, chunk: bytes) -> None:
+        await anyio.to_thread.run_sync(self.update, chunk)
 
     def update(self, chunk: bytes) -> None:
         self._raw.update(chunk)
         if self.compression is None:
             self._start(chunk)
-        if self.compression == "gzip":
-            self._gunzip(chunk)
-        elif self.compression == "zstd":
-            self._inflate.write(chunk)
+        if self.problem is not None:
+            return
+        try:
+            if self.compression == "gzip":
+                self._gunzip(chunk)
+            elif self.compression == "zstd":
+                self._inflate.write(chunk)
+        except (zlib.error, zstandard.ZstdError) as exc:
+            self.problem = f"is not valid {self.compression} ({exc})"
 
     def _start(self, first: bytes) -> None:
         self.compression = next(
@@ -141,6 +172,7 @@ class Digests:
 
     def _gunzip(self, data: bytes) -> None:
         while data:
+            check_cancelled()
             self._plain.update(self._inflate.decompress(data, INFLATE_CHUNK))
             data = self._inflate.unconsumed_tail
             if self._inflate.eof and self._inflate.unused_data:  # another gzip member
@@ -148,12 +180,17 @@ class Digests:
                 self._inflate = zlib.decompressobj(zlib.MAX_WBITS | 16)
 
     def blob(self, size: int) -> Blob:
-        if self.compression == "zstd":
-            self._inflate.flush()
+        if self.compression == "zstd" and self.problem is None:
+            try:
+                self._inflate.flush()
+            except zstandard.ZstdError as exc:
+                self.problem = f"is not valid zstd ({exc})"
+        if self.compression == "gzip" and self.problem is None and not self._inflate.eof:
+            self.problem = "is cut short: its gzip stream does not end"
         raw = f"sha256:{self._raw.hexdigest()}"
         compression = self.compression or "none"
         plain = raw if compression == "none" else f"sha256:{self._plain.hexdigest()}"
-        return Blob(raw, size, compression, plain)
+        return Blob(raw, size, compression, plain, self.problem)
 
 
 class BlobStore(Protocol):
@@ -163,8 +200,9 @@ class BlobStore(Protocol):
         """Read the ``size`` bytes of the member ``name``; describe them as they came."""
         ...
 
-    async def content(self, blob: Blob) -> bytes:
-        """The bytes of a blob kept earlier (a JSON document of the save)."""
+    async def content(self, blob: Blob) -> bytes | None:
+        """The bytes of a blob kept earlier (a JSON document of the save); None where the
+        store did not keep them (over its budget)."""
         ...
 
 
@@ -186,24 +224,61 @@ class _LayoutStore:
             while remaining:
                 chunk = await read_exactly(min(CHUNK, remaining))
                 remaining -= len(chunk)
-                digests.update(chunk)
+                await digests.feed(chunk)
                 await file.write(chunk)
         blob = digests.blob(size)
         await AsyncPath(temporary).rename(self.path(blob.digest))
         self.written += size
         return blob
 
-    async def content(self, blob: Blob) -> bytes:
+    async def content(self, blob: Blob) -> bytes | None:
+        if blob.size > MAX_DOCUMENT:
+            return None
         return await AsyncPath(self.path(blob.digest)).read_bytes()
 
 
+class CheckStore:
+    """A BlobStore that only checks: it hashes every file (and inflates compressed ones, for
+    the diff_id check) and keeps just the JSON documents, within ``budget`` bytes in all.
+
+    It is how a tarball for crane goes through the same reader as a native push.
+    """
+
+    def __init__(self, budget: int) -> None:
+        self._budget = budget
+        self._documents: dict[str, bytes] = {}
+
+    async def keep(self, name: str, size: int, read_exactly: ReadExactly) -> Blob:
+        digests = Digests()
+        document = size <= min(MAX_DOCUMENT, self._budget)
+        parts: list[bytes] = []
+        remaining = size
+        while remaining:
+            chunk = await read_exactly(min(CHUNK, remaining))
+            remaining -= len(chunk)
+            await digests.feed(chunk)
+            if document and (parts or chunk[:1] in (b"{", b"[")):
+                parts.append(chunk)
+            else:
+                document = False
+        blob = digests.blob(size)
+        if document and parts:
+            self._budget -= size
+            self._documents[blob.digest] = b"".join(parts)
+        return blob
+
+    async def content(self, blob: Blob) -> bytes | None:
+        return self._documents.get(blob.digest)
+
+
 class _HashWriter:
-    """A file-like sink that only hashes what is written to it."""
+    """A file-like sink that only hashes what is written to it, a step at a time."""
 
     def __init__(self, digest: Any) -> None:
         self._digest = digest
 
     def write(self, data: bytes) -> int:
+        check_cancelled()
         self._digest.update(data)
         return len(data)
 
@@ -228,6 +303,7 @@ async def exported(
         if as_tarball:
             source = Path(directory) / "image.tar"
             size = await engine.save_image(image, source, timeout=timeout)
+            await check_tarball(source, fail=functools.partial(ExportError, image))
         else:
             source = Path(directory) / "layout"
             size = (
@@ -235,6 +311,37 @@ async def exported(
             ).size
         logger.debug("exported %s (%d bytes)", image, size)
         yield source
+
+
+CHECK_BUDGET = 64 << 20
+"""The most bytes of JSON documents a tarball's check holds at once."""
+
+
+async def check_tarball(path: Path, *, fail: Fail, platform: Platform | None = None) -> Image:
+    """Read a ``docker save`` tarball through the same reader as a native push, keeping
+    nothing but its JSON documents: every layer hashed, decompressed where compressed,
+    and checked against its config. Return the image it holds.
+
+    Raises:
+        What ``fail`` makes: the file is not a usable ``docker save``, or a layer
+            is corrupt or does not match its config.
+
+    Cancellation: stops at the next chunk; nothing is left open.
+    """
+    async with opened(path, "rb") as file:
+
+        async def read_exactly(size: int) -> bytes:
+            data = await file.read(size)
+            if len(data) < size:
+                raise EOFError
+            return data
+
+        async def no_platform() -> Platform:
+            raise fail("it holds several images; give a tarball of exactly one image")
+
+        unpacker = Unpacker(str(path), read_exactly, CheckStore(CHECK_BUDGET), fail=fail)
+        await unpacker.run()
+        return await unpacker.choose(platform, no_platform)
 
 
 async def export_image(
@@ -315,66 +422,50 @@ async def unpack_save(
 
 
 class Unpacker:
-    """Reads a ``docker save`` tar stream into a ``BlobStore``, then finds the image in it."""
+    """Reads a ``docker save`` tar stream into a ``BlobStore``, then finds the image in it.
 
-    def __init__(self, image: str, read_exactly: ReadExactly, store: BlobStore) -> None:
+    Any input ends in a result or in the error ``fail`` makes (by default an
+    ``ExportError`` naming ``image``): the tar is read by the one tar reader
+    (``_oci.tar``), JSON documents are checked for type before use, an
+    index's descriptors are checked against the digest grammar, and what is
+    indexed is bounded (``MAX_MEMBERS``, ``MAX_MANIFESTS``).
+    """
+
+    def __init__(
+        self, image: str, read_exactly: ReadExactly, store: BlobStore, *, fail: Fail | None = None
+    ) -> None:
         self._image = image
-        self._read = read_exactly
+        self._tar = TarReader(read_exactly)
         self._store = store
+        self._fail = fail or functools.partial(ExportError, image)
         self._files: dict[str, Blob] = {}
         self._links: dict[str, str] = {}
 
-    def _broken(self, problem: str) -> ExportError:
-        return ExportError(self._image, problem)
-
-    async def _read_exactly(self, size: int) -> bytes:
-        try:
-            return await self._read(size)
-        except EOFError:
-            raise self._broken("the docker save stream ended in the middle of a file") from None
+    def broken(self, problem: str) -> EphemeralRegistryError:
+        return self._fail(problem)
 
     async def run(self) -> None:
         """Read the whole stream, handing each regular file to the store."""
-        pax: dict[str, str] = {}
-        long_name: str | None = None
-        long_link: str | None = None
-        while True:
-            header = await self._read_exactly(BLOCK)
-            if header == tarfile.NUL * BLOCK:
-                return  # the end-of-archive marker
-            try:
-                info = tarfile.TarInfo.frombuf(header, "utf-8", "surrogateescape")
-            except tarfile.TarError as exc:
-                raise self._broken(f"not a tar stream ({exc})") from None
-            size = int(pax.get("size", info.size))
-            padded = -(-size // BLOCK) * BLOCK
-            if info.type in (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE):
-                data = await self._read_exactly(padded)
-                if info.type != tarfile.XGLTYPE:
-                    pax = _pax_records(data[:size])
+        try:
+            await self._run()
+        except FormatError as exc:
+            raise self.broken(str(exc)) from None
+
+    async def _run(self) -> None:
+        async for member in self._tar.members():
+            if member.kind == "other":
                 continue
-            if info.type in (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK):
-                text = (await self._read_exactly(padded))[:size].rstrip(b"\0").decode()
-                if info.type == tarfile.GNUTYPE_LONGNAME:
-                    long_name = text
-                else:
-                    long_link = text
-                continue
-            name = posixpath.normpath(long_name or pax.get("path") or info.name)
-            link = long_link or pax.get("linkpath") or info.linkname
-            pax, long_name, long_link = {}, None, None
-            if info.isreg():
-                self._files[name] = await self._store.keep(name, size, self._read_exactly)
-                await self._read_exactly(padded - size)
+            if len(self._files) + len(self._links) >= MAX_MEMBERS:
+                raise FormatError(f"it holds more than {MAX_MEMBERS} files and links")
+            name = member.name
+            if member.kind == "file":
+                self._files[name] = await self._store.keep(name, member.size, self._tar.read)
+            elif member.kind == "symlink":
+                self._links[name] = posixpath.normpath(
+                    posixpath.join(posixpath.dirname(name), member.link)
+                )
             else:
-                if info.issym():
-                    self._links[name] = posixpath.normpath(
-                        posixpath.join(posixpath.dirname(name), link)
-                    )
-                elif info.islnk():
-                    self._links[name] = posixpath.normpath(link)
-                if padded:
-                    await self._read_exactly(padded)
+                self._links[name] = posixpath.normpath(member.link)
 
     # Finding the image in what was unpacked.
 
@@ -387,40 +478,69 @@ class Unpacker:
             name = self._links[name]
         return self._files.get(name)
 
-    def _named(self, name: str) -> Blob:
+    def _named(self, name: object) -> Blob:
+        if not isinstance(name, str):
+            raise self.broken(f"its manifest.json names a file by {name!r:.80}, not a string")
         blob = self._member(name)
         if blob is None:
-            raise self._broken(f"its manifest names {name}, which the tar does not hold")
+            raise self.broken(f"its manifest names {name:.200}, which the tar does not hold")
         return blob
 
-    def _by_digest(self, digest: str) -> Blob | None:
+    def _by_digest(self, digest: object) -> Blob | None:
         """A blob of the OCI layout by its digest; None where the save left it out."""
-        algorithm, _, encoded = str(digest).partition(":")
+        try:
+            algorithm, _, encoded = check_digest(digest).partition(":")
+        except FormatError as exc:
+            raise self.broken(str(exc)) from None
         blob = self._member(f"blobs/{algorithm}/{encoded}")
         if blob is not None and blob.digest != digest:
-            raise self._broken(f"the blob named {digest} has the digest {blob.digest}")
+            raise self.broken(f"the blob named {digest} has the digest {blob.digest}")
         return blob
 
-    async def _json(self, blob: Blob, expected: type[dict[str, Any] | list[Any]] = dict) -> Any:
-        """A JSON document of the save, of the ``expected`` kind (whatever its size)."""
+    async def _json(self, blob: Blob) -> dict[str, Any]:
+        """A JSON object of the save."""
+        content = await self._store.content(blob)
+        if content is None:
+            raise self.broken(
+                f"the JSON document {blob.digest} has {blob.size} bytes: over what is read"
+                f" (at most {MAX_DOCUMENT}, and the save's small files held at once)"
+            )
         try:
-            document = json.loads(await self._store.content(blob))
-        except ValueError:
-            raise self._broken(f"the blob {blob.digest} is not JSON") from None
-        if not isinstance(document, expected):
-            kind = "an object" if expected is dict else "an array"
-            raise self._broken(f"the JSON of {blob.digest} is not {kind}")
+            if len(content) > 1 << 16:  # parsing a large one takes milliseconds
+                return await anyio.to_thread.run_sync(parse_json, content, blob.digest)
+            return parse_json(content, f"the blob {blob.digest}")
+        except FormatError as exc:
+            raise self.broken(str(exc)) from None
+
+    async def _json_list(self, blob: Blob) -> list[Any]:
+        """``manifest.json``: a JSON array."""
+        content = await self._store.content(blob)
+        try:
+            document = json.loads(content) if content is not None else None
+        except (ValueError, RecursionError):
+            document = None
+        if not isinstance(document, list):
+            raise self.broken("its manifest.json is not an array (of JSON, at most 8 MiB)")
         return document
 
     async def _oci_images(self, index: Blob) -> list[Image]:
-        """The complete images an OCI layout's index leads to, through nested indexes."""
+        """The complete images an OCI layout's index leads to, through nested indexes;
+        an entry that repeats is visited once."""
         images: list[Image] = []
+        seen: set[str] = set()
 
-        async def visit(descriptors: list[dict[str, Any]], depth: int) -> None:
+        async def visit(descriptors: object, depth: int) -> None:
+            if not isinstance(descriptors, list):
+                raise self.broken("an index's manifests is not an array")
             for descriptor in descriptors:
-                blob = self._by_digest(descriptor.get("digest", ""))
-                if blob is None:  # a platform the engine does not hold
+                if not isinstance(descriptor, dict):
+                    raise self.broken("an index names a manifest by something not an object")
+                blob = self._by_digest(descriptor.get("digest"))
+                if blob is None or blob.digest in seen:  # a platform the engine does not hold
                     continue
+                seen.add(blob.digest)
+                if len(seen) > MAX_MANIFESTS:
+                    raise self.broken(f"its index leads to more than {MAX_MANIFESTS} manifests")
                 document = await self._json(blob)
                 media_type = descriptor.get("mediaType") or document.get("mediaType")
                 if media_type in (OCI_INDEX, DOCKER_MANIFEST_LIST) and depth < MAX_LINKS:
@@ -434,11 +554,13 @@ class Unpacker:
         return images
 
     async def _oci_image(self, manifest: dict[str, Any]) -> Image | None:
-        try:
-            config = self._by_digest(manifest["config"]["digest"])
-            layers = [self._by_digest(layer["digest"]) for layer in manifest["layers"]]
-        except (KeyError, TypeError):
-            raise self._broken("a manifest in its index.json is malformed") from None
+        config_descriptor, layer_descriptors = manifest.get("config"), manifest.get("layers")
+        if not isinstance(config_descriptor, dict) or not isinstance(layer_descriptors, list):
+            raise self.broken("a manifest in its index.json is malformed")
+        if not all(isinstance(layer, dict) for layer in layer_descriptors):
+            raise self.broken("a manifest in its index.json is malformed")
+        config = self._by_digest(config_descriptor.get("digest"))
+        layers = [self._by_digest(layer.get("digest")) for layer in layer_descriptors]
         if config is None or None in layers:
             return None
         platform = Platform.of(await self._json(config))
@@ -450,15 +572,17 @@ class Unpacker:
         """The images ``manifest.json`` lists (engines that write no index.json)."""
         manifest = self._member("manifest.json")
         if manifest is None:
-            raise self._broken("no manifest.json: not a docker save tar")
+            raise self.broken("no manifest.json: not a docker save tar")
         images = []
-        try:
-            for entry in await self._json(manifest, list):
-                config = self._named(entry["Config"])
-                layers = [self._named(name) for name in entry["Layers"]]
-                images.append(Image(Platform.of(await self._json(config)), config, layers))
-        except (KeyError, TypeError):
-            raise self._broken("manifest.json is malformed") from None
+        entries = await self._json_list(manifest)
+        if len(entries) > MAX_MANIFESTS:
+            raise self.broken(f"its manifest.json lists more than {MAX_MANIFESTS} images")
+        for entry in entries:
+            if not isinstance(entry, dict) or not isinstance(entry.get("Layers"), list):
+                raise self.broken("manifest.json is malformed")
+            config = self._named(entry.get("Config"))
+            layers = [self._named(name) for name in entry["Layers"]]
+            images.append(Image(Platform.of(await self._json(config)), config, layers))
         return images
 
     async def _choose(
@@ -474,14 +598,14 @@ class Unpacker:
         if len(matching) == 1:
             return matching[0]
         if not images:
-            raise self._broken(
+            raise self.broken(
                 "it holds no complete image: a blob its index names is missing. Docker's"
                 " containerd image store does not fetch a pulled image's compressed layers"
                 " when it holds their content unpacked already, from another image"
                 " (moby/moby#49784): such an image runs, but cannot be exported"
             )
         if matching:
-            raise self._broken(
+            raise self.broken(
                 f"it holds {len(matching)} images for {wanted}, not exactly one image"
             )
         raise ImageNotFoundError(
@@ -495,15 +619,17 @@ class Unpacker:
         index = self._member("index.json")
         images = await self._oci_images(index) if index else await self._saved_images()
         image = await self._choose(images, platform, engine_platform)
-        try:
-            diff_ids = list((await self._json(image.config))["rootfs"]["diff_ids"])
-        except (KeyError, TypeError):
-            raise self._broken("its config names no rootfs.diff_ids") from None
+        rootfs = (await self._json(image.config)).get("rootfs")
+        diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+        if not isinstance(diff_ids, list):
+            raise self.broken("its config names no rootfs.diff_ids")
         if len(image.layers) != len(diff_ids):
-            raise self._broken(f"{len(image.layers)} layers, but its config names {len(diff_ids)}")
+            raise self.broken(f"{len(image.layers)} layers, but its config names {len(diff_ids)}")
         for layer, diff_id in zip(image.layers, diff_ids, strict=True):
+            if layer.problem is not None:
+                raise self.broken(f"a layer ({layer.digest}) {layer.problem}")
             if layer.diff_id != diff_id:
-                raise self._broken(
+                raise self.broken(
                     f"a layer's content has the digest {layer.diff_id}, its config says {diff_id}"
                 )
         return image
@@ -527,19 +653,3 @@ def manifest_json(config: Blob, layers: list[Blob]) -> bytes:
         },
         separators=(",", ":"),
     ).encode()
-
-
-def _pax_records(data: bytes) -> dict[str, str]:
-    """The ``key=value`` records of a PAX extended header: ``"<length> <key>=<value>\\n"``."""
-    records = {}
-    position = 0
-    while position < len(data):
-        length_text, _, _ = data[position:].partition(b" ")
-        if not length_text.isdigit():
-            break
-        length = int(length_text)
-        record = data[position + len(length_text) + 1 : position + length - 1]
-        key, _, value = record.partition(b"=")
-        records[key.decode()] = value.decode("utf-8", "surrogateescape")
-        position += length
-    return records

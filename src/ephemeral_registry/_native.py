@@ -31,7 +31,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
-import json
 import logging
 import math
 import re
@@ -46,17 +45,19 @@ import httpx
 from isal import isal_zlib
 
 from ._concurrency import Outcome, StartSoon, beside, opened, run_all
-from ._errors import ExportError, PushError
+from ._errors import ExportError, InvalidSourceError, PushError
 from ._export import (
     CHUNK,
-    DOCKER_MANIFEST,
-    OCI_MANIFEST,
     Blob,
     Digests,
+    Fail,
     ReadExactly,
     Unpacker,
     manifest_json,
 )
+from ._oci import layout as _layout
+from ._oci.errors import FormatError
+from ._oci.media_types import OCI_MANIFEST
 from ._options import LayerCompression
 from ._platform import Platform
 from ._reference import Reference
@@ -67,7 +68,11 @@ logger = logging.getLogger("ephemeral_registry")
 
 SMALL = 1 << 20
 """Files of the save up to this size are held in memory until the image is known."""
-MAX_DOCUMENT = 64 << 20
+MEMORY_BUDGET = 64 << 20
+"""The most bytes of a save's small files and JSON documents held in memory at once, whatever
+the save holds: files beyond it are uploaded as they stream, as layers are, and a JSON
+document beyond it cannot be read (an error, if the image needs it)."""
+MAX_DOCUMENT = _layout.MAX_DOCUMENT
 """The largest JSON document (a config, say) held in memory."""
 GZIP_LEVEL = 1
 PIPELINE = 4
@@ -96,8 +101,15 @@ class _Held:
 
 @dataclass
 class BlobCache:
-    """What one registry holds, by the content-derived names of the saves' layers
-    (and how they were sent: gzipped or as they came)."""
+    """What one registry holds, by the content-derived names of the layers in engines'
+    exports (and how they were sent: gzipped or as they came).
+
+    A name is a hint, never trusted alone: a push that reuses an entry hashes
+    the member it skips and fails if the content differs (``_Store._send``).
+    Only exports of the engine record names (a tarball from elsewhere could
+    name anything), and the entries of a push that fails are forgotten, so a
+    bad push cannot make a later good one fail.
+    """
 
     _held: dict[str, _Held] = field(default_factory=dict)
     _busy: dict[str, anyio.Event] = field(default_factory=dict)
@@ -118,6 +130,10 @@ class BlobCache:
 
     def record(self, name: str, held: _Held) -> None:
         self._held[name] = held
+
+    def forget(self, names: set[str]) -> None:
+        for name in names:
+            self._held.pop(name, None)
 
     def holder(self, digest: str) -> str | None:
         """A repository of the registry known to hold the blob ``digest``."""
@@ -149,6 +165,28 @@ class _Api:
             )
         return response
 
+    def _location(self, response: httpx.Response, default: str | None = None) -> str:
+        """Where an upload goes on: the answer's ``Location``, which must stay within the
+        registry's own origin, as the credentials go with every request to it."""
+        location = response.headers.get("Location", default)
+        request = response.request
+        if not location:
+            raise _Refused(
+                f"the registry answered {request.method} {request.url.path} without a Location"
+            )
+        base = self._client.base_url
+        try:
+            url = base.join(location)
+        except httpx.InvalidURL as exc:
+            raise _Refused(f"the registry sent an upload Location that is no URL ({exc})") from None
+        if (url.scheme, url.host, url.port) != (base.scheme, base.host, base.port):
+            raise _Refused(
+                f"the registry sent the upload elsewhere ({url.scheme}://{url.netloc.decode()}),"
+                f" outside its own origin ({base.scheme}://{base.netloc.decode()}); nothing is"
+                " sent there"
+            )
+        return str(url)
+
     async def has(self, digest: str) -> bool:
         response = await self._client.head(f"{self._blobs}/{digest}")
         return self._check(response, 200, 404).status_code == 200
@@ -164,18 +202,17 @@ class _Api:
         )
         if response.status_code == 201:
             return True
-        await self._abort(response.headers["Location"])  # it opened an upload instead
+        await self._abort(self._location(response))  # it opened an upload instead
         return False
 
     async def upload(self, chunks: AsyncIterator[bytes], digest: Callable[[], str]) -> None:
         """Upload a blob from ``chunks`` in one streamed request; ``digest()`` is asked after."""
-        location = self._check(await self._client.post(f"{self._blobs}/uploads/"), 202)
-        url = location.headers["Location"]
+        url = self._location(self._check(await self._client.post(f"{self._blobs}/uploads/"), 202))
         try:
             patched = await self._client.patch(
                 url, content=chunks, headers={"Content-Type": "application/octet-stream"}
             )
-            url = self._check(patched, 202, 204).headers.get("Location", url)
+            url = self._location(self._check(patched, 202, 204), url)
             self._check(await self._client.put(_with_digest(url, digest())), 201)
         except BaseException:
             await self._abort(url)
@@ -183,7 +220,7 @@ class _Api:
 
     async def put_blob(self, data: bytes, digest: str) -> None:
         started = self._check(await self._client.post(f"{self._blobs}/uploads/"), 202)
-        location = started.headers["Location"]
+        location = self._location(started)
         response = await self._client.put(
             _with_digest(location, digest),
             content=data,
@@ -224,8 +261,14 @@ class _Store:
         compression: LayerCompression,
         say: Callable[[str], Awaitable[None]],
         start_soon: StartSoon,
+        *,
+        trusted_names: bool,
+        fail: Fail,
     ) -> None:
         self._image = image
+        self._trusted_names = trusted_names
+        """Whether the member names come from the engine (content-derived), for the cache."""
+        self._fail = fail
         self._api = api
         self._cache = cache
         self._compression = compression
@@ -234,17 +277,23 @@ class _Store:
         """Starts a layer's sending beside the reading of the rest of the save."""
         self._ahead = anyio.Semaphore(RUN_AHEAD // CHUNK)
         self._memory: dict[str, bytes] = {}
+        self._held_bytes = 0
+        self.recorded: set[str] = set()
+        """The cache entries this push made (forgotten if it fails)."""
         self.pushed: dict[str, Blob] = {}
         """By the digest of a layer as it came in the save: the blob the registry holds."""
 
     async def keep(self, name: str, size: int, read_exactly: ReadExactly) -> Blob:
         first = await read_exactly(min(CHUNK, size)) if size else b""
-        if size <= SMALL or (first[:1] in (b"{", b"[") and size <= MAX_DOCUMENT):
+        small = size <= SMALL or (first[:1] in (b"{", b"[") and size <= MAX_DOCUMENT)
+        if small and self._held_bytes + size <= MEMORY_BUDGET:
             data = first + await _read(read_exactly, size - len(first))
             digests = Digests()
-            digests.update(data)
+            await digests.feed(data)
             blob = digests.blob(size)
-            self._memory[blob.digest] = data
+            if blob.digest not in self._memory:
+                self._held_bytes += size
+                self._memory[blob.digest] = data
             return blob
         read: Outcome[Blob] = Outcome()
         self._start_soon(functools.partial(self._send, name, first, size, read_exactly, read))
@@ -254,19 +303,33 @@ class _Store:
         self, name: str, first: bytes, size: int, read_exactly: ReadExactly, read: Outcome[Blob]
     ) -> None:
         """Read a layer from the stream and send it; ``read`` is set once it has been read."""
-        if not _CONTENT_NAMED.search(name):  # a name that says nothing of the content
-            await self._upload(first, size, read_exactly, read)
+        if not self._trusted_names or not _CONTENT_NAMED.search(name):
+            await self._upload(first, size, read_exactly, read)  # a name that proves nothing
             return
         key = f"{self._compression}:{name}"  # the same layer, sent the same way
         async with self._cache.claim(key) as held:
             if held is not None and await self._reuse(held):
-                await _read(read_exactly, size - len(first), keep=False)
+                # Skipped, but hashed: the name is a hint, the content decides.
+                digests = Digests()
+                await digests.feed(first)
+                remaining = size - len(first)
+                while remaining:
+                    chunk = await read_exactly(min(CHUNK, remaining))
+                    remaining -= len(chunk)
+                    await digests.feed(chunk)
+                came = digests.blob(size)
+                if came.digest != held.source.digest:
+                    raise self._fail(
+                        f"its member {name:.200} holds {came.digest}, but the layer of that name"
+                        f" pushed into this registry before was {held.source.digest}"
+                    )
                 self.pushed[held.source.digest] = held.pushed
                 read.set_value(held.source)
                 return
             source = await self._upload(first, size, read_exactly, read)
             pushed = self.pushed[source.digest]
             self._cache.record(key, _Held(source, pushed, self._api.repository))
+            self.recorded.add(key)
 
     async def _reuse(self, held: _Held) -> bool:
         """Whether the repository has the blob already, or it could be mounted."""
@@ -294,7 +357,7 @@ class _Store:
         ingests two uploads at once faster than one.
         """
         source = Digests()
-        source.update(first)  # tells the compression by its first bytes
+        await source.feed(first)  # tells the compression by its first bytes
         gzip = self._compression == "gzip" and source.compression == "none"
         compressor = isal_zlib.compressobj(GZIP_LEVEL, isal_zlib.DEFLATED, 31) if gzip else None
         sent = hashlib.sha256()
@@ -312,7 +375,7 @@ class _Store:
                     await self._ahead.acquire()  # given back once compressed
                     chunk = await read_exactly(min(CHUNK, remaining))
                     remaining -= len(chunk)
-                    await anyio.to_thread.run_sync(source.update, chunk)
+                    await source.feed(chunk)
                     await send_read.send(chunk)
             came.append(source.blob(size))
             read.set_value(came[0])
@@ -361,13 +424,8 @@ class _Store:
         await self._say(f"pushed blob: {digest} ({sent_size} bytes)")
         return blob
 
-    async def content(self, blob: Blob) -> bytes:
-        try:
-            return self._memory[blob.digest]
-        except KeyError:
-            raise ExportError(
-                self._image, f"a JSON document of the save is over {MAX_DOCUMENT} bytes"
-            ) from None
+    async def content(self, blob: Blob) -> bytes | None:
+        return self._memory.get(blob.digest)
 
     async def push_held(self, blob: Blob, *, layer: bool) -> Blob:
         """Push a blob held in memory (the config, a small layer); return it as pushed."""
@@ -428,12 +486,17 @@ async def push_save(
     platform: Platform | None,
     engine_platform: Callable[[], Awaitable[Platform]],
     reporter: Reporter,
+    fail: Fail | None = None,
 ) -> PushResult:
     """Push the image of a ``docker save`` stream to the registry as it is read.
 
+    The stream is the engine's export, whose member names the blob cache may
+    trust as hints; with ``fail`` (a caller's tarball) it is not, and its
+    problems are the errors ``fail`` makes.
+
     Raises:
-        ExportError: the stream is not a usable ``docker save``, or a layer
-            does not match its config.
+        ExportError (or what ``fail`` makes): the stream is not a usable
+            ``docker save``, or a layer is corrupt or does not match its config.
         ImageNotFoundError: it holds no image for ``platform``.
         PushError: the registry refused a request, or could not be reached;
             it carries the registry's answer and the lines logged so far.
@@ -446,12 +509,23 @@ async def push_save(
         await reporter.advance(len(data))
         return data
 
+    broken = fail or functools.partial(ExportError, image)
     async with _client(target) as client:
         api = _Api(client, reference.repository)
+        store: _Store | None = None
         try:
             async with beside() as start_soon:  # the exit waits for every layer's upload
-                store = _Store(image, api, target.cache, compression, reporter.say, start_soon)
-                unpacker = Unpacker(image, read_counted, store)
+                store = _Store(
+                    image,
+                    api,
+                    target.cache,
+                    compression,
+                    reporter.say,
+                    start_soon,
+                    trusted_names=fail is None,
+                    fail=broken,
+                )
+                unpacker = Unpacker(image, read_counted, store, fail=broken)
                 await unpacker.run()
             chosen = await unpacker.choose(platform, engine_platform)
             layers = [
@@ -463,9 +537,22 @@ async def push_save(
             config = await store.push_held(chosen.config, layer=False)
             manifest = manifest_json(config, layers)
             await api.put_manifest(reference.tag, manifest, OCI_MANIFEST)
+        except FormatError as exc:  # the tar reader's, from a layer's upload beside the reading
+            _forget(target, store)
+            raise broken(str(exc)) from None
         except (_Refused, httpx.HTTPError) as exc:
+            _forget(target, store)
             raise reporter.failed(exc) from exc
+        except BaseException:
+            _forget(target, store)
+            raise
     return await reporter.finish(target, manifest)
+
+
+def _forget(target: Target, store: _Store | None) -> None:
+    """A failed push's cache entries go: what it read may have been a lie."""
+    if store is not None:
+        target.cache.forget(store.recorded)
 
 
 def _client(target: Target) -> httpx.AsyncClient:
@@ -567,66 +654,80 @@ async def push_source(
 async def push_layout(
     path: Path, target: Target, reference: Reference, *, reporter: Reporter
 ) -> PushResult:
-    """Push the one image of an OCI image layout, blobs and manifest as they are."""
+    """Push the one image of an OCI image layout, blobs and manifest as they are.
+
+    The layout is read and checked first (``_oci.layout``): every file it
+    names lies inside it and has the size its descriptor gives.
+
+    Raises:
+        InvalidSourceError: the layout is malformed, names a file outside
+            itself, or holds other than exactly one image manifest.
+        PushError: as for ``push_save``.
+    """
+    try:
+        layout = await _layout.read_layout(path)
+    except FormatError as exc:
+        raise InvalidSourceError(path, f"is not a usable OCI layout: {exc}") from None
+    image = _one_image(layout, path)
+    reporter.total = sum(blob.size for blob in image.blobs)
     async with _client(target) as client:
         api = _Api(client, reference.repository)
         try:
-            manifest, media_type = await _layout_manifest(path, str(reference))
-            document = json.loads(manifest)
-            blobs = [document["config"], *document["layers"]]
-            reporter.total = sum(int(blob["size"]) for blob in blobs)
             uploads = anyio.CapacityLimiter(LAYOUT_UPLOADS)
 
-            async def send(descriptor: dict[str, object]) -> None:
-                digest = str(descriptor["digest"])
+            async def send(descriptor: _layout.Descriptor) -> None:
+                digest = descriptor.digest
                 async with uploads:
                     if await api.has(digest):
                         await reporter.say(f"existing blob: {digest}")
                     else:
-                        await api.upload(
-                            _file_chunks(_blob_path(path, digest)), functools.partial(str, digest)
-                        )
-                        await reporter.say(f"pushed blob: {digest} ({descriptor['size']} bytes)")
-                await reporter.advance(int(str(descriptor["size"])))
+                        chunks = _file_chunks(layout, descriptor)
+                        await api.upload(chunks, functools.partial(str, digest))
+                        await reporter.say(f"pushed blob: {digest} ({descriptor.size} bytes)")
+                await reporter.advance(descriptor.size)
 
             async with beside() as start_soon:
-                for descriptor in blobs:
+                for descriptor in {blob.digest: blob for blob in image.blobs}.values():
                     start_soon(functools.partial(send, descriptor))
-            await api.put_manifest(reference.tag, manifest, media_type)
+            await api.put_manifest(reference.tag, image.content, image.media_type)
+        except FormatError as exc:  # a blob changed under us
+            raise InvalidSourceError(path, f"is not a usable OCI layout: {exc}") from None
         except (_Refused, httpx.HTTPError) as exc:
             raise reporter.failed(exc) from exc
-    return await reporter.finish(target, manifest)
+    return await reporter.finish(target, image.content)
 
 
-def _blob_path(layout: Path, digest: str) -> Path:
-    algorithm, _, encoded = digest.partition(":")
-    return layout / "blobs" / algorithm / encoded
-
-
-async def _layout_manifest(layout: Path, ref: str) -> tuple[bytes, str]:
-    """The manifest of the one image an OCI layout's index.json names, and its media type."""
-    index = json.loads(await anyio.Path(layout / "index.json").read_bytes())
-    named = index.get("manifests", [])
-    # Docker 29's save, unpacked, is a layout whose index names a Docker image manifest.
-    manifests = [m for m in named if m.get("mediaType") in (OCI_MANIFEST, DOCKER_MANIFEST, None)]
-    if len(manifests) != 1 or len(named) != 1:
-        indexes = len(named) - len(manifests)
+def _one_image(layout: _layout.Layout, path: Path) -> _layout.Manifest:
+    """The one image manifest a layout's index.json names, or InvalidSourceError."""
+    manifests = [entry for entry in layout.entries if isinstance(entry, _layout.Manifest)]
+    if len(manifests) != 1 or len(layout.entries) != 1:
+        indexes = len(layout.entries) - len(manifests)
         what = f", and {indexes} other entries (an index of several platforms?)" if indexes else ""
-        raise PushError(
-            ref,
+        raise InvalidSourceError(
+            path,
             f"the OCI layout's index.json names {len(manifests)} image manifests{what};"
             " the native pusher pushes a layout of exactly one (crane, also one naming an index)",
-            exit_code=None,
-            output=(),
         )
-    data = await anyio.Path(_blob_path(layout, manifests[0]["digest"])).read_bytes()
-    return data, str(json.loads(data).get("mediaType") or OCI_MANIFEST)
+    return manifests[0]
 
 
-async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
-    async with opened(path, "rb") as file:
-        while chunk := await file.read(CHUNK):
+async def _file_chunks(
+    layout: _layout.Layout, descriptor: _layout.Descriptor
+) -> AsyncIterator[bytes]:
+    """A blob's file, checked and opened inside the layout, a chunk at a time."""
+    file = anyio.wrap_file(
+        await anyio.to_thread.run_sync(_layout.open_blob, layout.root, descriptor)
+    )
+    try:
+        sent = 0
+        while chunk := await file.read(min(CHUNK, descriptor.size - sent)):
+            sent += len(chunk)
             yield chunk
+        if sent != descriptor.size:
+            raise FormatError(f"the blob {descriptor.digest} changed size while it was read")
+    finally:
+        with anyio.CancelScope(shield=True):
+            await file.aclose()
 
 
 async def push_file(
@@ -637,8 +738,10 @@ async def push_file(
     compression: LayerCompression,
     reporter: Reporter,
 ) -> PushResult:
-    """Push a ``docker save`` tarball read from disk, as ``push_save`` does."""
+    """Push a ``docker save`` tarball read from disk, as ``push_save`` does; its problems
+    are ``InvalidSourceError``."""
     reporter.total = (await anyio.Path(path).stat()).st_size
+    fail = functools.partial(InvalidSourceError, path)
     async with opened(path, "rb") as file:
 
         async def read_exactly(size: int) -> bytes:
@@ -648,7 +751,7 @@ async def push_file(
             return data
 
         async def no_platform() -> Platform:
-            raise ExportError(str(path), "it holds images for several platforms")
+            raise fail("it holds several images; give a tarball of exactly one image")
 
         return await push_save(
             str(path),
@@ -659,4 +762,5 @@ async def push_file(
             platform=None,
             engine_platform=no_platform,
             reporter=reporter,
+            fail=fail,
         )

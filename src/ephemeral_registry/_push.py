@@ -10,8 +10,8 @@ removal).
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
-import json
 import logging
 import re
 
@@ -21,8 +21,11 @@ import anyio.lowlevel
 from ._auth import DOCKER_CONFIG, crane_config_archive
 from ._concurrency import run_all
 from ._docker import ContainerSpec, Engine
-from ._errors import EphemeralRegistryError, PushError
+from ._errors import EphemeralRegistryError, InvalidSourceError, PushError
+from ._export import check_tarball
 from ._logs import Lines, Stream
+from ._oci.errors import FormatError
+from ._oci.layout import read_layout
 from ._reference import Reference
 from ._resources import Created
 from ._source import MOUNT_POINT, Source
@@ -40,6 +43,32 @@ LOG_GRACE = 2.0
 _BLOB_LANDED = re.compile(r"\b(?:pushed|existing|mounted) blob:? (sha256:[0-9a-f]{64})")
 
 
+async def check_source(source: Source, *, tarball: bool = True) -> tuple[dict[str, int], int]:
+    """Read a caller's source through the native pusher's readers before crane pushes it,
+    so that a corrupt tarball or layout is an error whichever pusher: a tarball's layers
+    are hashed and checked against its config, a layout's files against its descriptors.
+    Return the sizes of the layout's blobs by digest (none for a tarball) and the total.
+    ``tarball=False`` leaves a tarball unread (one this library just checked as it made it).
+
+    Raises:
+        InvalidSourceError: the source is not usable.
+
+    Cancellation: the check stops at its next chunk.
+    """
+    if not source.is_layout:
+        if tarball:
+            await check_tarball(
+                source.path, fail=functools.partial(InvalidSourceError, source.path)
+            )
+        return {}, (await anyio.Path(source.path).stat()).st_size
+    try:
+        layout = await read_layout(source.path)
+    except FormatError as exc:
+        raise InvalidSourceError(source.path, f"is not a usable OCI layout: {exc}") from None
+    sizes = {digest: blob.size for digest, blob in layout.blobs().items()}
+    return sizes, sum(sizes.values())
+
+
 class CraneProgress:
     """A crane push's progress, by blob: crane names each blob as it lands.
 
@@ -52,21 +81,6 @@ class CraneProgress:
         self._sizes = sizes
         self._total = total
         self._done = 0
-
-    @classmethod
-    async def of(cls, source: Source, on_progress: OnProgress) -> CraneProgress:
-        if not source.is_layout:
-            return cls(on_progress, {}, (await anyio.Path(source.path).stat()).st_size)
-        layout = anyio.Path(source.path)
-        index = json.loads(await (layout / "index.json").read_bytes())
-        sizes: dict[str, int] = {}
-        for entry in index.get("manifests", []):
-            algorithm, _, encoded = str(entry["digest"]).partition(":")
-            manifest = json.loads(await (layout / "blobs" / algorithm / encoded).read_bytes())
-            for blob in [manifest.get("config", {}), *manifest.get("layers", [])]:
-                if "digest" in blob:
-                    sizes[str(blob["digest"])] = int(blob.get("size", 0))
-        return cls(on_progress, sizes, sum(sizes.values()))
 
     async def line(self, line: str) -> None:
         found = _BLOB_LANDED.search(line)

@@ -66,7 +66,7 @@ from ._options import (
     podman_host_ip,
     resolve,
 )
-from ._push import CraneProgress, crane_spec, run_push
+from ._push import CraneProgress, check_source, crane_spec, run_push
 from ._readiness import http_client, poll_until_ready
 from ._resources import Created, remove
 from ._sweep import live_sessions, sweep_in_background
@@ -221,7 +221,7 @@ class Registry:
                 )
 
             return await self._push_natively(reference, push)
-        return await self._push(checked, reference, on_log, on_progress)
+        return await self._push(checked, reference, on_log, on_progress, check=True)
 
     def _how(self, pusher: str | None, layer_compression: str | None) -> Options:
         """The registry's options with this call's pusher and layer compression."""
@@ -383,8 +383,14 @@ class Registry:
         reference: _reference.Reference,
         on_log: OnLog | None,
         on_progress: OnProgress | None,
+        *,
+        check: bool = False,
     ) -> PushResult:
-        progress = None if on_progress is None else await CraneProgress.of(source, on_progress)
+        """Push with crane; ``check`` a caller's source first (an export of ours is
+        checked as it is made)."""
+        if check or on_progress is not None:
+            sizes, total = await check_source(source, tarball=check)
+        progress = None if on_progress is None else CraneProgress(on_progress, sizes, total)
         endpoints = await self.ready()
         crane_image = await self._crane_image.get()
         rootless = await self._engine.rootless()

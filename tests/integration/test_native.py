@@ -19,7 +19,14 @@ import anyio
 import httpx
 import pytest
 
-from ephemeral_registry import InvalidArgumentError, LogLine, PushError, Registry, _native
+from ephemeral_registry import (
+    InvalidArgumentError,
+    InvalidSourceError,
+    LogLine,
+    PushError,
+    Registry,
+    _native,
+)
 
 from . import testbed
 from .helpers import get, registry_under_test, session_resources
@@ -141,7 +148,7 @@ async def test_a_layout_naming_a_docker_manifest_is_pushed_natively(tmp_path: Pa
         index = json.loads((tmp_path / "layout" / "index.json").read_text())
         index["manifests"].append({**index["manifests"][0], "mediaType": OCI_INDEX})
         (tmp_path / "layout" / "index.json").write_text(json.dumps(index))
-        with pytest.raises(PushError, match="names 1 image manifests, and 1 other entries"):
+        with pytest.raises(InvalidSourceError, match="pushes a layout of exactly one"):
             await registry.push(tmp_path / "layout", "docker/two")
     assert session_resources(registry) == set()
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+import io
 import json
 import os
 import shutil
+import tarfile
 import time
 from pathlib import Path
 
@@ -199,26 +201,64 @@ async def test_push_image_leaves_no_temporary_file(
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("kind", ["two images", "corrupt"])
-async def test_crane_failing_raises_push_error_with_its_message(tmp_path: Path, kind: str) -> None:
-    """crane's refusal comes back as PushError with its exit code and last lines."""
+@pytest.mark.parametrize("kind", ["two images", "cut short", "corrupt gzip"])
+async def test_a_tarball_crane_would_push_wrongly_or_refuse_is_refused_first(
+    tmp_path: Path, kind: str
+) -> None:
+    """The tarball goes through the native pusher's reader before crane runs: what is wrong
+    with it is an InvalidSourceError saying what, and no crane container starts."""
+    whole = (await saved(testbed.SAMPLE, tmp_path)).read_bytes()
+    tarball = tmp_path / "broken.tar"
     if kind == "two images":
         tarball = await saved(testbed.SAMPLE, tmp_path, testbed.SAMPLE_TWO)
-        expected = "tarball must contain only a single image"
-    else:
-        whole = (await saved(testbed.SAMPLE, tmp_path)).read_bytes()
-        tarball = tmp_path / "corrupt.tar"
+        expected = "exactly one image"
+    elif kind == "cut short":
         tarball.write_bytes(whole[: len(whole) // 2])  # a tar that breaks off
-        expected = "Error: loading /ephemeral-registry/source"
+        expected = "ends in the middle"
+    else:
+        tarball.write_bytes(with_corrupt_gzip_layer(whole))
+        expected = "is not valid gzip"
     async with registry_under_test() as registry:
-        with pytest.raises(PushError) as caught:
+        with pytest.raises(InvalidSourceError, match=expected):
             await registry.push(tarball, "broken/image:1")
         await registry.ready()
         assert len(session_resources(registry)) == 2  # the registry and its network: no crane
+
+
+def with_corrupt_gzip_layer(save: bytes) -> bytes:
+    """The save with its first layer replaced by the gzip magic and junk, the diff_id kept."""
+    out = io.BytesIO()
+    with (
+        tarfile.open(fileobj=io.BytesIO(save)) as source,
+        tarfile.open(fileobj=out, mode="w") as tar,
+    ):
+        replaced = False
+        for member in source.getmembers():
+            file = source.extractfile(member) if member.isreg() else None
+            data = file.read() if file is not None else None
+            if data is not None and not replaced and member.name.endswith((".tar", "layer.tar")):
+                data, replaced = b"\x1f\x8b" + b"junk" * 100, True
+                member.size = len(data)
+            tar.addfile(member, io.BytesIO(data) if data is not None else None)
+    assert replaced
+    return out.getvalue()
+
+
+async def test_crane_refusing_raises_push_error_with_its_message(tmp_path: Path) -> None:
+    """crane's refusal (a layout of two entries, which it pushes only with --index) comes back
+    as PushError with its exit code and last lines."""
+    layout = tmp_path / "layout"
+    await testbed.oci_layout(testbed.SAMPLE, layout)
+    index = json.loads((layout / "index.json").read_text())
+    index["manifests"] = index["manifests"] * 2
+    (layout / "index.json").write_text(json.dumps(index))
+    expected = "layout contains 2 entries"
+    async with registry_under_test() as registry:
+        with pytest.raises(PushError) as caught:
+            await registry.push(layout, "broken/image:1")
     error = caught.value
     assert error.exit_code == 1
     assert error.ref == "broken/image:1"
-    assert error.output
     assert any(expected in line for line in error.output), error.output
     assert expected in str(error)
 

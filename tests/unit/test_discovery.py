@@ -167,3 +167,49 @@ def test_a_remote_engine_refuses_loopback_and_is_pulled_from_at_its_address() ->
     local = EngineAddress("tcp://127.0.0.1:2375", "DOCKER_HOST")
     assert host_address("0.0.0.0", local) == "127.0.0.1"
     assert host_address("127.0.0.1", local) == "127.0.0.1"
+
+
+@pytest.mark.parametrize("config", [b"[]", b'"x"', b"null", b"7", b'{"currentContext": 3}', b"{"])
+def test_a_docker_config_of_the_wrong_shape_is_a_typed_error(tmp_path: Path, config: bytes) -> None:
+    """Never an AttributeError from a config.json that is a list, a string or null."""
+    (tmp_path / "config.json").write_bytes(config)
+    with pytest.raises(DockerUnavailableError, match="docker config"):
+        discover({"DOCKER_CONFIG": str(tmp_path)}, home=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("host", "problem"),
+    [
+        ("tcp://[::1", "not an engine address"),
+        ("tcp://host:99999", "not an engine address"),
+        ("ssh://me@box", "reaches"),
+        ("box:2375", "reaches"),
+        ("tcp://", "names no host"),
+        ("unix://", "names no socket"),
+    ],
+)
+def test_a_docker_host_that_is_no_engine_address_is_a_typed_error(
+    tmp_path: Path, host: str, problem: str
+) -> None:
+    with pytest.raises(DockerUnavailableError, match=problem):
+        discover({"DOCKER_HOST": host}, home=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "problem"),
+    [
+        ({"Host": "tcp://box:2376", "SkipTLSVerify": "false"}, "SkipTLSVerify"),
+        ({"Host": "tcp://box:2376", "SkipTLSVerify": 1}, "SkipTLSVerify"),
+        ({"Host": 7}, "Host is not a string"),
+        ({"Host": "tcp://[::1"}, "not an engine address"),
+        ([], "cannot read"),
+    ],
+)
+def test_a_context_is_read_strictly(tmp_path: Path, endpoint: object, problem: str) -> None:
+    """A string "false" never turns TLS verification off: it is refused."""
+    key = hashlib.sha256(b"box").hexdigest()
+    meta = tmp_path / "contexts" / "meta" / key / "meta.json"
+    meta.parent.mkdir(parents=True)
+    meta.write_text(json.dumps({"Name": "box", "Endpoints": {"docker": endpoint}}))
+    with pytest.raises(DockerUnavailableError, match=problem):
+        discover({"DOCKER_CONFIG": str(tmp_path), "DOCKER_CONTEXT": "box"}, home=tmp_path)

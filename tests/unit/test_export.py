@@ -15,13 +15,13 @@ import pytest
 import zstandard
 
 from ephemeral_registry import ExportError, ImageNotFoundError
-from ephemeral_registry._export import (
+from ephemeral_registry._export import unpack_save
+from ephemeral_registry._oci.media_types import (
     OCI_INDEX,
     OCI_LAYER,
     OCI_LAYER_GZIP,
     OCI_LAYER_ZSTD,
     OCI_MANIFEST,
-    unpack_save,
 )
 from ephemeral_registry._platform import Platform
 
@@ -296,12 +296,12 @@ async def test_a_platform_the_save_does_not_hold_is_image_not_found(tmp_path: Pa
 @pytest.mark.parametrize(
     ("breakage", "problem"),
     [
-        ("cut short", "ended in the middle"),
+        ("cut short", "ends in the middle"),
         ("no manifest", "no manifest.json"),
         ("two images", "exactly one image"),
         ("wrong diff_id", "its config says"),
         ("missing layer", "which the tar does not hold"),
-        ("not a tar", "not a tar stream"),
+        ("not a tar", "not a tar archive"),
     ],
 )
 async def test_broken_exports_are_errors(tmp_path: Path, breakage: str, problem: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ephemeral_registry._logs import FrameError, Frames, Lines, Stream
+from ephemeral_registry._logs import MAX_LINE, FrameError, Frames, Lines, Stream
 
 
 def frame(stream: Stream, payload: bytes) -> bytes:
@@ -24,13 +24,44 @@ WRITES: list[tuple[Stream, bytes]] = [
 STREAM = b"".join(frame(stream, payload) for stream, payload in WRITES)
 
 
+def joined(pieces: list[tuple[Stream, bytes]]) -> list[tuple[Stream, bytes]]:
+    """Consecutive pieces of one stream joined: what was written, without empty writes."""
+    out: list[tuple[Stream, bytes]] = []
+    for stream, payload in pieces:
+        if out and out[-1][0] == stream:
+            out[-1] = (stream, out[-1][1] + payload)
+        elif payload:
+            out.append((stream, payload))
+    return out
+
+
 @pytest.mark.parametrize("piece", [1, 3, 8, 9, 1000])
-def test_frames_come_out_whole_and_in_order_however_the_bytes_are_cut(piece: int) -> None:
-    """Frames split across reads at any point come out as written."""
+def test_frames_come_out_in_order_however_the_bytes_are_cut(piece: int) -> None:
+    """Frames split across reads at any point come out as written, in pieces as they came."""
     frames = Frames()
     out = [f for i in range(0, len(STREAM), piece) for f in frames.feed(STREAM[i : i + piece])]
     frames.end()
-    assert out == WRITES
+    assert all(payload for _, payload in out)
+    assert joined(out) == joined(WRITES)
+
+
+def test_a_frame_that_claims_gigabytes_holds_nothing_back() -> None:
+    """Its payload is handed on as it arrives: memory does not grow with the claim."""
+    frames = Frames()
+    header = bytes([2, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF])
+    assert list(frames.feed(header + b"x" * 100)) == [("stderr", b"x" * 100)]
+    assert list(frames.feed(b"y" * 10)) == [("stderr", b"y" * 10)]
+    with pytest.raises(FrameError, match="inside a frame"):
+        frames.end()
+
+
+def test_a_long_line_without_newline_is_linear_and_cut_into_parts() -> None:
+    """2 MB fed a KiB at a time: each byte searched once; lines of at most MAX_LINE bytes."""
+    lines = Lines()
+    out = [line for _ in range(2048) for line in lines.feed("stderr", b"z" * 1024)]
+    out += lines.end()
+    assert "".join(map(str, out)) == "z" * (2 << 20)
+    assert {len(str(line)) for line in out} == {MAX_LINE}
 
 
 def test_lines_keep_the_order_between_streams_and_each_streams_unfinished_line() -> None:
@@ -80,6 +111,8 @@ def test_what_is_not_framed_is_an_error(data: bytes) -> None:
 def test_a_stream_cut_inside_a_frame_is_an_error() -> None:
     """Bytes left over at the end mean the answer broke off."""
     frames = Frames()
-    assert list(frames.feed(STREAM[:-3])) == WRITES[:-1]
+    assert joined(list(frames.feed(STREAM[:-3]))) == joined(
+        [*WRITES[:-1], (WRITES[-1][0], WRITES[-1][1][:-3])]
+    )
     with pytest.raises(FrameError, match="inside a frame"):
         frames.end()
