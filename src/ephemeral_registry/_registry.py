@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
+import inspect
 import itertools
 import logging
 import os
@@ -70,7 +72,15 @@ from ._push import CraneProgress, check_source, crane_spec, run_push
 from ._readiness import http_client, poll_until_ready
 from ._resources import Created, remove
 from ._sweep import live_sessions, sweep_in_background
-from ._types import ContainerState, Credentials, Endpoints, OnLog, OnProgress, PushResult
+from ._types import (
+    ContainerState,
+    Credentials,
+    Endpoints,
+    LogLine,
+    OnLog,
+    OnProgress,
+    PushResult,
+)
 
 logger = logging.getLogger("ephemeral_registry")
 
@@ -81,6 +91,8 @@ REGISTRY_ERROR_LINES = 5
 """How many of the registry's own error lines a native push's PushError carries."""
 PORT_ATTEMPTS = 3
 """How many times the registry container is made when its host port was taken meanwhile."""
+PUSH_LINES = 30
+"""How many of a push's last lines a PushError for a registry that exited carries."""
 
 
 class Registry:
@@ -116,6 +128,10 @@ class Registry:
         """Held while a crane container joins the network, on engines that need it."""
         self._blobs = _native.BlobCache()
         """The layers native pushes put in this registry, to skip or mount them."""
+        self._exited: Outcome[str] = Outcome()
+        """Set, to what happened, once the registry's container has exited (killed, say)."""
+        self._exit_watch_enabled = True
+        """Whether ``_watch_for_exit`` watches (a test that numbers engine calls turns it off)."""
 
     @property
     def pusher(self) -> Pusher:
@@ -250,7 +266,7 @@ class Registry:
             self._check_open()
             try:
                 with anyio.move_on_after(self._options.push_timeout):
-                    return await push()
+                    return await self._while_the_registry_runs(reference, push, [])
             except EphemeralRegistryError as exc:
                 if self._closed:  # the teardown removed the registry under it
                     raise RegistryClosedError() from exc
@@ -406,23 +422,110 @@ class Registry:
                 registry_address=self._address,
                 rootless=rootless,
             )
+            lines: list[LogLine] = []
+
+            async def log(line: LogLine) -> None:
+                lines.append(line)
+                del lines[:-PUSH_LINES]
+                if on_log is not None:
+                    result = on_log(line)
+                    if inspect.isawaitable(result):
+                        await result
+
             try:
-                return await run_push(
-                    self._engine,
-                    spec,
-                    endpoints=endpoints,
-                    reference=reference,
-                    on_log=on_log,
-                    progress=progress,
-                    joining=self._joining if self._joins_one_at_a_time() else None,
-                    timeout=self._options.push_timeout,
-                    cleanup_timeout=self._options.cleanup_timeout,
-                    created=self._created,
+                return await self._while_the_registry_runs(
+                    reference,
+                    functools.partial(
+                        run_push,
+                        self._engine,
+                        spec,
+                        endpoints=endpoints,
+                        reference=reference,
+                        on_log=log,
+                        progress=progress,
+                        joining=self._joining if self._joins_one_at_a_time() else None,
+                        timeout=self._options.push_timeout,
+                        cleanup_timeout=self._options.cleanup_timeout,
+                        created=self._created,
+                    ),
+                    lines,
                 )
             except EphemeralRegistryError as exc:
                 if self._closed:  # the teardown removed crane's container under it
                     raise RegistryClosedError() from exc
                 raise
+
+    async def _while_the_registry_runs(
+        self,
+        reference: _reference.Reference,
+        push: Callable[[], Awaitable[PushResult]],
+        lines: list[LogLine],
+    ) -> PushResult:
+        """Run ``push``, ended at once with a PushError if the registry's container exits
+        meanwhile (instead of crane's retries, or a wait for ``push_timeout``)."""
+        result: PushResult | None = None
+
+        async def run() -> None:
+            nonlocal result
+            result = await push()
+
+        async def stopped() -> None:
+            await self._exited.get()
+
+        try:
+            await race(run, stopped)
+        except PushError as exc:  # the exit may have been its cause (before it was seen): say so
+            exited = await self._exit_now()
+            if exited is None:
+                raise
+            raise PushError(
+                exc.ref,
+                f"{exited}: {exc.reason}",
+                exit_code=exc.exit_code,
+                output=exc.output,
+            ) from exc
+        if result is None:
+            raise PushError(
+                str(reference),
+                f"{await self._exited.get()} during the push",
+                exit_code=None,
+                output=tuple(lines[-PUSH_LINES:]),
+            )
+        return result
+
+    async def _exit_now(self) -> str | None:
+        """What happened to the registry's container, if it has exited (asked at once)."""
+        if self._exited.done:
+            return await self._exited.get()
+        if self._created.registry is None:
+            return None
+        try:
+            state = await self._engine.state(self._created.registry)
+        except EphemeralRegistryError:
+            return None
+        if state.exit_code is None:
+            return None
+        how = " (out of memory)" if state.oom_killed else ""
+        return f"the registry container {self.name} exited with code {state.exit_code}{how}"
+
+    async def _watch_for_exit(self) -> None:
+        """Once the registry is up, wait for its container to exit; tell the pushes."""
+        try:
+            await self._endpoints.get()
+        except Exception:
+            return  # no registry to watch
+        container_id = self._created.registry
+        if container_id is None or not self._exit_watch_enabled:
+            return
+        try:
+            await self._engine.wait(container_id)
+        except EphemeralRegistryError as exc:  # removed meanwhile, say: nothing to tell
+            logger.debug("%s: watching the registry container: %s", self.name, exc)
+            return
+        exited = await self._exit_now()
+        if exited is not None:
+            logger.warning("%s: %s", self.name, exited)
+            self._exited.set_value(exited)
 
     def keep(self) -> None:
         """Leave this registry's containers and network in place when the block exits.
@@ -803,6 +906,7 @@ async def ephemeral_registry(
             async with anyio.create_task_group() as tg:
                 tg.start_soon(registry._bring_up)
                 tg.start_soon(registry._prepare_crane_image)
+                tg.start_soon(registry._watch_for_exit)
                 if sweep_leftovers:
                     tg.start_soon(registry._sweep_after_bring_up)
                 try:

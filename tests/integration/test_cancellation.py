@@ -95,11 +95,13 @@ def operations() -> dict[str, Operation]:
 async def run_once(operation: Operation, sessions: list[str]) -> bool:
     """The operation inside a registry's block; True if it ran to the end of the block.
 
-    Without the background sweep: its engine calls interleave with the
-    operation's at points that vary from run to run, so call N would not be
-    the same call each time (test_sweep.py covers the sweep).
+    Without the background sweep and the watch for the registry's exit: their
+    engine calls interleave with the operation's at points that vary from run
+    to run, so call N would not be the same call each time (test_sweep.py
+    covers the sweep; every block's exit cancels the watch in its wait).
     """
     async with registry_under_test(sweep_leftovers=False) as registry:
+        registry._exit_watch_enabled = False
         sessions.append(registry.session_id)
         await operation(registry)
     return True
