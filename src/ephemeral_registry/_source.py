@@ -8,11 +8,12 @@ message.
 from __future__ import annotations
 
 import os
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from ._errors import InvalidSourceError
+from ._oci.errors import FormatError
+from ._oci.tar import BLOCK, parse_header
 
 MOUNT_POINT = "/ephemeral-registry/source"
 """Where the source appears, read-only, inside the crane container."""
@@ -67,11 +68,13 @@ def check(source: str | os.PathLike[str]) -> Source:
 
 
 def _starts_as_tar(path: Path) -> bool:
-    """Whether the file's first 512 bytes are a tar header with a valid checksum."""
+    """Whether the file's first 512 bytes are a tar header, as the one tar reader reads it."""
     with path.open("rb") as file:
-        block = file.read(tarfile.BLOCKSIZE)
+        block = file.read(BLOCK)
+    if len(block) < BLOCK:
+        return False
     try:
-        tarfile.TarInfo.frombuf(block, tarfile.ENCODING, "surrogateescape")
-    except tarfile.HeaderError:
+        parse_header(block)
+    except FormatError:
         return False
     return True

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 import zstandard
 
@@ -369,3 +370,72 @@ async def test_json_of_the_wrong_shape_is_an_export_error(
         await unpack_save(
             "x:1", reader(save_tar(members)), tmp_path / "layout", engine_platform=engine_platform
         )
+
+
+def zstd_bomb(size: int) -> bytes:
+    """A few KiB of zstd that inflate to ``size`` zero bytes."""
+    out = io.BytesIO()
+    with zstandard.ZstdCompressor().stream_writer(out, closefd=False) as writer:
+        zeros = bytes(1 << 20)
+        for _ in range(size >> 20):
+            writer.write(zeros)
+    return out.getvalue()
+
+
+async def test_a_layer_that_inflates_to_a_gigabyte_holds_neither_the_loop_nor_a_deadline(
+    tmp_path: Path,
+) -> None:
+    """Inflating for the diff_id check runs on a thread, in steps that see cancellation:
+    the event loop keeps ticking, and a deadline ends the unpacking at once."""
+    bomb = zstd_bomb(1 << 30)
+    assert len(bomb) < 256 << 10
+    members, _ = docker_save([bomb], diff_ids=[sha(b"whatever")])
+    gaps: list[float] = []
+
+    async def tick() -> None:
+        last = anyio.current_time()
+        while True:
+            await anyio.sleep(0.005)
+            now = anyio.current_time()
+            gaps.append(now - last)
+            last = now
+
+    started = anyio.current_time()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(tick)
+        with pytest.raises(TimeoutError), anyio.fail_after(0.5):
+            await unpack_save(
+                "x:1",
+                reader(save_tar(members)),
+                tmp_path / "layout",
+                engine_platform=engine_platform,
+            )
+        tg.cancel_scope.cancel()
+    assert anyio.current_time() - started < 1.5, "the deadline did not stop the inflating"
+    assert max(gaps) < 0.1, f"the event loop was held for {max(gaps):.3f} s"
+
+
+@pytest.mark.parametrize(
+    ("layer_bytes", "problem"),
+    [
+        (b"\x1f\x8b" + b"junk" * 100, "is not valid gzip"),
+        (gzip.compress(b"x" * 1000)[:-20], "is cut short"),
+        (b"\x28\xb5\x2f\xfd" + b"junk" * 100, "is not valid zstd"),
+    ],
+)
+async def test_a_corrupt_compressed_layer_is_an_error_saying_so(
+    tmp_path: Path, layer_bytes: bytes, problem: str
+) -> None:
+    """Never a bare zlib.error, nor a layer pushed as it came."""
+    members, _ = docker_save([layer_bytes], diff_ids=[sha(b"x" * 1000)])
+    with pytest.raises(ExportError, match=problem):
+        await unpack_save(
+            "x:1", reader(save_tar(members)), tmp_path / "layout", engine_platform=engine_platform
+        )
+
+
+async def test_a_corrupt_layer_nothing_refers_to_is_no_error(tmp_path: Path) -> None:
+    """Only what the image uses must be sound."""
+    members, _ = docker_save([layer("one")])
+    members.insert(0, ("unreferenced/layer.tar", b"\x1f\x8bjunk"))
+    await unpacked(save_tar(members), tmp_path)
