@@ -45,6 +45,7 @@ import zstandard
 # anyio imports its parts on first use. Imported here, with this module, they are
 # not compiled first deep inside a running task, where CPython 3.11.7's compile()
 # can fail under pytest's assertion rewriting (SystemError, CPython gh-106905).
+from anyio import AsyncFile
 from anyio import Path as AsyncPath
 
 from ._concurrency import opened
@@ -79,6 +80,8 @@ INFLATE_CHUNK = 1 << 20
 """The most bytes one step of the diff_id check decompresses at once."""
 MAX_MEMBERS = 100_000
 """The most files and links of a save that are indexed (a save of 127 layers has about 400)."""
+MAX_NAME_BYTES = 16 << 20
+"""The most bytes of member names and link targets indexed, in all."""
 MAX_MANIFESTS = 1024
 """The most distinct manifests and indexes an index.json may lead to."""
 LAYER_TYPES: dict[Compression, str] = {
@@ -329,19 +332,31 @@ async def check_tarball(path: Path, *, fail: Fail, platform: Platform | None = N
     Cancellation: stops at the next chunk; nothing is left open.
     """
     async with opened(path, "rb") as file:
-
-        async def read_exactly(size: int) -> bytes:
-            data = await file.read(size)
-            if len(data) < size:
-                raise EOFError
-            return data
-
-        async def no_platform() -> Platform:
-            raise fail("it holds several images; give a tarball of exactly one image")
-
-        unpacker = Unpacker(str(path), read_exactly, CheckStore(CHECK_BUDGET), fail=fail)
+        unpacker = Unpacker(str(path), file_reader(file), CheckStore(CHECK_BUDGET), fail=fail)
         await unpacker.run()
-        return await unpacker.choose(platform, no_platform)
+        return await unpacker.choose(platform, one_image_only(fail))
+
+
+def file_reader(file: AsyncFile[bytes]) -> ReadExactly:
+    """``read_exactly`` over an open file: ``EOFError`` where the file ends first."""
+
+    async def read_exactly(size: int) -> bytes:
+        data = await file.read(size)
+        if len(data) < size:
+            raise EOFError
+        return data
+
+    return read_exactly
+
+
+def one_image_only(fail: Fail) -> Callable[[], Awaitable[Platform]]:
+    """The ``engine_platform`` of a tarball: there is no engine to ask which of several
+    images to take, so several are an error."""
+
+    async def no_platform() -> Platform:
+        raise fail("it holds several images; give a tarball of exactly one image")
+
+    return no_platform
 
 
 async def export_image(
@@ -440,6 +455,7 @@ class Unpacker:
         self._fail = fail or functools.partial(ExportError, image)
         self._files: dict[str, Blob] = {}
         self._links: dict[str, str] = {}
+        self._name_bytes = 0
 
     def broken(self, problem: str) -> EphemeralRegistryError:
         return self._fail(problem)
@@ -457,6 +473,9 @@ class Unpacker:
                 continue
             if len(self._files) + len(self._links) >= MAX_MEMBERS:
                 raise FormatError(f"it holds more than {MAX_MEMBERS} files and links")
+            self._name_bytes += len(member.name) + len(member.link)
+            if self._name_bytes > MAX_NAME_BYTES:
+                raise FormatError(f"its member names take more than {MAX_NAME_BYTES} bytes")
             name = member.name
             if member.kind == "file":
                 self._files[name] = await self._store.keep(name, member.size, self._tar.read)

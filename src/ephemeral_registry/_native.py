@@ -53,7 +53,9 @@ from ._export import (
     Fail,
     ReadExactly,
     Unpacker,
+    file_reader,
     manifest_json,
+    one_image_only,
 )
 from ._oci import layout as _layout
 from ._oci.errors import FormatError
@@ -743,24 +745,14 @@ async def push_file(
     reporter.total = (await anyio.Path(path).stat()).st_size
     fail = functools.partial(InvalidSourceError, path)
     async with opened(path, "rb") as file:
-
-        async def read_exactly(size: int) -> bytes:
-            data = await file.read(size)
-            if len(data) < size:
-                raise EOFError
-            return data
-
-        async def no_platform() -> Platform:
-            raise fail("it holds several images; give a tarball of exactly one image")
-
         return await push_save(
             str(path),
-            read_exactly,
+            file_reader(file),
             target,
             reference,
             compression=compression,
             platform=None,
-            engine_platform=no_platform,
+            engine_platform=one_image_only(fail),
             reporter=reporter,
             fail=fail,
         )
