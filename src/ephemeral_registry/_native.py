@@ -298,6 +298,9 @@ class _Store:
                 self._memory[blob.digest] = data
             return blob
         read: Outcome[Blob] = Outcome()
+        # The first chunk counts against the run-ahead too: else a save of many small files
+        # (each read whole at once) would start an upload for each, each holding its chunk.
+        await self._ahead.acquire()  # given back once it is sent (or hashed, if skipped)
         self._start_soon(functools.partial(self._send, name, first, size, read_exactly, read))
         return await read.get()  # the layer's sending goes on beside the rest of the save
 
@@ -314,6 +317,7 @@ class _Store:
                 # Skipped, but hashed: the name is a hint, the content decides.
                 digests = Digests()
                 await digests.feed(first)
+                self._ahead.release()
                 remaining = size - len(first)
                 while remaining:
                     chunk = await read_exactly(min(CHUNK, remaining))
@@ -366,7 +370,8 @@ class _Store:
         sent_size = 0
         # Read chunks wait in memory, bounded by the run-ahead allowance; sent ones, by PIPELINE.
         send_read, receive_read = anyio.create_memory_object_stream[bytes](math.inf)
-        send_out, receive_out = anyio.create_memory_object_stream[bytes](PIPELINE)
+        # Each sent chunk says whether it holds a run-ahead permit, given back once it is sent.
+        send_out, receive_out = anyio.create_memory_object_stream[tuple[bytes, bool]](PIPELINE)
         came: list[Blob] = []
 
         async def read_all() -> None:
@@ -374,7 +379,7 @@ class _Store:
                 await send_read.send(first)
                 remaining = size - len(first)
                 while remaining:
-                    await self._ahead.acquire()  # given back once compressed
+                    await self._ahead.acquire()  # given back once sent
                     chunk = await read_exactly(min(CHUNK, remaining))
                     remaining -= len(chunk)
                     await source.feed(chunk)
@@ -394,21 +399,21 @@ class _Store:
             async with send_out, receive_read:
                 async for chunk in receive_read:
                     out = await anyio.to_thread.run_sync(compress, chunk)
-                    if chunk is not first:
-                        self._ahead.release()
                     sent_size += len(out)
-                    await send_out.send(out)
+                    await send_out.send((out, True))
                 if compressor is not None:
                     tail = compressor.flush()
                     sent.update(tail)
                     sent_size += len(tail)
-                    await send_out.send(tail)
+                    await send_out.send((tail, False))
 
         async def chunks() -> AsyncIterator[bytes]:
             async with receive_out:
-                async for out in receive_out:
+                async for out, counted in receive_out:
                     if out:
                         yield out
+                    if counted:
+                        self._ahead.release()
 
         def sent_digest() -> str:
             """Asked once everything was sent: the stream's own digest, unless compressed here."""
