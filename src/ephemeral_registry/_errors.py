@@ -13,7 +13,7 @@ EphemeralRegistryError
 ├── ImagePullError              pulling an image failed
 ├── RegistryNotReadyError       the registry did not answer ``GET /v2/`` in time, or exited
 ├── RegistryClosedError         the registry was used after its block had exited
-├── PushError                   crane failed to push, or did not finish in time
+├── PushError                   a push failed (crane, the registry's answer, its exit) or timed out
 └── CleanupError                resources could not be removed in time
 ```
 
@@ -222,6 +222,8 @@ class PushError(EphemeralRegistryError):
     native pusher: the registry refused a request or the connection to it
     broke off; ``exit_code`` is ``None``, ``reason`` has the registry's answer,
     and ``output`` the push's last lines, then the registry's own error lines.
+    With either, when the registry's container exited during the push (killed,
+    out of memory), ``reason`` starts by saying so, with its exit code.
     """
 
     def __init__(
