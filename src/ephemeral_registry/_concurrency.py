@@ -124,9 +124,10 @@ async def opened(
 ) -> AsyncIterator[AsyncFile[bytes]]:
     """``anyio.open_file``, closed on exit even when cancelled.
 
-    anyio 4.14, this package's floor, closes an ``AsyncFile`` in a thread
-    call that a cancellation skips, so a cancelled block would leave the
-    file open until the garbage collector finds it (newer anyio shields it).
+    anyio before 4.16 closed an ``AsyncFile`` in a thread call that a
+    cancellation skipped, so a cancelled block left the file open until the
+    garbage collector found it. 4.16, the floor now, shields that close
+    itself; this stays the one way files are opened here.
     """
     file = await open_file(path, mode)
     try:

@@ -149,7 +149,7 @@ async def test_a_failing_block_cancels_its_steps_and_is_raised_as_itself() -> No
 
 
 async def test_a_file_is_closed_when_its_block_is_cancelled(tmp_path: Path) -> None:
-    """Closed at once, not by the garbage collector: anyio 4.14's own close is skipped."""
+    """Closed at once, not by the garbage collector (anyio before 4.16 skipped its own close)."""
     with anyio.CancelScope() as scope:
         async with opened(tmp_path / "file", "wb") as file:
             scope.cancel()
