@@ -405,7 +405,16 @@ class Registry:
         """Push with crane; ``check`` a caller's source first (an export of ours is
         checked as it is made)."""
         if check or on_progress is not None:
-            sizes, total = await check_source(source, tarball=check)
+            with anyio.move_on_after(self._options.push_timeout) as checking:
+                sizes, total = await check_source(source, tarball=check)
+            if checking.cancelled_caught:
+                limit = self._options.push_timeout
+                raise PushError(
+                    str(reference),
+                    f"reading the source to check it took longer than push_timeout={limit:g} s",
+                    exit_code=None,
+                    output=(),
+                )
         progress = None if on_progress is None else CraneProgress(on_progress, sizes, total)
         endpoints = await self.ready()
         crane_image = await self._crane_image.get()

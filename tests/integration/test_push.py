@@ -383,6 +383,16 @@ async def test_a_push_that_runs_too_long_is_stopped_and_removed(tmp_path: Path) 
         assert len(session_resources(registry)) == 2  # the registry and its network
 
 
+async def test_checking_a_source_is_bounded_by_push_timeout(tmp_path: Path) -> None:
+    """Reading a tarball through the checks before crane runs counts against push_timeout."""
+    tarball = await saved(testbed.REGISTRY3, tmp_path)  # 55 MB: its check takes a while
+    async with registry_under_test(push_timeout=0.001) as registry:
+        with pytest.raises(PushError, match="reading the source to check it took longer"):
+            await registry.push(tarball, "slow/check")
+        await registry.ready()
+        assert len(session_resources(registry)) == 2  # the registry and its network: no crane
+
+
 async def test_cancelling_a_push_removes_its_container(tmp_path: Path) -> None:
     """The cancellation propagates; the crane container is gone when push() returns."""
     tarball = await saved(testbed.SAMPLE, tmp_path)

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Stop every engine of the test bed the way the end of a session does: every
+# process killed at once (SIGKILL), pid files and data left behind. For checking
+# that scripts/setup (and so .ci/run) brings them all back from nothing:
+#
+#   bash testbed/stop.sh && git clone . /tmp/fresh && (cd /tmp/fresh && bash .ci/run)
+set -euo pipefail
+
+rootless_user=ephemeral-testbed  # testbed/podman-rootless.sh
+names=(dockerd containerd containerd-shim containerd-shim-runc-v2 docker-proxy
+  podman conmon slirp4netns rootlessport aardvark-dns)
+if id "$rootless_user" >/dev/null 2>&1; then
+  pkill -KILL -u "$rootless_user" || true
+fi
+for name in "${names[@]}"; do
+  pkill -KILL -x "$name" || true
+done
+for _ in $(seq 1 50); do
+  alive=0
+  for name in "${names[@]}"; do
+    if pgrep -x "$name" >/dev/null; then alive=1; fi
+  done
+  [ "$alive" = 0 ] && exit 0
+  sleep 0.1
+done
+echo "testbed: some engine processes outlived SIGKILL:" >&2
+pgrep -a -x "$(IFS='|'; echo "${names[*]}")" >&2 || true
+exit 1
