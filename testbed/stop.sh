@@ -7,7 +7,7 @@
 set -euo pipefail
 
 rootless_user=ephemeral-testbed  # testbed/podman-rootless.sh
-names=(dockerd containerd containerd-shim containerd-shim-runc-v2 docker-proxy
+names=(dockerd containerd containerd-shim docker-proxy  # process names, at most 15 characters
   podman conmon slirp4netns rootlessport aardvark-dns)
 if id "$rootless_user" >/dev/null 2>&1; then
   pkill -KILL -u "$rootless_user" || true
