@@ -7,7 +7,11 @@
 # default bridge (e29br0), and leaves iptables to the first engine ("iptables":
 # false), so that the two do not fight over the same chains. Not "bridge":
 # "none": with it, dockerd deletes the interface docker0 at start, which is the
-# first engine's default bridge, and `docker run` there fails from then on.
+# first engine's default bridge, and `docker run` there fails from then on. And
+# "live-restore": on every start after the first, dockerd deletes its stale
+# "bridge" network and then, where default-address-pools is set and live-restore
+# is not, the interface named docker0 whatever its own bridge is called (moby's
+# configureNetworking); seen here after the engines were killed and set up again.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
@@ -53,6 +57,7 @@ cat >"$state/daemon.json" <<JSON
   "iptables": false,
   "ip6tables": false,
   "default-address-pools": [{"base": "$pool", "size": 24}],
+  "live-restore": true,
   "runtimes": {"testbed-runc": {"path": "$runc"}},
   "default-runtime": "testbed-runc"
 }

@@ -208,10 +208,15 @@ class Registry:
         Raises:
             InvalidReferenceError, InvalidSourceError, InvalidArgumentError:
                 before anything is created.
-            PushError: crane exited non-zero (a corrupt tarball, one holding
-                several images, ...), the registry refused the native pusher,
-                or the push ran past ``push_timeout``; it carries the last lines.
-            ExportError: the native pusher found the tarball unusable.
+            InvalidSourceError: also once the source is read, with either
+                pusher: a tarball that is not a usable ``docker save`` (cut
+                short, several images, a corrupt layer, one that is not its
+                config's), a layout whose descriptors name files outside it or
+                of other sizes.
+            PushError: crane exited non-zero, the registry refused the native
+                pusher, the registry's container exited meanwhile, or the push
+                (or the source's check) ran past ``push_timeout``; it carries
+                the last lines.
             ImageNotFoundError, ImagePullError: the crane image is unavailable.
             RegistryClosedError: the block has exited.
             Any error of ``ready()``.
