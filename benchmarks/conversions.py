@@ -6,7 +6,7 @@
   ``docker run`` the registry, a TCP probe, ``docker run`` crane;
 - four conversions of four ~200 MB images into one registry at once, against
   four baseline conversions one after another;
-- the same one conversion with ``compress_layers=True`` (crane gzips the
+- the same one conversion with ``layer_compression="gzip"`` (crane gzips the
   layers, as the baseline's does), to show what the overlap alone gains;
 - the same conversions with the native pusher (gzip and uncompressed layers);
 - two floors no pusher can beat: the engine's ``docker save`` alone, and the
@@ -42,14 +42,14 @@ import httpx
 import shell_baseline
 from shell_baseline import CRANE, REGISTRY
 
-from ephemeral_registry import ephemeral_registry
+from ephemeral_registry import LayerCompression, ephemeral_registry
 
 BULK = [f"ephemeral-registry-benchmark/bulk-{n}:200" for n in range(4)]
 BULK_500 = "ephemeral-registry-benchmark/bulk:500"
 
 
 async def library_timed(
-    images: list[str], *, compress_layers: bool = False, **options: Any
+    images: list[str], *, layer_compression: LayerCompression | None = None, **options: Any
 ) -> tuple[float, float]:
     """Time to all pushes landed, and the teardown after it."""
     started = time.perf_counter()
@@ -58,7 +58,7 @@ async def library_timed(
     ) as registry:
         async with anyio.create_task_group() as tg:
             for number, image in enumerate(images):
-                push = functools.partial(registry.push_image, compress_layers=compress_layers)
+                push = functools.partial(registry.push_image, layer_compression=layer_compression)
                 tg.start_soon(push, image, f"bench/image-{number}")
         pushed = time.perf_counter()
     return pushed - started, time.perf_counter() - pushed
@@ -167,7 +167,7 @@ def median(values: list[float]) -> float:
 async def main(runs: int) -> None:
     rows: dict[str, list[tuple[float, float]]] = {
         "one: library": [],
-        "one: library, compress_layers=True": [],
+        "one: library, gzip layers": [],
         "one: baseline": [],
         "four at once: library": [],
         "four one after another: baseline": [],
@@ -182,8 +182,8 @@ async def main(runs: int) -> None:
         )
         rows["four at once: native, gzip"].append(await library_timed(BULK, pusher="native"))
         rows["one: library"].append(await library_timed(BULK[:1]))
-        rows["one: library, compress_layers=True"].append(
-            await library_timed(BULK[:1], compress_layers=True)
+        rows["one: library, gzip layers"].append(
+            await library_timed(BULK[:1], layer_compression="gzip")
         )
         rows["one: baseline"].append(await baseline(BULK[0]))
         rows["four at once: library"].append(await library_timed(BULK))
@@ -201,7 +201,7 @@ async def main(runs: int) -> None:
     print("ratios (until pushed; with teardown)")
     for label, mine, theirs, target in [
         ("one conversion", "one: library", "one: baseline", "<= 0.85"),
-        ("one, compress_layers=True", "one: library, compress_layers=True", "one: baseline", ""),
+        ("one, gzip layers", "one: library, gzip layers", "one: baseline", ""),
         ("four at once / four in sequence", "four at once: library",
          "four one after another: baseline", "<= 0.60"),
         ("native gzip: one conversion", "one: native, gzip", "one: baseline", "<= 0.35"),

@@ -29,11 +29,15 @@ from ._errors import RegistryClosedError as RegistryClosedError
 from ._errors import RegistryNotReadyError as RegistryNotReadyError
 from ._options import DEFAULT_CRANE_IMAGE as DEFAULT_CRANE_IMAGE
 from ._options import DEFAULT_REGISTRY_IMAGE as DEFAULT_REGISTRY_IMAGE
+from ._options import LayerCompression as LayerCompression
 from ._options import PullPolicy as PullPolicy
+from ._options import Pusher as Pusher
 from ._types import ContainerState as ContainerState
 from ._types import Credentials as Credentials
 from ._types import Endpoints as Endpoints
 from ._types import LogLine as LogLine
+from ._types import OnLog as OnLog
+from ._types import OnProgress as OnProgress
 from ._types import PushResult as PushResult
 
 if typing.TYPE_CHECKING:
@@ -84,11 +88,15 @@ __all__ = [
     "InvalidArgumentError",
     "InvalidReferenceError",
     "InvalidSourceError",
+    "LayerCompression",
     "Leftover",
     "LogLine",
+    "OnLog",
+    "OnProgress",
     "PullPolicy",
     "PushError",
     "PushResult",
+    "Pusher",
     "Registry",
     "RegistryClosedError",
     "RegistryNotReadyError",

@@ -10,6 +10,7 @@ once everything has been removed.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -111,11 +112,8 @@ class Output:
             for key, value in fields.items():
                 print(f"{key} {value}", flush=True)
 
-    def crane_line(self, line: LogLine) -> None:
-        self.status(f"crane {line.stream}: {line}")
-
-    def native_line(self, line: LogLine) -> None:
-        self.status(f"push: {line}")
+    def push_line(self, pusher: str, line: LogLine) -> None:
+        self.status(f"{pusher} {line.stream}: {line}")
 
 
 def _megabytes(size: int) -> str:
@@ -185,7 +183,7 @@ async def _push_source(
 ) -> PushResult:
     path = Path(source)
     output.status(f"pushing {source}")
-    on_log = output.native_line if registry.pusher == "native" else output.crane_line
+    on_log = functools.partial(output.push_line, registry.pusher)
     on_progress = output.progress
     if await anyio.Path(path).exists():
         reference = ref or _file_ref(path)
@@ -313,8 +311,8 @@ def parser() -> argparse.ArgumentParser:
     images.add_argument(
         "--layer-compression",
         choices=["gzip", "none"],
-        default="gzip",
-        help="the native pusher's, for uncompressed layers (default: gzip)",
+        help="for layers the engine keeps uncompressed (default: as the pusher does: crane"
+        " sends an image's as they are, native gzips them)",
     )
 
     top = argparse.ArgumentParser(

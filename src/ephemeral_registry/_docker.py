@@ -239,6 +239,11 @@ class Engine:
         self._rootless: bool | None = None
         self._asking_rootless = anyio.Lock()
 
+    @property
+    def address(self) -> str:
+        """Where this engine is reached, as its errors name it."""
+        return _address(self._client)
+
     @contextmanager
     def _translate(
         self,

@@ -7,7 +7,7 @@ payload. Reading both streams on one request keeps their relative order,
 which two requests lose.
 
 Everything here is pure: no I/O, no awaiting. ``_docker`` reads the bytes,
-``_push`` decides when to stop.
+the crane pusher decides when to stop.
 """
 
 from __future__ import annotations

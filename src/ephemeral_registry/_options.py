@@ -53,7 +53,8 @@ class Options:
     max_concurrent_pushes: int
     auth: bool
     pusher: Pusher = "crane"
-    layer_compression: LayerCompression = "gzip"
+    layer_compression: LayerCompression | None = None
+    """``None``: each pusher's own default."""
 
 
 def _image(argument: str, given: str | None, env: str, default: str) -> str:
@@ -124,7 +125,7 @@ def resolve(
     max_concurrent_pushes: int,
     auth: bool,
     pusher: str = "crane",
-    layer_compression: str = "gzip",
+    layer_compression: str | None = None,
 ) -> Options:
     """Check every option; raise ``InvalidArgumentError`` for the first bad one."""
     if not isinstance(auth, bool):
@@ -148,7 +149,9 @@ def resolve(
         max_concurrent_pushes=_count("max_concurrent_pushes", max_concurrent_pushes),
         auth=auth,
         pusher=check_pusher(pusher),
-        layer_compression=check_layer_compression(layer_compression),
+        layer_compression=(
+            None if layer_compression is None else check_layer_compression(layer_compression)
+        ),
     )
 
 

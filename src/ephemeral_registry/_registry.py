@@ -25,13 +25,10 @@ and on older Docker engines, where that overlap can deadlock the engine::
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import functools
-import inspect
-import itertools
 import logging
 import os
 import re
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -39,7 +36,7 @@ import aiodocker
 import anyio
 import anyio.lowlevel
 
-from . import _auth, _labels, _native, _platform, _reference, _source
+from . import _auth, _labels, _platform, _reference, _source
 from ._concurrency import Outcome, race, run_all
 from ._discovery import EngineAddress
 from ._docker import ContainerSpec, Engine, engine_address, open_client
@@ -56,7 +53,6 @@ from ._errors import (
     RegistryClosedError,
     RegistryNotReadyError,
 )
-from ._export import exported
 from ._options import (
     LayerCompression,
     Options,
@@ -68,7 +64,10 @@ from ._options import (
     podman_host_ip,
     resolve,
 )
-from ._push import CraneProgress, check_source, crane_spec, run_push
+from ._pushers.base import BasePusher, FromEngine, FromFile, Job, Running
+from ._pushers.crane import CranePusher
+from ._pushers.native import NativePusher
+from ._pushers.report import Report
 from ._readiness import http_client, poll_until_ready
 from ._resources import Created, remove
 from ._sweep import live_sessions, sweep_in_background
@@ -76,7 +75,6 @@ from ._types import (
     ContainerState,
     Credentials,
     Endpoints,
-    LogLine,
     OnLog,
     OnProgress,
     PushResult,
@@ -113,21 +111,26 @@ class Registry:
         self.name = f"{_labels.PREFIX}-{self.session_id}"
         """The name of the registry container and of its network."""
         self._credentials = Credentials.generate() if options.auth else None
-        self._endpoints: Outcome[Endpoints] = Outcome()
+        self._running: Outcome[Running] = Outcome()
         self._crane_image: Outcome[str] = Outcome()
         self._failure_seen = False
         self._closed = False
         self._kept = False
         self._created = Created(self.name)
         """What exists now, recorded as soon as each create answers."""
-        self._address: str | None = None
-        """The registry container's address on its network, once started."""
         self._push_slots = anyio.Semaphore(options.max_concurrent_pushes)
-        self._push_numbers = itertools.count(1)
-        self._joining = anyio.Lock()
-        """Held while a crane container joins the network, on engines that need it."""
-        self._blobs = _native.BlobCache()
-        """The layers native pushes put in this registry, to skip or mount them."""
+        self._pushers: dict[Pusher, BasePusher] = {
+            "crane": CranePusher(
+                engine,
+                self._running.get,
+                self._crane_image.get,
+                name=self.name,
+                labels=_labels.labels(self.session_id, self._owner, "push"),
+                created=self._created,
+                cleanup_timeout=options.cleanup_timeout,
+            ),
+            "native": NativePusher(engine, self._running.get),
+        }
         self._exited: Outcome[str] = Outcome()
         """Set, to what happened, once the registry's container has exited (killed, say)."""
         self._exit_watch_enabled = True
@@ -139,7 +142,7 @@ class Registry:
         return self._options.pusher
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else "ready" if self._endpoints.done else "starting"
+        state = "closed" if self._closed else "ready" if self._running.done else "starting"
         return f"<Registry {self.name} {state}>"
 
     async def ready(self) -> Endpoints:
@@ -165,7 +168,7 @@ class Registry:
         """
         self._check_open()
         try:
-            return await self._endpoints.get()
+            return (await self._running.get()).endpoints
         except Exception:
             self._failure_seen = True
             raise
@@ -202,8 +205,9 @@ class Registry:
                 source and at the end; crane, for an OCI layout, as each blob
                 lands, and for a tarball once, at the end.
             pusher: ``"crane"`` or ``"native"``; by default the registry's.
-            layer_compression: the native pusher's (see ``ephemeral_registry()``);
-                by default the registry's. An OCI layout is pushed as it is.
+            layer_compression: ``"gzip"`` or ``"none"`` (see ``ephemeral_registry()``);
+                by default the registry's. An OCI layout is pushed as it is;
+                crane gzips a tarball's layers itself, so it refuses ``"none"`` there.
 
         Raises:
             InvalidReferenceError, InvalidSourceError, InvalidArgumentError:
@@ -228,62 +232,61 @@ class Registry:
         self._check_open()
         reference = _reference.parse(ref)
         checked = _source.check(source)
-        how = self._how(pusher, layer_compression)
-        if how.pusher == "native":
+        return await self._push(
+            FromFile(checked), reference, on_log, on_progress, pusher, layer_compression
+        )
 
-            async def push() -> PushResult:
-                target = await self._native_target()
-                return await _native.push_source(
-                    checked,
-                    target,
-                    reference,
-                    compression=how.layer_compression,
-                    reporter=_native.Reporter(reference, on_log, on_progress),
-                )
-
-            return await self._push_natively(reference, push)
-        return await self._push(checked, reference, on_log, on_progress, check=True)
-
-    def _how(self, pusher: str | None, layer_compression: str | None) -> Options:
-        """The registry's options with this call's pusher and layer compression."""
-        return dataclasses.replace(
-            self._options,
-            pusher=self._options.pusher if pusher is None else check_pusher(pusher),
-            layer_compression=(
+    async def _push(
+        self,
+        what: FromFile | FromEngine,
+        reference: _reference.Reference,
+        on_log: OnLog | None,
+        on_progress: OnProgress | None,
+        pusher: str | None,
+        layer_compression: str | None,
+    ) -> PushResult:
+        """One push, whichever pusher: in a push slot, within ``push_timeout``, ended at
+        once if the registry's container exits meanwhile."""
+        name = self._options.pusher if pusher is None else check_pusher(pusher)
+        job = Job(
+            what,
+            reference,
+            (
                 self._options.layer_compression
                 if layer_compression is None
                 else check_layer_compression(layer_compression)
             ),
+            Report(name, reference, on_log, on_progress),
         )
-
-    async def _native_target(self) -> _native.Target:
-        """Where native pushes go, once the registry is ready."""
-        endpoints = await self.ready()
-        return _native.Target(
-            endpoints.pull_endpoint, endpoints.push_endpoint, endpoints.credentials, self._blobs
-        )
-
-    async def _push_natively(
-        self, reference: _reference.Reference, push: Callable[[], Awaitable[PushResult]]
-    ) -> PushResult:
-        """Run a native push in a push slot, bounded by ``push_timeout``."""
+        chosen = self._pushers[name]
+        chosen.check(job)
         async with self._push_slots:
             self._check_open()
             try:
                 with anyio.move_on_after(self._options.push_timeout):
-                    return await self._while_the_registry_runs(reference, push, [])
+                    return await self._while_the_registry_runs(job, chosen.push)
             except EphemeralRegistryError as exc:
+                if exc is self._running.error:
+                    self._failure_seen = True
                 if self._closed:  # the teardown removed the registry under it
                     raise RegistryClosedError() from exc
                 if isinstance(exc, PushError):
                     raise await self._with_registry_errors(exc) from exc
                 raise
-        raise PushError(
-            str(reference),
-            f"the native push did not finish within {self._options.push_timeout:g} s",
-            exit_code=None,
-            output=(),
-        )
+        raise self._timed_out(job)
+
+    def _timed_out(self, job: Job) -> EphemeralRegistryError:
+        """The error for a push that ran past ``push_timeout``: it says what was under way."""
+        limit = self._options.push_timeout
+        report = job.report
+        if report.phase == "check":
+            reason = f"reading the source to check it took longer than push_timeout={limit:g} s"
+            return PushError(str(job.reference), reason, exit_code=None, output=())
+        if report.phase == "export" and isinstance(job.what, FromEngine):
+            operation = f"export the image {job.what.image}"
+            return EngineTimeoutError(self._engine.address, operation, limit, "push_timeout")
+        reason = f"the {report.pusher} push did not finish within {limit:g} s (push_timeout)"
+        return PushError(str(job.reference), reason, exit_code=None, output=report.output)
 
     async def _with_registry_errors(self, failure: PushError) -> PushError:
         """The failure with the registry's own last error lines added (a full disk, say):
@@ -294,7 +297,10 @@ class Registry:
                 logged = await self._engine.tail_logs(self._created.registry, LOG_LINES)
                 errors = [f"registry: {error}" for error in map(_server_error, logged) if error]
                 lines = tuple(errors[-REGISTRY_ERROR_LINES:])
-        return PushError(failure.ref, failure.reason, exit_code=None, output=failure.output + lines)
+        if not lines:
+            return failure
+        output = failure.output + lines
+        return PushError(failure.ref, failure.reason, exit_code=failure.exit_code, output=output)
 
     async def push_image(
         self,
@@ -323,7 +329,9 @@ class Registry:
         twice), and layers it keeps compressed (gzip or zstd, as a containerd
         image store may) keep their compression. The pushed image is the same
         image: same config, so the same image id where the engine names images
-        by their config. With ``compress_layers=True`` the ``docker save``
+        by their config. With ``layer_compression="gzip"`` (the native
+        pusher's default) the layers the engine keeps uncompressed are gzipped:
+        the native pusher does it as they stream; for crane the ``docker save``
         tarball goes to crane, which gzips the layers, as ``push()`` does for
         a tarball.
 
@@ -333,15 +341,17 @@ class Registry:
                 registry host (``docker.io/library/alpine:3`` -> ``library/alpine:3``).
             on_log, on_progress: as for ``push()``; the native pusher's total is
                 ``None`` here, as the export's size is known only at its end.
-            compress_layers: gzip the layers (slower; smaller in the registry).
+            compress_layers: the old name of ``layer_compression="gzip"``
+                (deprecated).
             platform: ``os/architecture[/variant]`` of the image to push, where
                 the engine holds it for several (a containerd image store);
                 by default the only one there is, or else the engine's own.
             pusher: ``"crane"`` or ``"native"``; by default the registry's. The
                 native pusher streams the export into the registry in one
                 pass: no container, no temporary files.
-            layer_compression: the native pusher's: ``"gzip"`` or ``"none"``
-                for layers the engine keeps uncompressed; by default the registry's.
+            layer_compression: ``"gzip"`` or ``"none"``, for layers the engine
+                keeps uncompressed; by default the registry's. crane cannot choose
+                a ``platform`` with ``"gzip"``.
 
         Raises:
             ImageNotFoundError: the engine does not hold ``image`` (or not for
@@ -354,126 +364,18 @@ class Registry:
         container already started is removed as in ``push()``.
         """
         self._check_open()
-        how = self._how(pusher, layer_compression)
+        compression = _compression(layer_compression, compress_layers)
         wanted = None if platform is None else _platform.parse(platform)
-        if wanted is not None and compress_layers:
-            raise InvalidArgumentError(
-                "platform", platform, "cannot be chosen with compress_layers=True"
-            )
-        if compress_layers and how.pusher == "native":
-            raise InvalidArgumentError(
-                "compress_layers",
-                compress_layers,
-                'is crane\'s; the native pusher takes layer_compression="gzip" (its default)',
-            )
         image = _reference.local_image(image)
         reference = _reference.from_image_name(image) if ref is None else _reference.parse(ref)
         if not await self._engine.has_image(image):
             raise ImageNotFoundError(image)
-        if how.pusher == "native":
-            engine = self._engine
-
-            async def push() -> PushResult:
-                # The export starts at once; the registry's bring-up goes on meanwhile.
-                async with engine.export(image, timeout=self._options.push_timeout) as content:
-                    target = await self._native_target()
-                    return await _native.push_save(
-                        image,
-                        content.readexactly,
-                        target,
-                        reference,
-                        compression=how.layer_compression,
-                        platform=wanted,
-                        engine_platform=engine.platform,
-                        reporter=_native.Reporter(reference, on_log, on_progress),
-                    )
-
-            return await self._push_natively(reference, push)
-        async with exported(
-            self._engine,
-            image,
-            platform=wanted,
-            as_tarball=compress_layers,
-            timeout=self._options.push_timeout,
-        ) as source:
-            return await self._push(_source.check(source), reference, on_log, on_progress)
-
-    async def _push(
-        self,
-        source: _source.Source,
-        reference: _reference.Reference,
-        on_log: OnLog | None,
-        on_progress: OnProgress | None,
-        *,
-        check: bool = False,
-    ) -> PushResult:
-        """Push with crane; ``check`` a caller's source first (an export of ours is
-        checked as it is made)."""
-        if check or on_progress is not None:
-            with anyio.move_on_after(self._options.push_timeout) as checking:
-                sizes, total = await check_source(source, tarball=check)
-            if checking.cancelled_caught:
-                limit = self._options.push_timeout
-                raise PushError(
-                    str(reference),
-                    f"reading the source to check it took longer than push_timeout={limit:g} s",
-                    exit_code=None,
-                    output=(),
-                )
-        progress = None if on_progress is None else CraneProgress(on_progress, sizes, total)
-        endpoints = await self.ready()
-        crane_image = await self._crane_image.get()
-        rootless = await self._engine.rootless()
-        async with self._push_slots:
-            self._check_open()
-            spec = crane_spec(
-                name=f"{self.name}-push-{next(self._push_numbers)}",
-                crane_image=crane_image,
-                labels=_labels.labels(self.session_id, self._owner, "push"),
-                endpoints=endpoints,
-                source=source,
-                reference=reference,
-                registry_address=self._address,
-                rootless=rootless,
-            )
-            lines: list[LogLine] = []
-
-            async def log(line: LogLine) -> None:
-                lines.append(line)
-                del lines[:-PUSH_LINES]
-                if on_log is not None:
-                    result = on_log(line)
-                    if inspect.isawaitable(result):
-                        await result
-
-            try:
-                return await self._while_the_registry_runs(
-                    reference,
-                    functools.partial(
-                        run_push,
-                        self._engine,
-                        spec,
-                        endpoints=endpoints,
-                        reference=reference,
-                        on_log=log,
-                        progress=progress,
-                        joining=self._joining if self._joins_one_at_a_time() else None,
-                        timeout=self._options.push_timeout,
-                        cleanup_timeout=self._options.cleanup_timeout,
-                        created=self._created,
-                    ),
-                    lines,
-                )
-            except EphemeralRegistryError as exc:
-                if self._closed:  # the teardown removed crane's container under it
-                    raise RegistryClosedError() from exc
-                raise
+        return await self._push(
+            FromEngine(image, wanted), reference, on_log, on_progress, pusher, compression
+        )
 
     async def _while_the_registry_runs(
-        self,
-        reference: _reference.Reference,
-        push: Callable[[], Awaitable[PushResult]],
-        lines: list[LogLine],
+        self, job: Job, push: Callable[[Job], Awaitable[PushResult]]
     ) -> PushResult:
         """Run ``push``, ended at once with a PushError if the registry's container exits
         meanwhile (instead of crane's retries, or a wait for ``push_timeout``)."""
@@ -481,7 +383,7 @@ class Registry:
 
         async def run() -> None:
             nonlocal result
-            result = await push()
+            result = await push(job)
 
         async def stopped() -> None:
             await self._exited.get()
@@ -500,10 +402,10 @@ class Registry:
             ) from exc
         if result is None:
             raise PushError(
-                str(reference),
+                str(job.reference),
                 f"{await self._exited.get()} during the push",
                 exit_code=None,
-                output=tuple(lines[-PUSH_LINES:]),
+                output=job.report.output,
             )
         return result
 
@@ -525,7 +427,7 @@ class Registry:
     async def _watch_for_exit(self) -> None:
         """Once the registry is up, wait for its container to exit; tell the pushes."""
         try:
-            await self._endpoints.get()
+            await self._running.get()
         except Exception:
             return  # no registry to watch
         container_id = self._created.registry
@@ -550,17 +452,13 @@ class Registry:
         """
         self._kept = True
 
-    def _joins_one_at_a_time(self) -> bool:
-        identity = self._engine.known_identity
-        return identity is None or not identity.joins_concurrently
-
     def _check_open(self) -> None:
         if self._closed:
             raise RegistryClosedError()
 
     def _raise_unseen_failure(self) -> None:
         """Raise the bring-up's error if the block ended without ever seeing it from ready()."""
-        failure = self._endpoints.error
+        failure = self._running.error
         if (
             failure is not None
             and not self._failure_seen
@@ -572,15 +470,15 @@ class Registry:
 
     async def _bring_up(self) -> None:
         try:
-            endpoints = await self._start()
+            running = await self._start()
         except Exception as exc:  # handed to ready(); never an unhandled task error
             logger.debug("%s: bring-up failed: %s", self.name, exc)
-            self._endpoints.set_error(exc)
+            self._running.set_error(exc)
         else:
-            logger.debug("%s: ready at %s", self.name, endpoints.pull_endpoint)
-            self._endpoints.set_value(endpoints)
+            logger.debug("%s: ready at %s", self.name, running.endpoints.pull_endpoint)
+            self._running.set_value(running)
 
-    async def _start(self) -> Endpoints:
+    async def _start(self) -> Running:
         options = self._options
         image = options.registry_image
         identity = await self._engine.identify()
@@ -607,15 +505,15 @@ class Registry:
         attachment = await self._engine.attachment(container_id, REGISTRY_PORT, self.name)
         if attachment.host_port is None:
             raise await self._not_ready(container_id, None, url=None)
-        self._address = attachment.address
         pull_endpoint = f"{host_address(host_ip, self._engine_address)}:{attachment.host_port}"
         await self._await_answer(container_id, f"http://{pull_endpoint}/v2/")
-        return Endpoints(
+        endpoints = Endpoints(
             network=self.name,
             push_endpoint=f"{self.name}:{REGISTRY_PORT}",
             pull_endpoint=pull_endpoint,
             credentials=self._credentials,
         )
+        return Running(endpoints, container_id, attachment.address)
 
     async def _create_and_start(self, spec: ContainerSpec) -> str:
         """Create and start the registry container; return its id.
@@ -669,7 +567,7 @@ class Registry:
     async def _sweep_after_bring_up(self) -> None:
         """Remove dead processes' leftovers, once the bring-up no longer needs the engine."""
         with contextlib.suppress(Exception):
-            await self._endpoints.get()
+            await self._running.get()
         await sweep_in_background(self._engine)
 
     async def _prepare_crane_image(self) -> None:
@@ -746,7 +644,7 @@ class Registry:
         Runs shielded from cancellation and bounded by ``cleanup_timeout``.
         """
         self._closed = True
-        for outcome in (self._endpoints, self._crane_image):
+        for outcome in (self._running, self._crane_image):
             if not outcome.done:
                 outcome.set_error(RegistryClosedError())
         if self._kept:
@@ -800,6 +698,24 @@ class Registry:
 _LOGGED_MESSAGE = re.compile(r'\bmsg="((?:[^"\\]|\\.)*)"')
 
 
+def _compression(layer_compression: str | None, compress_layers: bool) -> str | None:
+    """``push_image``'s layer compression, from ``compress_layers``, its old name, too."""
+    if not compress_layers:
+        return layer_compression
+    warnings.warn(
+        'compress_layers=True is layer_compression="gzip" now, for either pusher',
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    if layer_compression not in (None, "gzip"):
+        raise InvalidArgumentError(
+            "compress_layers",
+            compress_layers,
+            f"contradicts layer_compression={layer_compression!r}",
+        )
+    return "gzip"
+
+
 def _server_error(line: str) -> str | None:
     """The message of a registry log line that reports an error of its own, else None.
 
@@ -828,7 +744,7 @@ async def ephemeral_registry(
     sweep_leftovers: bool = True,
     auth: bool = False,
     pusher: Pusher = "crane",
-    layer_compression: LayerCompression = "gzip",
+    layer_compression: LayerCompression | None = None,
     docker: aiodocker.Docker | None = None,
 ) -> AsyncIterator[Registry]:
     """Bring up a throwaway registry on a private Docker network, and remove it on exit.
@@ -863,10 +779,13 @@ async def ephemeral_registry(
             container on the registry's network) or ``"native"`` (over HTTP from
             this process, the export streamed into the registry in one pass, no
             container, no temporary files). Each push may choose otherwise.
-        layer_compression: how the native pusher sends layers that the engine
-            keeps uncompressed: ``"gzip"`` (ISA-L level 1, what every client
-            reads) or ``"none"`` (faster; some pullers insist on gzip). Layers
-            that come compressed (gzip, zstd) are pushed as they are.
+        layer_compression: how layers that the engine keeps uncompressed are
+            pushed: ``"gzip"`` (what every client reads) or ``"none"`` (faster;
+            some pullers insist on gzip). By default, each pusher's own way: the
+            native pusher gzips them (ISA-L, level 1), crane pushes an image of
+            the engine's as they are (crane would gzip each layer twice) and a
+            tarball's gzipped (crane's own way). Layers that come compressed
+            (gzip, zstd) are pushed as they are, and so is an OCI layout.
         sweep_leftovers: once the registry is up (or has failed), remove in the
             background what dead processes on this host left behind (see ``sweep()``).
         docker: an ``aiodocker.Docker`` client to use; it is left open. By

@@ -28,7 +28,7 @@ class Source:
     is_layout: bool
     user: str
     """``uid:gid`` of the source's owner: crane runs as that user (see
-    ``_push.crane_spec``), so it can read exactly what the owner can, a mode-0600
+    ``_pushers.crane.crane_spec``), so it can read exactly what the owner can, a mode-0600
     ``docker save -o`` tarball included."""
 
 

@@ -87,7 +87,7 @@ def operations() -> dict[str, Operation]:
     return {
         "bring-up": lambda registry: registry.ready(),
         "push_image (tarball)": lambda registry: registry.push_image(
-            testbed.SAMPLE, "cancel/image", compress_layers=True
+            testbed.SAMPLE, "cancel/image", layer_compression="gzip"
         ),
     }
 
@@ -107,7 +107,7 @@ async def run_once(operation: Operation, sessions: list[str]) -> bool:
     return True
 
 
-# push_image with compress_layers=True makes every call push() makes, and the export's.
+# push_image with layer_compression="gzip" (crane) makes every call push() makes, and the export's.
 @pytest.mark.parametrize("name", ["bring-up", "push_image (tarball)"])
 async def test_cancellation_at_every_engine_call(cancel_at: CancelAtCall, name: str) -> None:
     """Before and after each engine call of the bring-up, the operation and the teardown."""

@@ -234,5 +234,5 @@ async def test_push_with_the_native_pusher() -> None:
     assert code == 0, err
     fields = dict(line.split(" ", 1) for line in out.splitlines())
     assert fields["ref"].endswith("/native/cli:latest")
-    assert "push: pushed blob: sha256:" in err
+    assert "native stderr: pushed blob: sha256:" in err
     assert "crane" not in err

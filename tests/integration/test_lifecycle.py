@@ -186,7 +186,7 @@ async def test_an_unseen_bring_up_failure_is_raised_at_exit() -> None:
         async with registry_under_test(registry_image=testbed.REGISTRY_EXITS) as registry:
             # Wait for the failure without ready(), which would count as seeing it.
             with pytest.raises(RegistryNotReadyError):
-                await registry._endpoints.get()
+                await registry._running.get()
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ from ephemeral_registry import (
     ImageNotFoundError,
     InvalidReferenceError,
     InvalidSourceError,
+    LayerCompression,
     LogLine,
     PushError,
     PushResult,
@@ -434,18 +435,19 @@ async def test_pushing_after_the_block_exits_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("compress_layers", "layer_type"),
+    ("layer_compression", "layer_type"),
     [
-        (False, "application/vnd.oci.image.layer.v1.tar"),
-        (True, "application/vnd.docker.image.rootfs.diff.tar.gzip"),
+        (None, "application/vnd.oci.image.layer.v1.tar"),
+        ("gzip", "application/vnd.docker.image.rootfs.diff.tar.gzip"),
     ],
 )
 async def test_push_image_layers_are_uncompressed_unless_asked(
-    compress_layers: bool, layer_type: str
+    layer_compression: LayerCompression | None, layer_type: str
 ) -> None:
-    """By default layers go up as they are; compress_layers=True has crane gzip them."""
+    """By default crane pushes an image's layers as they are; layer_compression="gzip" has
+    crane gzip them."""
     async with registry_under_test() as registry:
-        result = await registry.push_image(testbed.SAMPLE, compress_layers=compress_layers)
+        result = await registry.push_image(testbed.SAMPLE, layer_compression=layer_compression)
         endpoints = await registry.ready()
         repository = testbed.SAMPLE.split(":")[0]
         response = await get(

@@ -8,7 +8,8 @@ import httpx
 import pytest
 
 from ephemeral_registry._export import Blob
-from ephemeral_registry._native import BlobCache, _Api, _Held, _Refused
+from ephemeral_registry._pushers.distribution import Api, Refused
+from ephemeral_registry._pushers.native import BlobCache, _Held
 
 pytestmark = pytest.mark.anyio
 
@@ -49,7 +50,7 @@ async def chunks() -> AsyncIterator[bytes]:
 async def test_an_upload_continues_at_the_registrys_own_location(location: str) -> None:
     seen: list[httpx.Request] = []
     async with client(location, seen) as http:
-        await _Api(http, "app").upload(chunks(), lambda: DIGEST)
+        await Api(http, "app").upload(chunks(), lambda: DIGEST)
     assert [request.method for request in seen] == ["POST", "PATCH", "PUT"]
     assert {request.url.host for request in seen} == {"127.0.0.1"}
 
@@ -67,16 +68,16 @@ async def test_an_upload_location_outside_the_registrys_origin_gets_nothing(loca
     """The credentials go with every request: none goes elsewhere, and the push fails."""
     seen: list[httpx.Request] = []
     async with client(location, seen) as http:
-        with pytest.raises(_Refused, match="outside its own origin"):
-            await _Api(http, "app").upload(chunks(), lambda: DIGEST)
+        with pytest.raises(Refused, match="outside its own origin"):
+            await Api(http, "app").upload(chunks(), lambda: DIGEST)
     assert [request.method for request in seen] == ["POST"]
 
 
 async def test_an_upload_without_a_location_is_refused() -> None:
     seen: list[httpx.Request] = []
     async with client("", seen) as http:
-        with pytest.raises(_Refused, match="without a Location"):
-            await _Api(http, "app").put_blob(b"x", DIGEST)
+        with pytest.raises(Refused, match="without a Location"):
+            await Api(http, "app").put_blob(b"x", DIGEST)
 
 
 async def test_a_failed_pushs_cache_entries_are_forgotten() -> None:

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import inspect
 import logging
 import math
 import re
@@ -44,9 +43,10 @@ import anyio.to_thread
 import httpx
 from isal import isal_zlib
 
-from ._concurrency import Outcome, StartSoon, beside, opened, run_all
-from ._errors import ExportError, InvalidSourceError, PushError
-from ._export import (
+from .._concurrency import Outcome, StartSoon, beside, opened, run_all
+from .._docker import Engine
+from .._errors import ExportError, InvalidSourceError, PushError
+from .._export import (
     CHUNK,
     Blob,
     Digests,
@@ -57,14 +57,15 @@ from ._export import (
     manifest_json,
     one_image_only,
 )
-from ._oci import layout as _layout
-from ._oci.errors import FormatError
-from ._oci.media_types import OCI_MANIFEST
-from ._options import LayerCompression
-from ._platform import Platform
-from ._reference import Reference
-from ._source import Source
-from ._types import Credentials, LogLine, OnLog, OnProgress, PushResult
+from .._oci import layout as _layout
+from .._oci.errors import FormatError
+from .._oci.media_types import OCI_MANIFEST
+from .._options import LayerCompression
+from .._platform import Platform
+from .._types import Endpoints, PushResult
+from . import distribution
+from .base import FromFile, Job, Ready
+from .report import manifest_digest
 
 logger = logging.getLogger("ephemeral_registry")
 
@@ -83,12 +84,8 @@ RUN_AHEAD = 16 << 20
 """How far reading a save may run ahead of the sending of its layers (bytes)."""
 LAYOUT_UPLOADS = 2
 """How many blobs of an OCI layout go up at once: two fill the registry better than one."""
-UPLOAD_TIMEOUT = httpx.Timeout(60.0)
-"""Per read, write or connection of one request (not the whole upload)."""
-ABORT_TIMEOUT = 5.0
-OUTPUT_LINES = 30
-PROGRESS_STEP = 1 << 20
-"""Progress is reported at most once per this many bytes (and once at the end)."""
+DEFAULT_COMPRESSION: LayerCompression = "gzip"
+"""For layers the engine keeps uncompressed: every client reads gzip, and level 1 is cheap."""
 _CONTENT_NAMED = re.compile(r"[0-9a-f]{64}")
 
 
@@ -145,120 +142,13 @@ class BlobCache:
         self._where.setdefault(digest, repository)
 
 
-class _Refused(Exception):
-    """The registry answered a request with an error."""
-
-
-class _Api:
-    """The requests of the OCI distribution API that a push makes, for one repository."""
-
-    def __init__(self, client: httpx.AsyncClient, repository: str) -> None:
-        self._client = client
-        self.repository = repository
-        self._blobs = f"/v2/{repository}/blobs"
-
-    @staticmethod
-    def _check(response: httpx.Response, *expected: int) -> httpx.Response:
-        if response.status_code not in expected:
-            request = response.request
-            raise _Refused(
-                f"the registry answered {request.method} {request.url.path} with"
-                f" {response.status_code}: {response.text.strip()[:500]}"
-            )
-        return response
-
-    def _location(self, response: httpx.Response, default: str | None = None) -> str:
-        """Where an upload goes on: the answer's ``Location``, which must stay within the
-        registry's own origin, as the credentials go with every request to it."""
-        location = response.headers.get("Location", default)
-        request = response.request
-        if not location:
-            raise _Refused(
-                f"the registry answered {request.method} {request.url.path} without a Location"
-            )
-        base = self._client.base_url
-        try:
-            url = base.join(location)
-        except httpx.InvalidURL as exc:
-            raise _Refused(f"the registry sent an upload Location that is no URL ({exc})") from None
-        if (url.scheme, url.host, url.port) != (base.scheme, base.host, base.port):
-            raise _Refused(
-                f"the registry sent the upload elsewhere ({url.scheme}://{url.netloc.decode()}),"
-                f" outside its own origin ({base.scheme}://{base.netloc.decode()}); nothing is"
-                " sent there"
-            )
-        return str(url)
-
-    async def has(self, digest: str) -> bool:
-        response = await self._client.head(f"{self._blobs}/{digest}")
-        return self._check(response, 200, 404).status_code == 200
-
-    async def mount(self, digest: str, source: str) -> bool:
-        """Mount a blob of another repository; False where the registry would not."""
-        response = self._check(
-            await self._client.post(
-                f"{self._blobs}/uploads/", params={"mount": digest, "from": source}
-            ),
-            201,
-            202,
-        )
-        if response.status_code == 201:
-            return True
-        await self._abort(self._location(response))  # it opened an upload instead
-        return False
-
-    async def upload(self, chunks: AsyncIterator[bytes], digest: Callable[[], str]) -> None:
-        """Upload a blob from ``chunks`` in one streamed request; ``digest()`` is asked after."""
-        url = self._location(self._check(await self._client.post(f"{self._blobs}/uploads/"), 202))
-        try:
-            patched = await self._client.patch(
-                url, content=chunks, headers={"Content-Type": "application/octet-stream"}
-            )
-            url = self._location(self._check(patched, 202, 204), url)
-            self._check(await self._client.put(_with_digest(url, digest())), 201)
-        except BaseException:
-            await self._abort(url)
-            raise
-
-    async def put_blob(self, data: bytes, digest: str) -> None:
-        started = self._check(await self._client.post(f"{self._blobs}/uploads/"), 202)
-        location = self._location(started)
-        response = await self._client.put(
-            _with_digest(location, digest),
-            content=data,
-            headers={"Content-Type": "application/octet-stream"},
-        )
-        self._check(response, 201)
-
-    async def put_manifest(self, tag: str, manifest: bytes, media_type: str) -> None:
-        response = await self._client.put(
-            f"/v2/{self.repository}/manifests/{tag}",
-            content=manifest,
-            headers={"Content-Type": media_type},
-        )
-        self._check(response, 201)
-
-    async def _abort(self, url: str) -> None:
-        """Cancel an upload session; best effort, shielded and bounded."""
-        with anyio.move_on_after(ABORT_TIMEOUT, shield=True):
-            try:
-                await self._client.delete(url)
-            except httpx.HTTPError as exc:
-                logger.debug("could not cancel the upload %s: %s", url, exc)
-
-
-def _with_digest(location: str, digest: str) -> httpx.URL:
-    """An upload's location, which carries the registry's own state, with ``digest=`` added."""
-    return httpx.URL(location).copy_add_param("digest", digest)
-
-
 class _Store:
     """A BlobStore that uploads the save's layers as they stream and holds the rest."""
 
     def __init__(
         self,
         image: str,
-        api: _Api,
+        api: distribution.Api,
         cache: BlobCache,
         compression: LayerCompression,
         say: Callable[[str], Awaitable[None]],
@@ -473,235 +363,194 @@ async def _read(read_exactly: ReadExactly, size: int, *, keep: bool = True) -> b
     return b"".join(parts)
 
 
-@dataclass(frozen=True)
-class Target:
-    """Where a native push goes."""
+class NativePusher:
+    """Pushes over HTTP from this process (see the module docstring)."""
 
-    pull_endpoint: str
-    push_endpoint: str
-    credentials: Credentials | None
-    cache: BlobCache
+    def __init__(self, engine: Engine, ready: Ready) -> None:
+        self._engine = engine
+        self._ready = ready
+        self._cache = BlobCache()
+        """The layers this registry's native pushes put in it, to skip or mount them."""
 
+    def check(self, job: Job) -> None:
+        pass  # every job is one it can push
 
-async def push_save(
-    image: str,
-    read_exactly: ReadExactly,
-    target: Target,
-    reference: Reference,
-    *,
-    compression: LayerCompression,
-    platform: Platform | None,
-    engine_platform: Callable[[], Awaitable[Platform]],
-    reporter: Reporter,
-    fail: Fail | None = None,
-) -> PushResult:
-    """Push the image of a ``docker save`` stream to the registry as it is read.
+    async def push(self, job: Job) -> PushResult:
+        compression: LayerCompression = job.layer_compression or DEFAULT_COMPRESSION
+        what = job.what
+        if isinstance(what, FromFile):
+            if what.source.is_layout:
+                return await self._push_layout(what.source.path, job)
+            return await self._push_file(what.source.path, job, compression)
+        # The export starts at once; the registry's bring-up goes on meanwhile.
+        async with self._engine.export(what.image, timeout=math.inf) as content:
+            return await self._push_save(
+                what.image,
+                content.readexactly,
+                job,
+                compression,
+                platform=what.platform,
+                engine_platform=self._engine.platform,
+            )
 
-    The stream is the engine's export, whose member names the blob cache may
-    trust as hints; with ``fail`` (a caller's tarball) it is not, and its
-    problems are the errors ``fail`` makes.
+    async def _push_save(
+        self,
+        image: str,
+        read_exactly: ReadExactly,
+        job: Job,
+        compression: LayerCompression,
+        *,
+        platform: Platform | None,
+        engine_platform: Callable[[], Awaitable[Platform]],
+        fail: Fail | None = None,
+    ) -> PushResult:
+        """Push the image of a ``docker save`` stream to the registry as it is read.
 
-    Raises:
-        ExportError (or what ``fail`` makes): the stream is not a usable
-            ``docker save``, or a layer is corrupt or does not match its config.
-        ImageNotFoundError: it holds no image for ``platform``.
-        PushError: the registry refused a request, or could not be reached;
-            it carries the registry's answer and the lines logged so far.
+        The stream is the engine's export, whose member names the blob cache
+        may trust as hints; with ``fail`` (a caller's tarball) it is not, and
+        its problems are the errors ``fail`` makes.
 
-    Cancellation: the uploads under way are cancelled (see the module docstring).
-    """
+        Raises:
+            ExportError (or what ``fail`` makes): the stream is not a usable
+                ``docker save``, or a layer is corrupt or does not match its config.
+            ImageNotFoundError: it holds no image for ``platform``.
+            PushError: the registry refused a request, or could not be reached;
+                it carries the registry's answer and the lines logged so far.
 
-    async def read_counted(size: int) -> bytes:
-        data = await read_exactly(size)
-        await reporter.advance(len(data))
-        return data
+        Cancellation: the uploads under way are cancelled (see the module docstring).
+        """
+        report = job.report
 
-    broken = fail or functools.partial(ExportError, image)
-    async with _client(target) as client:
-        api = _Api(client, reference.repository)
-        store: _Store | None = None
+        async def read_counted(size: int) -> bytes:
+            data = await read_exactly(size)
+            await report.advance(len(data))
+            return data
+
+        broken = fail or functools.partial(ExportError, image)
+        endpoints = (await self._ready()).endpoints
+        async with distribution.client(endpoints.pull_endpoint, endpoints.credentials) as client:
+            api = distribution.Api(client, job.reference.repository)
+            store: _Store | None = None
+            try:
+                async with beside() as start_soon:  # the exit waits for every layer's upload
+                    store = _Store(
+                        image,
+                        api,
+                        self._cache,
+                        compression,
+                        report.say,
+                        start_soon,
+                        trusted_names=fail is None,
+                        fail=broken,
+                    )
+                    unpacker = Unpacker(image, read_counted, store, fail=broken)
+                    await unpacker.run()
+                chosen = await unpacker.choose(platform, engine_platform)
+                layers = [
+                    store.pushed[layer.digest]
+                    if layer.digest in store.pushed
+                    else await store.push_held(layer, layer=True)
+                    for layer in chosen.layers
+                ]
+                config = await store.push_held(chosen.config, layer=False)
+                manifest = manifest_json(config, layers)
+                await api.put_manifest(job.reference.tag, manifest, OCI_MANIFEST)
+            except FormatError as exc:  # the tar reader's, from a layer's upload beside the reading
+                self._forget(store)
+                raise broken(str(exc)) from None
+            except (distribution.Refused, httpx.HTTPError) as exc:
+                self._forget(store)
+                raise _failed(job, exc) from exc
+            except BaseException:
+                self._forget(store)
+                raise
+        return await _finish(job, endpoints, manifest)
+
+    def _forget(self, store: _Store | None) -> None:
+        """A failed push's cache entries go: what it read may have been a lie."""
+        if store is not None:
+            self._cache.forget(store.recorded)
+
+    async def _push_layout(self, path: Path, job: Job) -> PushResult:
+        """Push the one image of an OCI image layout, blobs and manifest as they are.
+
+        The layout is read and checked first (``_oci.layout``): every file it
+        names lies inside it and has the size its descriptor gives.
+
+        Raises:
+            InvalidSourceError: the layout is malformed, names a file outside
+                itself, or holds other than exactly one image manifest.
+            PushError: as for ``_push_save``.
+        """
+        report = job.report
         try:
-            async with beside() as start_soon:  # the exit waits for every layer's upload
-                store = _Store(
-                    image,
-                    api,
-                    target.cache,
-                    compression,
-                    reporter.say,
-                    start_soon,
-                    trusted_names=fail is None,
-                    fail=broken,
-                )
-                unpacker = Unpacker(image, read_counted, store, fail=broken)
-                await unpacker.run()
-            chosen = await unpacker.choose(platform, engine_platform)
-            layers = [
-                store.pushed[layer.digest]
-                if layer.digest in store.pushed
-                else await store.push_held(layer, layer=True)
-                for layer in chosen.layers
-            ]
-            config = await store.push_held(chosen.config, layer=False)
-            manifest = manifest_json(config, layers)
-            await api.put_manifest(reference.tag, manifest, OCI_MANIFEST)
-        except FormatError as exc:  # the tar reader's, from a layer's upload beside the reading
-            _forget(target, store)
-            raise broken(str(exc)) from None
-        except (_Refused, httpx.HTTPError) as exc:
-            _forget(target, store)
-            raise reporter.failed(exc) from exc
-        except BaseException:
-            _forget(target, store)
-            raise
-    return await reporter.finish(target, manifest)
-
-
-def _forget(target: Target, store: _Store | None) -> None:
-    """A failed push's cache entries go: what it read may have been a lie."""
-    if store is not None:
-        target.cache.forget(store.recorded)
-
-
-def _client(target: Target) -> httpx.AsyncClient:
-    auth = (
-        httpx.BasicAuth(target.credentials.username, target.credentials.password)
-        if target.credentials is not None
-        else None
-    )
-    return httpx.AsyncClient(
-        base_url=f"http://{target.pull_endpoint}",
-        auth=auth,
-        trust_env=False,
-        verify=False,
-        timeout=UPLOAD_TIMEOUT,
-    )
-
-
-class Reporter:
-    """What one native push tells: its lines (``on_log`` and the logger), its progress
-    (``on_progress``, at most every ``PROGRESS_STEP`` bytes, and at the end), its outcome."""
-
-    def __init__(
-        self, reference: Reference, on_log: OnLog | None, on_progress: OnProgress | None
-    ) -> None:
-        self._reference = reference
-        self._on_log = on_log
-        self._on_progress = on_progress
-        self._output: list[LogLine] = []
-        self.done = 0
-        """Bytes of the source read (or, for an OCI layout, of its blobs handled)."""
-        self.total: int | None = None
-        """The source's size, where known before the push: a file's, a layout's blobs'."""
-        self._shown = -1
-
-    async def advance(self, size: int) -> None:
-        self.done += size
-        if self.done - self._shown >= PROGRESS_STEP:
-            await self._progress()
-
-    async def _progress(self) -> None:
-        self._shown = self.done
-        if self._on_progress is not None:
-            result = self._on_progress(self.done, self.total)
-            if inspect.isawaitable(result):
-                await result
-
-    async def say(self, text: str) -> None:
-        line = LogLine(text, "stderr")
-        self._output.append(line)
-        logger.info("native push %s: %s", self._reference, line)
-        if self._on_log is not None:
-            result = self._on_log(line)
-            if inspect.isawaitable(result):
-                await result
-
-    def failed(self, exc: Exception) -> PushError:
-        if isinstance(exc, _Refused):
-            problem = str(exc)
-        else:
-            during = ""
-            if isinstance(exc, httpx.RequestError):
-                with suppress(RuntimeError):  # raised where no request was set
-                    during = f" during {exc.request.method} {exc.request.url.path}"
-            problem = f"the connection to the registry broke off{during} ({exc!r})"
-        output = tuple(self._output[-OUTPUT_LINES:])
-        return PushError(str(self._reference), problem, exit_code=None, output=output)
-
-    async def finish(self, target: Target, manifest: bytes) -> PushResult:
-        if self.total is not None:
-            self.done = self.total  # a tarball's end-of-archive padding is never read
-        if self._shown != self.done:
-            await self._progress()
-        digest = f"sha256:{hashlib.sha256(manifest).hexdigest()}"
-        repository = self._reference.repository
-        await self.say(f"{target.push_endpoint}/{repository}@{digest}")
-        return PushResult(
-            ref=f"{target.pull_endpoint}/{self._reference}",
-            digest=digest,
-            digest_ref=f"{target.pull_endpoint}/{repository}@{digest}",
-        )
-
-
-async def push_source(
-    source: Source,
-    target: Target,
-    reference: Reference,
-    *,
-    compression: LayerCompression,
-    reporter: Reporter,
-) -> PushResult:
-    """Push a checked ``push()`` source: a ``docker save`` tarball, or an OCI layout as it is."""
-    if source.is_layout:
-        return await push_layout(source.path, target, reference, reporter=reporter)
-    return await push_file(
-        source.path, target, reference, compression=compression, reporter=reporter
-    )
-
-
-async def push_layout(
-    path: Path, target: Target, reference: Reference, *, reporter: Reporter
-) -> PushResult:
-    """Push the one image of an OCI image layout, blobs and manifest as they are.
-
-    The layout is read and checked first (``_oci.layout``): every file it
-    names lies inside it and has the size its descriptor gives.
-
-    Raises:
-        InvalidSourceError: the layout is malformed, names a file outside
-            itself, or holds other than exactly one image manifest.
-        PushError: as for ``push_save``.
-    """
-    try:
-        layout = await _layout.read_layout(path)
-    except FormatError as exc:
-        raise InvalidSourceError(path, f"is not a usable OCI layout: {exc}") from None
-    image = _one_image(layout, path)
-    reporter.total = sum(blob.size for blob in image.blobs)
-    async with _client(target) as client:
-        api = _Api(client, reference.repository)
-        try:
-            uploads = anyio.CapacityLimiter(LAYOUT_UPLOADS)
-
-            async def send(descriptor: _layout.Descriptor) -> None:
-                digest = descriptor.digest
-                async with uploads:
-                    if await api.has(digest):
-                        await reporter.say(f"existing blob: {digest}")
-                    else:
-                        chunks = _file_chunks(layout, descriptor)
-                        await api.upload(chunks, functools.partial(str, digest))
-                        await reporter.say(f"pushed blob: {digest} ({descriptor.size} bytes)")
-                await reporter.advance(descriptor.size)
-
-            async with beside() as start_soon:
-                for descriptor in {blob.digest: blob for blob in image.blobs}.values():
-                    start_soon(functools.partial(send, descriptor))
-            await api.put_manifest(reference.tag, image.content, image.media_type)
-        except FormatError as exc:  # a blob changed under us
+            layout = await _layout.read_layout(path)
+        except FormatError as exc:
             raise InvalidSourceError(path, f"is not a usable OCI layout: {exc}") from None
-        except (_Refused, httpx.HTTPError) as exc:
-            raise reporter.failed(exc) from exc
-    return await reporter.finish(target, image.content)
+        image = _one_image(layout, path)
+        report.total = sum(blob.size for blob in image.blobs)
+        endpoints = (await self._ready()).endpoints
+        async with distribution.client(endpoints.pull_endpoint, endpoints.credentials) as client:
+            api = distribution.Api(client, job.reference.repository)
+            try:
+                uploads = anyio.CapacityLimiter(LAYOUT_UPLOADS)
+
+                async def send(descriptor: _layout.Descriptor) -> None:
+                    digest = descriptor.digest
+                    async with uploads:
+                        if await api.has(digest):
+                            await report.say(f"existing blob: {digest}")
+                        else:
+                            chunks = _file_chunks(layout, descriptor)
+                            await api.upload(chunks, functools.partial(str, digest))
+                            await report.say(f"pushed blob: {digest} ({descriptor.size} bytes)")
+                    await report.advance(descriptor.size)
+
+                async with beside() as start_soon:
+                    for descriptor in {blob.digest: blob for blob in image.blobs}.values():
+                        start_soon(functools.partial(send, descriptor))
+                await api.put_manifest(job.reference.tag, image.content, image.media_type)
+            except FormatError as exc:  # a blob changed under us
+                raise InvalidSourceError(path, f"is not a usable OCI layout: {exc}") from None
+            except (distribution.Refused, httpx.HTTPError) as exc:
+                raise _failed(job, exc) from exc
+        return await _finish(job, endpoints, image.content)
+
+    async def _push_file(self, path: Path, job: Job, compression: LayerCompression) -> PushResult:
+        """Push a ``docker save`` tarball read from disk, as ``_push_save`` does; its
+        problems are ``InvalidSourceError``."""
+        job.report.total = (await anyio.Path(path).stat()).st_size
+        fail = functools.partial(InvalidSourceError, path)
+        async with opened(path, "rb") as file:
+            return await self._push_save(
+                str(path),
+                file_reader(file),
+                job,
+                compression,
+                platform=None,
+                engine_platform=one_image_only(fail),
+                fail=fail,
+            )
+
+
+def _failed(job: Job, exc: Exception) -> PushError:
+    """The PushError for a registry that refused a request, or could not be reached."""
+    if isinstance(exc, distribution.Refused):
+        problem = str(exc)
+    else:
+        during = ""
+        if isinstance(exc, httpx.RequestError):
+            with suppress(RuntimeError):  # raised where no request was set
+                during = f" during {exc.request.method} {exc.request.url.path}"
+        problem = f"the connection to the registry broke off{during} ({exc!r})"
+    return PushError(str(job.reference), problem, exit_code=None, output=job.report.output)
+
+
+async def _finish(job: Job, endpoints: Endpoints, manifest: bytes) -> PushResult:
+    """Tell the pushed digest as crane does (``ENDPOINT/REPO@DIGEST``); report the end."""
+    digest = manifest_digest(manifest)
+    await job.report.say(f"{endpoints.push_endpoint}/{job.reference.repository}@{digest}")
+    return await job.report.finish(endpoints.pull_endpoint, digest)
 
 
 def _one_image(layout: _layout.Layout, path: Path) -> _layout.Manifest:
@@ -735,29 +584,3 @@ async def _file_chunks(
     finally:
         with anyio.CancelScope(shield=True):
             await file.aclose()
-
-
-async def push_file(
-    path: Path,
-    target: Target,
-    reference: Reference,
-    *,
-    compression: LayerCompression,
-    reporter: Reporter,
-) -> PushResult:
-    """Push a ``docker save`` tarball read from disk, as ``push_save`` does; its problems
-    are ``InvalidSourceError``."""
-    reporter.total = (await anyio.Path(path).stat()).st_size
-    fail = functools.partial(InvalidSourceError, path)
-    async with opened(path, "rb") as file:
-        return await push_save(
-            str(path),
-            file_reader(file),
-            target,
-            reference,
-            compression=compression,
-            platform=None,
-            engine_platform=one_image_only(fail),
-            reporter=reporter,
-            fail=fail,
-        )

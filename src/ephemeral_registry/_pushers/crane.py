@@ -1,0 +1,344 @@
+"""The crane pusher: ``crane push --insecure`` in a one-shot container on the registry's network.
+
+One push is one container: created (shielded, so its id is never lost),
+started, its output followed line by line while it runs (stdout and stderr
+on one request, so in the order written), waited for, then removed, whatever
+happened (no AutoRemove: with it, following the logs and waiting race the
+removal).
+
+crane reads a file: a caller's tarball or layout is read through the native
+pusher's readers first (``check_source``), so that a corrupt one is the same
+error whichever pusher; an image of the engine is exported into a temporary
+OCI layout (or, with layer compression ``gzip``, a ``docker save`` tarball,
+whose layers crane gzips), checked as it is written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import itertools
+import logging
+import math
+import re
+from collections.abc import Awaitable, Callable
+
+import anyio
+import anyio.lowlevel
+
+from .. import _source
+from .._auth import DOCKER_CONFIG, crane_config_archive
+from .._concurrency import run_all
+from .._docker import ContainerSpec, Engine
+from .._errors import EphemeralRegistryError, InvalidArgumentError, InvalidSourceError, PushError
+from .._export import check_tarball, exported
+from .._logs import Lines, Stream
+from .._oci.errors import FormatError
+from .._oci.layout import read_layout
+from .._options import LayerCompression
+from .._reference import Reference
+from .._resources import Created
+from .._source import MOUNT_POINT, Source
+from .._types import Endpoints, LogLine, PushResult
+from .base import FromFile, Job, Ready, Running
+from .report import Report
+
+logger = logging.getLogger("ephemeral_registry")
+
+DEFAULT_COMPRESSION: LayerCompression = "none"
+"""For an image of the engine: its layers as the engine keeps them (an OCI layout).
+The registry is on this machine, so gzip would only cost time, and crane gzips each
+layer twice."""
+
+LOG_GRACE = 2.0
+"""How long the followed output may go on after crane exited before it is stopped."""
+
+
+_BLOB_LANDED = re.compile(r"\b(?:pushed|existing|mounted) blob:? (sha256:[0-9a-f]{64})")
+
+
+class CranePusher:
+    """Pushes with crane, one container per push."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        ready: Ready,
+        crane_image: Callable[[], Awaitable[str]],
+        *,
+        name: str,
+        labels: dict[str, str],
+        created: Created,
+        cleanup_timeout: float,
+    ) -> None:
+        self._engine = engine
+        self._ready = ready
+        self._crane_image = crane_image
+        self._name = name
+        self._labels = labels
+        self._created = created
+        self._cleanup_timeout = cleanup_timeout
+        self._numbers = itertools.count(1)
+        self._joining = anyio.Lock()
+        """Held while a crane container joins the network, on engines that need it."""
+
+    def check(self, job: Job) -> None:
+        compression = job.layer_compression or DEFAULT_COMPRESSION
+        what = job.what
+        if isinstance(what, FromFile):
+            # Asked for, not crane's default for an image of the engine.
+            if job.layer_compression == "none" and not what.source.is_layout:
+                raise InvalidArgumentError(
+                    "layer_compression",
+                    "none",
+                    "cannot be crane's for a tarball, whose layers crane gzips itself;"
+                    ' push it with pusher="native"',
+                )
+        elif what.platform is not None and compression == "gzip":
+            raise InvalidArgumentError(
+                "platform",
+                str(what.platform),
+                'cannot be chosen for crane with layer_compression="gzip" (a docker save'
+                ' tarball holds one platform); use the native pusher, or "none"',
+            )
+
+    async def push(self, job: Job) -> PushResult:
+        what = job.what
+        if isinstance(what, FromFile):
+            job.report.phase = "check"
+            sizes = await check_source(what.source, job.report)
+            return await self._run(what.source, job, sizes)
+        job.report.phase = "export"
+        async with exported(
+            self._engine,
+            what.image,
+            platform=what.platform,
+            as_tarball=(job.layer_compression or DEFAULT_COMPRESSION) == "gzip",
+            timeout=math.inf,  # the push's own time limit bounds it
+        ) as path:
+            source = _source.check(path)
+            sizes = {}
+            if job.report.wants_progress:  # checked as it was made: only the sizes
+                sizes = await check_source(source, job.report, tarball=False)
+            return await self._run(source, job, sizes)
+
+    async def _run(self, source: Source, job: Job, sizes: dict[str, int]) -> PushResult:
+        job.report.phase = "push"
+        running = await self._ready()
+        crane_image = await self._crane_image()
+        rootless = await self._engine.rootless()
+        spec = crane_spec(
+            name=f"{self._name}-push-{next(self._numbers)}",
+            crane_image=crane_image,
+            labels=self._labels,
+            endpoints=running.endpoints,
+            source=source,
+            reference=job.reference,
+            registry_address=running.address,
+            rootless=rootless,
+        )
+        identity = self._engine.known_identity
+        one_at_a_time = identity is None or not identity.joins_concurrently
+        return await run_crane(
+            self._engine,
+            spec,
+            running,
+            job,
+            sizes,
+            joining=self._joining if one_at_a_time else None,
+            cleanup_timeout=self._cleanup_timeout,
+            created=self._created,
+        )
+
+
+async def check_source(source: Source, report: Report, *, tarball: bool = True) -> dict[str, int]:
+    """Read a caller's source through the native pusher's readers before crane pushes it,
+    so that a corrupt tarball or layout is an error whichever pusher: a tarball's layers
+    are hashed and checked against its config, a layout's files against its descriptors.
+    Set the report's total; return the sizes of the layout's blobs by digest (none for a
+    tarball). ``tarball=False`` leaves a tarball unread (one this library just checked as
+    it made it).
+
+    Raises:
+        InvalidSourceError: the source is not usable.
+
+    Cancellation: the check stops at its next chunk.
+    """
+    if not source.is_layout:
+        if tarball:
+            await check_tarball(
+                source.path, fail=functools.partial(InvalidSourceError, source.path)
+            )
+        report.total = (await anyio.Path(source.path).stat()).st_size
+        return {}
+    try:
+        layout = await read_layout(source.path)
+    except FormatError as exc:
+        raise InvalidSourceError(source.path, f"is not a usable OCI layout: {exc}") from None
+    sizes = {digest: blob.size for digest, blob in layout.blobs().items()}
+    report.total = sum(sizes.values())
+    return sizes
+
+
+def crane_spec(
+    *,
+    name: str,
+    crane_image: str,
+    labels: dict[str, str],
+    endpoints: Endpoints,
+    source: Source,
+    reference: Reference,
+    registry_address: str | None,
+    rootless: bool = False,
+) -> ContainerSpec:
+    """The container that runs ``crane push --insecure SOURCE ENDPOINT/REPO:TAG``.
+
+    The registry's name resolves through ``/etc/hosts`` when its address is
+    known: Podman's network DNS (aardvark-dns) sometimes does not answer for a
+    network made a moment before, under load.
+
+    crane runs as the source's owner, to read what the owner can (a mode-0600
+    ``docker save -o`` tarball). On a ``rootless`` engine (Podman's usual way,
+    or rootless Docker) it runs as the container's root instead: that is the
+    user who runs the engine, the source's owner as a rule, while the
+    container's other users are subordinate ids that own nothing on this host.
+    """
+    env = {"DOCKER_CONFIG": DOCKER_CONFIG} if endpoints.credentials is not None else {}
+    host = endpoints.push_endpoint.rpartition(":")[0]
+    hosts = {host: registry_address} if registry_address else {}
+    return ContainerSpec(
+        name=name,
+        image=crane_image,
+        labels=labels,
+        network=endpoints.network,
+        # --insecure: the registry speaks plain HTTP, and crane only allows
+        # that by itself for loopback and RFC 1918 addresses, not a name.
+        command=(
+            "push",
+            "--insecure",
+            MOUNT_POINT,
+            f"{endpoints.push_endpoint}/{reference}",
+        ),
+        read_only_mount=(source.path, MOUNT_POINT),
+        user="0:0" if rootless else source.user,
+        env=env,
+        hosts=hosts,
+    )
+
+
+async def run_crane(
+    engine: Engine,
+    spec: ContainerSpec,
+    running: Running,
+    job: Job,
+    sizes: dict[str, int],
+    *,
+    cleanup_timeout: float,
+    created: Created,
+    joining: anyio.Lock | None = None,
+) -> PushResult:
+    """Run one crane container to its end; return what it pushed.
+
+    Each line of its output goes to the job's report as it comes; a blob
+    that lands whose size ``sizes`` knows is reported as progress. The
+    container's id is in ``created.cranes`` from its creation to its removal,
+    so that the registry's teardown can remove a push still running when the
+    block exits.
+
+    Raises:
+        PushError: crane exited non-zero, or told no digest.
+
+    Cancellation: the container is killed and removed (shielded, bounded by
+    ``cleanup_timeout``), then the cancellation propagates.
+    """
+    report = job.report
+    stdout: list[str] = []
+    exit_code: int | None = None
+    lines = Lines()
+    endpoints = running.endpoints
+
+    async def emit(new: list[LogLine]) -> None:
+        for line in new:
+            if line.stream == "stdout":
+                stdout.append(line)
+            await report.line(line)
+            landed = _BLOB_LANDED.search(line)
+            if landed and landed.group(1) in sizes:
+                await report.advance(sizes.pop(landed.group(1)), at_once=True)
+
+    async def follow() -> None:
+        async def on_frame(stream: Stream, payload: bytes) -> None:
+            await emit(lines.feed(stream, payload))
+
+        await engine.read_output(container_id, on_frame, follow=True, timeout=float("inf"))
+
+    async def catch_up() -> None:
+        async def on_frame(stream: Stream, payload: bytes) -> None:
+            await emit(lines.replay(stream, payload))
+
+        await engine.read_output(container_id, on_frame, follow=False, timeout=None)
+
+    container_id = await engine.create_container(spec)
+    created.cranes.add(container_id)
+    try:
+        if endpoints.credentials is not None:
+            await engine.copy_in(
+                container_id,
+                crane_config_archive(
+                    endpoints.credentials, endpoints.push_endpoint, user=spec.user or "0:0"
+                ),
+            )
+        # Starting joins the registry's network: one at a time where the engine
+        # needs it (Identity.joins_concurrently).
+        async with joining or contextlib.nullcontext():
+            await engine.start(container_id)
+        following = anyio.CancelScope()
+
+        async def follow_until_told() -> None:
+            with following:
+                await follow()
+
+        async def wait() -> None:
+            nonlocal exit_code
+            exit_code = await engine.wait(container_id)
+            # The followed output should end when the container stops,
+            # but Podman's sometimes never does.
+            following.deadline = anyio.current_time() + LOG_GRACE
+
+        await run_all(follow_until_told, wait)
+        # The engine has all of the output once the container has stopped,
+        # but a follow may end before it has sent it all (Docker 20.10 drops
+        # an unfinished last line): read it again, keeping what is new.
+        await catch_up()
+        await emit(lines.end())
+    finally:
+        with anyio.move_on_after(cleanup_timeout, shield=True):
+            try:
+                await engine.remove_container(container_id)
+                created.forget(container_id)
+            except EphemeralRegistryError as exc:
+                logger.warning("could not remove the crane container %s: %s", spec.name, exc)
+    # A cancellation that arrived during the shielded removal is raised here.
+    await anyio.lowlevel.checkpoint_if_cancelled()
+
+    reference = str(job.reference)
+    if exit_code != 0:
+        raise PushError(
+            reference,
+            f"crane exited with code {exit_code}",
+            exit_code=exit_code,
+            output=report.output,
+        )
+    digest = _digest(stdout)
+    if digest is None:
+        raise PushError(reference, "crane reported no digest", exit_code=0, output=report.output)
+    return await report.finish(endpoints.pull_endpoint, digest)
+
+
+def _digest(stdout: list[str]) -> str | None:
+    """The digest in crane's final stdout line, ``<registry>/<repo>@sha256:<hex>``."""
+    for line in reversed(stdout):
+        _, at, digest = line.strip().rpartition("@")
+        if at and digest.startswith("sha256:"):
+            return digest
+    return None

@@ -1,0 +1,73 @@
+"""The crane pusher's refusals: what crane cannot do is refused before anything is made."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ephemeral_registry import InvalidArgumentError, LayerCompression
+from ephemeral_registry._platform import Platform
+from ephemeral_registry._pushers.base import FromEngine, FromFile, Job
+from ephemeral_registry._pushers.crane import CranePusher
+from ephemeral_registry._pushers.report import Report
+from ephemeral_registry._reference import parse
+from ephemeral_registry._resources import Created
+from ephemeral_registry._source import Source
+
+
+def _job(what: FromFile | FromEngine, compression: LayerCompression | None) -> Job:
+    reference = parse("a/b:c")
+    return Job(what, reference, compression, Report("crane", reference, None, None))
+
+
+def _pusher() -> CranePusher:
+    async def never() -> Any:
+        raise AssertionError("a check waits for nothing")
+
+    return CranePusher(
+        None,  # type: ignore[arg-type]  # a check asks the engine nothing
+        never,
+        never,
+        name="n",
+        labels={},
+        created=Created("n"),
+        cleanup_timeout=1.0,
+    )
+
+
+def _file(tmp_path: Path, *, layout: bool) -> FromFile:
+    return FromFile(Source(path=tmp_path, is_layout=layout, user="0:0"))
+
+
+def test_a_tarball_without_compression_is_refused(tmp_path: Path) -> None:
+    """crane gzips a tarball's layers itself: layer_compression="none" cannot be kept."""
+    with pytest.raises(InvalidArgumentError) as caught:
+        _pusher().check(_job(_file(tmp_path, layout=False), "none"))
+    assert caught.value.argument == "layer_compression"
+
+
+@pytest.mark.parametrize("compression", [None, "gzip"])
+def test_a_tarball_by_default_or_gzipped_is_taken(
+    tmp_path: Path, compression: LayerCompression | None
+) -> None:
+    """The default, and gzip, are what crane does with a tarball."""
+    _pusher().check(_job(_file(tmp_path, layout=False), compression))
+
+
+@pytest.mark.parametrize("compression", [None, "gzip", "none"])
+def test_a_layout_is_taken_whatever_the_compression(
+    tmp_path: Path, compression: LayerCompression | None
+) -> None:
+    """A layout is pushed as it is."""
+    _pusher().check(_job(_file(tmp_path, layout=True), compression))
+
+
+def test_a_platform_with_gzip_is_refused() -> None:
+    """A docker save tarball (crane's way to gzip) holds one platform: choosing one is refused."""
+    platform = Platform("linux", "arm64")
+    with pytest.raises(InvalidArgumentError) as caught:
+        _pusher().check(_job(FromEngine("img", platform), "gzip"))
+    assert caught.value.argument == "platform"
+    _pusher().check(_job(FromEngine("img", platform), None))
