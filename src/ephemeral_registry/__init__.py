@@ -41,15 +41,15 @@ from ._types import OnProgress as OnProgress
 from ._types import PushResult as PushResult
 
 if typing.TYPE_CHECKING:
+    from ._lifecycle import ephemeral_registry as ephemeral_registry
     from ._registry import Registry as Registry
-    from ._registry import ephemeral_registry as ephemeral_registry
     from ._sweep import Leftover as Leftover
     from ._sweep import find_leftovers as find_leftovers
     from ._sweep import sweep as sweep
 
 _LOADED_ON_USE = {
     "Registry": "_registry",
-    "ephemeral_registry": "_registry",
+    "ephemeral_registry": "_lifecycle",
     "Leftover": "_sweep",
     "find_leftovers": "_sweep",
     "sweep": "_sweep",

@@ -170,7 +170,7 @@ def _relay(callback: Callable[..., object] | None) -> Callable[..., Awaitable[No
 @asynccontextmanager
 async def _ready_registry(options: dict[str, Any]) -> AsyncIterator[tuple[Registry, Endpoints]]:
     # Imported here: pytest loads this plugin in every run, registries or not.
-    from ._registry import ephemeral_registry
+    from ._lifecycle import ephemeral_registry
 
     async with ephemeral_registry(**options) as registry:
         yield registry, await registry.ready()

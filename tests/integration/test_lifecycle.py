@@ -186,7 +186,7 @@ async def test_an_unseen_bring_up_failure_is_raised_at_exit() -> None:
         async with registry_under_test(registry_image=testbed.REGISTRY_EXITS) as registry:
             # Wait for the failure without ready(), which would count as seeing it.
             with pytest.raises(RegistryNotReadyError):
-                await registry._running.get()
+                await registry._bring_up.running.get()
 
 
 @pytest.mark.parametrize(
@@ -260,7 +260,7 @@ async def test_pull_never_with_a_missing_image_creates_nothing() -> None:
                 await registry.ready()
             # The bring-up has ended; nothing of this session was ever created.
             assert session_resources(registry) == set()
-            assert registry._created.network is None
+            assert registry._session.created.network is None
         assert caught.value.image == "ephemeral-registry-testbed/does-not-exist:1"
         assert caught.value.pull == "never"
 

@@ -1,0 +1,314 @@
+"""The bring-up of one registry: image, network, container, port, readiness; then its watch.
+
+After one ``/_ping`` that says which engine this is::
+
+    check/pull registry image ─┐   (with pull="never", the check comes first)
+                               ├─> create container ─> start ─> read port ─> GET /v2/ poll
+    create network ────────────┘              (until 200 or 401, or until the container exits)
+    check/pull crane image (for pushes; its failure fails pushes, not the registry)
+
+Each resource is recorded in the session's ``created`` as soon as its create
+answers, for the teardown. Once the registry answers, ``watch_for_exit``
+waits for its container to exit (killed, out of memory), so that pushes
+under way end at once with a ``PushError`` that says so.
+
+Cancellation: each step is cancelled where it is; what was created is in
+``created``, and the teardown removes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+
+from . import _auth
+from ._concurrency import Outcome, race, run_all
+from ._discovery import EngineAddress
+from ._docker import ContainerSpec, Engine
+from ._errors import (
+    DockerEngineError,
+    DockerUnavailableError,
+    EngineTimeoutError,
+    EphemeralRegistryError,
+    ImageNotFoundError,
+    ImagePullError,
+    PushError,
+    RegistryClosedError,
+    RegistryNotReadyError,
+)
+from ._options import Options, PullPolicy, host_address, podman_host_ip
+from ._pushers.base import Running
+from ._readiness import http_client, poll_until_ready
+from ._session import Session
+from ._types import ContainerState, Endpoints
+
+logger = logging.getLogger("ephemeral_registry")
+
+REGISTRY_PORT = 5000
+LOG_LINES = 50
+"""How many of the registry's last log lines a RegistryNotReadyError carries."""
+REGISTRY_ERROR_LINES = 5
+"""How many of the registry's own error lines a PushError carries."""
+PORT_ATTEMPTS = 3
+"""How many times the registry container is made when its host port was taken meanwhile."""
+
+
+class BringUp:
+    """Brings one registry up in the background, and tells what became of it."""
+
+    def __init__(
+        self, engine: Engine, options: Options, session: Session, *, engine_address: EngineAddress
+    ) -> None:
+        self._engine = engine
+        self._options = options
+        self._session = session
+        self._engine_address = engine_address
+        self.running: Outcome[Running] = Outcome()
+        """The registry, once it answers; or the bring-up's error."""
+        self.crane_image: Outcome[str] = Outcome()
+        """The crane image, once the engine holds it; or why it cannot."""
+        self.exited: Outcome[str] = Outcome()
+        """Set, to what happened, once the registry's container has exited (killed, say)."""
+
+    async def run(self) -> None:
+        """Bring the registry up; its outcome goes to ``running``, never raised here."""
+        try:
+            running = await self._start()
+        except Exception as exc:  # handed to ready(); never an unhandled task error
+            logger.debug("%s: bring-up failed: %s", self._session.name, exc)
+            self.running.set_error(exc)
+        else:
+            logger.debug("%s: ready at %s", self._session.name, running.endpoints.pull_endpoint)
+            self.running.set_value(running)
+
+    def close(self) -> None:
+        """The block has exited: what has not come yet never will."""
+        for outcome in (self.running, self.crane_image):
+            if not outcome.done:
+                outcome.set_error(RegistryClosedError())
+
+    async def _start(self) -> Running:
+        options = self._options
+        image = options.registry_image
+        identity = await self._engine.identify()
+        host_ip = options.host_ip
+        if identity.product == "podman" and ":" in host_ip:
+            host_ip = podman_host_ip(host_ip, rootless=await self._engine.rootless())
+        if options.pull == "never":
+            # A missing image is bad input here: fail before creating anything.
+            # The check is one inspect request, a few milliseconds.
+            await self._ensure_image(image)
+            await self._create_network()
+        else:
+            await run_all(lambda: self._ensure_image(image), self._create_network)
+        spec = ContainerSpec(
+            name=self._session.name,
+            image=image,
+            labels=self._session.labels("registry"),
+            network=self._session.name,
+            publish_port=REGISTRY_PORT,
+            host_ip=host_ip,
+            env=_auth.registry_env() if self._session.credentials else {},
+        )
+        container_id = await self._create_and_start(spec)
+        attachment = await self._engine.attachment(container_id, REGISTRY_PORT, self._session.name)
+        if attachment.host_port is None:
+            raise await self._not_ready(container_id, None, url=None)
+        pull_endpoint = f"{host_address(host_ip, self._engine_address)}:{attachment.host_port}"
+        await self._await_answer(container_id, f"http://{pull_endpoint}/v2/")
+        endpoints = Endpoints(
+            network=self._session.name,
+            push_endpoint=f"{self._session.name}:{REGISTRY_PORT}",
+            pull_endpoint=pull_endpoint,
+            credentials=self._session.credentials,
+        )
+        return Running(endpoints, container_id, attachment.address)
+
+    async def _create_and_start(self, spec: ContainerSpec) -> str:
+        """Create and start the registry container; return its id.
+
+        Podman picks the free host port itself, and under load two containers
+        sometimes get the same one: the second start fails with "address
+        already in use". That container is then made again (a new port).
+        """
+        for attempt in range(PORT_ATTEMPTS):
+            try:
+                container_id = self._session.created.registry = await self._engine.create_container(
+                    spec
+                )
+            except (DockerUnavailableError, EngineTimeoutError):
+                self._session.created.uncertain = (
+                    True  # it may exist: the teardown also looks by label
+                )
+                raise
+            if self._session.credentials is not None:
+                htpasswd = _auth.htpasswd_archive(self._session.credentials)
+                await self._engine.copy_in(container_id, htpasswd)
+            try:
+                await self._engine.start(container_id)
+            except DockerEngineError as exc:
+                if "address already in use" not in exc.message or attempt == PORT_ATTEMPTS - 1:
+                    raise
+                logger.debug("%s: the engine's port was taken, again: %s", self._session.name, exc)
+                await self._engine.remove_container(container_id)
+                self._session.created.forget(container_id)
+            else:
+                return container_id
+        raise AssertionError("not reached")  # the last attempt returns or raises
+
+    async def _create_network(self) -> None:
+        labels = self._session.labels("network")
+        try:
+            self._session.created.network = await self._engine.create_network(
+                self._session.name, labels
+            )
+        except (DockerUnavailableError, EngineTimeoutError):
+            self._session.created.uncertain = True
+            raise
+
+    async def _ensure_image(self, image: str) -> None:
+        """Make sure the engine holds ``image``, pulling it as the pull policy allows."""
+        policy: PullPolicy = self._options.pull
+        if policy != "always" and await self._engine.has_image(image):
+            return
+        if policy == "never":
+            raise ImageNotFoundError(image, policy)
+        logger.info("pulling %s", image)
+        try:
+            await self._engine.pull(image, timeout=self._options.pull_timeout)
+        except DockerEngineError as exc:
+            raise ImagePullError(image, str(exc)) from exc
+
+    async def prepare_crane_image(self) -> None:
+        """Check (or pull) the crane image early, so that the first push does not wait for it."""
+        image = self._options.crane_image
+        try:
+            await self._ensure_image(image)
+        except Exception as exc:  # fails pushes, not the registry
+            logger.debug("%s: crane image %s not available: %s", self._session.name, image, exc)
+            self.crane_image.set_error(exc)
+        else:
+            self.crane_image.set_value(image)
+
+    async def _await_answer(self, container_id: str, url: str) -> None:
+        """Poll ``url`` until the registry answers; stop early if its container exits."""
+        timeout = self._options.ready_timeout
+        exit_code: int | None = None
+        poll_result = None
+
+        async def watch_exit() -> None:
+            nonlocal exit_code
+            exit_code = await self._engine.wait(container_id)
+
+        async with http_client() as client:
+
+            async def poll() -> None:
+                nonlocal poll_result
+                poll_result = await poll_until_ready(client, url, timeout=timeout)
+
+            await race(poll, watch_exit)
+
+        if poll_result is not None and poll_result.ready:
+            return
+        reason = None  # the container exited: _not_ready says how
+        if exit_code is None:
+            assert poll_result is not None
+            reason = (
+                f"no answer within {timeout:g} s ({poll_result.attempts} attempts;"
+                f" the last one: {poll_result.last_problem or 'no problem recorded'})"
+            )
+        raise await self._not_ready(container_id, reason, url=url)
+
+    async def _not_ready(
+        self, container_id: str, reason: str | None, *, url: str | None
+    ) -> RegistryNotReadyError:
+        """A RegistryNotReadyError with the container's state and last log lines.
+
+        ``reason=None`` means the container stopped before it answered.
+        """
+        state, logs = await self._diagnose(container_id)
+        if reason is None:
+            code = "an unknown code" if state is None else f"code {state.exit_code}"
+            reason = f"its container exited with {code} before it answered"
+        return RegistryNotReadyError(
+            reason, image=self._options.registry_image, url=url, state=state, logs=logs
+        )
+
+    async def _diagnose(self, container_id: str) -> tuple[ContainerState | None, tuple[str, ...]]:
+        """The container's state and last log lines, as far as the engine can tell."""
+        state: ContainerState | None = None
+        logs: tuple[str, ...] = ()
+        try:
+            state = await self._engine.state(container_id)
+            logs = await self._engine.tail_logs(container_id, LOG_LINES)
+        except EphemeralRegistryError as exc:
+            logger.debug(
+                "%s: could not read the container's state or logs: %s", self._session.name, exc
+            )
+        return state, logs
+
+    async def exit_now(self) -> str | None:
+        """What happened to the registry's container, if it has exited (asked at once)."""
+        if self.exited.done:
+            return await self.exited.get()
+        if self._session.created.registry is None:
+            return None
+        try:
+            state = await self._engine.state(self._session.created.registry)
+        except EphemeralRegistryError:
+            return None
+        if state.exit_code is None:
+            return None
+        how = " (out of memory)" if state.oom_killed else ""
+        return (
+            f"the registry container {self._session.name} exited with code {state.exit_code}{how}"
+        )
+
+    async def watch_for_exit(self) -> None:
+        """Once the registry is up, wait for its container to exit; tell the pushes."""
+        try:
+            await self.running.get()
+        except Exception:
+            return  # no registry to watch
+        container_id = self._session.created.registry
+        if container_id is None:
+            return
+        try:
+            await self._engine.wait(container_id)
+        except EphemeralRegistryError as exc:  # removed meanwhile, say: nothing to tell
+            logger.debug("%s: watching the registry container: %s", self._session.name, exc)
+            return
+        exited = await self.exit_now()
+        if exited is not None:
+            logger.warning("%s: %s", self._session.name, exited)
+            self.exited.set_value(exited)
+
+    async def with_registry_errors(self, failure: PushError) -> PushError:
+        """The failure with the registry's own last error lines added (a full disk, say):
+        a registry that fails an upload often just closes the connection."""
+        lines: tuple[str, ...] = ()
+        if self._session.created.registry is not None:
+            with contextlib.suppress(EphemeralRegistryError):
+                logged = await self._engine.tail_logs(self._session.created.registry, LOG_LINES)
+                errors = [f"registry: {error}" for error in map(_server_error, logged) if error]
+                lines = tuple(errors[-REGISTRY_ERROR_LINES:])
+        if not lines:
+            return failure
+        output = failure.output + lines
+        return PushError(failure.ref, failure.reason, exit_code=failure.exit_code, output=output)
+
+
+_LOGGED_MESSAGE = re.compile(r'\bmsg="((?:[^"\\]|\\.)*)"')
+
+
+def _server_error(line: str) -> str | None:
+    """The message of a registry log line that reports an error of its own, else None.
+
+    Registry 2 and 3 log with logrus (``level=error msg="..."``); answers to a
+    client's mistake (4xx, a HEAD for a blob it lacks, say) are left out.
+    """
+    if "level=error" not in line or "http.response.status=4" in line:
+        return None
+    found = _LOGGED_MESSAGE.search(line)
+    return found.group(1).replace('\\"', '"') if found else line

@@ -1,0 +1,48 @@
+"""One registry's identity, and the state its parts share.
+
+The ``Registry`` handle, the bring-up, the pushers and the teardown each hold
+the same ``Session``: the registry's names and labels, what exists now
+(``created``), and the block's state (closed, kept).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import _labels
+from ._resources import Created
+from ._types import Credentials
+
+
+@dataclass
+class Session:
+    """One registry, from entering its block to leaving it."""
+
+    session_id: str
+    """A random id, in every resource name and in the ``ephemeral-registry.session`` label."""
+    credentials: Credentials | None
+    owner: _labels.Owner = field(default_factory=_labels.Owner.current)
+    created: Created = field(init=False)
+    """What exists now, recorded as soon as each create answers."""
+    closed: bool = False
+    """The block has exited: the handle refuses every call."""
+    kept: bool = False
+    """``Registry.keep()`` was called: the exit leaves everything in place."""
+    failure_seen: bool = False
+    """The caller saw the bring-up's failure (from ``ready()`` or a push)."""
+
+    def __post_init__(self) -> None:
+        self.created = Created(self.name)
+
+    @classmethod
+    def new(cls, *, auth: bool) -> Session:
+        return cls(_labels.new_session_id(), Credentials.generate() if auth else None)
+
+    @property
+    def name(self) -> str:
+        """The name of the registry container and of its network."""
+        return f"{_labels.PREFIX}-{self.session_id}"
+
+    def labels(self, role: str) -> dict[str, str]:
+        """The labels of one of its resources."""
+        return _labels.labels(self.session_id, self.owner, role)
