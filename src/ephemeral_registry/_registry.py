@@ -172,7 +172,7 @@ class Registry:
                 the last lines.
             ImageNotFoundError, ImagePullError: the crane image is unavailable.
             RegistryClosedError: the block has exited.
-            Any error of ``ready()``.
+            EphemeralRegistryError: any error of ``ready()``.
 
         Cancellation: the crane container is killed and removed (shielded,
         bounded by ``cleanup_timeout``), or the native upload under way is
@@ -274,7 +274,8 @@ class Registry:
             image: a name, ``name@digest`` or id the local engine knows.
             ref: ``repo[:tag]``; by default the image's own name without a
                 registry host (``docker.io/library/alpine:3`` -> ``library/alpine:3``).
-            on_log, on_progress: as for ``push()``; the native pusher's total is
+            on_log: as for ``push()``.
+            on_progress: as for ``push()``; the native pusher's total is
                 ``None`` here, as the export's size is known only at its end.
             compress_layers: the old name of ``layer_compression="gzip"``
                 (deprecated).
@@ -292,8 +293,8 @@ class Registry:
             ImageNotFoundError: the engine does not hold ``image`` (or not for
                 ``platform``); nothing is created.
             ExportError: the engine's ``docker save`` broke off or is not usable.
-            EngineTimeoutError: the export took longer than ``push_timeout``.
-            Everything ``push()`` raises.
+            EngineTimeoutError: crane's export took longer than ``push_timeout``.
+            EphemeralRegistryError: everything ``push()`` raises.
 
         Cancellation: the export stops and its files are removed; a crane
         container already started is removed as in ``push()``.

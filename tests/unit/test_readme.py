@@ -1,4 +1,4 @@
-"""The README's promises that can be checked without Docker."""
+"""The README's and the documentation's promises that can be checked without Docker."""
 
 from __future__ import annotations
 
@@ -6,15 +6,36 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).parents[2]
-README = (ROOT / "README.md").read_text()
+README = ROOT / "README.md"
+DOCS = ROOT / "docs"
 
 
 def test_every_row_of_the_fault_table_names_a_test_that_exists() -> None:
     """Each bad input or fault in the table is backed by a real test function."""
-    section = README.split("### Bad input and faults", 1)[1].split("\n## ", 1)[0]
+    errors = (DOCS / "errors.md").read_text()
+    section = errors.split("## Bad input and faults", 1)[1].split("\n## ", 1)[0]
     rows = [line for line in section.splitlines() if line.startswith("| ") and "`tests/" in line]
     assert len(rows) >= 20
     for row in rows:
         path, name = re.findall(r"`(tests/[^`:]+)::(\w+)`", row)[0]
         source = (ROOT / path).read_text()
         assert re.search(rf"^(async )?def {name}\(", source, re.MULTILINE), row
+
+
+def test_the_readme_is_what_a_newcomer_reads_first() -> None:
+    """At most about 8 KB, with an install section, a quick start, and links that lead somewhere."""
+    text = README.read_text()
+    assert len(text.encode()) <= 8 * 1024
+    for heading in ("## Install", "## Quick start", "## Two commands", "## Read more"):
+        assert heading in text
+    links = re.findall(r"\]\(([^)#]+)\)", text)
+    assert links
+    for link in links:
+        assert (ROOT / link).is_file(), link
+
+
+def test_every_page_of_the_site_is_in_its_navigation() -> None:
+    """No page is left out of mkdocs.yml's nav, and the nav names no missing page."""
+    config = (ROOT / "mkdocs.yml").read_text()
+    named = set(re.findall(r":\s*(\S+\.md)\s*$", config, re.MULTILINE))
+    assert named == {page.name for page in DOCS.glob("*.md")}
