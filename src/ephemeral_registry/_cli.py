@@ -39,6 +39,7 @@ from . import (
     sweep,
 )
 from ._docker import Engine, open_client
+from ._options import OPTIONS, given_flags
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -135,18 +136,7 @@ def progress_line(done: int, total: int | None, elapsed: float, width: int) -> s
 
 
 def _registry_options(args: argparse.Namespace) -> dict[str, Any]:
-    options: dict[str, Any] = {
-        "pull": args.pull,
-        "host_ip": args.host_ip,
-        "auth": args.auth,
-        "pusher": args.pusher,
-        "layer_compression": args.layer_compression,
-    }
-    if args.registry_image:
-        options["registry_image"] = args.registry_image
-    if args.crane_image:
-        options["crane_image"] = args.crane_image
-    return options
+    return given_flags(functools.partial(getattr, args))
 
 
 def _file_ref(path: Path) -> str:
@@ -292,28 +282,9 @@ def parser() -> argparse.ArgumentParser:
         " found as the docker CLI finds it",
     )
     images = argparse.ArgumentParser(add_help=False)
-    images.add_argument(
-        "--registry-image", help="default: $EPHEMERAL_REGISTRY_REGISTRY_IMAGE or registry 2.8.3"
-    )
-    images.add_argument("--crane-image", help="default: $EPHEMERAL_REGISTRY_CRANE_IMAGE or crane")
-    images.add_argument("--pull", choices=["missing", "never", "always"], default="missing")
-    images.add_argument("--host-ip", default="127.0.0.1", help="where the port is published")
-    images.add_argument(
-        "--auth", action="store_true", help="require a generated user name and password"
-    )
-    images.add_argument(
-        "--pusher",
-        choices=["crane", "native"],
-        default="crane",
-        help="crane in a one-shot container (default), or native: over HTTP from this process,"
-        " the export streamed into the registry",
-    )
-    images.add_argument(
-        "--layer-compression",
-        choices=["gzip", "none"],
-        help="for layers the engine keeps uncompressed (default: as the pusher does: crane"
-        " sends an image's as they are, native gzips them)",
-    )
+    for option in OPTIONS:
+        if option.flag:
+            option.add_to(images.add_argument, option.flag_name)
 
     top = argparse.ArgumentParser(
         prog="ephemeral-registry",

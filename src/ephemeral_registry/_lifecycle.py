@@ -22,7 +22,7 @@ import anyio.lowlevel
 from ._bring_up import BringUp
 from ._docker import Engine, engine_address, open_client
 from ._errors import RegistryClosedError
-from ._options import LayerCompression, PullPolicy, Pusher, host_address, resolve
+from ._options import OPTIONS, LayerCompression, PullPolicy, Pusher, host_address, resolve
 from ._registry import Registry
 from ._session import Session
 from ._sweep import live_sessions, sweep_in_background
@@ -30,6 +30,7 @@ from ._teardown import tear_down
 
 logger = logging.getLogger("ephemeral_registry")
 
+OPTION_NAMES = tuple(option.name for option in OPTIONS)
 EXIT_WATCH = "ephemeral-registry: the watch for the registry's exit"
 """The name of the task that watches the registry's container."""
 
@@ -47,10 +48,10 @@ async def ephemeral_registry(
     request_timeout: float = 30.0,
     push_timeout: float = 600.0,
     max_concurrent_pushes: int = 4,
-    sweep_leftovers: bool = True,
     auth: bool = False,
     pusher: Pusher = "crane",
     layer_compression: LayerCompression | None = None,
+    sweep_leftovers: bool = True,
     docker: aiodocker.Docker | None = None,
 ) -> AsyncIterator[Registry]:
     """Bring up a throwaway registry on a private Docker network, and remove it on exit.
@@ -119,21 +120,8 @@ async def ephemeral_registry(
     re-raised. Requests that create a resource are never abandoned half-way,
     so nothing the engine created escapes the removal.
     """
-    options = resolve(
-        registry_image=registry_image,
-        crane_image=crane_image,
-        pull=pull,
-        host_ip=host_ip,
-        ready_timeout=ready_timeout,
-        cleanup_timeout=cleanup_timeout,
-        pull_timeout=pull_timeout,
-        request_timeout=request_timeout,
-        push_timeout=push_timeout,
-        max_concurrent_pushes=max_concurrent_pushes,
-        auth=auth,
-        pusher=pusher,
-        layer_compression=layer_compression,
-    )
+    given = dict(locals())  # the arguments, by name: each is one of OPTIONS (but docker)
+    options = resolve(**{name: given[name] for name in OPTION_NAMES})
     address = engine_address(docker)
     host_address(options.host_ip, address)  # refuses loopback for a remote engine
     async with open_client(docker, address) as client:
@@ -149,7 +137,7 @@ async def ephemeral_registry(
                 tg.start_soon(bring_up.run)
                 tg.start_soon(bring_up.prepare_crane_image)
                 tg.start_soon(bring_up.watch_for_exit, name=EXIT_WATCH)
-                if sweep_leftovers:
+                if options.sweep_leftovers:
                     tg.start_soon(_sweep_after, bring_up, engine)
                 try:
                     yield registry

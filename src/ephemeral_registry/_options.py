@@ -10,6 +10,7 @@ import ipaddress
 import logging
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, cast, get_args
 
@@ -33,13 +34,154 @@ DEFAULT_CRANE_IMAGE = (
 )
 """crane, pinned by digest."""
 
+
 REGISTRY_IMAGE_ENV = "EPHEMERAL_REGISTRY_REGISTRY_IMAGE"
 CRANE_IMAGE_ENV = "EPHEMERAL_REGISTRY_CRANE_IMAGE"
 
 
 @dataclass(frozen=True)
+class Option:
+    """One option of ``ephemeral_registry()``, as the command line, the pytest plugin and
+    the documentation show it."""
+
+    name: str
+    default: object
+    help: str
+    """What it does, in a few words (the documentation's table and ``--help``)."""
+    kind: type = str
+    """What the command line and the plugin turn their text into."""
+    choices: tuple[str, ...] = ()
+    env: str | None = None
+    """An environment variable that is the default when the argument is not given."""
+    default_text: str = ""
+    """The default, said in words where the value alone does not say it."""
+    flag: bool = True
+    """Whether the command line and the pytest plugin offer it."""
+
+    @property
+    def flag_name(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def default_said(self) -> str:
+        """The default in words: ``$ENV, else ...`` where an environment variable applies."""
+        said = self.default_text or str(self.default)
+        return f"${self.env}, else {said}" if self.env else said
+
+    def add_to(self, add_option: Callable[..., object], *names: str) -> None:
+        """Offer it as a flag (``argparse``'s ``add_argument``, pytest's ``addoption``);
+        unset, its value is ``None``, for the library's default to apply."""
+        help_text = f"{self.help} (default: {self.default_said})"
+        if self.kind is bool:
+            add_option(*names, dest=self.name, action="store_true", default=None, help=help_text)
+        else:
+            add_option(
+                *names,
+                dest=self.name,
+                type=self.kind,
+                choices=self.choices or None,
+                default=None,
+                help=help_text,
+            )
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option(
+        "registry_image",
+        None,
+        "the registry image",
+        env=REGISTRY_IMAGE_ENV,
+        default_text="registry 2.8.3, pinned by digest",
+    ),
+    Option(
+        "crane_image",
+        None,
+        "the image crane pushes run in",
+        env=CRANE_IMAGE_ENV,
+        default_text="crane, pinned by digest",
+    ),
+    Option(
+        "pull",
+        "missing",
+        'when to pull those images ("never", offline: a missing one is ImageNotFoundError,'
+        " before anything is made)",
+        choices=get_args(PullPolicy),
+    ),
+    Option(
+        "host_ip",
+        "127.0.0.1",
+        "where, on the engine's host, the registry's port is published (an engine on"
+        " another host needs one of its addresses)",
+    ),
+    Option(
+        "ready_timeout",
+        30.0,
+        "seconds the registry has, from its container's start, to answer GET /v2/",
+        kind=float,
+    ),
+    Option("cleanup_timeout", 15.0, "seconds the removal on exit may take", kind=float),
+    Option("pull_timeout", 600.0, "seconds one image pull may take", kind=float),
+    Option(
+        "request_timeout",
+        30.0,
+        "seconds any other single request to the engine may take",
+        kind=float,
+    ),
+    Option(
+        "push_timeout",
+        600.0,
+        "seconds one push may take, its check or export included",
+        kind=float,
+    ),
+    Option(
+        "max_concurrent_pushes",
+        4,
+        "how many pushes run at once; more wait their turn",
+        kind=int,
+    ),
+    Option(
+        "auth",
+        False,
+        "require a generated user name and password (needs ephemeral-registry[auth])",
+        kind=bool,
+    ),
+    Option(
+        "pusher",
+        "crane",
+        "how pushes are made: crane in a one-shot container, or native over HTTP from this process",
+        choices=get_args(Pusher),
+    ),
+    Option(
+        "layer_compression",
+        None,
+        "how layers the engine keeps uncompressed are pushed",
+        choices=get_args(LayerCompression),
+        default_text="each pusher's own way: crane's none, native's gzip",
+    ),
+    Option(
+        "sweep_leftovers",
+        True,
+        "once the registry is up, remove what dead processes on this host left behind",
+        kind=bool,
+        flag=False,
+    ),
+)
+"""The options of ``ephemeral_registry()``, defined once: its signature, ``Options``, the
+command line's flags, the pytest plugin's options and the documentation's table are made
+from these, or checked against them by the tests."""
+
+BY_NAME = {option.name: option for option in OPTIONS}
+
+
+def given_flags(values: Callable[[str], object]) -> dict[str, object]:
+    """The options given as flags (``values(name)``: the parsed value, ``None`` if unset)."""
+    given = {option.name: values(option.name) for option in OPTIONS if option.flag}
+    return {name: value for name, value in given.items() if value is not None}
+
+
+@dataclass(frozen=True)
 class Options:
-    """Checked options of one registry."""
+    """Checked options of one registry (a field for each of ``OPTIONS``)."""
 
     registry_image: str
     crane_image: str
@@ -55,11 +197,17 @@ class Options:
     pusher: Pusher = "crane"
     layer_compression: LayerCompression | None = None
     """``None``: each pusher's own default."""
+    sweep_leftovers: bool = True
 
 
-def _image(argument: str, given: str | None, env: str, default: str) -> str:
+def _image(argument: str, given: object, env: str, default: str) -> str:
     image = given if given is not None else (os.environ.get(env) or default)
-    if not image or image != image.strip() or any(c.isspace() for c in image):
+    if (
+        not isinstance(image, str)
+        or not image
+        or image != image.strip()
+        or any(c.isspace() for c in image)
+    ):
         source = argument if given is not None else env
         raise InvalidArgumentError(
             source, image, "an image reference may not be empty or hold spaces"
@@ -67,7 +215,7 @@ def _image(argument: str, given: str | None, env: str, default: str) -> str:
     return image
 
 
-def _seconds(argument: str, value: float) -> float:
+def _seconds(argument: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidArgumentError(argument, value, "must be a number of seconds")
     if not (value > 0 and math.isfinite(value)):
@@ -75,29 +223,29 @@ def _seconds(argument: str, value: float) -> float:
     return float(value)
 
 
-def _count(argument: str, value: int) -> int:
+def _count(argument: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise InvalidArgumentError(argument, value, "must be a whole number, at least 1")
     return value
 
 
-def check_pusher(value: str) -> Pusher:
+def check_pusher(value: object) -> Pusher:
     """Check a ``pusher`` argument."""
     if value not in get_args(Pusher):
         raise InvalidArgumentError("pusher", value, 'must be "crane" or "native"')
     return cast(Pusher, value)
 
 
-def check_layer_compression(value: str) -> LayerCompression:
+def check_layer_compression(value: object) -> LayerCompression:
     """Check a ``layer_compression`` argument."""
     if value not in get_args(LayerCompression):
         raise InvalidArgumentError("layer_compression", value, 'must be "gzip" or "none"')
     return cast(LayerCompression, value)
 
 
-def _host_ip(value: str) -> str:
+def _host_ip(value: object) -> str:
     try:
-        address = ipaddress.ip_address(value)
+        address = ipaddress.ip_address(value)  # type: ignore[arg-type]  # refused if not text
     except (ValueError, TypeError):
         raise InvalidArgumentError(
             "host_ip", value, "must be an IP address such as 127.0.0.1 (not a host name)"
@@ -111,47 +259,44 @@ def _host_ip(value: str) -> str:
     return str(address)
 
 
-def resolve(
-    *,
-    registry_image: str | None,
-    crane_image: str | None,
-    pull: str,
-    host_ip: str,
-    ready_timeout: float,
-    cleanup_timeout: float,
-    pull_timeout: float,
-    request_timeout: float,
-    push_timeout: float,
-    max_concurrent_pushes: int,
-    auth: bool,
-    pusher: str = "crane",
-    layer_compression: str | None = None,
-) -> Options:
-    """Check every option; raise ``InvalidArgumentError`` for the first bad one."""
+def resolve(**given: object) -> Options:
+    """Check every option (those not given take their defaults); raise
+    ``InvalidArgumentError`` for the first bad one, or for a name that is no option."""
+    for name in given:
+        if name not in BY_NAME:
+            raise InvalidArgumentError(name, given[name], "is not an option")
+    values = {option.name: given.get(option.name, option.default) for option in OPTIONS}
+    auth = values["auth"]
     if not isinstance(auth, bool):
         raise InvalidArgumentError("auth", auth, "must be True or False")
     if auth:
         require_bcrypt()
+    sweep = values["sweep_leftovers"]
+    if not isinstance(sweep, bool):
+        raise InvalidArgumentError("sweep_leftovers", sweep, "must be True or False")
+    pull = values["pull"]
     if pull not in get_args(PullPolicy):
         raise InvalidArgumentError("pull", pull, 'must be "missing", "never" or "always"')
+    compression = values["layer_compression"]
     return Options(
         registry_image=_image(
-            "registry_image", registry_image, REGISTRY_IMAGE_ENV, DEFAULT_REGISTRY_IMAGE
+            "registry_image", values["registry_image"], REGISTRY_IMAGE_ENV, DEFAULT_REGISTRY_IMAGE
         ),
-        crane_image=_image("crane_image", crane_image, CRANE_IMAGE_ENV, DEFAULT_CRANE_IMAGE),
+        crane_image=_image(
+            "crane_image", values["crane_image"], CRANE_IMAGE_ENV, DEFAULT_CRANE_IMAGE
+        ),
         pull=cast(PullPolicy, pull),  # checked above
-        host_ip=_host_ip(host_ip),
-        ready_timeout=_seconds("ready_timeout", ready_timeout),
-        cleanup_timeout=_seconds("cleanup_timeout", cleanup_timeout),
-        pull_timeout=_seconds("pull_timeout", pull_timeout),
-        request_timeout=_seconds("request_timeout", request_timeout),
-        push_timeout=_seconds("push_timeout", push_timeout),
-        max_concurrent_pushes=_count("max_concurrent_pushes", max_concurrent_pushes),
+        host_ip=_host_ip(values["host_ip"]),
+        ready_timeout=_seconds("ready_timeout", values["ready_timeout"]),
+        cleanup_timeout=_seconds("cleanup_timeout", values["cleanup_timeout"]),
+        pull_timeout=_seconds("pull_timeout", values["pull_timeout"]),
+        request_timeout=_seconds("request_timeout", values["request_timeout"]),
+        push_timeout=_seconds("push_timeout", values["push_timeout"]),
+        max_concurrent_pushes=_count("max_concurrent_pushes", values["max_concurrent_pushes"]),
         auth=auth,
-        pusher=check_pusher(pusher),
-        layer_compression=(
-            None if layer_compression is None else check_layer_compression(layer_compression)
-        ),
+        pusher=check_pusher(values["pusher"]),
+        layer_compression=None if compression is None else check_layer_compression(compression),
+        sweep_leftovers=sweep,
     )
 
 

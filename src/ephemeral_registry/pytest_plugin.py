@@ -47,7 +47,7 @@ import anyio.to_thread
 import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from ._options import LayerCompression, Pusher
+from ._options import OPTIONS, LayerCompression, Pusher, given_flags
 from ._types import Endpoints, OnLog, OnProgress, PushResult
 
 if TYPE_CHECKING:
@@ -178,26 +178,12 @@ async def _ready_registry(options: dict[str, Any]) -> AsyncIterator[tuple[Regist
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("ephemeral-registry")
-    group.addoption(
-        "--ephemeral-registry-image",
-        help="the registry image (default: $EPHEMERAL_REGISTRY_REGISTRY_IMAGE or registry 2.8.3)",
-    )
-    group.addoption(
-        "--ephemeral-registry-crane-image",
-        help="the crane image (default: $EPHEMERAL_REGISTRY_CRANE_IMAGE or crane)",
-    )
-    group.addoption(
-        "--ephemeral-registry-pull",
-        choices=["missing", "never", "always"],
-        default="missing",
-        help='when to pull those images; "never" for offline machines (default: missing)',
-    )
-    group.addoption(
-        "--ephemeral-registry-pusher",
-        choices=["crane", "native"],
-        default="crane",
-        help="how pushes are made: crane in a container, or native over HTTP (default: crane)",
-    )
+    for option in OPTIONS:
+        if option.flag:
+            names = [f"--ephemeral-registry-{option.flag_name.removeprefix('--')}"]
+            if option.name == "registry_image":
+                names.append("--ephemeral-registry-image")  # its first name, kept
+            option.add_to(group.addoption, *names)
     group.addoption(
         "--ephemeral-registry-keep-on-failure",
         action="store_true",
@@ -215,15 +201,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 def _options(config: pytest.Config) -> dict[str, Any]:
-    options: dict[str, Any] = {
-        "pull": config.getoption("ephemeral_registry_pull"),
-        "pusher": config.getoption("ephemeral_registry_pusher"),
-    }
-    if image := config.getoption("ephemeral_registry_image"):
-        options["registry_image"] = image
-    if crane := config.getoption("ephemeral_registry_crane_image"):
-        options["crane_image"] = crane
-    return options
+    return given_flags(config.getoption)
 
 
 def _keep(config: pytest.Config, failed: bool) -> bool:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import inspect
 import logging
 import math
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +17,15 @@ from ephemeral_registry import (
     DEFAULT_REGISTRY_IMAGE,
     InvalidArgumentError,
 )
-from ephemeral_registry._options import Options, host_address, podman_host_ip, resolve
+from ephemeral_registry._options import (
+    OPTIONS,
+    Option,
+    Options,
+    given_flags,
+    host_address,
+    podman_host_ip,
+    resolve,
+)
 
 GOOD: dict[str, Any] = {
     "registry_image": None,
@@ -159,3 +171,109 @@ def test_podman_as_root_refuses_other_ipv6_addresses(host_ip: str) -> None:
     """Its NAT rules cannot carry IPv6 to the IPv4 network: said plainly, with what to pass."""
     with pytest.raises(InvalidArgumentError, match=r"IPv4 only.*127\.0\.0\.1"):
         podman_host_ip(host_ip, rootless=False)
+
+
+def options_table() -> str:
+    """The documentation's table of options, made from ``OPTIONS``."""
+    rows = ["| option | default | meaning | command line |", "| --- | --- | --- | --- |"]
+    for option in OPTIONS:
+        choices = f" (`{'`, `'.join(option.choices)}`)" if option.choices else ""
+        flag = f"`{option.flag_name}`" if option.flag else ""
+        rows.append(
+            f"| `{option.name}` | {option.default_said} | {option.help}{choices} | {flag} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+TABLE_START = (
+    "<!-- the options: made from _options.OPTIONS, checked by tests/unit/test_options.py -->\n"
+)
+TABLE_END = "<!-- end of the options -->\n"
+
+
+def test_the_documentation_shows_every_option_as_defined() -> None:
+    """The guide's table is the one OPTIONS makes (python -m tests.unit.test_options prints it)."""
+    guide = (Path(__file__).parents[2] / "docs" / "guide.md").read_text()
+    shown = guide.split(TABLE_START, 1)[1].split(TABLE_END, 1)[0]
+    assert shown == options_table()
+
+
+def test_ephemeral_registry_takes_exactly_the_options() -> None:
+    """Its keyword arguments are OPTIONS, in order and with their defaults, and docker;
+    its docstring says what each does; Options has a field for each."""
+    from ephemeral_registry import ephemeral_registry
+
+    parameters = inspect.signature(ephemeral_registry).parameters
+    assert [name for name in parameters if name != "docker"] == [o.name for o in OPTIONS]
+    for option in OPTIONS:
+        assert parameters[option.name].default == option.default, option.name
+        assert parameters[option.name].kind is inspect.Parameter.KEYWORD_ONLY
+        assert f"        {option.name}: " in (ephemeral_registry.__doc__ or ""), option.name
+    assert [field.name for field in dataclasses.fields(Options)] == [o.name for o in OPTIONS]
+
+
+def test_resolve_gives_the_defaults_and_refuses_what_is_no_option() -> None:
+    """Nothing given: every default; a name that is not an option is an InvalidArgumentError."""
+    options = resolve()
+    for option in OPTIONS:
+        if option.env is None:
+            assert getattr(options, option.name) == option.default, option.name
+    with pytest.raises(InvalidArgumentError) as caught:
+        resolve(ready_timeuot=3)
+    assert caught.value.argument == "ready_timeuot"
+
+
+def _sample(option: Option) -> tuple[list[str], object]:
+    """Flags that give the option a value, and the value they give."""
+    if option.kind is bool:
+        return [option.flag_name], True
+    if option.choices:
+        return [option.flag_name, option.choices[-1]], option.choices[-1]
+    value = option.kind("2")
+    return [option.flag_name, "2"], value
+
+
+def test_the_command_line_offers_every_option() -> None:
+    """``push`` and ``serve`` take a flag for each option, parsed to its type; an option
+    not given is left to the library's default."""
+    from ephemeral_registry._cli import parser
+
+    flagged = [option for option in OPTIONS if option.flag]
+    argv = [flag for option in flagged for flag in _sample(option)[0]]
+    expected = {option.name: _sample(option)[1] for option in flagged}
+    for command in ("push", "serve"):
+        args = parser().parse_args([command, *argv, *(["img"] if command == "push" else [])])
+        assert given_flags(functools.partial(getattr, args)) == expected
+        unset = parser().parse_args([command, *(["img"] if command == "push" else [])])
+        assert given_flags(functools.partial(getattr, unset)) == {}
+
+
+class _Group:
+    """What pytest_addoption is handed, recording the options added (pure logic)."""
+
+    def __init__(self) -> None:
+        self.added: dict[str, tuple[str, ...]] = {}
+
+    def getgroup(self, name: str) -> _Group:
+        return self
+
+    def addoption(self, *names: str, dest: str | None = None, **kwargs: object) -> None:
+        self.added[dest or names[0]] = names
+
+
+def test_the_pytest_plugin_offers_every_option() -> None:
+    """--ephemeral-registry-NAME for each option that has a flag (and the image's first name)."""
+    from ephemeral_registry.pytest_plugin import pytest_addoption
+
+    group = _Group()
+    pytest_addoption(group)  # type: ignore[arg-type]
+    for option in OPTIONS:
+        if option.flag:
+            assert f"--ephemeral-registry{option.flag_name[1:]}" in group.added[option.name]
+        else:
+            assert option.name not in group.added
+    assert "--ephemeral-registry-image" in group.added["registry_image"]
+
+
+if __name__ == "__main__":
+    print(options_table(), end="")

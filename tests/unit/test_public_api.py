@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import re
 import subprocess
 import sys
 
@@ -68,3 +69,32 @@ print(*[m for m in {heavy!r} if m in sys.modules])
     at_import, after_use = done.stdout.splitlines()
     assert at_import == ""
     assert after_use.split() == list(heavy)
+
+
+def test_the_plugins_handle_has_the_registrys_methods() -> None:
+    """RegistryHandle's methods take exactly what Registry's take, in the same order."""
+    from ephemeral_registry.pytest_plugin import RegistryHandle
+
+    for name in ("ready", "push", "push_image", "keep"):
+        handle = inspect.signature(getattr(RegistryHandle, name))
+        registry = inspect.signature(getattr(ephemeral_registry.Registry, name))
+        assert handle == registry, name
+
+
+def test_every_type_in_a_public_signature_is_public() -> None:
+    """The aliases the signatures use (Pusher, OnLog, ...) are exported, for callers to name."""
+    outside = {"str", "int", "float", "bool", "None", "os", "PathLike", "aiodocker", "Docker"}
+    outside |= {"AsyncIterator", "Collection", "Iterable", "Sequence", "list", "tuple", "dict"}
+    functions = [
+        ephemeral_registry.ephemeral_registry,
+        ephemeral_registry.sweep,
+        ephemeral_registry.find_leftovers,
+        *(
+            getattr(ephemeral_registry.Registry, name)
+            for name in ("ready", "push", "push_image", "keep")
+        ),
+    ]
+    for function in functions:
+        annotations = [str(value) for value in function.__annotations__.values()]
+        for name in re.findall(r"[A-Za-z_][A-Za-z_0-9]*", " ".join(annotations)):
+            assert name in outside or name in ephemeral_registry.__all__, (function, name)
