@@ -147,7 +147,7 @@ class Identity:
         container's port forwarding (netavark's DNAT rules) and the network's
         firewall chains behind, and a stale DNAT rule then hijacks that host
         port for whatever publishes on it next. Docker 29 held under load
-        (tests/integration/test_load.py) with nothing left behind.
+        (tests/integration/engines/test_load.py) with nothing left behind.
         """
         return self.product == "docker" and self.api_version >= _CONCURRENT_REMOVAL_API
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from . import testbed
+from .support import testbed
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,4 +1,4 @@
-"""The native pusher's HTTP side, against httpx.MockTransport: no registry, no Docker."""
+"""The OCI distribution client, against httpx.MockTransport: no registry, no Docker."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from ephemeral_registry._export import Blob
 from ephemeral_registry._pushers.distribution import Api, Refused
-from ephemeral_registry._pushers.native import BlobCache, _Held
 
 pytestmark = pytest.mark.anyio
 
@@ -78,15 +76,3 @@ async def test_an_upload_without_a_location_is_refused() -> None:
     async with client("", seen) as http:
         with pytest.raises(Refused, match="without a Location"):
             await Api(http, "app").put_blob(b"x", DIGEST)
-
-
-async def test_a_failed_pushs_cache_entries_are_forgotten() -> None:
-    """What one push recorded goes when it fails: it cannot spoil a later push."""
-    cache = BlobCache()
-    blob = Blob(DIGEST, 4, "none", DIGEST)
-    async with cache.claim("gzip:layer") as held:
-        assert held is None
-        cache.record("gzip:layer", _Held(blob, blob, "app"))
-    cache.forget({"gzip:layer"})
-    async with cache.claim("gzip:layer") as held:
-        assert held is None

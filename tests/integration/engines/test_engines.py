@@ -11,8 +11,8 @@ import os
 import aiodocker
 import pytest
 
-from . import testbed
-from .helpers import get, registry_under_test
+from ..support import testbed
+from ..support.helpers import get, registry_under_test
 
 pytestmark = pytest.mark.anyio
 

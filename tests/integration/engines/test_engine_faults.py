@@ -28,9 +28,9 @@ from ephemeral_registry import (
 )
 from ephemeral_registry._docker import Engine
 
-from . import testbed
-from .engine_proxy import EngineProxy
-from .helpers import registry_under_test, session_resources
+from ..support import testbed
+from ..support.engine_proxy import EngineProxy
+from ..support.helpers import registry_under_test, session_resources
 
 pytestmark = pytest.mark.anyio
 

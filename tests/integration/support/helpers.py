@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -32,3 +33,10 @@ async def get(pull_endpoint: str, path: str, **headers: str) -> httpx.Response:
     """GET http://<pull_endpoint><path> from the host, with no proxy."""
     async with httpx.AsyncClient(trust_env=False) as client:
         return await client.get(f"http://{pull_endpoint}{path}", headers=headers)
+
+
+async def saved(image: str, directory: Path, *images: str) -> Path:
+    """``docker save -o``: a tarball of mode 0600, owned by this process's user."""
+    tarball = directory / f"{image.replace('/', '_').replace(':', '_')}.tar"
+    await testbed.adocker("save", "-o", str(tarball), image, *images)
+    return tarball

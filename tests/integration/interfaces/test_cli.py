@@ -12,24 +12,11 @@ from pathlib import Path
 import anyio
 import pytest
 
-from . import testbed
-from .engine_proxy import EngineProxy
+from ..support import testbed
+from ..support.cli import ENV, cli
+from ..support.engine_proxy import EngineProxy
 
 pytestmark = pytest.mark.anyio
-
-ENV = {
-    **os.environ,
-    "EPHEMERAL_REGISTRY_REGISTRY_IMAGE": testbed.REGISTRY2,
-    "EPHEMERAL_REGISTRY_CRANE_IMAGE": testbed.CRANE,
-}
-
-
-async def cli(*args: str) -> tuple[int, str, str]:
-    with anyio.fail_after(60):
-        done = await anyio.run_process(
-            [sys.executable, "-m", "ephemeral_registry", *args], env=ENV, check=False
-        )
-    return done.returncode, done.stdout.decode(), done.stderr.decode()
 
 
 async def test_push_prints_the_references() -> None:

@@ -21,10 +21,10 @@ import pytest
 from ephemeral_registry import DockerUnavailableError, InvalidArgumentError
 from ephemeral_registry._docker import Engine
 
-from . import testbed
-from .engine_proxy import EngineProxy
-from .helpers import get, registry_under_test, session_resources
-from .test_cli import cli
+from ..support import testbed
+from ..support.cli import cli
+from ..support.engine_proxy import EngineProxy
+from ..support.helpers import get, registry_under_test, session_resources
 
 pytestmark = pytest.mark.anyio
 

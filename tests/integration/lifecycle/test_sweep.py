@@ -14,18 +14,18 @@ import pytest
 
 from ephemeral_registry import _labels, sweep
 
-from . import testbed
-from .helpers import get, registry_under_test, session_resources
+from ..support import testbed
+from ..support.helpers import get, registry_under_test, session_resources
 
 pytestmark = pytest.mark.anyio
 
-ROOT = Path(__file__).parents[2]
+ROOT = Path(__file__).parents[3]
 
 
 async def killed_owner(tarball: Path) -> str:
     """Start a process that owns a registry with a push running, SIGKILL it; return its session."""
     process = await anyio.open_process(
-        [sys.executable, "-m", "tests.integration.owner_process", str(tarball)], cwd=ROOT
+        [sys.executable, "-m", "tests.integration.support.owner_process", str(tarball)], cwd=ROOT
     )
     try:
         assert process.stdout is not None

@@ -12,8 +12,8 @@ import pytest
 
 from ephemeral_registry import InvalidArgumentError
 
-from . import testbed
-from .helpers import get, registry_under_test, session_resources
+from ..support import testbed
+from ..support.helpers import get, registry_under_test, session_resources
 
 pytestmark = pytest.mark.anyio
 

@@ -26,8 +26,8 @@ from ephemeral_registry import Registry
 from ephemeral_registry._docker import Engine
 from ephemeral_registry._lifecycle import EXIT_WATCH
 
-from . import testbed
-from .helpers import registry_under_test, session_resources
+from ..support import testbed
+from ..support.helpers import get, registry_under_test, saved, session_resources
 
 pytestmark = pytest.mark.anyio
 
@@ -196,4 +196,56 @@ async def test_cancelling_during_the_teardown_still_removes_everything(
     assert scope.cancelled_caught, (
         f"the exit swallowed a cancellation {'after' if after else 'before'} {call}"
     )
+    assert session_resources(registry) == set()
+
+
+# Cancellation of one wait, of the bring-up, and of a push with each pusher.
+
+
+async def test_cancelling_one_ready_call_does_not_cancel_the_bring_up() -> None:
+    """A waiter that gives up leaves the bring-up going for the others."""
+    async with registry_under_test() as registry:
+        with anyio.move_on_after(0.01) as scope:
+            await registry.ready()
+        assert scope.cancelled_caught
+        endpoints = await registry.ready()
+        assert (await get(endpoints.pull_endpoint, "/v2/")).status_code == 200
+
+
+@pytest.mark.parametrize("delay", [0, 0.001, 0.005, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.45, 0.7])
+async def test_cancelling_the_bring_up_leaves_nothing(delay: float) -> None:
+    """Cancellation at many moments of the bring-up propagates and removes everything."""
+    reached_ready = False
+    with anyio.move_on_after(delay) as scope:
+        async with registry_under_test() as registry:
+            await registry.ready()
+            reached_ready = True
+            await anyio.sleep_forever()
+    assert scope.cancelled_caught
+    assert session_resources(registry) == set(), f"leftovers (ready reached: {reached_ready})"
+
+
+async def test_cancelling_a_push_removes_its_container(tmp_path: Path) -> None:
+    """The cancellation propagates; the crane container is gone when push() returns."""
+    tarball = await saved(testbed.SAMPLE, tmp_path)
+    async with registry_under_test(crane_image=testbed.CRANE_HANGS) as registry:
+        started = anyio.Event()
+        with anyio.move_on_after(5) as scope:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(lambda: registry.push(tarball, "xy", on_log=lambda _: started.set()))
+                await started.wait()
+                tg.cancel_scope.cancel()
+        assert not scope.cancelled_caught
+        assert len(session_resources(registry)) == 2
+
+
+async def test_cancelling_a_native_push_leaves_the_registry_usable() -> None:
+    """Cancelled in the middle of a layer's upload; the block exits cleanly after."""
+    async with registry_under_test(pusher="native") as registry:
+        await registry.ready()
+        with anyio.move_on_after(0.3) as scope:
+            await registry.push_image(testbed.REGISTRY3, "cancelled/registry")
+        assert scope.cancelled_caught
+        result = await registry.push_image(testbed.SAMPLE, "after/cancel")
+        assert result.digest.startswith("sha256:")
     assert session_resources(registry) == set()

@@ -9,7 +9,7 @@ import pytest
 
 from ephemeral_registry import sweep
 
-from . import testbed
+from ..support import testbed
 
 pytestmark = pytest.mark.anyio
 
@@ -215,7 +215,7 @@ def test_the_fixtures_work_under_every_async_plugin(
 
 def test_the_example_suite_passes(pytester: pytest.Pytester) -> None:
     """examples/pytest_suite, as its docstring says to run it."""
-    example = Path(__file__).parents[2] / "examples" / "pytest_suite"
+    example = Path(__file__).parents[3] / "examples" / "pytest_suite"
     for path in example.glob("*.py"):
         pytester.makefile(path.suffix, **{path.stem: path.read_text()})
     result = pytester.runpytest_subprocess(*OPTIONS)

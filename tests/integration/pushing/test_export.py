@@ -10,8 +10,8 @@ import pytest
 
 from ephemeral_registry import Endpoints, ExportError, ImageNotFoundError, PushResult
 
-from . import testbed
-from .helpers import get, registry_under_test
+from ..support import testbed
+from ..support.helpers import get, registry_under_test
 
 pytestmark = pytest.mark.anyio
 

@@ -27,8 +27,8 @@ from ephemeral_registry import (
 )
 from ephemeral_registry._docker import Engine
 
-from . import testbed
-from .helpers import get, registry_under_test, session_resources
+from ..support import testbed
+from ..support.helpers import get, registry_under_test, saved, session_resources
 
 pytestmark = pytest.mark.anyio
 
@@ -39,13 +39,6 @@ MANIFEST_TYPES = ", ".join(
         "application/vnd.oci.image.index.v1+json",
     ]
 )
-
-
-async def saved(image: str, directory: Path, *images: str) -> Path:
-    """``docker save -o``: a tarball of mode 0600, owned by this process's user."""
-    tarball = directory / f"{image.replace('/', '_').replace(':', '_')}.tar"
-    await testbed.adocker("save", "-o", str(tarball), image, *images)
-    return tarball
 
 
 async def manifest_digest(endpoints: Endpoints, repository: str, reference: str) -> str:
@@ -397,20 +390,6 @@ async def test_checking_a_source_is_bounded_by_push_timeout(tmp_path: Path) -> N
             await registry.push(tarball, "slow/check")
         await registry.ready()
         assert len(session_resources(registry)) == 2  # the registry and its network: no crane
-
-
-async def test_cancelling_a_push_removes_its_container(tmp_path: Path) -> None:
-    """The cancellation propagates; the crane container is gone when push() returns."""
-    tarball = await saved(testbed.SAMPLE, tmp_path)
-    async with registry_under_test(crane_image=testbed.CRANE_HANGS) as registry:
-        started = anyio.Event()
-        with anyio.move_on_after(5) as scope:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(lambda: registry.push(tarball, "xy", on_log=lambda _: started.set()))
-                await started.wait()
-                tg.cancel_scope.cancel()
-        assert not scope.cancelled_caught
-        assert len(session_resources(registry)) == 2
 
 
 async def test_a_missing_crane_image_fails_pushes_not_the_registry(tmp_path: Path) -> None:

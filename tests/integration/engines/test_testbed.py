@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from . import testbed
+from ..support import testbed
 
 pytestmark = pytest.mark.integration
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import anyio
 import pytest
 
-from . import testbed
+from ..support import testbed
 
 pytestmark = pytest.mark.anyio
 
-EXAMPLES = Path(__file__).parents[2] / "examples"
+EXAMPLES = Path(__file__).parents[3] / "examples"
 ENV = {
     **os.environ,
     "EPHEMERAL_REGISTRY_REGISTRY_IMAGE": testbed.REGISTRY2,
