@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import functools
 import hashlib
+import json
 import os
 import statistics
 import subprocess
@@ -164,7 +165,7 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-async def main(runs: int) -> None:
+async def main(runs: int, engine: str, save: Path | None) -> None:
     rows: dict[str, list[tuple[float, float]]] = {
         "one: library": [],
         "one: library, gzip layers": [],
@@ -216,16 +217,37 @@ async def main(runs: int) -> None:
         f"floors: docker save {BULK[0]} > /dev/null {median(export_floors):.2f} s;"
         f" 200 MiB uploaded from memory into the registry {median(upload_floors):.2f} s"
     )
+    peaks = {}
     for pusher in ("crane", "native"):
         before, after, written = peak_memory(pusher)
+        peaks[pusher] = after
         print(
             f"{pusher}: peak RSS exporting and pushing {BULK_500}: {after} MiB"
             f" (after imports, before the export: {before} MiB)   target <= 100 MiB;"
             f" written to this machine's disk by the push: {written} KiB"
         )
 
+    if save is not None:
+        figures = {
+            "engine": engine,
+            "runs": runs,
+            "until_pushed": {name: pushed for name, (pushed, _) in totals.items()},
+            "docker_save_alone": median(export_floors),
+            "upload_200_mib": median(upload_floors),
+            "peak_rss_mib": peaks,
+        }
+        await anyio.Path(save).write_text(json.dumps(figures, indent=2) + "\n")
+        print(f"saved to {save}; benchmarks/chart.py draws the documentation's chart from it")
+
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
-    anyio.run(main, parser.parse_args().runs)
+    parser.add_argument("--engine", default="Docker 20.10", help="the engine's name, for --save")
+    parser.add_argument(
+        "--save",
+        type=Path,
+        help="write the figures as JSON (benchmarks/results/conversions-*.json)",
+    )
+    arguments = parser.parse_args()
+    anyio.run(main, arguments.runs, arguments.engine, arguments.save)
