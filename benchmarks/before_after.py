@@ -4,8 +4,8 @@ For a change meant to leave behaviour and speed alone (a refactoring): the
 version checked out here ("after") against the one at ``--before COMMIT``,
 checked out into a temporary git worktree. Each measurement runs in a new
 process that imports one version or the other (``PYTHONPATH``), and the two
-alternate, round after round, so that a slow moment of the machine falls on
-both:
+alternate, round after round and each first in every other round, so that a
+slow moment of the machine falls on both:
 
 - bring-up: entering ``ephemeral_registry()`` until ``ready()`` returns;
 - teardown: from there to the block's exit;
@@ -86,9 +86,12 @@ def main(before: str, runs: int) -> None:
         try:
             versions = {"before": worktree / "src", "after": ROOT / "src"}
             figures: dict[tuple[str, str, str], list[float]] = {}
-            for _ in range(runs):
+            for run in range(runs):
                 for what, pusher, image in CASES:
-                    for version, src in versions.items():
+                    # Each goes first in every other round: a measurement right after
+                    # another's teardown can be slower (the engine is still tidying up).
+                    order = list(versions.items())[:: -1 if run % 2 else 1]
+                    for version, src in order:
                         first, second = measure(src, what, pusher, image)
                         label = "bring-up" if what == "bring-up" else f"{what}, {pusher}"
                         figures.setdefault((label, version, "main"), []).append(first)

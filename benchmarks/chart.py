@@ -39,11 +39,11 @@ def draw(results: list[dict[str, object]]) -> str:
     longest = max(_value(figures, key) for figures in results for _, key, _ in BARS)
     scale = (HEIGHT - 20) / longest
     group = len(BARS) * (BAR + GAP) + GROUP_GAP
-    width = LEFT + len(results) * group + 20
+    width = max(LEFT + len(results) * group + 20, 560)  # room for the title
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{TOP + HEIGHT + 60}"'
         ' font-family="sans-serif" font-size="12">',
-        f'<text x="{LEFT}" y="20" font-size="14">Seconds until a ~200 MB image is pushed'
+        '<text x="10" y="20" font-size="14">Seconds until a ~200 MB image is pushed'
         " (median; lower is better)</text>",
     ]
     for n, (label, _, colour) in enumerate(BARS):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import re
 from pathlib import Path
 
@@ -39,3 +41,16 @@ def test_every_page_of_the_site_is_in_its_navigation() -> None:
     config = (ROOT / "mkdocs.yml").read_text()
     named = set(re.findall(r":\s*(\S+\.md)\s*$", config, re.MULTILINE))
     assert named == {page.name for page in DOCS.glob("*.md")}
+
+
+def test_the_performance_chart_is_drawn_from_the_saved_figures() -> None:
+    """docs/conversions.svg is what benchmarks/chart.py draws from benchmarks/results/."""
+    spec = importlib.util.spec_from_file_location("chart", ROOT / "benchmarks" / "chart.py")
+    assert spec is not None
+    assert spec.loader is not None
+    chart = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(chart)
+    files = sorted((ROOT / "benchmarks" / "results").glob("conversions-*.json"))
+    assert files
+    drawn = chart.draw([json.loads(path.read_text()) for path in files])
+    assert (DOCS / "conversions.svg").read_text() == drawn
