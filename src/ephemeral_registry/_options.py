@@ -130,7 +130,8 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "push_timeout",
         600.0,
-        "seconds one push may take, its check or export included",
+        "seconds one push may take once a push slot is free: the wait for the registry,"
+        " the check or export and the upload",
         kind=float,
     ),
     Option(

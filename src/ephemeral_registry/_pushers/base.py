@@ -67,7 +67,8 @@ class BasePusher(Protocol):
     """Puts one image into the registry."""
 
     def check(self, job: Job) -> None:
-        """Refuse a job this pusher cannot do, before anything is waited for or made.
+        """Refuse a job this pusher cannot do, before anything is waited for or made;
+        set ``job.report.phase`` to what ``push`` does first.
 
         Raises:
             InvalidArgumentError: an option this pusher cannot honour for it.
@@ -77,7 +78,7 @@ class BasePusher(Protocol):
     async def push(self, job: Job) -> PushResult:
         """Push ``job.what`` as ``job.reference``, telling ``job.report`` as it goes.
 
-        Sets ``job.report.phase`` as it goes from checking or exporting the
+        Sets ``job.report.phase`` as it goes on from checking or exporting the
         source to pushing it, so that a time limit's error says which.
 
         Raises:

@@ -101,15 +101,16 @@ class CranePusher:
                 'cannot be chosen for crane with layer_compression="gzip" (a docker save'
                 ' tarball holds one platform); use the native pusher, or "none"',
             )
+        # What push() does first, set before it starts: a time limit that ends the push
+        # before its first step has run must still say what was under way.
+        job.report.phase = "check" if isinstance(what, FromFile) else "export"
 
     async def push(self, job: Job) -> PushResult:
         what = job.what
-        if isinstance(what, FromFile):
-            job.report.phase = "check"
+        if isinstance(what, FromFile):  # its phase is "check" (see check())
             sizes = await check_source(what.source, job.report)
             return await self._run(what.source, job, sizes)
-        job.report.phase = "export"
-        async with exported(
+        async with exported(  # its phase is "export"
             self._engine,
             what.image,
             platform=what.platform,

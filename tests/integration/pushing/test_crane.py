@@ -372,12 +372,17 @@ async def test_two_registries_at_once_each_get_their_own_images() -> None:
 
 
 async def test_a_push_that_runs_too_long_is_stopped_and_removed(tmp_path: Path) -> None:
-    """push_timeout ends a hung crane with PushError; its container is removed."""
+    """push_timeout ends a hung crane with PushError, with its lines; its container is removed.
+
+    The limit counts from the push's start, so the registry is made ready first: the
+    bring-up of a fresh engine can take most of a second, and crane must have started.
+    """
     tarball = await saved(testbed.SAMPLE, tmp_path)
-    async with registry_under_test(crane_image=testbed.CRANE_HANGS, push_timeout=1.0) as registry:
+    async with registry_under_test(crane_image=testbed.CRANE_HANGS, push_timeout=2.0) as registry:
+        await registry.ready()
         with pytest.raises(PushError) as caught:
             await registry.push(tarball, "slow/image")
-        assert "did not finish within 1 s" in str(caught.value)
+        assert "did not finish within 2 s" in str(caught.value)
         assert caught.value.output == ("crane: starting",)
         assert len(session_resources(registry)) == 2  # the registry and its network
 
