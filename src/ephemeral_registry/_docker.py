@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
@@ -370,9 +371,20 @@ class Engine:
 
     async def pull(self, image: str, *, timeout: float) -> None:
         """Pull ``image``; raises ``DockerEngineError`` when the engine refuses."""
-        with self._translate(f"pull {image}", timeout=timeout, limit_name="pull_timeout"):
-            # The progress stream reports errors in-band; aiodocker raises them.
-            await self._client.images.pull(image)
+        operation = f"pull {image}"
+        params = {"fromImage": image}
+        if "@" not in image and ":" not in image.rsplit("/", 1)[-1]:
+            params["tag"] = "latest"  # as the docker CLI: not every tag
+        lines = Lines()
+        with self._translate(operation, timeout=timeout, limit_name="pull_timeout"):
+            # Read here, not by aiodocker's pull, which leaves the answer open
+            # when a time limit stops it (see _streamed).
+            async with self._streamed("POST", "images/create", params) as response:
+                async for chunk in response.content.iter_any():
+                    for line in lines.feed("stdout", chunk):
+                        _raise_pull_error(operation, line)
+                for line in lines.end():
+                    _raise_pull_error(operation, line)
 
     # Networks
 
@@ -633,3 +645,28 @@ class Engine:
             )
             for c in found
         ]
+
+
+def _raise_pull_error(operation: str, line: str) -> None:
+    """Raise the error a line of a pull's progress stream reports, if any.
+
+    The engine answers a pull with 200 and then a JSON object per line; a
+    failure is a line with ``error`` (and ``errorDetail``), as in
+    ``{"errorDetail": {"message": "manifest unknown"}, "error": "manifest unknown"}``.
+    A line that is not a JSON object means the answer is not what a pull returns.
+    """
+    if not line.strip():
+        return
+    try:
+        progress = json.loads(line)
+    except ValueError:
+        progress = None
+    if not isinstance(progress, dict):
+        problem = f"the answer is not a progress stream: {line[:200]!r}"
+        raise DockerEngineError(operation, 0, problem)
+    if "error" not in progress and "errorDetail" not in progress:
+        return
+    detail = progress.get("errorDetail")
+    message = detail.get("message") if isinstance(detail, dict) else None
+    message = message or progress.get("error") or "an error without a message"
+    raise DockerEngineError(operation, 0, str(message)[:2000])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,6 +32,18 @@ def no_leftovers() -> Iterator[None]:
     if leaked:
         testbed.remove(sorted(leaked))
         pytest.fail(f"the test left {len(leaked)} labelled resources behind: {sorted(leaked)}")
+
+
+@pytest.fixture(autouse=True)
+def no_unclosed_answers() -> Iterator[None]:
+    """Fail a test that leaves an engine's answer open, not whichever test comes later.
+
+    An answer never closed holds its connection until the garbage collector
+    finds it, which then warns (``Unclosed connection``): collecting here
+    makes pytest report that warning on the test that made it.
+    """
+    yield
+    gc.collect()
 
 
 @pytest.fixture

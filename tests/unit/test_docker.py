@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ephemeral_registry._docker import ContainerSpec, Identity
+from ephemeral_registry._docker import ContainerSpec, Identity, _raise_pull_error
+from ephemeral_registry._errors import DockerEngineError
 
 PINGS = {
     "docker 20.10": {"Api-Version": "1.41", "Server": "Docker/20.10.24+dfsg1 (linux)"},
@@ -89,3 +90,36 @@ def test_every_interface_is_an_empty_host_ip_for_podman(
     for product, sent in (("docker", docker), ("podman", podman)):
         bindings = spec.to_api(product)["HostConfig"]["PortBindings"]  # type: ignore[arg-type]
         assert bindings == {"5000/tcp": [{"HostIp": sent, "HostPort": ""}]}
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"status":"Pulling from mirror/registry","id":"2"}',
+        '{"status":"Downloading","progressDetail":{"current":1,"total":2},"id":"a1"}\r',
+        "",
+        "   ",
+    ],
+)
+def test_a_pull_progress_line_without_an_error_passes(line: str) -> None:
+    _raise_pull_error("pull x", line)
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('{"errorDetail":{"message":"unknown"},"error":"manifest unknown"}', "unknown"),
+        ('{"error":"denied"}', "denied"),
+        ('{"errorDetail":"odd","error":"refused"}', "refused"),
+        ('{"errorDetail":{}}', "an error without a message"),
+        ("not json", "the answer is not a progress stream: 'not json'"),
+        ("[1, 2]", "the answer is not a progress stream"),
+    ],
+)
+def test_a_pull_progress_line_with_an_error_is_a_docker_engine_error(
+    line: str, message: str
+) -> None:
+    with pytest.raises(DockerEngineError) as caught:
+        _raise_pull_error("pull x", line)
+    assert caught.value.operation == "pull x"
+    assert caught.value.message.startswith(message)
