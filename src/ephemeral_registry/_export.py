@@ -68,6 +68,8 @@ from ._oci.threads import check_cancelled
 from ._platform import Platform
 
 logger = logging.getLogger("ephemeral_registry")
+EXPORT_PREFIX = "ephemeral-registry-export-"
+"""The name of each temporary export's directory begins so."""
 
 ReadExactly = Callable[[int], Awaitable[bytes]]
 Compression = Literal["none", "gzip", "zstd"]
@@ -302,7 +304,7 @@ async def exported(
 
     Cancellation: the export stops, and the directory is removed.
     """
-    with tempfile.TemporaryDirectory(prefix="ephemeral-registry-") as directory:
+    with tempfile.TemporaryDirectory(prefix=EXPORT_PREFIX) as directory:
         if as_tarball:
             source = Path(directory) / "image.tar"
             size = await engine.save_image(image, source, timeout=timeout)

@@ -12,6 +12,7 @@ Two ways to find the points:
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -24,6 +25,7 @@ import pytest
 
 from ephemeral_registry import Registry
 from ephemeral_registry._docker import Engine
+from ephemeral_registry._export import EXPORT_PREFIX
 from ephemeral_registry._lifecycle import EXIT_WATCH
 
 from ..support import testbed
@@ -145,8 +147,13 @@ async def test_cancellation_at_increasing_delays_during_an_export_and_push() -> 
     operation: Operation = lambda registry: registry.push_image(image, "cancel/big")  # noqa: E731
     assert await run_once(operation, sessions)
     duration = time.monotonic() - started
-    temporary = Path(tempfile.gettempdir())
-    before = set(temporary.glob("ephemeral-registry-*"))
+
+    def exports() -> set[Path]:
+        """This process's user's temporary exports (another user's runs are not this test's)."""
+        found = Path(tempfile.gettempdir()).glob(f"{EXPORT_PREFIX}*")
+        return {path for path in found if path.lstat().st_uid == os.getuid()}
+
+    before = exports()
     steps = 16
 
     async def then_wait(registry: Registry) -> None:
@@ -162,7 +169,7 @@ async def test_cancellation_at_increasing_delays_during_an_export_and_push() -> 
         assert scope.cancelled_caught, f"not cancelled after {delay:.2f} s of {duration:.2f} s"
         assert not finished
         assert testbed.labelled(f"{testbed.LABEL}={sessions[-1]}") == set()
-        assert set(temporary.glob("ephemeral-registry-*")) == before, "export files left"
+        assert exports() == before, "export files left"
 
 
 @pytest.mark.parametrize("after", [False, True], ids=["before", "after"])
