@@ -29,6 +29,7 @@ from ._errors import RegistryClosedError as RegistryClosedError
 from ._errors import RegistryNotReadyError as RegistryNotReadyError
 from ._options import DEFAULT_CRANE_IMAGE as DEFAULT_CRANE_IMAGE
 from ._options import DEFAULT_REGISTRY_IMAGE as DEFAULT_REGISTRY_IMAGE
+from ._options import REGISTRY_2_IMAGE as REGISTRY_2_IMAGE
 from ._options import LayerCompression as LayerCompression
 from ._options import PullPolicy as PullPolicy
 from ._options import Pusher as Pusher
@@ -74,6 +75,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "DEFAULT_CRANE_IMAGE",
     "DEFAULT_REGISTRY_IMAGE",
+    "REGISTRY_2_IMAGE",
     "CleanupError",
     "ContainerState",
     "Credentials",

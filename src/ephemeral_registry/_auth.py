@@ -49,20 +49,17 @@ def htpasswd_archive(credentials: Credentials) -> bytes:
 
     digest = bcrypt.hashpw(credentials.password.encode(), bcrypt.gensalt(rounds=BCRYPT_ROUNDS))
     line = f"{credentials.username}:{digest.decode()}\n".encode()
-    return _archive({HTPASSWD: line}, uid=0, gid=0)
+    return archive({HTPASSWD: line}, uid=0, gid=0)
 
 
-def crane_config_archive(credentials: Credentials, registry: str, *, user: str) -> bytes:
-    """A tar holding a Docker ``config.json`` with the credentials for ``registry``,
-    readable by ``user`` (``uid:gid``), to copy to ``/`` in the crane container."""
+def crane_files(credentials: Credentials, registry: str) -> dict[str, bytes]:
+    """A Docker ``config.json`` with the credentials for ``registry``, for crane's container."""
     config = {"auths": {registry: {"auth": credentials.basic}}}
-    uid, _, gid = user.partition(":")
-    return _archive(
-        {f"{DOCKER_CONFIG}/config.json": json.dumps(config).encode()}, uid=int(uid), gid=int(gid)
-    )
+    return {f"{DOCKER_CONFIG}/config.json": json.dumps(config).encode()}
 
 
-def _archive(files: dict[str, bytes], *, uid: int, gid: int) -> bytes:
+def archive(files: dict[str, bytes], *, uid: int, gid: int) -> bytes:
+    """A tar of ``files`` (absolute paths), owned by ``uid:gid``, mode 0600, to copy to ``/``."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         directories = sorted({path.rsplit("/", 1)[0] for path in files})

@@ -21,8 +21,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import tempfile
+from pathlib import Path
 
-from . import _auth
+import anyio
+import anyio.to_thread
+
+from . import _auth, _tls
 from ._concurrency import Outcome, race, run_all
 from ._discovery import EngineAddress
 from ._docker import ContainerSpec, Engine
@@ -102,6 +107,18 @@ class BringUp:
             await self._create_network()
         else:
             await run_all(lambda: self._ensure_image(image), self._create_network)
+        pull_host = host_address(host_ip, self._engine_address)
+        authority = self._session.authority
+        env = _auth.registry_env() if self._session.credentials else {}
+        files: list[bytes] = []
+        if self._session.credentials is not None:
+            files.append(_auth.htpasswd_archive(self._session.credentials))
+        ca_file = None
+        if authority is not None:
+            env |= _tls.registry_env()
+            hosts = _tls.server_hosts(pull_host, self._session.name)
+            files.append(_tls.registry_archive(*authority.issue(hosts)))
+            ca_file = await self._write_ca_file(authority)
         spec = ContainerSpec(
             name=self._session.name,
             image=image,
@@ -109,24 +126,40 @@ class BringUp:
             network=self._session.name,
             publish_port=REGISTRY_PORT,
             host_ip=host_ip,
-            env=_auth.registry_env() if self._session.credentials else {},
+            env=env,
         )
-        container_id = await self._create_and_start(spec)
+        container_id = await self._create_and_start(spec, files)
         attachment = await self._engine.attachment(container_id, REGISTRY_PORT, self._session.name)
         if attachment.host_port is None:
             raise await self._not_ready(container_id, None, url=None)
-        pull_endpoint = f"{host_address(host_ip, self._engine_address)}:{attachment.host_port}"
-        await self._await_answer(container_id, f"http://{pull_endpoint}/v2/")
         endpoints = Endpoints(
             network=self._session.name,
             push_endpoint=f"{self._session.name}:{REGISTRY_PORT}",
-            pull_endpoint=pull_endpoint,
+            pull_endpoint=f"{pull_host}:{attachment.host_port}",
             credentials=self._session.credentials,
+            ca_certificate=None if authority is None else authority.certificate,
+            ca_file=ca_file,
+        )
+        await self._await_answer(
+            container_id, f"{endpoints.scheme}://{endpoints.pull_endpoint}/v2/"
         )
         return Running(endpoints, container_id, attachment.address)
 
-    async def _create_and_start(self, spec: ContainerSpec) -> str:
-        """Create and start the registry container; return its id.
+    async def _write_ca_file(self, authority: _tls.Authority) -> Path:
+        """Write the CA's certificate to a directory of its own here, for ``Endpoints.ca_file``."""
+
+        def write() -> Path:
+            directory = Path(tempfile.mkdtemp(prefix=f"{self._session.name}-"))
+            self._session.ca_directory = directory
+            path = directory / _tls.CA_FILE_NAME
+            path.write_bytes(authority.certificate)
+            return path
+
+        return await anyio.to_thread.run_sync(write)
+
+    async def _create_and_start(self, spec: ContainerSpec, files: list[bytes]) -> str:
+        """Create the registry container, copy ``files`` (tar archives) into it, start it;
+        return its id.
 
         Podman picks the free host port itself, and under load two containers
         sometimes get the same one: the second start fails with "address
@@ -142,9 +175,8 @@ class BringUp:
                     True  # it may exist: the teardown also looks by label
                 )
                 raise
-            if self._session.credentials is not None:
-                htpasswd = _auth.htpasswd_archive(self._session.credentials)
-                await self._engine.copy_in(container_id, htpasswd)
+            for archive in files:  # the htpasswd file, the TLS certificate and key
+                await self._engine.copy_in(container_id, archive)
             try:
                 await self._engine.start(container_id)
             except DockerEngineError as exc:
@@ -201,7 +233,7 @@ class BringUp:
             nonlocal exit_code
             exit_code = await self._engine.wait(container_id)
 
-        async with http_client() as client:
+        async with http_client(self._session.authority) as client:
 
             async def poll() -> None:
                 nonlocal poll_result

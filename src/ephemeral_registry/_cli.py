@@ -26,6 +26,7 @@ import anyio
 import anyio.abc
 
 from . import (
+    Endpoints,
     EphemeralRegistryError,
     ImageNotFoundError,
     Leftover,
@@ -181,6 +182,14 @@ async def _push_source(
     return await registry.push_image(source, ref, on_log=on_log, on_progress=on_progress)
 
 
+def _endpoint_fields(endpoints: Endpoints) -> dict[str, Any]:
+    """What ``serve`` prints of the endpoints: the CA as its file, not its bytes."""
+    fields = asdict(endpoints)
+    del fields["ca_certificate"]
+    fields["ca_file"] = None if endpoints.ca_file is None else str(endpoints.ca_file)
+    return fields
+
+
 def _push_fields(result: PushResult) -> dict[str, str]:
     return {"ref": result.ref, "digest_ref": result.digest_ref, "digest": result.digest}
 
@@ -193,7 +202,12 @@ async def _push(args: argparse.Namespace, output: Output) -> int:
         if not args.command:
             output.result(_push_fields(result))
             return 0
-        values = {**_push_fields(result), "pull_endpoint": (await registry.ready()).pull_endpoint}
+        endpoints = await registry.ready()
+        values = {
+            **_push_fields(result),
+            "pull_endpoint": endpoints.pull_endpoint,
+            "ca_file": "" if endpoints.ca_file is None else str(endpoints.ca_file),
+        }
         command = [part.format(**values) for part in args.command]
         output.status(f"running {' '.join(command)}")
         output.done_with_status()
@@ -213,7 +227,7 @@ async def _serve(args: argparse.Namespace, output: Output) -> int:
     async with ephemeral_registry(**_registry_options(args)) as registry:
         output.status("bringing up the registry")
         endpoints = await registry.ready()
-        output.result({"session": registry.session_id, **asdict(endpoints)})
+        output.result({"session": registry.session_id, **_endpoint_fields(endpoints)})
         for source in args.push:
             output.result(_push_fields(await _push_source(registry, source, None, output)))
         output.status(f"serving at {endpoints.pull_endpoint}; Ctrl-C to remove it")
@@ -299,8 +313,8 @@ def parser() -> argparse.ArgumentParser:
         help="push a local image, tarball or OCI layout; run COMMAND with its reference",
         usage="ephemeral-registry push [options] SOURCE [-- COMMAND ...]",
         description="Bring up a registry, push SOURCE, run COMMAND with {ref}, {digest_ref},"
-        " {digest} and {pull_endpoint} replaced, then remove everything. Without COMMAND, print"
-        " the references.",
+        " {digest}, {pull_endpoint} and {ca_file} (with --tls) replaced, then remove everything."
+        " Without COMMAND, print the references.",
     )
     push.add_argument(
         "source", metavar="SOURCE", help="a local image name, a tarball or an OCI layout"

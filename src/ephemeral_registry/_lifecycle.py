@@ -49,6 +49,7 @@ async def ephemeral_registry(
     push_timeout: float = 600.0,
     max_concurrent_pushes: int = 4,
     auth: bool = False,
+    tls: bool = False,
     pusher: Pusher = "crane",
     layer_compression: LayerCompression | None = None,
     sweep_leftovers: bool = True,
@@ -61,7 +62,7 @@ async def ephemeral_registry(
 
     Args:
         registry_image: the registry image; default ``$EPHEMERAL_REGISTRY_REGISTRY_IMAGE``,
-            else registry 2.8.3 pinned by digest.
+            else registry 3.0.0 pinned by digest.
         crane_image: the crane image used for pushes; default
             ``$EPHEMERAL_REGISTRY_CRANE_IMAGE``, else crane pinned by digest.
         pull: ``"missing"`` pulls images the engine lacks, ``"never"`` fails with
@@ -82,6 +83,12 @@ async def ephemeral_registry(
             (htpasswd, needs ``ephemeral-registry[auth]``): pushes use them by
             themselves; ``Endpoints.credentials`` has them for pullers, and
             without them ``GET /v2/`` answers 401.
+        tls: serve HTTPS (needs ``ephemeral-registry[tls]``), with a certificate
+            for every name the registry is reached by, from a certificate
+            authority made for this registry alone: pushes trust it by
+            themselves; ``Endpoints.ca_certificate`` (PEM) and
+            ``Endpoints.ca_file`` hand it to pullers, which then need no
+            ``--insecure`` or registry configuration.
         pusher: how pushes are made: ``"crane"`` (``crane push`` in a one-shot
             container on the registry's network) or ``"native"`` (over HTTP from
             this process, the export streamed into the registry in one pass, no
@@ -126,7 +133,7 @@ async def ephemeral_registry(
     host_address(options.host_ip, address)  # refuses loopback for a remote engine
     async with open_client(docker, address) as client:
         engine = Engine(client, request_timeout=options.request_timeout)
-        session = Session.new(auth=options.auth)
+        session = Session.new(auth=options.auth, tls=options.tls)
         live_sessions.add(session.session_id)
         bring_up = BringUp(engine, options, session, engine_address=address)
         registry = Registry(engine, options, session, bring_up)

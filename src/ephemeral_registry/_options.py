@@ -17,6 +17,7 @@ from typing import Literal, cast, get_args
 from ._auth import require_bcrypt
 from ._discovery import EngineAddress
 from ._errors import InvalidArgumentError
+from ._tls import require_cryptography
 
 logger = logging.getLogger("ephemeral_registry")
 
@@ -25,9 +26,16 @@ Pusher = Literal["crane", "native"]
 LayerCompression = Literal["gzip", "none"]
 
 DEFAULT_REGISTRY_IMAGE = (
+    "registry@sha256:6c5666b861f3505b116bb9aa9b25175e71210414bd010d92035ff64018f9457e"
+)
+"""registry 3.0.0 (distribution v3), pinned by digest.
+
+Registry 2.8.3 is still supported: ``registry_image=REGISTRY_2_IMAGE``.
+"""
+REGISTRY_2_IMAGE = (
     "registry@sha256:a3d8aaa63ed8681a604f1dea0aa03f100d5895b6a58ace528858a7b332415373"
 )
-"""registry 2.8.3, pinned by digest."""
+"""registry 2.8.3, pinned by digest: the default before 3."""
 DEFAULT_CRANE_IMAGE = (
     "gcr.io/go-containerregistry/crane@sha256:"
     "0ae17ecb34315aa7cbff28f6eddee3b7adae0b2f90101260d990804db1eb0084"
@@ -91,7 +99,7 @@ OPTIONS: tuple[Option, ...] = (
         None,
         "the registry image",
         env=REGISTRY_IMAGE_ENV,
-        default_text="registry 2.8.3, pinned by digest",
+        default_text="registry 3.0.0, pinned by digest",
     ),
     Option(
         "crane_image",
@@ -147,6 +155,13 @@ OPTIONS: tuple[Option, ...] = (
         kind=bool,
     ),
     Option(
+        "tls",
+        False,
+        "serve HTTPS with a certificate from a CA made for this registry, handed to the"
+        " caller in Endpoints (needs ephemeral-registry[tls])",
+        kind=bool,
+    ),
+    Option(
         "pusher",
         "crane",
         "how pushes are made: crane in a one-shot container, or native over HTTP from this process",
@@ -195,6 +210,7 @@ class Options:
     push_timeout: float
     max_concurrent_pushes: int
     auth: bool
+    tls: bool = False
     pusher: Pusher = "crane"
     layer_compression: LayerCompression | None = None
     """``None``: each pusher's own default."""
@@ -272,6 +288,11 @@ def resolve(**given: object) -> Options:
         raise InvalidArgumentError("auth", auth, "must be True or False")
     if auth:
         require_bcrypt()
+    tls = values["tls"]
+    if not isinstance(tls, bool):
+        raise InvalidArgumentError("tls", tls, "must be True or False")
+    if tls:
+        require_cryptography()
     sweep = values["sweep_leftovers"]
     if not isinstance(sweep, bool):
         raise InvalidArgumentError("sweep_leftovers", sweep, "must be True or False")
@@ -295,6 +316,7 @@ def resolve(**given: object) -> Options:
         push_timeout=_seconds("push_timeout", values["push_timeout"]),
         max_concurrent_pushes=_count("max_concurrent_pushes", values["max_concurrent_pushes"]),
         auth=auth,
+        tls=tls,
         pusher=check_pusher(values["pusher"]),
         layer_compression=None if compression is None else check_layer_compression(compression),
         sweep_leftovers=sweep,

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import anyio
 import httpx
 
+from ._tls import Authority
+
 READY_STATUSES = frozenset({200, 401})
 
 FIRST_INTERVAL = 0.01
@@ -33,14 +35,15 @@ class PollResult:
     """What the last failed attempt saw; empty when ready at the first attempt."""
 
 
-def http_client() -> httpx.AsyncClient:
-    """A client for plain HTTP to a registry on the host.
+def http_client(authority: Authority | None = None) -> httpx.AsyncClient:
+    """A client for a registry on the host: plain HTTP, or HTTPS trusting ``authority`` alone.
 
     ``trust_env=False``: proxy variables must not divert requests to 127.0.0.1.
-    ``verify=False``: no TLS is spoken, and loading the CA bundle for nothing
-    costs 20-50 ms on the bring-up's critical path.
+    Without TLS, ``verify=False``: loading the CA bundle for nothing costs
+    20-50 ms on the bring-up's critical path.
     """
-    return httpx.AsyncClient(trust_env=False, verify=False)
+    verify = False if authority is None else authority.ssl_context()
+    return httpx.AsyncClient(trust_env=False, verify=verify)
 
 
 class Clock:

@@ -8,9 +8,11 @@ the same ``Session``: the registry's names and labels, what exists now
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from . import _labels
 from ._resources import Created
+from ._tls import Authority
 from ._types import Credentials
 
 
@@ -21,6 +23,10 @@ class Session:
     session_id: str
     """A random id, in every resource name and in the ``ephemeral-registry.session`` label."""
     credentials: Credentials | None
+    authority: Authority | None = None
+    """The registry's own certificate authority, with ``tls=True``."""
+    ca_directory: Path | None = None
+    """Where ``Endpoints.ca_file`` is, on this host; removed by the teardown."""
     owner: _labels.Owner = field(default_factory=_labels.Owner.current)
     created: Created = field(init=False)
     """What exists now, recorded as soon as each create answers."""
@@ -35,8 +41,13 @@ class Session:
         self.created = Created(self.name)
 
     @classmethod
-    def new(cls, *, auth: bool) -> Session:
-        return cls(_labels.new_session_id(), Credentials.generate() if auth else None)
+    def new(cls, *, auth: bool, tls: bool = False) -> Session:
+        session_id = _labels.new_session_id()
+        return cls(
+            session_id,
+            Credentials.generate() if auth else None,
+            Authority.generate(f"{_labels.PREFIX}-{session_id}") if tls else None,
+        )
 
     @property
     def name(self) -> str:

@@ -17,6 +17,7 @@ session's resources are also looked for by label.
 from __future__ import annotations
 
 import logging
+import shutil
 
 import anyio
 
@@ -47,8 +48,12 @@ async def tear_down(engine: Engine, session: Session, *, timeout: float) -> Clea
             session.name,
             ", ".join(leftovers(session)),
         )
+        if session.ca_directory is not None:
+            logger.warning("%s: its CA certificate stays in %s", session.name, session.ca_directory)
         return None
     live_sessions.discard(session.session_id)
+    if session.ca_directory is not None:  # a file of its own, a few hundred bytes: no thread
+        shutil.rmtree(session.ca_directory, ignore_errors=True)
     problem: CleanupError | None = None
     with anyio.move_on_after(timeout, shield=True) as scope:
         try:

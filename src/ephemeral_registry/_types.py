@@ -6,6 +6,7 @@ import base64
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 
@@ -38,6 +39,16 @@ class Endpoints:
     """``<host-ip>:<port>``: reachable from processes on the host."""
     credentials: Credentials | None = None
     """The user name and password to pull with, for a registry made with ``auth=True``."""
+    ca_certificate: bytes | None = field(default=None, repr=False)
+    """The PEM certificate of the CA that signed the registry's, for a registry made with
+    ``tls=True``: trust it (alone) to pull over HTTPS."""
+    ca_file: Path | None = None
+    """The same certificate in a file (``ca.crt``), removed with the registry."""
+
+    @property
+    def scheme(self) -> str:
+        """``https`` for a registry made with ``tls=True``, else ``http``."""
+        return "http" if self.ca_certificate is None else "https"
 
 
 @dataclass(frozen=True)

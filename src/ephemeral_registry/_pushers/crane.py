@@ -26,8 +26,8 @@ from collections.abc import Awaitable, Callable
 import anyio
 import anyio.lowlevel
 
-from .. import _source
-from .._auth import DOCKER_CONFIG, crane_config_archive
+from .. import _auth, _source, _tls
+from .._auth import DOCKER_CONFIG, archive
 from .._concurrency import run_all
 from .._docker import ContainerSpec, Engine
 from .._errors import EphemeralRegistryError, InvalidArgumentError, InvalidSourceError, PushError
@@ -39,6 +39,7 @@ from .._options import LayerCompression
 from .._reference import Reference
 from .._resources import Created
 from .._source import MOUNT_POINT, Source
+from .._tls import CRANE_ENV
 from .._types import Endpoints, LogLine, PushResult
 from .base import FromFile, Job, Ready, Running
 from .report import Report
@@ -181,6 +182,16 @@ async def check_source(source: Source, report: Report, *, tarball: bool = True) 
     return sizes
 
 
+def crane_files(endpoints: Endpoints) -> dict[str, bytes]:
+    """What crane's container needs before it starts: the credentials, the registry's CA."""
+    files: dict[str, bytes] = {}
+    if endpoints.credentials is not None:
+        files |= _auth.crane_files(endpoints.credentials, endpoints.push_endpoint)
+    if endpoints.ca_certificate is not None:
+        files[_tls.CA] = endpoints.ca_certificate
+    return files
+
+
 def crane_spec(
     *,
     name: str,
@@ -205,6 +216,11 @@ def crane_spec(
     container's other users are subordinate ids that own nothing on this host.
     """
     env = {"DOCKER_CONFIG": DOCKER_CONFIG} if endpoints.credentials is not None else {}
+    if endpoints.ca_certificate is not None:
+        env |= CRANE_ENV
+    # --insecure: a registry without TLS speaks plain HTTP, and crane only allows
+    # that by itself for loopback and RFC 1918 addresses, not a name.
+    insecure = ("--insecure",) if endpoints.ca_certificate is None else ()
     host = endpoints.push_endpoint.rpartition(":")[0]
     hosts = {host: registry_address} if registry_address else {}
     return ContainerSpec(
@@ -212,14 +228,7 @@ def crane_spec(
         image=crane_image,
         labels=labels,
         network=endpoints.network,
-        # --insecure: the registry speaks plain HTTP, and crane only allows
-        # that by itself for loopback and RFC 1918 addresses, not a name.
-        command=(
-            "push",
-            "--insecure",
-            MOUNT_POINT,
-            f"{endpoints.push_endpoint}/{reference}",
-        ),
+        command=("push", *insecure, MOUNT_POINT, f"{endpoints.push_endpoint}/{reference}"),
         read_only_mount=(source.path, MOUNT_POINT),
         user="0:0" if rootless else source.user,
         env=env,
@@ -282,13 +291,10 @@ async def run_crane(
     container_id = await engine.create_container(spec)
     created.cranes.add(container_id)
     try:
-        if endpoints.credentials is not None:
-            await engine.copy_in(
-                container_id,
-                crane_config_archive(
-                    endpoints.credentials, endpoints.push_endpoint, user=spec.user or "0:0"
-                ),
-            )
+        files = crane_files(endpoints)
+        if files:
+            uid, _, gid = (spec.user or "0:0").partition(":")
+            await engine.copy_in(container_id, archive(files, uid=int(uid), gid=int(gid)))
         # Starting joins the registry's network: one at a time where the engine
         # needs it (Identity.joins_concurrently).
         async with joining or contextlib.nullcontext():

@@ -9,12 +9,13 @@ httpx's own ``HTTPError``; the pusher turns both into a ``PushError``.
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import AsyncIterator, Callable
 
 import anyio
 import httpx
 
-from .._types import Credentials
+from .._types import Endpoints
 
 logger = logging.getLogger("ephemeral_registry")
 
@@ -24,18 +25,23 @@ ABORT_TIMEOUT = 5.0
 """How long cancelling an upload session may take."""
 
 
-def client(endpoint: str, credentials: Credentials | None) -> httpx.AsyncClient:
-    """A client for the registry at ``endpoint`` (``host:port``), with its credentials."""
+def client(endpoints: Endpoints) -> httpx.AsyncClient:
+    """A client for the registry at ``endpoints.pull_endpoint``, with its credentials, over
+    HTTPS trusting the registry's CA alone when it has one."""
+    credentials = endpoints.credentials
     auth = (
         httpx.BasicAuth(credentials.username, credentials.password)
         if credentials is not None
         else None
     )
+    verify: ssl.SSLContext | bool = False  # plain HTTP: no CA bundle to load
+    if endpoints.ca_certificate is not None:
+        verify = ssl.create_default_context(cadata=endpoints.ca_certificate.decode())
     return httpx.AsyncClient(
-        base_url=f"http://{endpoint}",
+        base_url=f"{endpoints.scheme}://{endpoints.pull_endpoint}",
         auth=auth,
         trust_env=False,
-        verify=False,
+        verify=verify,
         timeout=UPLOAD_TIMEOUT,
     )
 

@@ -428,7 +428,7 @@ class NativePusher:
 
         broken = fail or functools.partial(ExportError, image)
         endpoints = (await self._ready()).endpoints
-        async with distribution.client(endpoints.pull_endpoint, endpoints.credentials) as client:
+        async with distribution.client(endpoints) as client:
             api = distribution.Api(client, job.reference.repository)
             store: _Store | None = None
             try:
@@ -490,7 +490,7 @@ class NativePusher:
         image = _one_image(layout, path)
         report.total = sum(blob.size for blob in image.blobs)
         endpoints = (await self._ready()).endpoints
-        async with distribution.client(endpoints.pull_endpoint, endpoints.credentials) as client:
+        async with distribution.client(endpoints) as client:
             api = distribution.Api(client, job.reference.repository)
             try:
                 uploads = anyio.CapacityLimiter(LAYOUT_UPLOADS)

@@ -1,8 +1,10 @@
 """Security defaults: loopback unless asked, a warning for every interface, and auth=True:
-htpasswd credentials made per registry, used by crane, required of pullers."""
+htpasswd credentials made per registry, used by crane, required of pullers; and tls=True:
+a CA made per registry, trusted by both pushers, handed to pullers."""
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -132,3 +134,59 @@ async def test_an_ipv6_loopback_is_published_on_or_refused_before_anything_is_ma
         with pytest.raises(InvalidArgumentError, match=r"Podman as root .* IPv4 only"):
             await registry.ready()
         assert session_resources(registry) == set()
+
+
+@pytest.mark.parametrize(
+    ("pusher", "image"),
+    [("crane", testbed.REGISTRY3), ("native", testbed.REGISTRY3), ("crane", testbed.REGISTRY2)],
+)
+async def test_a_tls_registry_takes_pushes_and_is_trusted_with_its_ca_alone(
+    tarball: Path, pusher: str, image: str
+) -> None:
+    """tls=True: both pushers push over HTTPS; a verifying client needs the CA, and only it."""
+    async with registry_under_test(registry_image=image, tls=True, pusher=pusher) as registry:
+        endpoints = await registry.ready()
+        assert endpoints.scheme == "https"
+        assert endpoints.ca_certificate is not None
+        assert endpoints.ca_file is not None
+        assert endpoints.ca_file.read_bytes() == endpoints.ca_certificate
+        pushed = await registry.push(tarball, "secure/app:v1")
+        also = await registry.push_image(testbed.SAMPLE_TWO, "secure/two")
+
+        cert_dir = f"--cert-dir={endpoints.ca_file.parent}"
+        for result in (pushed, also):
+            code, output = await skopeo_inspect_verified(result.digest_ref, cert_dir)
+            assert code == 0, output
+            assert json.loads(output)["Digest"] == result.digest
+        code, output = await skopeo_inspect_verified(pushed.ref)  # the system's CAs only
+        assert code != 0
+        assert "x509" in output or "certificate" in output, output
+        plain = await get(endpoints.pull_endpoint, "/v2/")  # HTTP to an HTTPS port
+        assert plain.status_code == 400
+    assert not endpoints.ca_file.parent.exists()
+    assert session_resources(registry) == set()
+
+
+async def test_a_tls_registry_with_auth_needs_both(tarball: Path) -> None:
+    """tls=True with auth=True: crane gets the CA and the credentials; pullers need both."""
+    async with registry_under_test(tls=True, auth=True) as registry:
+        endpoints = await registry.ready()
+        assert endpoints.credentials is not None
+        assert endpoints.ca_file is not None
+        pushed = await registry.push(tarball, "private/secure:v1")
+        cert_dir = f"--cert-dir={endpoints.ca_file.parent}"
+        creds = f"--creds={endpoints.credentials.username}:{endpoints.credentials.password}"
+        code, output = await skopeo_inspect_verified(pushed.digest_ref, cert_dir, creds)
+        assert code == 0, output
+        code, output = await skopeo_inspect_verified(pushed.digest_ref, cert_dir)
+        assert code != 0
+        assert "unauthorized" in output.lower() or "authentication required" in output.lower()
+    assert session_resources(registry) == set()
+
+
+async def skopeo_inspect_verified(ref: str, *flags: str) -> tuple[int, str]:
+    """skopeo inspect, verifying the registry's certificate (its default for any host)."""
+    done = await anyio.run_process(
+        ["skopeo", "inspect", "--tls-verify=true", *flags, f"docker://{ref}"], check=False
+    )
+    return done.returncode, (done.stdout + done.stderr).decode()

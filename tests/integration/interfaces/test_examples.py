@@ -17,7 +17,7 @@ pytestmark = pytest.mark.anyio
 EXAMPLES = Path(__file__).parents[3] / "examples"
 ENV = {
     **os.environ,
-    "EPHEMERAL_REGISTRY_REGISTRY_IMAGE": testbed.REGISTRY2,
+    "EPHEMERAL_REGISTRY_REGISTRY_IMAGE": testbed.REGISTRY3,
     "EPHEMERAL_REGISTRY_CRANE_IMAGE": testbed.CRANE,
 }
 

@@ -11,7 +11,7 @@ from . import testbed
 
 ENV = {
     **os.environ,
-    "EPHEMERAL_REGISTRY_REGISTRY_IMAGE": testbed.REGISTRY2,
+    "EPHEMERAL_REGISTRY_REGISTRY_IMAGE": testbed.REGISTRY3,
     "EPHEMERAL_REGISTRY_CRANE_IMAGE": testbed.CRANE,
 }
 

@@ -16,7 +16,7 @@ from . import testbed
 def registry_under_test(**options: Any) -> AbstractAsyncContextManager[Registry]:
     """ephemeral_registry() with the test bed's images, never pulling."""
     options = {
-        "registry_image": testbed.REGISTRY2,
+        "registry_image": testbed.REGISTRY3,
         "crane_image": testbed.CRANE,
         "pull": "never",
         **options,

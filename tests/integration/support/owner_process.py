@@ -21,7 +21,7 @@ async def main(tarball: str) -> None:
     running = anyio.Event()
     async with (
         ephemeral_registry(
-            registry_image=testbed.REGISTRY2, crane_image=testbed.CRANE_HANGS, pull="never"
+            registry_image=testbed.REGISTRY3, crane_image=testbed.CRANE_HANGS, pull="never"
         ) as registry,
         anyio.create_task_group() as tg,
     ):
