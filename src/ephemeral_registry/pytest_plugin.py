@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import inspect
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import ExitStack, asynccontextmanager
@@ -48,6 +47,7 @@ import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from ._options import OPTIONS, LayerCompression, Pusher, given_flags
+from ._pushers.report import call
 from ._types import Endpoints, OnLog, OnProgress, PushResult
 
 if TYPE_CHECKING:
@@ -155,13 +155,8 @@ def _relay(callback: Callable[..., object] | None) -> Callable[..., Awaitable[No
         return None
     callers_loop = asyncio.get_running_loop()
 
-    async def call(*args: Any) -> None:
-        result = callback(*args)
-        if inspect.isawaitable(result):
-            await result
-
     async def relay(*args: Any) -> None:
-        done = asyncio.run_coroutine_threadsafe(call(*args), callers_loop)
+        done = asyncio.run_coroutine_threadsafe(call(callback, *args), callers_loop)
         await asyncio.wrap_future(done)
 
     return relay

@@ -84,7 +84,6 @@ class CranePusher:
         """Held while a crane container joins the network, on engines that need it."""
 
     def check(self, job: Job) -> None:
-        compression = job.layer_compression or DEFAULT_COMPRESSION
         what = job.what
         if isinstance(what, FromFile):
             # Asked for, not crane's default for an image of the engine.
@@ -95,7 +94,7 @@ class CranePusher:
                     "cannot be crane's for a tarball, whose layers crane gzips itself;"
                     ' push it with pusher="native"',
                 )
-        elif what.platform is not None and compression == "gzip":
+        elif what.platform is not None and _compression(job) == "gzip":
             raise InvalidArgumentError(
                 "platform",
                 str(what.platform),
@@ -115,7 +114,7 @@ class CranePusher:
             self._engine,
             what.image,
             platform=what.platform,
-            as_tarball=(job.layer_compression or DEFAULT_COMPRESSION) == "gzip",
+            as_tarball=_compression(job) == "gzip",
             timeout=math.inf,  # the push's own time limit bounds it
         ) as path:
             source = _source.check(path)
@@ -180,6 +179,11 @@ async def check_source(source: Source, report: Report, *, tarball: bool = True) 
     sizes = {digest: blob.size for digest, blob in layout.blobs().items()}
     report.total = sum(sizes.values())
     return sizes
+
+
+def _compression(job: Job) -> LayerCompression:
+    """The job's layer compression: as asked, else crane's own way."""
+    return job.layer_compression or DEFAULT_COMPRESSION
 
 
 def crane_files(endpoints: Endpoints) -> dict[str, bytes]:

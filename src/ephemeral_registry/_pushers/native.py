@@ -65,7 +65,6 @@ from .._platform import Platform
 from .._types import Endpoints, PushResult
 from . import distribution
 from .base import FromFile, Job, Ready
-from .report import manifest_digest
 
 logger = logging.getLogger("ephemeral_registry")
 
@@ -427,9 +426,7 @@ class NativePusher:
             return data
 
         broken = fail or functools.partial(ExportError, image)
-        endpoints = (await self._ready()).endpoints
-        async with distribution.client(endpoints) as client:
-            api = distribution.Api(client, job.reference.repository)
+        async with self._registry_api(job) as (api, endpoints):
             store: _Store | None = None
             try:
                 async with beside() as start_soon:  # the exit waits for every layer's upload
@@ -458,13 +455,21 @@ class NativePusher:
             except FormatError as exc:  # the tar reader's, from a layer's upload beside the reading
                 self._forget(store)
                 raise broken(str(exc)) from None
-            except (distribution.Refused, httpx.HTTPError) as exc:
-                self._forget(store)
-                raise _failed(job, exc) from exc
-            except BaseException:
+            except BaseException:  # the registry's refusal included: _registry_api says it
                 self._forget(store)
                 raise
         return await _finish(job, endpoints, manifest)
+
+    @asynccontextmanager
+    async def _registry_api(self, job: Job) -> AsyncIterator[tuple[distribution.Api, Endpoints]]:
+        """The registry's API for the job's repository, once the registry answers; its
+        refusals and broken connections become ``PushError`` (see ``_failed``)."""
+        endpoints = (await self._ready()).endpoints
+        async with distribution.client(endpoints) as client:
+            try:
+                yield distribution.Api(client, job.reference.repository), endpoints
+            except (distribution.Refused, httpx.HTTPError) as exc:
+                raise _failed(job, exc) from exc
 
     def _forget(self, store: _Store | None) -> None:
         """A failed push's cache entries go: what it read may have been a lie."""
@@ -489,9 +494,7 @@ class NativePusher:
             raise InvalidSourceError(path, f"is not a usable OCI layout: {exc}") from None
         image = _one_image(layout, path)
         report.total = sum(blob.size for blob in image.blobs)
-        endpoints = (await self._ready()).endpoints
-        async with distribution.client(endpoints) as client:
-            api = distribution.Api(client, job.reference.repository)
+        async with self._registry_api(job) as (api, endpoints):
             try:
                 uploads = anyio.CapacityLimiter(LAYOUT_UPLOADS)
 
@@ -512,8 +515,6 @@ class NativePusher:
                 await api.put_manifest(job.reference.tag, image.content, image.media_type)
             except FormatError as exc:  # a blob changed under us
                 raise InvalidSourceError(path, f"is not a usable OCI layout: {exc}") from None
-            except (distribution.Refused, httpx.HTTPError) as exc:
-                raise _failed(job, exc) from exc
         return await _finish(job, endpoints, image.content)
 
     async def _push_file(self, path: Path, job: Job, compression: LayerCompression) -> PushResult:
@@ -548,7 +549,7 @@ def _failed(job: Job, exc: Exception) -> PushError:
 
 async def _finish(job: Job, endpoints: Endpoints, manifest: bytes) -> PushResult:
     """Tell the pushed digest as crane does (``ENDPOINT/REPO@DIGEST``); report the end."""
-    digest = manifest_digest(manifest)
+    digest = f"sha256:{hashlib.sha256(manifest).hexdigest()}"  # what the registry names it
     await job.report.say(f"{endpoints.push_endpoint}/{job.reference.repository}@{digest}")
     return await job.report.finish(endpoints.pull_endpoint, digest)
 

@@ -9,11 +9,10 @@ kept for the ``PushError`` the push may end in; progress goes to
 from __future__ import annotations
 
 import collections
-import hashlib
 import inspect
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from .._options import Pusher
 from .._reference import Reference
@@ -32,6 +31,10 @@ async def call(callback: Callable[..., Any], *args: object) -> None:
     result = callback(*args)
     if inspect.isawaitable(result):
         await result
+
+
+Phase = Literal["check", "export", "push"]
+"""Reading the source to check it, exporting the image from the engine, or pushing."""
 
 
 class Report:
@@ -54,9 +57,8 @@ class Report:
         self.total: int | None = None
         """The source's size, where known before the push: a file's, a layout's blobs'."""
         self._shown = -1
-        self.phase = "push"
-        """What the push is doing, for the error a time limit ends it in:
-        ``"check"``, ``"export"`` or ``"push"``."""
+        self.phase: Phase = "push"
+        """What the push is doing, for the error a time limit ends it in."""
 
     @property
     def wants_progress(self) -> bool:
@@ -102,7 +104,3 @@ class Report:
             digest=digest,
             digest_ref=f"{pull_endpoint}/{repository}@{digest}",
         )
-
-
-def manifest_digest(manifest: bytes) -> str:
-    return f"sha256:{hashlib.sha256(manifest).hexdigest()}"
