@@ -98,7 +98,7 @@ async def main(runs: int, pull: PullPolicy) -> None:
             results["baseline down"].append(down)
             results["floor up"].append(await floor(client))
 
-    print(f"median of {runs} runs, in ms; registry 2.8 from the test bed; pull={pull!r}")
+    print(f"median of {runs} runs, in ms; {REGISTRY}; pull={pull!r}")
     for key, values in results.items():
         print(f"  {key:32} {median_ms(values):7.1f}   (min {min(values) * 1000:.1f})")
     m = {key: median_ms(values) for key, values in results.items()}

@@ -7,7 +7,7 @@ import uuid
 
 import anyio
 
-REGISTRY = "ephemeral-registry-testbed/registry:2"
+REGISTRY = "ephemeral-registry-testbed/registry:3"  # the default, registry 3
 CRANE = "ephemeral-registry-testbed/crane"
 LABEL = "ephemeral-registry-benchmark"
 

@@ -25,9 +25,10 @@ ABORT_TIMEOUT = 5.0
 """How long cancelling an upload session may take."""
 
 
-def client(endpoints: Endpoints) -> httpx.AsyncClient:
-    """A client for the registry at ``endpoints.pull_endpoint``, with its credentials, over
-    HTTPS trusting the registry's CA alone when it has one."""
+def client(endpoints: Endpoints, target: str | None = None) -> httpx.AsyncClient:
+    """A client for the registry at ``target`` (``host:port``; by default its
+    ``pull_endpoint``), with its credentials, over HTTPS trusting the registry's CA alone
+    when it has one."""
     credentials = endpoints.credentials
     auth = (
         httpx.BasicAuth(credentials.username, credentials.password)
@@ -38,7 +39,7 @@ def client(endpoints: Endpoints) -> httpx.AsyncClient:
     if endpoints.ca_certificate is not None:
         verify = ssl.create_default_context(cadata=endpoints.ca_certificate.decode())
     return httpx.AsyncClient(
-        base_url=f"{endpoints.scheme}://{endpoints.pull_endpoint}",
+        base_url=f"{endpoints.scheme}://{target or endpoints.pull_endpoint}",
         auth=auth,
         trust_env=False,
         verify=verify,

@@ -62,9 +62,10 @@ from .._oci.errors import FormatError
 from .._oci.media_types import OCI_MANIFEST
 from .._options import LayerCompression
 from .._platform import Platform
+from .._readiness import READY_STATUSES
 from .._types import Endpoints, PushResult
 from . import distribution
-from .base import FromFile, Job, Ready
+from .base import FromFile, Job, Ready, Running
 
 logger = logging.getLogger("ephemeral_registry")
 
@@ -83,6 +84,8 @@ RUN_AHEAD = 16 << 20
 """How far reading a save may run ahead of the sending of its layers (bytes)."""
 LAYOUT_UPLOADS = 2
 """How many blobs of an OCI layout go up at once: two fill the registry better than one."""
+DIRECT_PROBE_TIMEOUT = 0.5
+"""How long the registry's own address has to answer before pushes take the published port."""
 DEFAULT_COMPRESSION: LayerCompression = "gzip"
 """For layers the engine keeps uncompressed: every client reads gzip, and level 1 is cheap."""
 _CONTENT_NAMED = re.compile(r"[0-9a-f]{64}")
@@ -370,6 +373,9 @@ class NativePusher:
         self._ready = ready
         self._cache = BlobCache()
         """The layers this registry's native pushes put in it, to skip or mount them."""
+        self._direct: str | None = None
+        """Where pushes go: the container's own address, or "" for the published port."""
+        self._choosing = anyio.Lock()
 
     def check(self, job: Job) -> None:
         pass  # every job is one it can push
@@ -464,12 +470,52 @@ class NativePusher:
     async def _registry_api(self, job: Job) -> AsyncIterator[tuple[distribution.Api, Endpoints]]:
         """The registry's API for the job's repository, once the registry answers; its
         refusals and broken connections become ``PushError`` (see ``_failed``)."""
-        endpoints = (await self._ready()).endpoints
-        async with distribution.client(endpoints) as client:
+        running = await self._ready()
+        endpoints = running.endpoints
+        target = await self._target(running)
+        await job.report.say(f"sending to {endpoints.scheme}://{target}")
+        async with distribution.client(endpoints, target) as client:
             try:
                 yield distribution.Api(client, job.reference.repository), endpoints
             except (distribution.Refused, httpx.HTTPError) as exc:
                 raise _failed(job, exc) from exc
+
+    async def _target(self, running: Running) -> str:
+        """Where to send the registry's requests: straight to its container, where this
+        host reaches it, else through the published port (``pull_endpoint``).
+
+        Docker's published port goes through docker-proxy, which copies every
+        byte once more. A local Docker engine that is not rootless puts its
+        networks on this host, where the container's address answers
+        directly: one ``GET /v2/`` tells, once per registry. Podman forwards
+        its ports in the kernel, and gains nothing from it
+        (``benchmarks/registry_versions.py``). A TLS registry's certificate
+        does not name that address.
+        """
+        async with self._choosing:
+            if self._direct is None:
+                self._direct = await self._direct_address(running) or ""
+        return self._direct or running.endpoints.pull_endpoint
+
+    async def _direct_address(self, running: Running) -> str | None:
+        if (
+            running.address is None
+            or running.endpoints.ca_certificate is not None
+            or not self._engine.address.startswith("unix://")
+            or (await self._engine.identify()).product != "docker"
+            or await self._engine.rootless()
+        ):
+            return None
+        host = f"[{running.address}]" if ":" in running.address else running.address
+        port = running.endpoints.push_endpoint.rpartition(":")[2]  # the container's own
+        endpoint = f"{host}:{port}"
+        async with httpx.AsyncClient(trust_env=False, verify=False) as client:
+            try:
+                answer = await client.get(f"http://{endpoint}/v2/", timeout=DIRECT_PROBE_TIMEOUT)
+            except httpx.HTTPError as exc:
+                logger.debug("the registry's own address %s does not answer: %r", endpoint, exc)
+                return None
+        return endpoint if answer.status_code in READY_STATUSES else None
 
     def _forget(self, store: _Store | None) -> None:
         """A failed push's cache entries go: what it read may have been a lie."""

@@ -556,3 +556,23 @@ async def test_two_images_on_one_base_pushed_at_once_upload_its_layers_once(
     assert len(uploaded) == len(set(uploaded)), every  # no blob went up twice
     mounted = {line.split()[2] for line in every if line.startswith("mounted blob")}
     assert len(mounted) >= 8, every  # the base's layers, into the repository pushed second
+
+
+async def test_native_pushes_go_straight_to_the_container_where_this_host_reaches_it() -> None:
+    """A local Docker engine as root: the container's own address, which answers from this
+    host (docker-proxy, on the published port, copies every byte again). Podman, which
+    forwards ports in the kernel, and a rootless engine: the published port."""
+    lines: list[LogLine] = []
+    async with registry_under_test(pusher="native") as registry:
+        endpoints = await registry.ready()
+        result = await registry.push_image(testbed.SAMPLE, "direct/sample:v1", on_log=lines.append)
+        address = testbed.inspect("container", registry.name)["NetworkSettings"]["Networks"][
+            endpoints.network
+        ]["IPAddress"]
+        direct = not testbed.is_podman() and not testbed.is_rootless()
+        target = f"{address}:5000" if direct else endpoints.pull_endpoint
+        assert f"sending to http://{target}" in lines
+        assert await testbed.pulled_config_digest(result.ref) == testbed.config_digest(
+            testbed.SAMPLE
+        )
+    assert session_resources(registry) == set()
