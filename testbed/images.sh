@@ -116,19 +116,26 @@ context() {  # context [-H HOST] TAG: the label that says what an image was buil
   docker "${@:1:$#-1}" image inspect -f '{{ index .Config.Labels "ephemeral-registry-testbed.context" }}' \
     "${!#}" 2>/dev/null || true
 }
+# made [-H HOST] TAG: which build an image is: the same inputs built again make
+# another image (its creation time is in its config, kept by docker save | load).
+made() {
+  docker "${@:1:$#-1}" image inspect \
+    -f '{{ index .Config.Labels "ephemeral-registry-testbed.context" }} {{ .Created }}' \
+    "${!#}" 2>/dev/null || true
+}
 for host in "$@"; do
   stale=()
   for tag in "${tags[@]}"; do
-    [ "$(context "$tag")" = "$(context -H "$host" "$tag")" ] || stale+=("$tag")
+    [ "$(made "$tag")" = "$(made -H "$host" "$tag")" ] || stale+=("$tag")
   done
   if [ ${#stale[@]} -gt 0 ]; then
     echo "testbed: copying ${#stale[@]} images to $host" >&2
     docker save "${stale[@]}" | docker -H "$host" load -q >/dev/null
   fi
   if docker -H "$host" info -f '{{ json .DriverStatus }}' | grep -q io.containerd.snapshotter; then
-    sample=$(context "$prefix/sample:one")
-    if [ "$(context -H "$host" "$prefix/multi:latest")" != "$sample" ] \
-      || [ "$(context -H "$host" "$prefix/sample:zstd")" != "$sample" ]; then
+    # sample:gzip and :zstd keep the sample's config, so its label and creation time.
+    if [ "$(context -H "$host" "$prefix/multi:latest")" != "$(context "$prefix/sample:one")" ] \
+      || [ "$(made -H "$host" "$prefix/sample:zstd")" != "$(made "$prefix/sample:one")" ]; then
       echo "testbed: loading compressed and multi-platform images into $host" >&2
       docker save "$prefix/sample:one" >"$work/sample.tar"
       python3 "$here/oci_images.py" "$work/sample.tar" "$work"

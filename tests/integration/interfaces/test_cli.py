@@ -53,6 +53,19 @@ async def test_push_runs_the_converter_and_passes_its_status_through() -> None:
     assert digest_ref == f"{endpoint}/{testbed.SAMPLE.split(':')[0]}@{digest}"
 
 
+async def test_push_with_tls_hands_the_command_its_ca_file() -> None:
+    """--tls: {ca_file} is the CA's certificate, and the command pulls over HTTPS with it."""
+    code, out, err = await cli(
+        "push", "--tls", testbed.SAMPLE, "--", "sh", "-c",
+        'skopeo inspect --cert-dir "$(dirname "$0")" "docker://$1" >/dev/null && echo "$0"',
+        "{ca_file}", "{digest_ref}",
+    )  # fmt: skip
+    assert code == 0, err
+    ca_file = Path(out.strip())
+    assert ca_file.name == "ca.crt"
+    assert not ca_file.parent.exists()  # removed with the registry
+
+
 async def test_push_a_tarball_file(tmp_path: Path) -> None:
     """A path is pushed as a file; its name makes the default reference."""
     tarball = tmp_path / "My_Image.tar"
