@@ -11,7 +11,6 @@ import io
 import json
 import tarfile
 
-from ._errors import InvalidArgumentError
 from ._types import Credentials
 
 DIRECTORY = "/ephemeral-registry"
@@ -24,16 +23,6 @@ REALM = "ephemeral-registry"
 BCRYPT_ROUNDS = 4
 
 
-def require_bcrypt() -> None:
-    """Fail before anything is created if ``auth=True`` cannot be honoured."""
-    try:
-        import bcrypt  # noqa: F401
-    except ImportError:
-        raise InvalidArgumentError(
-            "auth", True, "needs the bcrypt package: pip install 'ephemeral-registry[auth]'"
-        ) from None
-
-
 def registry_env() -> dict[str, str]:
     """What configures the registry (2 or 3) for htpasswd authentication."""
     return {
@@ -43,13 +32,13 @@ def registry_env() -> dict[str, str]:
     }
 
 
-def htpasswd_archive(credentials: Credentials) -> bytes:
-    """A tar holding the htpasswd file, to copy to ``/`` in the registry container."""
+def htpasswd_files(credentials: Credentials) -> dict[str, bytes]:
+    """The htpasswd file, for the registry container."""
     import bcrypt
 
     digest = bcrypt.hashpw(credentials.password.encode(), bcrypt.gensalt(rounds=BCRYPT_ROUNDS))
     line = f"{credentials.username}:{digest.decode()}\n".encode()
-    return archive({HTPASSWD: line}, uid=0, gid=0)
+    return {HTPASSWD: line}
 
 
 def crane_files(credentials: Credentials, registry: str) -> dict[str, bytes]:

@@ -109,15 +109,16 @@ class BringUp:
             await run_all(lambda: self._ensure_image(image), self._create_network)
         pull_host = host_address(host_ip, self._engine_address)
         authority = self._session.authority
-        env = _auth.registry_env() if self._session.credentials else {}
-        files: list[bytes] = []
+        env: dict[str, str] = {}
+        files: dict[str, bytes] = {}
         if self._session.credentials is not None:
-            files.append(_auth.htpasswd_archive(self._session.credentials))
+            env |= _auth.registry_env()
+            files |= _auth.htpasswd_files(self._session.credentials)
         ca_file = None
         if authority is not None:
             env |= _tls.registry_env()
             hosts = _tls.server_hosts(pull_host, self._session.name)
-            files.append(_tls.registry_archive(*authority.issue(hosts)))
+            files |= _tls.registry_files(*authority.issue(hosts))
             ca_file = await self._write_ca_file(authority)
         spec = ContainerSpec(
             name=self._session.name,
@@ -128,7 +129,8 @@ class BringUp:
             host_ip=host_ip,
             env=env,
         )
-        container_id = await self._create_and_start(spec, files)
+        archive = _auth.archive(files, uid=0, gid=0) if files else None
+        container_id = await self._create_and_start(spec, archive)
         attachment = await self._engine.attachment(container_id, REGISTRY_PORT, self._session.name)
         if attachment.host_port is None:
             raise await self._not_ready(container_id, None, url=None)
@@ -157,9 +159,9 @@ class BringUp:
 
         return await anyio.to_thread.run_sync(write)
 
-    async def _create_and_start(self, spec: ContainerSpec, files: list[bytes]) -> str:
-        """Create the registry container, copy ``files`` (tar archives) into it, start it;
-        return its id.
+    async def _create_and_start(self, spec: ContainerSpec, archive: bytes | None) -> str:
+        """Create the registry container, copy ``archive`` (a tar: the htpasswd file, the
+        TLS certificate and key) into it, start it; return its id.
 
         Podman picks the free host port itself, and under load two containers
         sometimes get the same one: the second start fails with "address
@@ -175,7 +177,7 @@ class BringUp:
                     True  # it may exist: the teardown also looks by label
                 )
                 raise
-            for archive in files:  # the htpasswd file, the TLS certificate and key
+            if archive is not None:
                 await self._engine.copy_in(container_id, archive)
             try:
                 await self._engine.start(container_id)

@@ -6,6 +6,7 @@ fails with an ``InvalidArgumentError`` and leaves nothing behind.
 
 from __future__ import annotations
 
+import importlib
 import ipaddress
 import logging
 import math
@@ -14,10 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, cast, get_args
 
-from ._auth import require_bcrypt
 from ._discovery import EngineAddress
 from ._errors import InvalidArgumentError
-from ._tls import require_cryptography
 
 logger = logging.getLogger("ephemeral_registry")
 
@@ -276,6 +275,16 @@ def _host_ip(value: object) -> str:
     return str(address)
 
 
+def _require(option: str, package: str, extra: str) -> None:
+    """Fail before anything is created if ``option=True`` needs a package that is missing."""
+    try:
+        importlib.import_module(package)
+    except ImportError:
+        raise InvalidArgumentError(
+            option, True, f"needs the {package} package: pip install 'ephemeral-registry[{extra}]'"
+        ) from None
+
+
 def resolve(**given: object) -> Options:
     """Check every option (those not given take their defaults); raise
     ``InvalidArgumentError`` for the first bad one, or for a name that is no option."""
@@ -287,12 +296,12 @@ def resolve(**given: object) -> Options:
     if not isinstance(auth, bool):
         raise InvalidArgumentError("auth", auth, "must be True or False")
     if auth:
-        require_bcrypt()
+        _require("auth", "bcrypt", "auth")
     tls = values["tls"]
     if not isinstance(tls, bool):
         raise InvalidArgumentError("tls", tls, "must be True or False")
     if tls:
-        require_cryptography()
+        _require("tls", "cryptography", "tls")
     sweep = values["sweep_leftovers"]
     if not isinstance(sweep, bool):
         raise InvalidArgumentError("sweep_leftovers", sweep, "must be True or False")

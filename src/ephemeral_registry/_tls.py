@@ -22,9 +22,6 @@ import ssl
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from ._auth import archive
-from ._errors import InvalidArgumentError
-
 DIRECTORY = "/ephemeral-registry/tls"
 CERTIFICATE = f"{DIRECTORY}/registry.crt"
 KEY = f"{DIRECTORY}/registry.key"
@@ -33,16 +30,6 @@ CA = f"{DIRECTORY}/ca.crt"
 VALIDITY = timedelta(days=1)
 """Long enough for any block; a certificate found later is useless."""
 CA_FILE_NAME = "ca.crt"
-
-
-def require_cryptography() -> None:
-    """Fail before anything is created if ``tls=True`` cannot be honoured."""
-    try:
-        import cryptography  # noqa: F401
-    except ImportError:
-        raise InvalidArgumentError(
-            "tls", True, "needs the cryptography package: pip install 'ephemeral-registry[tls]'"
-        ) from None
 
 
 @dataclass(frozen=True)
@@ -143,7 +130,12 @@ class Authority:
 
     def ssl_context(self) -> ssl.SSLContext:
         """A client context that trusts this CA alone."""
-        return ssl.create_default_context(cadata=self.certificate.decode())
+        return trusting(self.certificate)
+
+
+def trusting(ca_certificate: bytes) -> ssl.SSLContext:
+    """A client context that trusts the CA of ``ca_certificate`` (PEM) alone."""
+    return ssl.create_default_context(cadata=ca_certificate.decode())
 
 
 def server_hosts(pull_host: str, container_name: str) -> list[str]:
@@ -152,13 +144,13 @@ def server_hosts(pull_host: str, container_name: str) -> list[str]:
 
 
 def registry_env() -> dict[str, str]:
-    """What makes the registry (2 or 3) serve HTTPS with the files of ``registry_archive``."""
+    """What makes the registry (2 or 3) serve HTTPS with the files of ``registry_files``."""
     return {"REGISTRY_HTTP_TLS_CERTIFICATE": CERTIFICATE, "REGISTRY_HTTP_TLS_KEY": KEY}
 
 
-def registry_archive(certificate: bytes, key: bytes) -> bytes:
-    """A tar of the server certificate and key, to copy to ``/`` in the registry container."""
-    return archive({CERTIFICATE: certificate, KEY: key}, uid=0, gid=0)
+def registry_files(certificate: bytes, key: bytes) -> dict[str, bytes]:
+    """The server certificate and key, for the registry container."""
+    return {CERTIFICATE: certificate, KEY: key}
 
 
 CRANE_ENV = {"SSL_CERT_FILE": CA}

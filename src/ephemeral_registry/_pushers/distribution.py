@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 import anyio
 import httpx
 
+from .._tls import trusting
 from .._types import Endpoints
 
 logger = logging.getLogger("ephemeral_registry")
@@ -37,7 +38,7 @@ def client(endpoints: Endpoints, target: str | None = None) -> httpx.AsyncClient
     )
     verify: ssl.SSLContext | bool = False  # plain HTTP: no CA bundle to load
     if endpoints.ca_certificate is not None:
-        verify = ssl.create_default_context(cadata=endpoints.ca_certificate.decode())
+        verify = trusting(endpoints.ca_certificate)
     return httpx.AsyncClient(
         base_url=f"{endpoints.scheme}://{target or endpoints.pull_endpoint}",
         auth=auth,

@@ -62,7 +62,7 @@ from .._oci.errors import FormatError
 from .._oci.media_types import OCI_MANIFEST
 from .._options import LayerCompression
 from .._platform import Platform
-from .._readiness import READY_STATUSES
+from .._readiness import READY_STATUSES, http_client
 from .._types import Endpoints, PushResult
 from . import distribution
 from .base import FromFile, Job, Ready, Running
@@ -509,7 +509,7 @@ class NativePusher:
         host = f"[{running.address}]" if ":" in running.address else running.address
         port = running.endpoints.push_endpoint.rpartition(":")[2]  # the container's own
         endpoint = f"{host}:{port}"
-        async with httpx.AsyncClient(trust_env=False, verify=False) as client:
+        async with http_client() as client:
             try:
                 answer = await client.get(f"http://{endpoint}/v2/", timeout=DIRECT_PROBE_TIMEOUT)
             except httpx.HTTPError as exc:
