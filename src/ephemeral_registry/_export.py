@@ -65,7 +65,7 @@ from ._oci.media_types import (
 )
 from ._oci.tar import TarReader
 from ._oci.threads import check_cancelled
-from ._platform import Platform
+from ._platform import Platform, Platforms
 
 logger = logging.getLogger("ephemeral_registry")
 EXPORT_PREFIX = "ephemeral-registry-export-"
@@ -121,9 +121,10 @@ class Layout:
 
     path: Path
     manifest_digest: str
-    config_digest: str
-    """The image's config digest: its id on engines without a containerd image store."""
-    platform: Platform
+    """The digest of what its ``index.json`` names: the image's manifest, or the index of
+    the images of several platforms."""
+    images: tuple[Image, ...]
+    """The images it holds: one, unless several platforms were asked for."""
     size: int
     """The bytes of all blobs written."""
 
@@ -241,6 +242,13 @@ class _LayoutStore:
             return None
         return await AsyncPath(self.path(blob.digest)).read_bytes()
 
+    async def write(self, document: bytes) -> int:
+        """Add a document this library made (a manifest, an index); return its size."""
+        await AsyncPath(self.path("sha256:" + hashlib.sha256(document).hexdigest())).write_bytes(
+            document
+        )
+        return len(document)
+
 
 class CheckStore:
     """A BlobStore that only checks: it hashes every file (and inflates compressed ones, for
@@ -294,6 +302,7 @@ async def exported(
     image: str,
     *,
     platform: Platform | None,
+    platforms: Platforms | None = None,
     as_tarball: bool,
     timeout: float,
 ) -> AsyncIterator[Path]:
@@ -312,7 +321,9 @@ async def exported(
         else:
             source = Path(directory) / "layout"
             size = (
-                await export_image(engine, image, source, platform=platform, timeout=timeout)
+                await export_image(
+                    engine, image, source, platform=platform, platforms=platforms, timeout=timeout
+                )
             ).size
         logger.debug("exported %s (%d bytes)", image, size)
         yield source
@@ -362,12 +373,19 @@ def one_image_only(fail: Fail) -> Callable[[], Awaitable[Platform]]:
 
 
 async def export_image(
-    engine: Engine, image: str, layout: Path, *, platform: Platform | None, timeout: float
+    engine: Engine,
+    image: str,
+    layout: Path,
+    *,
+    platform: Platform | None,
+    platforms: Platforms | None = None,
+    timeout: float,
 ) -> Layout:
     """Export ``image`` from the engine into an OCI layout at ``layout`` (an empty directory).
 
     ``platform=None`` takes the only image there is, or else the engine's own
-    platform. ``timeout`` bounds the whole export.
+    platform; ``platforms`` makes it an index of several (see ``unpack_save``).
+    ``timeout`` bounds the whole export.
 
     Raises:
         ImageNotFoundError: the save holds no image for ``platform``.
@@ -385,6 +403,7 @@ async def export_image(
             content.readexactly,
             layout,
             platform=platform,
+            platforms=platforms,
             engine_platform=engine.platform,
         )
 
@@ -395,6 +414,7 @@ async def unpack_save(
     layout: Path,
     *,
     platform: Platform | None = None,
+    platforms: Platforms | None = None,
     engine_platform: Callable[[], Awaitable[Platform]],
 ) -> Layout:
     """Read a ``docker save`` tar stream and write one of its images as an OCI layout at ``layout``.
@@ -402,10 +422,13 @@ async def unpack_save(
     The image is the one for ``platform``; with ``platform=None``, the only
     one the save holds, whatever its platform, or else the one for
     ``engine_platform()`` (asked only then: it is a request to the engine).
-    ``layout`` must be an empty directory.
+    With ``platforms`` (``"all"``, or a tuple) the layout's ``index.json``
+    names an image index instead: of every complete image the save holds,
+    or of the one for each platform named. ``layout`` must be an empty
+    directory.
 
     Raises:
-        ImageNotFoundError: no image for ``platform``.
+        ImageNotFoundError: no image for ``platform`` (or one of ``platforms``).
         ExportError: the stream is cut short, is not a ``docker save``,
             or a layer does not match its config.
 
@@ -416,26 +439,29 @@ async def unpack_save(
     await AsyncPath(store.blobs).mkdir(parents=True)
     unpacker = Unpacker(image, read_exactly, store)
     await unpacker.run()
-    chosen = await unpacker.choose(platform, engine_platform)
-    manifest = manifest_json(chosen.config, chosen.layers)
-    manifest_digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
-    index_json = {
+    if platforms is None:
+        chosen = [await unpacker.choose(platform, engine_platform)]
+    else:
+        chosen = await unpacker.choose_many(platforms)
+    written = store.written
+    manifests = [manifest_json(one.config, one.layers) for one in chosen]
+    for manifest in manifests:
+        written += await store.write(manifest)
+    if platforms is None:
+        top, media_type = manifests[0], OCI_MANIFEST
+    else:
+        top = index_json([(m, one.platform) for m, one in zip(manifests, chosen, strict=True)])
+        media_type = OCI_INDEX
+        written += await store.write(top)
+    top_digest = "sha256:" + hashlib.sha256(top).hexdigest()
+    index_json_file = {
         "schemaVersion": 2,
-        "manifests": [
-            {"mediaType": OCI_MANIFEST, "digest": manifest_digest, "size": len(manifest)}
-        ],
+        "manifests": [{"mediaType": media_type, "digest": top_digest, "size": len(top)}],
     }
-    await AsyncPath(store.path(manifest_digest)).write_bytes(manifest)
-    # The engine's own index.json, if any, is a blob now; this one names the chosen image.
-    await (AsyncPath(layout) / "index.json").write_text(json.dumps(index_json))
+    # The engine's own index.json, if any, is a blob now; this one names what was chosen.
+    await (AsyncPath(layout) / "index.json").write_text(json.dumps(index_json_file))
     await (AsyncPath(layout) / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
-    return Layout(
-        layout,
-        manifest_digest,
-        chosen.config.digest,
-        chosen.platform,
-        store.written + len(manifest),
-    )
+    return Layout(layout, top_digest, tuple(chosen), written)
 
 
 class Unpacker:
@@ -606,15 +632,13 @@ class Unpacker:
             images.append(Image(Platform.of(await self._json(config)), config, layers))
         return images
 
-    async def _choose(
-        self,
-        images: list[Image],
-        platform: Platform | None,
-        engine_platform: Callable[[], Awaitable[Platform]],
-    ) -> Image:
-        if platform is None and len(images) == 1:
-            return images[0]
-        wanted = platform or await engine_platform()
+    async def _images(self) -> list[Image]:
+        """Every complete image the save holds: through its index.json, else manifest.json."""
+        index = self._member("index.json")
+        return await self._oci_images(index) if index else await self._saved_images()
+
+    def _for(self, images: list[Image], wanted: Platform) -> Image:
+        """The one image for ``wanted``."""
         matching = [image for image in images if wanted.matches(image.platform)]
         if len(matching) == 1:
             return matching[0]
@@ -637,9 +661,23 @@ class Unpacker:
         self, platform: Platform | None, engine_platform: Callable[[], Awaitable[Platform]]
     ) -> Image:
         """The image to push, once the stream is read; its layers checked against its config."""
-        index = self._member("index.json")
-        images = await self._oci_images(index) if index else await self._saved_images()
-        image = await self._choose(images, platform, engine_platform)
+        images = await self._images()
+        if platform is None and len(images) == 1:
+            return await self._checked(images[0])
+        return await self._checked(self._for(images, platform or await engine_platform()))
+
+    async def choose_many(self, platforms: Platforms) -> list[Image]:
+        """The images of a multi-platform push, once the stream is read: every complete
+        one (``"all"``), or the one for each platform named; each checked as by ``choose``."""
+        images = await self._images()
+        if platforms == "all":
+            chosen = images or [self._for(images, Platform("", ""))]  # none: the error says why
+        else:
+            chosen = [self._for(images, wanted) for wanted in platforms]
+        return [await self._checked(image) for image in chosen]
+
+    async def _checked(self, image: Image) -> Image:
+        """``image``, once its layers are checked against its config's diff_ids."""
         rootfs = (await self._json(image.config)).get("rootfs")
         diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
         if not isinstance(diff_ids, list):
@@ -670,6 +708,26 @@ def manifest_json(config: Blob, layers: list[Blob]) -> bytes:
                     "size": layer.size,
                 }
                 for layer in layers
+            ],
+        },
+        separators=(",", ":"),
+    ).encode()
+
+
+def index_json(manifests: list[tuple[bytes, Platform]]) -> bytes:
+    """An OCI image index of image manifests, each with its platform, as compact JSON."""
+    return json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": [
+                {
+                    "mediaType": OCI_MANIFEST,
+                    "digest": "sha256:" + hashlib.sha256(manifest).hexdigest(),
+                    "size": len(manifest),
+                    "platform": platform.descriptor(),
+                }
+                for manifest, platform in manifests
             ],
         },
         separators=(",", ":"),

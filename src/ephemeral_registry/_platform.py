@@ -1,14 +1,16 @@
 """Platforms (``os/architecture[/variant]``), as images and engines name them.
 
 A containerd image store may hold an image as an index of several platforms;
-a push takes one of them: the one the caller names, or the engine's own.
+a push takes one of them (the one the caller names, or the engine's own), or
+several (``platforms=``: every one it holds, or those named) as an index.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from ._errors import InvalidArgumentError
 
@@ -35,6 +37,11 @@ class Platform:
             and (not self.variant or self.variant == other.variant)
         )
 
+    def descriptor(self) -> dict[str, str]:
+        """As an OCI descriptor's ``platform`` names it."""
+        fields = {"architecture": self.architecture, "os": self.os}
+        return fields | ({"variant": self.variant} if self.variant else {})
+
     @classmethod
     def of(cls, fields: Mapping[str, object]) -> Platform:
         """The platform named by an OCI descriptor's ``platform`` or an image config."""
@@ -45,11 +52,31 @@ class Platform:
         )
 
 
-def parse(platform: str) -> Platform:
+def parse(platform: str, *, option: str = "platform") -> Platform:
     """``os/architecture[/variant]``, such as ``linux/arm64`` or ``linux/arm/v7``."""
     parts = platform.split("/") if isinstance(platform, str) else []
     if not 2 <= len(parts) <= 3 or not all(_PART.fullmatch(part) for part in parts):
         raise InvalidArgumentError(
-            "platform", platform, "must be os/architecture[/variant], such as linux/arm64"
+            option, platform, "must be os/architecture[/variant], such as linux/arm64"
         )
     return Platform(*parts)
+
+
+Platforms = tuple[Platform, ...] | Literal["all"]
+"""The platforms of a multi-platform push: those named, or ``"all"`` the engine holds."""
+
+
+def parse_many(platforms: str | Sequence[str]) -> Platforms:
+    """``"all"``, or a list of ``os/architecture[/variant]`` (at least one, each once)."""
+    if platforms == "all":
+        return "all"
+    if isinstance(platforms, str) or not isinstance(platforms, Sequence) or not platforms:
+        raise InvalidArgumentError(
+            "platforms",
+            platforms,
+            'must be "all" or a non-empty list of os/architecture[/variant]',
+        )
+    parsed = tuple(parse(platform, option="platforms") for platform in platforms)
+    if len(set(parsed)) != len(parsed):
+        raise InvalidArgumentError("platforms", platforms, "names a platform twice")
+    return parsed

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import anyio
 
@@ -245,6 +245,7 @@ class Registry:
         on_log: OnLog | None = None,
         compress_layers: bool = False,
         platform: str | None = None,
+        platforms: str | Sequence[str] | None = None,
         pusher: Pusher | None = None,
         layer_compression: LayerCompression | None = None,
         on_progress: OnProgress | None = None,
@@ -282,6 +283,12 @@ class Registry:
             platform: ``os/architecture[/variant]`` of the image to push, where
                 the engine holds it for several (a containerd image store);
                 by default the only one there is, or else the engine's own.
+            platforms: ``"all"``, or a list of platforms: push an image index
+                instead, of every platform the engine holds the image for (on
+                an engine without a containerd image store, the one), or of
+                those named; each platform's image is pushed as ``platform=``
+                would push it, and the result's digest is the index's. Not
+                with ``platform``.
             pusher: ``"crane"`` or ``"native"``; by default the registry's. The
                 native pusher streams the export into the registry in one
                 pass: no container, no temporary files.
@@ -291,7 +298,7 @@ class Registry:
 
         Raises:
             ImageNotFoundError: the engine does not hold ``image`` (or not for
-                ``platform``); nothing is created.
+                ``platform``, or one of ``platforms``); nothing is created.
             ExportError: the engine's ``docker save`` broke off or is not usable.
             EngineTimeoutError: crane's export took longer than ``push_timeout``.
             EphemeralRegistryError: everything ``push()`` raises.
@@ -302,12 +309,17 @@ class Registry:
         self._check_open()
         compression = _compression(layer_compression, compress_layers)
         wanted = None if platform is None else _platform.parse(platform)
+        several = None if platforms is None else _platform.parse_many(platforms)
+        if wanted is not None and several is not None:
+            raise InvalidArgumentError(
+                "platforms", platforms, "and platform= cannot both be given: name it in platforms"
+            )
         image = _reference.local_image(image)
         reference = _reference.from_image_name(image) if ref is None else _reference.parse(ref)
         if not await self._engine.has_image(image):
             raise ImageNotFoundError(image)
         return await self._push(
-            FromEngine(image, wanted), reference, on_log, on_progress, pusher, compression
+            FromEngine(image, wanted, several), reference, on_log, on_progress, pusher, compression
         )
 
     async def _while_the_registry_runs(

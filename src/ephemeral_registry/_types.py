@@ -72,7 +72,7 @@ class PushResult:
     ref: str
     """``<pull_endpoint>/<repo>:<tag>``."""
     digest: str
-    """``sha256:...``, the manifest digest crane reported."""
+    """``sha256:...``, the digest of the manifest pushed (of the index, for several platforms)."""
     digest_ref: str
     """``<pull_endpoint>/<repo>@<digest>``: the same image, immune to re-tagging."""
 

@@ -38,7 +38,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import ExitStack, asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -113,6 +113,7 @@ class RegistryHandle:
         on_log: OnLog | None = None,
         compress_layers: bool = False,
         platform: str | None = None,
+        platforms: str | Sequence[str] | None = None,
         pusher: Pusher | None = None,
         layer_compression: LayerCompression | None = None,
         on_progress: OnProgress | None = None,
@@ -126,6 +127,7 @@ class RegistryHandle:
             on_progress=_relay(on_progress),
             compress_layers=compress_layers,
             platform=platform,
+            platforms=platforms,
             pusher=pusher,
             layer_compression=layer_compression,
         )

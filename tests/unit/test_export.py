@@ -263,8 +263,9 @@ async def test_a_multi_platform_index_gives_the_platform_wanted(
         platform=wanted if required else None,
         engine_platform=engine_platform,
     )
-    assert result.platform == Platform("linux", chosen)
-    config = json.loads(blob_bytes(layout, result.config_digest))
+    (image,) = result.images
+    assert image.platform == Platform("linux", chosen)
+    config = json.loads(blob_bytes(layout, image.config.digest))
     assert config["architecture"] == chosen
 
 
@@ -277,7 +278,7 @@ async def test_platforms_whose_blobs_were_left_out_are_not_offered(tmp_path: Pat
     result = await unpack_save(
         "x:1", reader(tar), tmp_path / "layout", engine_platform=engine_platform
     )
-    assert result.platform == Platform("linux", "arm64")
+    assert [image.platform for image in result.images] == [Platform("linux", "arm64")]
 
 
 async def test_a_platform_the_save_does_not_hold_is_image_not_found(tmp_path: Path) -> None:
@@ -292,6 +293,99 @@ async def test_a_platform_the_save_does_not_hold_is_image_not_found(tmp_path: Pa
     assert caught.value.platform == "linux/ppc64le"
     assert caught.value.available == ("linux/amd64", "linux/arm64")
     assert "linux/amd64, linux/arm64" in str(caught.value)
+
+
+async def several(tar: bytes, tmp_path: Path, platforms: Any) -> tuple[dict[str, Any], Path]:
+    """The index a multi-platform export names in its index.json, and the layout."""
+    layout = tmp_path / "layout"
+    result = await unpack_save(
+        "x:1", reader(tar), layout, platforms=platforms, engine_platform=engine_platform
+    )
+    (top,) = json.loads((layout / "index.json").read_text())["manifests"]
+    assert (top["mediaType"], top["digest"]) == (OCI_INDEX, result.manifest_digest)
+    index = json.loads(blob_bytes(layout, result.manifest_digest))
+    assert index["mediaType"] == OCI_INDEX
+    assert len(index["manifests"]) == len(result.images)
+    return index, layout
+
+
+async def test_all_platforms_become_an_index_of_each_image_with_its_platform(
+    tmp_path: Path,
+) -> None:
+    """platforms="all": an index naming a manifest per platform held, each with its platform
+    and the config and layers of that platform's image."""
+    save = OciSave()
+    tar = save_tar(save.members(multi_platform(save, "amd64", "arm64")))
+    index, layout = await several(tar, tmp_path, "all")
+    platforms = [entry["platform"] for entry in index["manifests"]]
+    assert platforms == [platform("amd64"), platform("arm64")]
+    for entry in index["manifests"]:
+        assert entry["mediaType"] == OCI_MANIFEST
+        manifest_bytes = blob_bytes(layout, entry["digest"])
+        assert (sha(manifest_bytes), len(manifest_bytes)) == (entry["digest"], entry["size"])
+        manifest = json.loads(manifest_bytes)
+        config = json.loads(blob_bytes(layout, manifest["config"]["digest"]))
+        assert config["architecture"] == entry["platform"]["architecture"]
+        for described in manifest["layers"]:
+            assert sha(blob_bytes(layout, described["digest"])) == described["digest"]
+
+
+async def test_platforms_named_are_taken_in_their_order_and_only_those(tmp_path: Path) -> None:
+    save = OciSave()
+    tar = save_tar(save.members(multi_platform(save, "amd64", "arm64", "s390x")))
+    wanted = (Platform("linux", "s390x"), Platform("linux", "amd64"))
+    index, _ = await several(tar, tmp_path, wanted)
+    assert [entry["platform"] for entry in index["manifests"]] == [
+        platform("s390x"),
+        platform("amd64"),
+    ]
+
+
+async def test_all_platforms_of_a_save_of_one_image_is_an_index_of_one(tmp_path: Path) -> None:
+    """An engine without a containerd store holds one platform: the index names it."""
+    members, _ = docker_save([layer("one")])
+    index, _ = await several(save_tar(members), tmp_path, "all")
+    assert [entry["platform"] for entry in index["manifests"]] == [platform("amd64")]
+
+
+async def test_a_platform_named_among_several_that_is_not_held_is_image_not_found(
+    tmp_path: Path,
+) -> None:
+    save = OciSave()
+    tar = save_tar(save.members(multi_platform(save, "amd64", "arm64")))
+    with pytest.raises(ImageNotFoundError) as caught:
+        await several(tar, tmp_path, (Platform("linux", "amd64"), Platform("linux", "riscv64")))
+    assert caught.value.platform == "linux/riscv64"
+    assert caught.value.available == ("linux/amd64", "linux/arm64")
+
+
+async def test_all_platforms_of_a_save_without_a_complete_image_is_an_export_error(
+    tmp_path: Path,
+) -> None:
+    save = OciSave()
+    top = multi_platform(save, "arm64")
+    missing = sha(gzip.compress(layer("arm64")))
+    tar = save_tar(save.members(top, leave_out=frozenset({missing})))
+    with pytest.raises(ExportError, match="no complete image"):
+        await several(tar, tmp_path, "all")
+
+
+async def test_every_platform_s_layers_are_checked_against_its_config(tmp_path: Path) -> None:
+    """A layer of the platform not pushed by default is checked too."""
+    save = OciSave()
+    good = save.image([layer("amd64")], "amd64", platform=platform("amd64"))
+    config = save.add(image_config([sha(layer("what the config says"))], "arm64"), "c")
+    wrong = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": config,
+        "layers": [save.add(gzip.compress(layer("arm64")), OCI_LAYER_GZIP)],
+    }
+    bad = save.add(json.dumps(wrong).encode(), OCI_MANIFEST, platform=platform("arm64"))
+    index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [good, bad]}
+    tar = save_tar(save.members(save.add(json.dumps(index).encode(), OCI_INDEX)))
+    with pytest.raises(ExportError, match="its config says"):
+        await several(tar, tmp_path, "all")
 
 
 @pytest.mark.parametrize(
@@ -344,7 +438,7 @@ async def test_a_config_over_a_mebibyte_is_exported(tmp_path: Path) -> None:
     result = await unpack_save(
         "x:1", reader(tar), tmp_path / "layout", engine_platform=engine_platform
     )
-    assert result.config_digest == sha(config_bytes)
+    assert result.images[0].config.digest == sha(config_bytes)
 
 
 @pytest.mark.parametrize(

@@ -166,3 +166,16 @@ def test_an_index_json_of_the_wrong_shape_is_refused(tmp_path: Path, index: byte
     (tmp_path / "index.json").write_bytes(index)
     with pytest.raises(FormatError):
         read_layout_blocking(tmp_path)
+
+
+def test_documents_come_each_once_and_after_what_they_name(tmp_path: Path) -> None:
+    """The order a registry takes them in: a manifest before the index that names it."""
+    one = manifest(tmp_path)
+    two = manifest(tmp_path, layers=[put(tmp_path, b"other layer")])
+    inner = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [one, two]}
+    index = {"mediaType": OCI_INDEX, **put(tmp_path, json.dumps(inner).encode())}
+    write_index(tmp_path, index, one)
+    layout = read_layout_blocking(tmp_path)
+    order = [document.descriptor.digest for document in layout.documents()]
+    assert order == [one["digest"], two["digest"], index["digest"]]
+    assert layout.content == (tmp_path / "index.json").read_bytes()

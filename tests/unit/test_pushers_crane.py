@@ -71,3 +71,12 @@ def test_a_platform_with_gzip_is_refused() -> None:
         _pusher().check(_job(FromEngine("img", platform), "gzip"))
     assert caught.value.argument == "platform"
     _pusher().check(_job(FromEngine("img", platform), None))
+
+
+@pytest.mark.parametrize("platforms", ["all", (Platform("linux", "arm64"),)])
+def test_several_platforms_with_gzip_are_refused(platforms: Any) -> None:
+    """An index needs an OCI layout: crane's gzip goes through a tarball of one platform."""
+    with pytest.raises(InvalidArgumentError) as caught:
+        _pusher().check(_job(FromEngine("img", None, platforms), "gzip"))
+    assert caught.value.argument == "platforms"
+    _pusher().check(_job(FromEngine("img", None, platforms), "none"))

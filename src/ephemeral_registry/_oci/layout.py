@@ -108,6 +108,8 @@ class Layout:
     root: Path
     """Absolute, links resolved."""
     entries: tuple[Manifest | Index, ...]
+    content: bytes
+    """Its ``index.json`` as read: itself an image index."""
 
     def manifests(self) -> Iterator[Manifest]:
         """Every image manifest, once each, depth first."""
@@ -122,6 +124,22 @@ class Layout:
                     yield from walk(entry.entries)
                 else:
                     yield entry
+
+        return walk(self.entries)
+
+    def documents(self) -> Iterator[Manifest | Index]:
+        """Every manifest and index, once each, an index after what it names: the order a
+        registry takes them in."""
+        seen: set[str] = set()
+
+        def walk(entries: tuple[Manifest | Index, ...]) -> Iterator[Manifest | Index]:
+            for entry in entries:
+                if entry.descriptor.digest in seen:
+                    continue
+                seen.add(entry.descriptor.digest)
+                if isinstance(entry, Index):
+                    yield from walk(entry.entries)
+                yield entry
 
         return walk(self.entries)
 
@@ -211,7 +229,8 @@ def read_layout_blocking(path: Path) -> Layout:
         if index_path.stat().st_size > MAX_DOCUMENT:
             raise FormatError(f"its index.json is over {MAX_DOCUMENT} bytes")
         with index_path.open("rb") as file:
-            index = parse_json(file.read(MAX_DOCUMENT + 1), "its index.json")
+            index_content = file.read(MAX_DOCUMENT + 1)
+        index = parse_json(index_content, "its index.json")
     except OSError as exc:
         raise FormatError(f"its index.json cannot be read: {exc.strerror}") from None
     seen: dict[str, Manifest | Index] = {}
@@ -251,7 +270,7 @@ def read_layout_blocking(path: Path) -> Layout:
         return found
 
     entries = tuple(entry(value, 0) for value in _list(index, "manifests", "its index.json"))
-    return Layout(root, entries)
+    return Layout(root, entries, index_content)
 
 
 async def read_layout(path: Path) -> Layout:

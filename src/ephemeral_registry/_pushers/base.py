@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from .._options import LayerCompression
-from .._platform import Platform
+from .._platform import Platform, Platforms
 from .._reference import Reference
 from .._source import Source
 from .._types import Endpoints, PushResult
@@ -50,6 +50,8 @@ class FromEngine:
 
     image: str
     platform: Platform | None
+    platforms: Platforms | None = None
+    """Several platforms, pushed as an index (``platform`` is then ``None``)."""
 
 
 @dataclass(frozen=True)

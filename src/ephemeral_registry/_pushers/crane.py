@@ -22,6 +22,7 @@ import logging
 import math
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import anyio
 import anyio.lowlevel
@@ -36,6 +37,7 @@ from .._logs import Lines, Stream
 from .._oci.errors import FormatError
 from .._oci.layout import read_layout
 from .._options import LayerCompression
+from .._platform import Platforms
 from .._reference import Reference
 from .._resources import Created
 from .._source import MOUNT_POINT, Source
@@ -94,10 +96,15 @@ class CranePusher:
                     "cannot be crane's for a tarball, whose layers crane gzips itself;"
                     ' push it with pusher="native"',
                 )
-        elif what.platform is not None and _compression(job) == "gzip":
+        elif (what.platform or what.platforms) is not None and _compression(job) == "gzip":
+            option, value = (
+                ("platform", str(what.platform))
+                if what.platforms is None
+                else ("platforms", _platforms_value(what.platforms))
+            )
             raise InvalidArgumentError(
-                "platform",
-                str(what.platform),
+                option,
+                value,
                 'cannot be chosen for crane with layer_compression="gzip" (a docker save'
                 ' tarball holds one platform); use the native pusher, or "none"',
             )
@@ -108,22 +115,23 @@ class CranePusher:
     async def push(self, job: Job) -> PushResult:
         what = job.what
         if isinstance(what, FromFile):  # its phase is "check" (see check())
-            sizes = await check_source(what.source, job.report)
-            return await self._run(what.source, job, sizes)
+            checked = await check_source(what.source, job.report)
+            return await self._run(what.source, job, checked)
         async with exported(  # its phase is "export"
             self._engine,
             what.image,
             platform=what.platform,
+            platforms=what.platforms,
             as_tarball=_compression(job) == "gzip",
             timeout=math.inf,  # the push's own time limit bounds it
         ) as path:
             source = _source.check(path)
-            sizes = {}
+            checked = Checked({}, several=False)  # a layout of one entry, an image or an index
             if job.report.wants_progress:  # checked as it was made: only the sizes
-                sizes = await check_source(source, job.report, tarball=False)
-            return await self._run(source, job, sizes)
+                checked = await check_source(source, job.report, tarball=False)
+            return await self._run(source, job, checked)
 
-    async def _run(self, source: Source, job: Job, sizes: dict[str, int]) -> PushResult:
+    async def _run(self, source: Source, job: Job, checked: Checked) -> PushResult:
         job.report.phase = "push"
         running = await self._ready()
         crane_image = await self._crane_image()
@@ -137,6 +145,7 @@ class CranePusher:
             reference=job.reference,
             registry_address=running.address,
             rootless=rootless,
+            index=checked.several,
         )
         identity = self._engine.known_identity
         one_at_a_time = identity is None or not identity.joins_concurrently
@@ -145,20 +154,29 @@ class CranePusher:
             spec,
             running,
             job,
-            sizes,
+            dict(checked.sizes),
             joining=self._joining if one_at_a_time else None,
             cleanup_timeout=self._cleanup_timeout,
             created=self._created,
         )
 
 
-async def check_source(source: Source, report: Report, *, tarball: bool = True) -> dict[str, int]:
+@dataclass(frozen=True)
+class Checked:
+    """What crane needs to know of a source it pushes, once checked."""
+
+    sizes: dict[str, int]
+    """The sizes of a layout's blobs by digest, for progress (none for a tarball)."""
+    several: bool
+    """A layout whose index.json names several entries: crane pushes them as one index."""
+
+
+async def check_source(source: Source, report: Report, *, tarball: bool = True) -> Checked:
     """Read a caller's source through the native pusher's readers before crane pushes it,
     so that a corrupt tarball or layout is an error whichever pusher: a tarball's layers
     are hashed and checked against its config, a layout's files against its descriptors.
-    Set the report's total; return the sizes of the layout's blobs by digest (none for a
-    tarball). ``tarball=False`` leaves a tarball unread (one this library just checked as
-    it made it).
+    Set the report's total. ``tarball=False`` leaves a tarball unread (one this library
+    just checked as it made it).
 
     Raises:
         InvalidSourceError: the source is not usable.
@@ -171,14 +189,20 @@ async def check_source(source: Source, report: Report, *, tarball: bool = True) 
                 source.path, fail=functools.partial(InvalidSourceError, source.path)
             )
         report.total = (await anyio.Path(source.path).stat()).st_size
-        return {}
+        return Checked({}, several=False)
     try:
         layout = await read_layout(source.path)
     except FormatError as exc:
         raise InvalidSourceError(source.path, f"is not a usable OCI layout: {exc}") from None
+    if not layout.entries:
+        raise InvalidSourceError(source.path, "is an OCI layout whose index.json names nothing")
     sizes = {digest: blob.size for digest, blob in layout.blobs().items()}
     report.total = sum(sizes.values())
-    return sizes
+    return Checked(sizes, several=len(layout.entries) > 1)
+
+
+def _platforms_value(platforms: Platforms) -> str | list[str]:
+    return platforms if platforms == "all" else [str(platform) for platform in platforms]
 
 
 def _compression(job: Job) -> LayerCompression:
@@ -206,8 +230,12 @@ def crane_spec(
     reference: Reference,
     registry_address: str | None,
     rootless: bool = False,
+    index: bool = False,
 ) -> ContainerSpec:
     """The container that runs ``crane push --insecure SOURCE ENDPOINT/REPO:TAG``.
+
+    With ``index``, crane pushes an OCI layout's several entries as one index
+    (``--index``): its ``index.json``, as the native pusher does.
 
     The registry's name resolves through ``/etc/hosts`` when its address is
     known: Podman's network DNS (aardvark-dns) sometimes does not answer for a
@@ -232,7 +260,13 @@ def crane_spec(
         image=crane_image,
         labels=labels,
         network=endpoints.network,
-        command=("push", *insecure, MOUNT_POINT, f"{endpoints.push_endpoint}/{reference}"),
+        command=(
+            "push",
+            *insecure,
+            *(("--index",) if index else ()),
+            MOUNT_POINT,
+            f"{endpoints.push_endpoint}/{reference}",
+        ),
         read_only_mount=(source.path, MOUNT_POINT),
         user="0:0" if rootless else source.user,
         env=env,

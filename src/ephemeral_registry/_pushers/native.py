@@ -51,17 +51,19 @@ from .._export import (
     Blob,
     Digests,
     Fail,
+    Image,
     ReadExactly,
     Unpacker,
     file_reader,
+    index_json,
     manifest_json,
     one_image_only,
 )
 from .._oci import layout as _layout
 from .._oci.errors import FormatError
-from .._oci.media_types import OCI_MANIFEST
+from .._oci.media_types import OCI_INDEX, OCI_MANIFEST
 from .._options import LayerCompression
-from .._platform import Platform
+from .._platform import Platform, Platforms
 from .._readiness import READY_STATUSES, http_client
 from .._types import Endpoints, PushResult
 from . import distribution
@@ -395,6 +397,7 @@ class NativePusher:
                 job,
                 compression,
                 platform=what.platform,
+                platforms=what.platforms,
                 engine_platform=self._engine.platform,
             )
 
@@ -406,10 +409,12 @@ class NativePusher:
         compression: LayerCompression,
         *,
         platform: Platform | None,
+        platforms: Platforms | None = None,
         engine_platform: Callable[[], Awaitable[Platform]],
         fail: Fail | None = None,
     ) -> PushResult:
-        """Push the image of a ``docker save`` stream to the registry as it is read.
+        """Push the image of a ``docker save`` stream to the registry as it is read;
+        with ``platforms``, the images of those platforms and an index of them.
 
         The stream is the engine's export, whose member names the blob cache
         may trust as hints; with ``fail`` (a caller's tarball) it is not, and
@@ -448,16 +453,19 @@ class NativePusher:
                     )
                     unpacker = Unpacker(image, read_counted, store, fail=broken)
                     await unpacker.run()
-                chosen = await unpacker.choose(platform, engine_platform)
-                layers = [
-                    store.pushed[layer.digest]
-                    if layer.digest in store.pushed
-                    else await store.push_held(layer, layer=True)
-                    for layer in chosen.layers
-                ]
-                config = await store.push_held(chosen.config, layer=False)
-                manifest = manifest_json(config, layers)
-                await api.put_manifest(job.reference.tag, manifest, OCI_MANIFEST)
+                if platforms is None:
+                    chosen = await unpacker.choose(platform, engine_platform)
+                    manifest = await self._push_image(api, store, chosen)
+                    await api.put_manifest(job.reference.tag, manifest, OCI_MANIFEST)
+                else:
+                    manifests = []
+                    for each in await unpacker.choose_many(platforms):
+                        one = await self._push_image(api, store, each)
+                        # An index may name only manifests the registry holds.
+                        await api.put_manifest(_digest(one), one, OCI_MANIFEST)
+                        manifests.append((one, each.platform))
+                    manifest = index_json(manifests)
+                    await api.put_manifest(job.reference.tag, manifest, OCI_INDEX)
             except FormatError as exc:  # the tar reader's, from a layer's upload beside the reading
                 self._forget(store)
                 raise broken(str(exc)) from None
@@ -465,6 +473,19 @@ class NativePusher:
                 self._forget(store)
                 raise
         return await _finish(job, endpoints, manifest)
+
+    @staticmethod
+    async def _push_image(api: distribution.Api, store: _Store, image: Image) -> bytes:
+        """Push what of ``image`` is not pushed yet (held layers, its config); return its
+        manifest, not pushed."""
+        layers = [
+            store.pushed[layer.digest]
+            if layer.digest in store.pushed
+            else await store.push_held(layer, layer=True)
+            for layer in image.layers
+        ]
+        config = await store.push_held(image.config, layer=False)
+        return manifest_json(config, layers)
 
     @asynccontextmanager
     async def _registry_api(self, job: Job) -> AsyncIterator[tuple[distribution.Api, Endpoints]]:
@@ -523,14 +544,17 @@ class NativePusher:
             self._cache.forget(store.recorded)
 
     async def _push_layout(self, path: Path, job: Job) -> PushResult:
-        """Push the one image of an OCI image layout, blobs and manifest as they are.
+        """Push an OCI image layout as it is: its blobs, manifests and indexes.
 
-        The layout is read and checked first (``_oci.layout``): every file it
-        names lies inside it and has the size its descriptor gives.
+        What its ``index.json`` names alone (an image, or an index of several
+        platforms) is pushed as the tag; several entries are pushed as one
+        index, ``index.json`` itself, as crane's ``--index`` does. The layout
+        is read and checked first (``_oci.layout``): every file it names lies
+        inside it and has the size its descriptor gives.
 
         Raises:
             InvalidSourceError: the layout is malformed, names a file outside
-                itself, or holds other than exactly one image manifest.
+                itself, or names nothing.
             PushError: as for ``_push_save``.
         """
         report = job.report
@@ -538,8 +562,9 @@ class NativePusher:
             layout = await _layout.read_layout(path)
         except FormatError as exc:
             raise InvalidSourceError(path, f"is not a usable OCI layout: {exc}") from None
-        image = _one_image(layout, path)
-        report.total = sum(blob.size for blob in image.blobs)
+        top, below = _top(layout, path)
+        blobs = layout.blobs()
+        report.total = sum(blob.size for blob in blobs.values())
         async with self._registry_api(job) as (api, endpoints):
             try:
                 uploads = anyio.CapacityLimiter(LAYOUT_UPLOADS)
@@ -556,12 +581,16 @@ class NativePusher:
                     await report.advance(descriptor.size)
 
                 async with beside() as start_soon:
-                    for descriptor in {blob.digest: blob for blob in image.blobs}.values():
+                    for descriptor in blobs.values():
                         start_soon(functools.partial(send, descriptor))
-                await api.put_manifest(job.reference.tag, image.content, image.media_type)
+                for document in below:  # an index may name only manifests the registry holds
+                    await api.put_manifest(
+                        document.descriptor.digest, document.content, document.media_type
+                    )
+                await api.put_manifest(job.reference.tag, *top)
             except FormatError as exc:  # a blob changed under us
                 raise InvalidSourceError(path, f"is not a usable OCI layout: {exc}") from None
-        return await _finish(job, endpoints, image.content)
+        return await _finish(job, endpoints, top[0])
 
     async def _push_file(self, path: Path, job: Job, compression: LayerCompression) -> PushResult:
         """Push a ``docker save`` tarball read from disk, as ``_push_save`` does; its
@@ -593,25 +622,31 @@ def _failed(job: Job, exc: Exception) -> PushError:
     return PushError(str(job.reference), problem, exit_code=None, output=job.report.output)
 
 
+def _digest(manifest: bytes) -> str:
+    """What the registry names a manifest (or an index): the digest of its bytes."""
+    return f"sha256:{hashlib.sha256(manifest).hexdigest()}"
+
+
 async def _finish(job: Job, endpoints: Endpoints, manifest: bytes) -> PushResult:
     """Tell the pushed digest as crane does (``ENDPOINT/REPO@DIGEST``); report the end."""
-    digest = f"sha256:{hashlib.sha256(manifest).hexdigest()}"  # what the registry names it
+    digest = _digest(manifest)
     await job.report.say(f"{endpoints.push_endpoint}/{job.reference.repository}@{digest}")
     return await job.report.finish(endpoints.pull_endpoint, digest)
 
 
-def _one_image(layout: _layout.Layout, path: Path) -> _layout.Manifest:
-    """The one image manifest a layout's index.json names, or InvalidSourceError."""
-    manifests = [entry for entry in layout.entries if isinstance(entry, _layout.Manifest)]
-    if len(manifests) != 1 or len(layout.entries) != 1:
-        indexes = len(layout.entries) - len(manifests)
-        what = f", and {indexes} other entries (an index of several platforms?)" if indexes else ""
-        raise InvalidSourceError(
-            path,
-            f"the OCI layout's index.json names {len(manifests)} image manifests{what};"
-            " the native pusher pushes a layout of exactly one (crane, also one naming an index)",
-        )
-    return manifests[0]
+def _top(
+    layout: _layout.Layout, path: Path
+) -> tuple[tuple[bytes, str], list[_layout.Manifest | _layout.Index]]:
+    """What a layout's push tags (its content and media type), and the manifests and
+    indexes to push before it, by digest: what its one entry names, or for several
+    entries, all of them (the tag is then ``index.json``, an index of them)."""
+    documents = list(layout.documents())
+    if not layout.entries:
+        raise InvalidSourceError(path, "is an OCI layout whose index.json names nothing")
+    if len(layout.entries) == 1:
+        entry = layout.entries[0]
+        return (entry.content, entry.media_type), documents[:-1]  # the entry comes last
+    return (layout.content, OCI_INDEX), documents
 
 
 async def _file_chunks(

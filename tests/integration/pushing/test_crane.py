@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import io
 import json
 import os
@@ -244,14 +245,21 @@ def with_corrupt_gzip_layer(save: bytes) -> bytes:
 
 
 async def test_crane_refusing_raises_push_error_with_its_message(tmp_path: Path) -> None:
-    """crane's refusal (a layout of two entries, which it pushes only with --index) comes back
-    as PushError with its exit code and last lines."""
+    """crane's failure (the registry refuses a manifest over its 4 MiB limit, which the
+    layout's reader takes) comes back as PushError with its exit code and last lines."""
     layout = tmp_path / "layout"
     await testbed.oci_layout(testbed.SAMPLE, layout)
     index = json.loads((layout / "index.json").read_text())
-    index["manifests"] = index["manifests"] * 2
+    entry = index["manifests"][0]
+    blobs = layout / "blobs" / "sha256"
+    manifest = json.loads((blobs / entry["digest"].removeprefix("sha256:")).read_bytes())
+    manifest["annotations"] = {"padding": "x" * (5 << 20)}
+    data = json.dumps(manifest).encode()
+    digest = hashlib.sha256(data).hexdigest()
+    (blobs / digest).write_bytes(data)
+    index["manifests"] = [{**entry, "digest": f"sha256:{digest}", "size": len(data)}]
     (layout / "index.json").write_text(json.dumps(index))
-    expected = "layout contains 2 entries"
+    expected = "MANIFEST_INVALID"
     async with registry_under_test() as registry:
         with pytest.raises(PushError) as caught:
             await registry.push(layout, "broken/image:1")
