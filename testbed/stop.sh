@@ -15,6 +15,12 @@ fi
 for name in "${names[@]}"; do
   pkill -KILL -x "$name" || true
 done
+# The test bed's sshd (testbed/sshd.sh) and its sessions; not the system's.
+sshd_pid=/run/ephemeral-registry-testbed/sshd/sshd.pid
+if [ -f "$sshd_pid" ]; then
+  pkill -KILL -P "$(cat "$sshd_pid")" 2>/dev/null || true
+  kill -KILL "$(cat "$sshd_pid")" 2>/dev/null || true
+fi
 for _ in $(seq 1 50); do
   alive=0
   for name in "${names[@]}"; do

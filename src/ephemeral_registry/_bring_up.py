@@ -19,6 +19,7 @@ Cancellation: each step is cancelled where it is; what was created is in
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 import re
 import tempfile
@@ -107,7 +108,7 @@ class BringUp:
             await self._create_network()
         else:
             await run_all(lambda: self._ensure_image(image), self._create_network)
-        pull_host = host_address(host_ip, self._engine_address)
+        pull_host = "127.0.0.1" if options.tunnel else host_address(host_ip, self._engine_address)
         authority = self._session.authority
         env: dict[str, str] = {}
         files: dict[str, bytes] = {}
@@ -134,10 +135,13 @@ class BringUp:
         attachment = await self._engine.attachment(container_id, REGISTRY_PORT, self._session.name)
         if attachment.host_port is None:
             raise await self._not_ready(container_id, None, url=None)
+        port = attachment.host_port
+        if options.tunnel:  # to where the port is published, as the engine's host reaches it
+            port = await self._engine.tunnel(_tunnel_host(host_ip), port)
         endpoints = Endpoints(
             network=self._session.name,
             push_endpoint=f"{self._session.name}:{REGISTRY_PORT}",
-            pull_endpoint=f"{pull_host}:{attachment.host_port}",
+            pull_endpoint=f"{pull_host}:{port}",
             credentials=self._session.credentials,
             ca_certificate=None if authority is None else authority.certificate,
             ca_file=ca_file,
@@ -346,3 +350,12 @@ def _server_error(line: str) -> str | None:
         return None
     found = _LOGGED_MESSAGE.search(line)
     return found.group(1).replace('\\"', '"') if found else line
+
+
+def _tunnel_host(host_ip: str) -> str:
+    """Where a tunnel's far end connects to reach a port published on ``host_ip``: that
+    address, or the engine host's loopback for every interface."""
+    address = ipaddress.ip_address(host_ip)
+    if address.is_unspecified:
+        return "::1" if address.version == 6 else "127.0.0.1"
+    return str(address)

@@ -39,7 +39,7 @@ from . import (
     find_leftovers,
     sweep,
 )
-from ._docker import Engine, open_client
+from ._docker import open_engine
 from ._options import OPTIONS, given_flags
 
 EXIT_ERROR = 1
@@ -162,8 +162,7 @@ async def _check_sources(sources: Sequence[str], ref: str | None) -> None:
         else:
             images.append(_reference.local_image(source))
     if images:
-        async with open_client(None) as client:
-            engine = Engine(client, request_timeout=CHECK_TIMEOUT)
+        async with open_engine(None, request_timeout=CHECK_TIMEOUT) as engine:
             for image in images:
                 if not await engine.has_image(image):
                     raise ImageNotFoundError(image)

@@ -3,7 +3,7 @@
 In this order, the first that applies wins:
 
 1. the ``docker=`` argument (an ``aiodocker.Docker`` client);
-2. ``DOCKER_HOST`` (``unix://`` or ``tcp://``), with TLS when
+2. ``DOCKER_HOST`` (``unix://``, ``tcp://`` or ``ssh://``), with TLS when
    ``DOCKER_TLS_VERIFY`` is set (certificates from ``DOCKER_CERT_PATH``, by
    default ``~/.docker``);
 3. the context named by ``DOCKER_CONTEXT``, or else the ``currentContext`` of
@@ -15,9 +15,11 @@ In this order, the first that applies wins:
    ``/var/run/docker.sock``, rootless Docker's ``$XDG_RUNTIME_DIR/docker.sock``,
    Podman's ``$XDG_RUNTIME_DIR/podman/podman.sock`` and ``/run/podman/podman.sock``.
 
-An engine reached over TCP by any name but ``localhost`` or a loopback
-address is on another host: what it publishes on its loopback cannot be
-reached from here, and its registry is pulled from at that host's address.
+An engine reached over TCP or SSH by any name but ``localhost`` or a
+loopback address is on another host: what it publishes on its loopback
+cannot be reached from here (but through a tunnel, over SSH), and its
+registry is pulled from at that host's address. ``ssh://`` engines are
+reached as ``_ssh`` says.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ if TYPE_CHECKING:
 DEFAULT_SOCKET = "/var/run/docker.sock"
 PODMAN_SOCKET = "/run/podman/podman.sock"
 DEFAULT_CONTEXT = "default"
-SCHEMES = ("unix", "tcp", "http", "https")
+SCHEMES = ("unix", "tcp", "http", "https", "ssh")
 """The engine addresses understood, as the docker CLI spells them."""
 MAX_CONFIG = 1 << 20
 """The largest docker config or context file read."""
@@ -77,7 +79,8 @@ class EngineAddress:
     """Where the engine is, and how it was found."""
 
     url: str
-    """``unix:///path``, or ``tcp://host:port`` (``https://`` with TLS)."""
+    """``unix:///path``, ``tcp://host:port`` (``https://`` with TLS), or
+    ``ssh://[user@]host[:port][/socket]``."""
     found_by: str
     """``DOCKER_HOST``, ``context NAME``, ``the default socket``, ..."""
     tls: TlsFiles | None = None
@@ -87,6 +90,10 @@ class EngineAddress:
         """The engine's host name or address, for a TCP engine; ``None`` for a socket."""
         parts = urlsplit(self.url)
         return None if parts.scheme in ("unix", "npipe") else parts.hostname
+
+    @property
+    def is_ssh(self) -> bool:
+        return self.url.startswith("ssh://")
 
     @property
     def is_remote(self) -> bool:
@@ -187,7 +194,7 @@ def _read_json(path: Path) -> object:
 
 
 def _env_tls(env: Mapping[str, str], home: Path, host: str) -> TlsFiles | None:
-    if host.startswith("unix://"):
+    if host.startswith(("unix://", "ssh://")):
         return None
     verify = bool(env.get("DOCKER_TLS_VERIFY"))
     cert_path = env.get("DOCKER_CERT_PATH")
@@ -242,6 +249,6 @@ def _context(config_dir: Path, name: str, source: str) -> EngineAddress:
     check_address(host, f"context {name}")
     tls_dir = config_dir / "contexts" / "tls" / key / "docker"
     tls = None
-    if not host.startswith("unix://") and (tls_dir.is_dir() or skip_verify):
+    if not host.startswith(("unix://", "ssh://")) and (tls_dir.is_dir() or skip_verify):
         tls = TlsFiles(tls_dir, verify=not skip_verify)
     return EngineAddress(host, f"context {name}", tls)

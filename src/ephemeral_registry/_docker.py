@@ -20,7 +20,7 @@ import json
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager, suppress
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -30,6 +30,7 @@ import aiohttp
 import anyio
 from aiodocker.networks import DockerNetwork
 
+from . import _ssh
 from ._concurrency import opened
 from ._discovery import EngineAddress, discover
 from ._errors import DockerEngineError, DockerUnavailableError, EngineTimeoutError, ExportError
@@ -197,29 +198,46 @@ def engine_address(client: aiodocker.Docker | None) -> EngineAddress:
 
 
 @asynccontextmanager
-async def open_client(
-    client: aiodocker.Docker | None, address: EngineAddress | None = None
-) -> AsyncIterator[aiodocker.Docker]:
-    """Yield ``client``, or a new client for ``address`` (by default, the one discovered).
+async def open_engine(
+    client: aiodocker.Docker | None,
+    address: EngineAddress | None = None,
+    *,
+    request_timeout: float,
+) -> AsyncIterator[Engine]:
+    """The engine ``client`` talks to, or else a new client's for ``address`` (by
+    default, the one discovered); an ``ssh://`` address is reached over one SSH
+    connection (``_ssh``), which the engine's tunnels use too.
 
-    A client made here is closed on exit; one passed in is left open for its owner.
+    A client (and an SSH connection) made here is closed on exit; one passed
+    in is left open for its owner.
+
+    Raises:
+        DockerUnavailableError: no client can be made for the address, or the
+            SSH connection failed (the reason says how).
     """
     if client is not None:
-        yield client
+        yield Engine(client, request_timeout=request_timeout)
         return
     address = address or discover()
-    try:
-        ssl_context = address.tls.context() if address.tls is not None else None
-        own = aiodocker.Docker(url=address.client_url, ssl_context=ssl_context)
-    except (OSError, ValueError) as exc:
-        raise DockerUnavailableError(
-            f"{address.url} ({address.found_by})", f"cannot make a client for it ({exc})"
-        ) from exc
-    try:
-        yield own
-    finally:
-        with anyio.CancelScope(shield=True):
-            await own.close()
+    async with AsyncExitStack() as stack:
+        url, ssh = address.client_url, None
+        if address.is_ssh:
+            ssh = await stack.enter_async_context(
+                _ssh.connected(address.url, timeout=request_timeout)
+            )
+            url = f"unix://{ssh.socket}"
+        try:
+            ssl_context = address.tls.context() if address.tls is not None else None
+            own = aiodocker.Docker(url=url, ssl_context=ssl_context)
+        except (OSError, ValueError) as exc:
+            raise DockerUnavailableError(
+                f"{address.url} ({address.found_by})", f"cannot make a client for it ({exc})"
+            ) from exc
+        try:
+            yield Engine(own, request_timeout=request_timeout, address=address.url, ssh=ssh)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await own.close()
 
 
 class Engine:
@@ -231,8 +249,17 @@ class Engine:
     ``identify()``.
     """
 
-    def __init__(self, client: aiodocker.Docker, *, request_timeout: float) -> None:
+    def __init__(
+        self,
+        client: aiodocker.Docker,
+        *,
+        request_timeout: float,
+        address: str | None = None,
+        ssh: _ssh.Connection | None = None,
+    ) -> None:
         self._client = client
+        self._address = address
+        self._ssh = ssh
         self._request_timeout = request_timeout
         self._platform: Platform | None = None
         self._identity: Identity | None = None
@@ -243,7 +270,19 @@ class Engine:
     @property
     def address(self) -> str:
         """Where this engine is reached, as its errors name it."""
-        return _address(self._client)
+        return self._address or _address(self._client)
+
+    async def tunnel(self, host: str, port: int) -> int:
+        """A port on this host's loopback forwarded to ``host:port`` as the engine's host
+        reaches it, over the engine's SSH connection; closed with it.
+
+        Raises:
+            DockerUnavailableError: the engine is not reached over SSH, or the
+                tunnel could not be opened.
+        """
+        if self._ssh is None:
+            raise DockerUnavailableError(self.address, "a tunnel needs an ssh:// engine")
+        return await self._ssh.tunnel(host, port)
 
     @contextmanager
     def _translate(
@@ -336,7 +375,7 @@ class Engine:
         Podman takes about 0.15 s of CPU to answer it, which the socket spares.
         """
         async with self._asking_rootless:
-            address = _address(self._client)
+            address = self.address
             if self._rootless is None and address.startswith("unix://"):
                 with suppress(OSError):
                     self._rootless = os.stat(address.removeprefix("unix://")).st_uid != 0

@@ -64,11 +64,16 @@ class DockerUnavailableError(EphemeralRegistryError):
     answers too slowly is an ``EngineTimeoutError``.
     """
 
-    def __init__(self, address: str, reason: str, *, tried: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, address: str, reason: str, *, tried: tuple[str, ...] = (), advice: str | None = None
+    ) -> None:
         super().__init__(
-            f"No Docker engine answered at {address}: {reason}. Start one (for example"
-            " `sudo systemctl start docker`, or `dockerd &`), or point DOCKER_HOST (or a"
-            " docker context) at a running engine."
+            f"No Docker engine answered at {address}: {reason}. "
+            + (
+                advice
+                or "Start one (for example `sudo systemctl start docker`, or `dockerd &`),"
+                " or point DOCKER_HOST (or a docker context) at a running engine."
+            )
         )
         self.address = address
         self.reason = reason

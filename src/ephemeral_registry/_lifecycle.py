@@ -20,9 +20,17 @@ import anyio
 import anyio.lowlevel
 
 from ._bring_up import BringUp
-from ._docker import Engine, engine_address, open_client
+from ._docker import Engine, engine_address, open_engine
 from ._errors import RegistryClosedError
-from ._options import OPTIONS, LayerCompression, PullPolicy, Pusher, host_address, resolve
+from ._options import (
+    OPTIONS,
+    LayerCompression,
+    PullPolicy,
+    Pusher,
+    check_tunnel,
+    host_address,
+    resolve,
+)
 from ._registry import Registry
 from ._session import Session
 from ._sweep import live_sessions, sweep_in_background
@@ -50,6 +58,7 @@ async def ephemeral_registry(
     max_concurrent_pushes: int = 4,
     auth: bool = False,
     tls: bool = False,
+    tunnel: bool = False,
     pusher: Pusher = "crane",
     layer_compression: LayerCompression | None = None,
     sweep_leftovers: bool = True,
@@ -89,6 +98,12 @@ async def ephemeral_registry(
             themselves; ``Endpoints.ca_certificate`` (PEM) and
             ``Endpoints.ca_file`` hand it to pullers, which then need no
             ``--insecure`` or registry configuration.
+        tunnel: for an engine reached over SSH (``ssh://``; needs
+            ``ephemeral-registry[ssh]``): forward a port on this host's
+            loopback to the registry's published port on the engine's host,
+            over the same SSH connection, so that the pull endpoint is
+            ``127.0.0.1:PORT`` here, wherever the engine is; ``host_ip`` may
+            then stay loopback (on that host). Closed with the block.
         pusher: how pushes are made: ``"crane"`` (``crane push`` in a one-shot
             container on the registry's network) or ``"native"`` (over HTTP from
             this process, the export streamed into the registry in one pass, no
@@ -113,7 +128,9 @@ async def ephemeral_registry(
             for an engine on another host, say); from ``ready()``, for an IPv6
             ``host_ip`` that Podman as root cannot publish on. Nothing is created.
         DockerUnavailableError: at entry, when no engine address applies (it
-            lists what was tried); later, from ``ready()``, when the engine
+            lists what was tried) or an ``ssh://`` engine cannot be reached (the
+            reason says why: an unknown host key, failed authentication, no
+            engine at the socket); later, from ``ready()``, when the engine
             does not answer.
         CleanupError: at exit, if something could not be removed in time and
             no other exception is on its way out (else it is added to that
@@ -130,9 +147,11 @@ async def ephemeral_registry(
     given = dict(locals())  # the arguments, by name: each is one of OPTIONS (but docker)
     options = resolve(**{name: given[name] for name in OPTION_NAMES})
     address = engine_address(docker)
-    host_address(options.host_ip, address)  # refuses loopback for a remote engine
-    async with open_client(docker, address) as client:
-        engine = Engine(client, request_timeout=options.request_timeout)
+    if options.tunnel:
+        check_tunnel(address)
+    else:
+        host_address(options.host_ip, address)  # refuses loopback for a remote engine
+    async with open_engine(docker, address, request_timeout=options.request_timeout) as engine:
         session = Session.new(auth=options.auth, tls=options.tls)
         live_sessions.add(session.session_id)
         bring_up = BringUp(engine, options, session, engine_address=address)

@@ -161,6 +161,13 @@ OPTIONS: tuple[Option, ...] = (
         kind=bool,
     ),
     Option(
+        "tunnel",
+        False,
+        "for an ssh:// engine: reach the registry through a tunnel over the SSH connection,"
+        " at 127.0.0.1 here (needs ephemeral-registry[ssh])",
+        kind=bool,
+    ),
+    Option(
         "pusher",
         "crane",
         "how pushes are made: crane in a one-shot container, or native over HTTP from this process",
@@ -210,6 +217,7 @@ class Options:
     max_concurrent_pushes: int
     auth: bool
     tls: bool = False
+    tunnel: bool = False
     pusher: Pusher = "crane"
     layer_compression: LayerCompression | None = None
     """``None``: each pusher's own default."""
@@ -302,6 +310,9 @@ def resolve(**given: object) -> Options:
         raise InvalidArgumentError("tls", tls, "must be True or False")
     if tls:
         _require("tls", "cryptography", "tls")
+    tunnel = values["tunnel"]
+    if not isinstance(tunnel, bool):
+        raise InvalidArgumentError("tunnel", tunnel, "must be True or False")
     sweep = values["sweep_leftovers"]
     if not isinstance(sweep, bool):
         raise InvalidArgumentError("sweep_leftovers", sweep, "must be True or False")
@@ -326,10 +337,27 @@ def resolve(**given: object) -> Options:
         max_concurrent_pushes=_count("max_concurrent_pushes", values["max_concurrent_pushes"]),
         auth=auth,
         tls=tls,
+        tunnel=tunnel,
         pusher=check_pusher(values["pusher"]),
         layer_compression=None if compression is None else check_layer_compression(compression),
         sweep_leftovers=sweep,
     )
+
+
+def check_tunnel(engine: EngineAddress) -> None:
+    """Refuse ``tunnel=True`` where it cannot be had, before anything is created.
+
+    Raises:
+        InvalidArgumentError: the engine is not reached over SSH.
+    """
+    if not engine.is_ssh:
+        raise InvalidArgumentError(
+            "tunnel",
+            True,
+            f"needs an ssh:// engine, and the engine is {engine.url} (from {engine.found_by});"
+            " an engine over tcp:// publishes the registry where host_ip= says, reached there",
+        )
+    _require("tunnel", "asyncssh", "ssh")
 
 
 def host_address(host_ip: str, engine: EngineAddress | None = None) -> str:
@@ -337,7 +365,7 @@ def host_address(host_ip: str, engine: EngineAddress | None = None) -> str:
 
     On this host, loopback stands for every interface. An engine on another
     host (``engine.is_remote``) is reached at its own address; publishing on
-    its loopback is refused, as nothing here could reach it.
+    its loopback is refused, as nothing here could reach it (but a tunnel).
 
     Raises:
         InvalidArgumentError: a remote engine and a loopback ``host_ip``.

@@ -22,7 +22,7 @@ import aiodocker
 
 from . import _labels
 from ._concurrency import run_all
-from ._docker import Engine, Labelled, open_client
+from ._docker import Engine, Labelled, open_engine
 from ._resources import remove
 
 logger = logging.getLogger("ephemeral_registry")
@@ -136,8 +136,7 @@ async def find_leftovers(
     With ``all_owners=True``: every container and network this library
     labelled, whoever owns it. With ``sessions``: only those sessions'.
     """
-    async with open_client(docker) as client:
-        engine = Engine(client, request_timeout=request_timeout)
+    async with open_engine(docker, request_timeout=request_timeout) as engine:
         found = await _find(engine, all_owners=all_owners, sessions=sessions)
         return [_leftover(r) for r in found]
 
@@ -166,8 +165,7 @@ async def sweep(
     Cancellation: what was removed stays removed; the rest stays for the
     next sweep.
     """
-    async with open_client(docker) as client:
-        engine = Engine(client, request_timeout=request_timeout)
+    async with open_engine(docker, request_timeout=request_timeout) as engine:
         found = await _find(engine, all_owners=all_owners, sessions=sessions)
         await _remove(engine, found)
     for resource in found:

@@ -13,6 +13,7 @@ import pytest
 from ephemeral_registry import DockerUnavailableError, InvalidArgumentError, _discovery
 from ephemeral_registry._discovery import EngineAddress, TlsFiles, discover
 from ephemeral_registry._options import host_address
+from ephemeral_registry._ssh import Target
 
 
 @pytest.fixture(autouse=True)
@@ -182,7 +183,8 @@ def test_a_docker_config_of_the_wrong_shape_is_a_typed_error(tmp_path: Path, con
     [
         ("tcp://[::1", "not an engine address"),
         ("tcp://host:99999", "not an engine address"),
-        ("ssh://me@box", "reaches"),
+        ("ssh://", "names no host"),
+        ("ssh://me@box:0x16", "not an engine address"),
         ("box:2375", "reaches"),
         ("tcp://", "names no host"),
         ("unix://", "names no socket"),
@@ -213,3 +215,32 @@ def test_a_context_is_read_strictly(tmp_path: Path, endpoint: object, problem: s
     meta.write_text(json.dumps({"Name": "box", "Endpoints": {"docker": endpoint}}))
     with pytest.raises(DockerUnavailableError, match=problem):
         discover({"DOCKER_CONFIG": str(tmp_path), "DOCKER_CONTEXT": "box"}, home=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("url", "host", "port", "user", "socket"),
+    [
+        ("ssh://box", "box", None, None, "/var/run/docker.sock"),
+        ("ssh://me@box:2222", "box", 2222, "me", "/var/run/docker.sock"),
+        ("ssh://me@box/run/podman/podman.sock", "box", None, "me", "/run/podman/podman.sock"),
+        ("ssh://[::1]:22/", "::1", 22, None, "/var/run/docker.sock"),
+    ],
+)
+def test_an_ssh_engine_is_a_host_and_a_socket_there(
+    tmp_path: Path, url: str, host: str, port: int | None, user: str | None, socket: str
+) -> None:
+    """As the docker CLI writes it, or with the socket's path as Podman's connections do."""
+    address = discover({"DOCKER_HOST": url}, home=tmp_path)
+    assert (address.url, address.is_ssh, address.tls) == (url, True, None)
+    assert address.is_remote is (host not in ("::1",))
+    assert Target.of(url) == Target(host, port, user, socket)
+
+
+def test_an_ssh_context_is_an_ssh_engine(tmp_path: Path) -> None:
+    key = hashlib.sha256(b"box").hexdigest()
+    meta = tmp_path / "contexts" / "meta" / key / "meta.json"
+    meta.parent.mkdir(parents=True)
+    endpoint = {"Host": "ssh://me@box", "SkipTLSVerify": False}
+    meta.write_text(json.dumps({"Name": "box", "Endpoints": {"docker": endpoint}}))
+    address = discover({"DOCKER_CONFIG": str(tmp_path), "DOCKER_CONTEXT": "box"}, home=tmp_path)
+    assert (address.url, address.found_by, address.tls) == ("ssh://me@box", "context box", None)

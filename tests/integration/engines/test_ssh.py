@@ -1,0 +1,244 @@
+"""Engines reached over SSH (``ssh://``), through the test bed's real sshd (testbed/sshd.sh).
+
+The engine under test is reached through sshd on 127.0.0.1:2222, as a remote
+engine would be: by a host name that only ``~/.ssh/config`` knows
+(``engine-box``), with the key and known hosts of a home of the test's own, or
+with a key held by a real ``ssh-agent``. A name is another host to the
+library, so its loopback is not ours: the registry is reached through the
+tunnel over the same connection.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import anyio
+import pytest
+
+from ephemeral_registry import DockerUnavailableError, InvalidArgumentError, find_leftovers
+
+from ..support import testbed
+from ..support.helpers import get, registry_under_test, session_resources
+
+pytestmark = pytest.mark.anyio
+
+SSHD = Path("/run/ephemeral-registry-testbed/sshd")
+PORT = 2222
+ALIAS = "engine-box"
+"""A host name that only the SSH configuration knows: another host, to the library."""
+
+
+def engine_socket() -> str:
+    """The engine under test's socket, which sshd forwards to."""
+    parts = urlsplit(testbed.ENGINE)
+    assert parts.scheme == "unix", testbed.ENGINE
+    return parts.path
+
+
+def engine_url(host: str = ALIAS) -> str:
+    """``ssh://HOST/SOCKET``; the default socket is left out, as the docker CLI writes it."""
+    path = engine_socket()
+    return f"ssh://{host}" if path == "/var/run/docker.sock" else f"ssh://{host}{path}"
+
+
+def key() -> Path:
+    path = SSHD / "client" / getpass.getuser() / "id_ed25519"
+    assert path.exists(), f"{path}: testbed/sshd.sh (scripts/setup) makes it"
+    return path
+
+
+class Home:
+    """A home of the test's own: ``~/.ssh/config``, ``known_hosts``; HOME points at it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.ssh = path / ".ssh"
+        self.ssh.mkdir(mode=0o700)
+        shutil.copy(SSHD / "known_hosts", self.ssh / "known_hosts")
+        self.configure()
+
+    def configure(self, *, identity: Path | None = None, port: int = PORT) -> None:
+        lines = [
+            f"Host {ALIAS}",
+            "  HostName 127.0.0.1",
+            "Host *",
+            f"  Port {port}",
+            f"  User {getpass.getuser()}",
+            "  IdentitiesOnly yes" if identity is not None else "",
+            f"  IdentityFile {identity}" if identity is not None else "",
+        ]
+        (self.ssh / "config").write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Home]:
+    """HOME with an SSH configuration naming the test bed's sshd and this user's key; no
+    agent; the engine reached at ``ssh://engine-box``. Checks that no forwarded socket of
+    this test's is left behind."""
+    made = tmp_path / "home"
+    made.mkdir()
+    monkeypatch.setenv("HOME", str(made))
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    monkeypatch.setenv("DOCKER_HOST", engine_url())
+    scratch = Path(tempfile.mkdtemp(prefix="ert-ssh-", dir="/tmp"))  # short: a socket's path
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # where the forwarded socket goes
+    home = Home(made)
+    home.configure(identity=key())
+    try:
+        yield home
+        assert list(scratch.iterdir()) == [], "a forwarded socket's directory was left"
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def published_port(registry_name: str) -> int:
+    container = testbed.inspect("container", registry_name)
+    (binding,) = next(iter(container["NetworkSettings"]["Ports"].values()))
+    return int(binding["HostPort"])
+
+
+def refuses_connections(endpoint: str) -> bool:
+    host, _, port = endpoint.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=2).close()
+    except OSError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("pusher", ["native", "crane"])
+async def test_an_engine_over_ssh_is_reached_and_its_registry_through_a_tunnel(
+    home: Home, pusher: str
+) -> None:
+    """Bring-up, both pushes, the teardown: all over one SSH connection; the pull
+    endpoint is a port here (not the one published there), closed with the block."""
+    async with registry_under_test(tunnel=True, pusher=pusher) as registry:
+        endpoints = await registry.ready()
+        host, _, port = endpoints.pull_endpoint.rpartition(":")
+        assert host == "127.0.0.1"
+        assert int(port) != published_port(registry.name)
+        result = await registry.push_image(testbed.SAMPLE, "over/ssh:1")
+        assert result.ref == f"{endpoints.pull_endpoint}/over/ssh:1"
+        response = await get(
+            endpoints.pull_endpoint,
+            f"/v2/over/ssh/manifests/{result.digest}",
+            Accept="application/vnd.oci.image.manifest.v1+json",
+        )
+        assert response.status_code == 200, response.text
+        config = json.loads(response.content)["config"]["digest"]
+        assert config == testbed.config_digest(testbed.SAMPLE)
+    assert session_resources(registry) == set()
+    assert refuses_connections(endpoints.pull_endpoint)
+
+
+async def test_a_remote_ssh_engine_without_a_tunnel_refuses_loopback(
+    home: Home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As for tcp://: its loopback is not ours. By its address, loopback is this host."""
+    before = testbed.labelled_by_this_run()
+    with pytest.raises(InvalidArgumentError) as caught:
+        async with registry_under_test():
+            pass
+    assert caught.value.argument == "host_ip"
+    assert testbed.labelled_by_this_run() == before
+    monkeypatch.setenv("DOCKER_HOST", engine_url("127.0.0.1"))
+    async with registry_under_test() as registry:
+        endpoints = await registry.ready()
+        assert endpoints.pull_endpoint == f"127.0.0.1:{published_port(registry.name)}"
+        assert (await get(endpoints.pull_endpoint, "/v2/")).status_code == 200
+    assert session_resources(registry) == set()
+
+
+@pytest.fixture
+def agent(tmp_path: Path) -> Iterator[Path]:
+    """A real ssh-agent holding this user's key; its socket."""
+    agent_socket = Path(tempfile.mkdtemp(prefix="ert-agent-", dir="/tmp")) / "agent.sock"
+    process = subprocess.Popen(
+        ["ssh-agent", "-D", "-a", str(agent_socket)], stdout=subprocess.DEVNULL
+    )
+    try:
+        for _ in range(50):
+            if agent_socket.exists():
+                break
+            time.sleep(0.1)
+        added = subprocess.run(
+            ["ssh-add", "-q", str(key())],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "SSH_AUTH_SOCK": str(agent_socket)},
+        )
+        assert added.returncode == 0, added.stderr
+        yield agent_socket
+    finally:
+        process.kill()
+        process.wait()
+        shutil.rmtree(agent_socket.parent, ignore_errors=True)
+
+
+async def test_a_key_held_by_the_agent_and_a_docker_context_are_used(
+    home: Home, agent: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No key in the configuration: ssh-agent's (SSH_AUTH_SOCK); the engine named by a
+    docker context whose endpoint is ssh://, as `docker context create` writes it."""
+    home.configure(identity=None)
+    monkeypatch.setenv("SSH_AUTH_SOCK", str(agent))
+    config = tmp_path / "docker-config"
+    meta = config / "contexts" / "meta" / hashlib.sha256(b"box").hexdigest() / "meta.json"
+    meta.parent.mkdir(parents=True)
+    endpoint = {"Host": engine_url(), "SkipTLSVerify": False}
+    meta.write_text(json.dumps({"Name": "box", "Endpoints": {"docker": endpoint}}))
+    monkeypatch.delenv("DOCKER_HOST")
+    monkeypatch.setenv("DOCKER_CONFIG", str(config))
+    monkeypatch.setenv("DOCKER_CONTEXT", "box")
+    async with registry_under_test(tunnel=True) as registry:
+        endpoints = await registry.ready()
+        assert (await get(endpoints.pull_endpoint, "/v2/")).status_code == 200
+    assert session_resources(registry) == set()
+
+
+@pytest.mark.parametrize("fault", ["unknown host key", "no key accepted", "no engine", "no sshd"])
+async def test_what_fails_over_ssh_is_said_before_anything_is_created(
+    home: Home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fault: str
+) -> None:
+    if fault == "unknown host key":
+        (home.ssh / "known_hosts").write_text("")
+        expected = "host key of engine-box is not known"
+    elif fault == "no key accepted":
+        stranger = tmp_path / "stranger"
+        await anyio.run_process(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)]
+        )
+        home.configure(identity=stranger)
+        expected = "SSH authentication to engine-box failed"
+    elif fault == "no engine":
+        monkeypatch.setenv("DOCKER_HOST", f"ssh://{ALIAS}/run/no-engine-here.sock")
+        expected = "no engine answers at /run/no-engine-here.sock"
+    else:
+        home.configure(identity=key(), port=PORT + 1)  # nothing listens there
+        expected = "cannot connect over SSH"
+    before = testbed.labelled_by_this_run()
+    with pytest.raises(DockerUnavailableError, match=expected):
+        async with registry_under_test(tunnel=True):
+            pass
+    with pytest.raises(DockerUnavailableError, match=expected):
+        await find_leftovers()
+    assert testbed.labelled_by_this_run() == before
+
+
+async def test_a_tunnel_needs_an_ssh_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", testbed.ENGINE)
+    with pytest.raises(InvalidArgumentError, match="needs an ssh:// engine") as caught:
+        async with registry_under_test(tunnel=True):
+            pass
+    assert caught.value.argument == "tunnel"
