@@ -36,6 +36,9 @@ chmod 755 "$dir" "$dir/client" "$dir/authorized"
 [ -f "$dir/host_ed25519" ] || ssh-keygen -q -t ed25519 -N "" -f "$dir/host_ed25519"
 for user in "${users[@]}"; do
   id "$user" >/dev/null 2>&1 || continue
+  # A locked account ("!" for a password, as useradd makes it) is refused even a key
+  # login without PAM; "*": no password at all, and not locked.
+  if [ "$(getent shadow "$user" | cut -d: -f2)" = "!" ]; then usermod -p '*' "$user"; fi
   key="$dir/client/$user/id_ed25519"
   if [ ! -f "$key" ]; then
     mkdir -p "$dir/client/$user"
