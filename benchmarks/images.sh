@@ -26,7 +26,45 @@ build() { # build TAG SIZE_MB LAYERS
   rm -rf "$context"
 }
 
+curves=(ephemeral-registry-benchmark/size:50 ephemeral-registry-benchmark/size:1000
+  ephemeral-registry-benchmark/size:2000)
+for n in $(seq 0 15); do curves+=("ephemeral-registry-benchmark/bulk-$n:200"); done
+if [ "${1:-}" = --remove ]; then  # see --curves below
+  shift
+  for host in "$@"; do
+    docker -H "$host" rmi "${curves[@]}" ephemeral-registry-benchmark/bulk:500 >/dev/null 2>&1 || true
+  done
+  exit 0
+fi
+
 for n in 0 1 2 3; do
   build "ephemeral-registry-benchmark/bulk-$n:200" 200 4
 done
 build "ephemeral-registry-benchmark/bulk:500" 500 5
+
+# With --curves (benchmarks/curves.py): also one image each of ~50 MB, ~1 GB
+# and ~2 GB, and twelve more distinct ~200 MB ones (sixteen in all), built on
+# the default engine and copied to each engine HOST given after it:
+#   bash benchmarks/images.sh --curves [HOST...]
+# `bash benchmarks/images.sh --remove HOST...` removes them from those engines.
+case "${1:-}" in
+  --curves)
+    shift
+    build ephemeral-registry-benchmark/size:50 50 2
+    build ephemeral-registry-benchmark/size:1000 1000 8
+    build ephemeral-registry-benchmark/size:2000 2000 16
+    for n in $(seq 4 15); do
+      build "ephemeral-registry-benchmark/bulk-$n:200" 200 4
+    done
+    for host in "$@"; do
+      missing=()
+      for image in "${curves[@]}"; do
+        docker -H "$host" image inspect "$image" >/dev/null 2>&1 || missing+=("$image")
+      done
+      if [ "${#missing[@]}" -gt 0 ]; then
+        echo "benchmarks: copying ${#missing[@]} images to $host" >&2
+        docker save "${missing[@]}" | docker -H "$host" load -q >/dev/null
+      fi
+    done
+    ;;
+esac

@@ -54,3 +54,16 @@ def test_the_performance_chart_is_drawn_from_the_saved_figures() -> None:
     assert files
     drawn = chart.draw([json.loads(path.read_text()) for path in files])
     assert (DOCS / "conversions.svg").read_text() == drawn
+
+
+def test_the_cost_curves_are_drawn_from_the_saved_figures() -> None:
+    """docs/curves.svg is what benchmarks/chart.py draws from benchmarks/results/curves-*."""
+    spec = importlib.util.spec_from_file_location("chart", ROOT / "benchmarks" / "chart.py")
+    assert spec is not None
+    assert spec.loader is not None
+    chart = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(chart)
+    files = sorted((ROOT / "benchmarks" / "results").glob("curves-*.json"))
+    assert files
+    drawn = chart.draw_curves([json.loads(path.read_text()) for path in files])
+    assert (DOCS / "curves.svg").read_text() == drawn
