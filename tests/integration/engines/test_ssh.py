@@ -20,6 +20,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import nullcontext
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -140,6 +141,25 @@ async def test_an_engine_over_ssh_is_reached_and_its_registry_through_a_tunnel(
         assert config == testbed.config_digest(testbed.SAMPLE)
     assert session_resources(registry) == set()
     assert refuses_connections(endpoints.pull_endpoint)
+
+
+@pytest.mark.parametrize("way_out", ["an error in the block", "a cancellation"])
+async def test_the_tunnel_closes_on_every_way_out(home: Home, way_out: str) -> None:
+    """An exception or a cancellation leaving the block: the tunnel's port here is closed,
+    and nothing labelled is left."""
+    endpoint = ""
+    with anyio.CancelScope() as scope:
+        with pytest.raises(RuntimeError) if way_out == "an error in the block" else nullcontext():
+            async with registry_under_test(tunnel=True) as registry:
+                endpoint = (await registry.ready()).pull_endpoint
+                assert (await get(endpoint, "/v2/")).status_code == 200
+                if way_out == "a cancellation":
+                    scope.cancel()
+                    await anyio.sleep_forever()
+                raise RuntimeError("the caller's own failure")
+    assert endpoint
+    assert session_resources(registry) == set()
+    assert refuses_connections(endpoint)
 
 
 async def test_a_remote_ssh_engine_without_a_tunnel_refuses_loopback(
