@@ -52,6 +52,8 @@ DEFAULT_SOCKET = "/var/run/docker.sock"
 """The engine's socket on the other host, unless the URL names one."""
 CLOSE_TIMEOUT = 5.0
 """How long closing the connection may take."""
+MAX_SOCKET_PATH = 100
+"""A socket's path has at most 107 bytes on Linux (``sun_path``)."""
 
 
 @dataclass(frozen=True)
@@ -178,10 +180,6 @@ async def connected(url: str, *, timeout: float) -> AsyncIterator[Connection]:
             shutil.rmtree(directory, ignore_errors=True)
 
 
-MAX_SOCKET_PATH = 100
-"""A socket's path has at most 107 bytes on Linux (``sun_path``)."""
-
-
 def _socket_directory() -> str:
     """A private directory for the forwarded socket: in the temporary directory, or in
     ``/tmp`` where that one's path is too long for a socket."""
@@ -202,4 +200,6 @@ async def _try_socket(url: str, connection: asyncssh.SSHClientConnection, target
         raise DockerUnavailableError(
             url, f"no engine answers at {target.socket} on {target.host} ({exc.reason})"
         ) from None
+    except (OSError, asyncssh.Error) as exc:  # the connection broke off meanwhile
+        raise DockerUnavailableError(url, f"the SSH connection broke off ({exc})") from None
     writer.close()
