@@ -6,6 +6,7 @@ import importlib.util
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).parents[2]
 README = ROOT / "README.md"
@@ -43,13 +44,19 @@ def test_every_page_of_the_site_is_in_its_navigation() -> None:
     assert named == {page.name for page in DOCS.glob("*.md")}
 
 
-def test_the_performance_chart_is_drawn_from_the_saved_figures() -> None:
-    """docs/conversions.svg is what benchmarks/chart.py draws from benchmarks/results/."""
+def _chart() -> Any:
+    """benchmarks/chart.py, imported from its file."""
     spec = importlib.util.spec_from_file_location("chart", ROOT / "benchmarks" / "chart.py")
     assert spec is not None
     assert spec.loader is not None
     chart = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(chart)
+    return chart
+
+
+def test_the_performance_chart_is_drawn_from_the_saved_figures() -> None:
+    """docs/conversions.svg is what benchmarks/chart.py draws from benchmarks/results/."""
+    chart = _chart()
     files = sorted((ROOT / "benchmarks" / "results").glob("conversions-*.json"))
     assert files
     drawn = chart.draw([json.loads(path.read_text()) for path in files])
@@ -58,11 +65,7 @@ def test_the_performance_chart_is_drawn_from_the_saved_figures() -> None:
 
 def test_the_cost_curves_are_drawn_from_the_saved_figures() -> None:
     """docs/curves.svg is what benchmarks/chart.py draws from benchmarks/results/curves-*."""
-    spec = importlib.util.spec_from_file_location("chart", ROOT / "benchmarks" / "chart.py")
-    assert spec is not None
-    assert spec.loader is not None
-    chart = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(chart)
+    chart = _chart()
     files = sorted((ROOT / "benchmarks" / "results").glob("curves-*.json"))
     assert files
     drawn = chart.draw_curves([json.loads(path.read_text()) for path in files])

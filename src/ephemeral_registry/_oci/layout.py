@@ -112,20 +112,8 @@ class Layout:
     """Its ``index.json`` as read: itself an image index."""
 
     def manifests(self) -> Iterator[Manifest]:
-        """Every image manifest, once each, depth first."""
-        seen: set[str] = set()
-
-        def walk(entries: tuple[Manifest | Index, ...]) -> Iterator[Manifest]:
-            for entry in entries:
-                if entry.descriptor.digest in seen:
-                    continue
-                seen.add(entry.descriptor.digest)
-                if isinstance(entry, Index):
-                    yield from walk(entry.entries)
-                else:
-                    yield entry
-
-        return walk(self.entries)
+        """Every image manifest, once each, in the order of ``documents()``."""
+        return (entry for entry in self.documents() if isinstance(entry, Manifest))
 
     def documents(self) -> Iterator[Manifest | Index]:
         """Every manifest and index, once each, an index after what it names: the order a
