@@ -27,6 +27,7 @@ from ._errors import InvalidSourceError as InvalidSourceError
 from ._errors import PushError as PushError
 from ._errors import RegistryClosedError as RegistryClosedError
 from ._errors import RegistryNotReadyError as RegistryNotReadyError
+from ._errors import RegistryUnreachableError as RegistryUnreachableError
 from ._options import DEFAULT_CRANE_IMAGE as DEFAULT_CRANE_IMAGE
 from ._options import DEFAULT_REGISTRY_IMAGE as DEFAULT_REGISTRY_IMAGE
 from ._options import REGISTRY_2_IMAGE as REGISTRY_2_IMAGE
@@ -102,6 +103,7 @@ __all__ = [
     "Registry",
     "RegistryClosedError",
     "RegistryNotReadyError",
+    "RegistryUnreachableError",
     "ephemeral_registry",
     "find_leftovers",
     "sweep",

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import anyio
 import anyio.to_thread
+import httpx
 
 from . import _auth, _tls
 from ._concurrency import Outcome, race, run_all
@@ -42,10 +43,11 @@ from ._errors import (
     PushError,
     RegistryClosedError,
     RegistryNotReadyError,
+    RegistryUnreachableError,
 )
 from ._options import Options, PullPolicy, host_address, podman_host_ip
 from ._pushers.base import Running
-from ._readiness import http_client, poll_until_ready
+from ._readiness import ATTEMPT_TIMEOUT, http_client, is_own_answer, poll_until_ready, token_env
 from ._session import Session
 from ._types import ContainerState, Endpoints
 
@@ -56,6 +58,14 @@ LOG_LINES = 50
 """How many of the registry's last log lines a RegistryNotReadyError carries."""
 REGISTRY_ERROR_LINES = 5
 """How many of the registry's own error lines a PushError carries."""
+UNREACHABLE_CHECK_AFTER = 0.5
+"""Seconds without an answer before the bring-up asks whether the endpoint reaches the registry."""
+LISTENING = "listening on"
+"""What registry 2 and 3 log once they listen (``msg="listening on [::]:5000"``)."""
+FORWARD_GRACE = 1.0
+"""Seconds after the registry listens during which a refused endpoint may still be
+forwarded (a port forwarder following the engine's events, as Docker Desktop's)."""
+UNREACHABLE_PROBES = 2
 PORT_ATTEMPTS = 3
 """How many times the registry container is made when its host port was taken meanwhile."""
 
@@ -110,7 +120,7 @@ class BringUp:
             await run_all(lambda: self._ensure_image(image), self._create_network)
         pull_host = "127.0.0.1" if options.tunnel else host_address(host_ip, self._engine_address)
         authority = self._session.authority
-        env: dict[str, str] = {}
+        env: dict[str, str] = token_env(self._session.token)
         files: dict[str, bytes] = {}
         if self._session.credentials is not None:
             env |= _auth.registry_env()
@@ -146,10 +156,14 @@ class BringUp:
             ca_certificate=None if authority is None else authority.certificate,
             ca_file=ca_file,
         )
-        await self._await_answer(
-            container_id, f"{endpoints.scheme}://{endpoints.pull_endpoint}/v2/"
+        await self._await_answer(container_id, endpoints)
+        return Running(
+            endpoints,
+            container_id,
+            attachment.address,
+            gateway=attachment.gateway,
+            token=self._session.token,
         )
-        return Running(endpoints, container_id, attachment.address)
 
     async def _write_ca_file(self, authority: _tls.Authority) -> Path:
         """Write the CA's certificate to a directory of its own here, for ``Endpoints.ca_file``."""
@@ -229,10 +243,13 @@ class BringUp:
         else:
             self.crane_image.set_value(image)
 
-    async def _await_answer(self, container_id: str, url: str) -> None:
-        """Poll ``url`` until the registry answers; stop early if its container exits."""
+    async def _await_answer(self, container_id: str, endpoints: Endpoints) -> None:
+        """Poll the pull endpoint until the registry answers with its token; stop early if
+        its container exits, or if it listens but the endpoint does not reach it."""
+        url = f"{endpoints.scheme}://{endpoints.pull_endpoint}/v2/"
         timeout = self._options.ready_timeout
         exit_code: int | None = None
+        unreachable: str | None = None
         poll_result = None
 
         async def watch_exit() -> None:
@@ -243,12 +260,30 @@ class BringUp:
 
             async def poll() -> None:
                 nonlocal poll_result
-                poll_result = await poll_until_ready(client, url, timeout=timeout)
+                poll_result = await poll_until_ready(
+                    client, url, timeout=timeout, token=self._session.token
+                )
 
-            await race(poll, watch_exit)
+            async def watch_reach() -> None:
+                nonlocal unreachable
+                unreachable = await self._unreachable(container_id, client, url)
+                if unreachable is None:
+                    await anyio.sleep_forever()  # reachable: the poll decides
+
+            await race(poll, watch_exit, watch_reach)
 
         if poll_result is not None and poll_result.ready:
             return
+        if unreachable is not None:
+            state, logs = await self._diagnose(container_id)
+            raise RegistryUnreachableError(
+                endpoints.pull_endpoint,
+                unreachable,
+                image=self._options.registry_image,
+                url=url,
+                state=state,
+                logs=logs,
+            )
         reason = None  # the container exited: _not_ready says how
         if exit_code is None:
             assert poll_result is not None
@@ -257,6 +292,38 @@ class BringUp:
                 f" the last one: {poll_result.last_problem or 'no problem recorded'})"
             )
         raise await self._not_ready(container_id, reason, url=url)
+
+    async def _unreachable(
+        self, container_id: str, client: httpx.AsyncClient, url: str
+    ) -> str | None:
+        """Why the pull endpoint does not reach the registry, once the registry says it
+        listens; None if it does.
+
+        A registry usually answers before ``UNREACHABLE_CHECK_AFTER``, and this
+        then asks the engine nothing. Otherwise, once its log says it listens
+        and ``FORWARD_GRACE`` has passed (a port forwarder, as Docker
+        Desktop's, starts with the container), the endpoint is tried
+        ``UNREACHABLE_PROBES`` times: a refused or unanswered connection each
+        time, or an answer without the registry's token, means the engine's
+        published port does not reach this host. A connection reset is not
+        that: docker-proxy accepts before the registry listens.
+        """
+        await anyio.sleep(UNREACHABLE_CHECK_AFTER)
+        await self._engine.wait_for_output(container_id, LISTENING)
+        problem = None
+        for _ in range(UNREACHABLE_PROBES):
+            await anyio.sleep(FORWARD_GRACE / UNREACHABLE_PROBES)
+            try:
+                answer = await client.get(url, timeout=ATTEMPT_TIMEOUT)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            except httpx.TransportError:
+                return None  # something relays to it: the poll goes on
+            else:
+                if is_own_answer(answer, self._session.token):
+                    return None
+                problem = f"another server answered there, HTTP {answer.status_code}"
+        return problem
 
     async def _not_ready(
         self, container_id: str, reason: str | None, *, url: str | None

@@ -18,6 +18,7 @@ import asyncio
 import ipaddress
 import json
 import logging
+import math
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager, suppress
@@ -126,6 +127,8 @@ class Attachment:
     """The host port the engine chose for a published container port."""
     address: str | None
     """The container's IP address on its network."""
+    gateway: str | None = None
+    """Its network's gateway, the engine host's own address on that network."""
 
 
 @dataclass(frozen=True)
@@ -540,8 +543,13 @@ class Engine:
         settings = info["NetworkSettings"]
         bindings = (settings.get("Ports") or {}).get(f"{container_port}/tcp") or []
         ports = [int(binding["HostPort"]) for binding in bindings if binding.get("HostPort")]
-        address = ((settings.get("Networks") or {}).get(network) or {}).get("IPAddress")
-        return Attachment(host_port=ports[0] if ports else None, address=address or None)
+        attached = (settings.get("Networks") or {}).get(network) or {}
+        address, gateway = attached.get("IPAddress"), attached.get("Gateway")
+        return Attachment(
+            host_port=ports[0] if ports else None,
+            address=str(address) if address else None,
+            gateway=str(gateway) if gateway else None,
+        )
 
     async def state(self, container_id: str) -> ContainerState:
         state = (await self._inspect(container_id))["State"]
@@ -574,6 +582,19 @@ class Engine:
         await self.read_output(container_id, on_frame, follow=False, timeout=None)
         text.extend(splitter.end())
         return tuple(text[-lines:])
+
+    async def wait_for_output(self, container_id: str, text: str) -> None:
+        """Wait, with no time limit of its own, until the container writes a line that
+        holds ``text``; for ever if it stops without one (the caller bounds this)."""
+        splitter = Lines()
+        with anyio.CancelScope() as scope:
+
+            async def on_frame(stream: Stream, payload: bytes) -> None:
+                if any(text in line for line in splitter.feed(stream, payload)):
+                    scope.cancel()
+
+            await self.read_output(container_id, on_frame, follow=True, timeout=math.inf)
+            await anyio.sleep_forever()  # its output ended without the line
 
     async def read_output(
         self,

@@ -12,6 +12,7 @@ EphemeralRegistryError
 ├── ImageNotFoundError          an image is missing and may not be pulled
 ├── ImagePullError              pulling an image failed
 ├── RegistryNotReadyError       the registry did not answer ``GET /v2/`` in time, or exited
+│   └── RegistryUnreachableError   it listens, but its pull endpoint does not reach it from here
 ├── RegistryClosedError         the registry was used after its block had exited
 ├── PushError                   a push failed (crane, the registry's answer, its exit) or timed out
 └── CleanupError                resources could not be removed in time
@@ -207,6 +208,39 @@ class RegistryNotReadyError(EphemeralRegistryError):
         self.url = url
         self.state = state
         self.logs = logs
+
+
+class RegistryUnreachableError(RegistryNotReadyError):
+    """Raised by ``Registry.ready()`` when the registry listens in its container but
+    nothing answers at its pull endpoint from this host.
+
+    The engine's published ports are not forwarded here: an engine in a VM
+    without port forwarding, or a remote engine whose ports this host cannot
+    reach. Raised as soon as the registry says it listens and the endpoint
+    still refuses connections, not after ``ready_timeout``. ``endpoint`` is
+    the address that was tried.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        problem: str,
+        *,
+        image: str,
+        url: str,
+        state: ContainerState | None,
+        logs: tuple[str, ...],
+    ) -> None:
+        reason = (
+            f"it listens in its container, but {endpoint} does not answer from this host"
+            f" ({problem}): the engine's published ports do not reach this host (an engine"
+            " in a VM without port forwarding, or a remote engine). Pass tunnel=True to"
+            " reach it through the engine, or host_ip= an address of the engine's host"
+            " that this host can reach"
+        )
+        super().__init__(reason, image=image, url=url, state=state, logs=logs)
+        self.endpoint = endpoint
+        self.problem = problem
 
 
 class RegistryClosedError(EphemeralRegistryError, RuntimeError):

@@ -8,6 +8,7 @@ them. Only an HTTP answer from the registry itself counts: 200 (no auth) or
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 
 import anyio
@@ -16,6 +17,28 @@ import httpx
 from ._tls import Authority
 
 READY_STATUSES = frozenset({200, 401})
+
+TOKEN_HEADER = "Ephemeralregistrytoken"
+"""A header every answer of the registry carries, set to its session's secret token
+(``token_env``): an address that answers without it is not this registry. One word:
+the registry reads it from an environment variable's name, and a shell entrypoint
+(the official registry 2 image has one) drops variables whose names hold a dash."""
+
+
+def token_env(token: str) -> dict[str, str]:
+    """The registry's environment that makes it send ``TOKEN_HEADER: token`` in every
+    answer (its ``http.headers`` setting; 401s included)."""
+    return {f"REGISTRY_HTTP_HEADERS_{TOKEN_HEADER}": f"[{token}]"}
+
+
+def is_own_answer(response: httpx.Response, token: str) -> bool:
+    """Whether ``response`` is a ready answer of the registry whose token is ``token``."""
+    return (
+        response.status_code in READY_STATUSES
+        and bool(token)
+        and secrets.compare_digest(response.headers.get(TOKEN_HEADER, ""), token)
+    )
+
 
 FIRST_INTERVAL = 0.01
 """Seconds between the first attempts: a registry starts listening within tens of ms."""
@@ -64,8 +87,12 @@ async def poll_until_ready(
     first_interval: float = FIRST_INTERVAL,
     max_interval: float = MAX_INTERVAL,
     clock: Clock | None = None,
+    token: str | None = None,
 ) -> PollResult:
     """Send ``GET url`` until it answers 200 or 401, or until ``timeout`` seconds have passed.
+
+    With ``token``, only an answer that carries it in ``TOKEN_HEADER`` counts:
+    another server that holds the port answers without it.
 
     Connection errors, resets and other statuses count as "not yet". Returns
     a ``PollResult``; never raises for an unanswered poll.
@@ -89,9 +116,13 @@ async def poll_until_ready(
         except httpx.TransportError as exc:
             problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         else:
-            if response.status_code in READY_STATUSES:
+            if token is None and response.status_code in READY_STATUSES:
+                return PollResult(ready=True, attempts=attempts, last_problem=problem)
+            if token is not None and is_own_answer(response, token):
                 return PollResult(ready=True, attempts=attempts, last_problem=problem)
             problem = f"answered HTTP {response.status_code}"
+            if response.status_code in READY_STATUSES:
+                problem += f" without this registry's {TOKEN_HEADER}: another server answers there"
         remaining = deadline - clock.now()
         if remaining <= 0:
             return PollResult(ready=False, attempts=attempts, last_problem=problem)

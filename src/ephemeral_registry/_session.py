@@ -7,6 +7,7 @@ the same ``Session``: the registry's names and labels, what exists now
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,9 @@ class Session:
     """The registry's own certificate authority, with ``tls=True``."""
     ca_directory: Path | None = None
     """Where ``Endpoints.ca_file`` is, on this host; removed by the teardown."""
+    token: str = field(default_factory=lambda: secrets.token_hex(16))
+    """A secret the registry sends back in every answer (``TOKEN_HEADER``): the proof
+    that an address answering is this registry, before anything is sent to it."""
     owner: _labels.Owner = field(default_factory=_labels.Owner.current)
     created: Created = field(init=False)
     """What exists now, recorded as soon as each create answers."""

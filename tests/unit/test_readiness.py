@@ -13,7 +13,14 @@ import anyio.lowlevel
 import httpx
 import pytest
 
-from ephemeral_registry._readiness import Clock, http_client, poll_until_ready
+from ephemeral_registry._readiness import (
+    TOKEN_HEADER,
+    Clock,
+    http_client,
+    is_own_answer,
+    poll_until_ready,
+    token_env,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -164,3 +171,42 @@ async def test_a_poll_cancelled_as_its_connection_opens_leaves_no_socket_open() 
         gc.collect()
     unclosed = [str(warning.message) for warning in caught if "unclosed" in str(warning.message)]
     assert unclosed == []
+
+
+def with_token(code: int, token: str) -> Answer:
+    return lambda request: httpx.Response(code, json={}, headers={TOKEN_HEADER: token})
+
+
+@pytest.mark.parametrize("code", [200, 401])
+async def test_with_a_token_only_the_registrys_own_answer_counts(code: int) -> None:
+    """Another server that holds the port answers without the registry's token: not ready."""
+    client, _ = client_answering(status(code), with_token(code, "other"), with_token(code, "t0k"))
+    clock = FakeClock()
+    async with client:
+        result = await poll_until_ready(client, URL, timeout=5, clock=clock, token="t0k")
+    assert result.ready
+    assert result.attempts == 3
+    assert "without this registry's Ephemeralregistrytoken" in result.last_problem
+
+
+async def test_an_answer_without_the_token_is_never_ready() -> None:
+    """A stranger's 200 keeps the poll going until its deadline, and says why."""
+    client, _ = client_answering(status(200))
+    async with client:
+        result = await poll_until_ready(client, URL, timeout=0.3, clock=FakeClock(), token="t0k")
+    assert not result.ready
+    assert "another server answers there" in result.last_problem
+
+
+def test_the_registry_is_told_its_token_in_its_http_headers_setting() -> None:
+    """The environment sets http.headers (REGISTRY_HTTP_HEADERS_<name>) to a YAML list."""
+    assert token_env("abc") == {"REGISTRY_HTTP_HEADERS_Ephemeralregistrytoken": "[abc]"}
+
+
+def test_an_empty_token_proves_nothing() -> None:
+    """An answer is never "own" against an empty token, even one that echoes it."""
+    request = httpx.Request("GET", URL)
+    answer = httpx.Response(200, headers={TOKEN_HEADER: ""}, request=request)
+    assert not is_own_answer(answer, "")
+    assert is_own_answer(httpx.Response(401, headers={TOKEN_HEADER: "x"}), "x")
+    assert not is_own_answer(httpx.Response(404, headers={TOKEN_HEADER: "x"}), "x")

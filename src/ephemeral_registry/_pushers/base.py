@@ -31,6 +31,10 @@ class Running:
     container_id: str
     address: str | None
     """The container's address on the registry's network, where the engine says."""
+    gateway: str | None = None
+    """That network's gateway: this host's own address when the network is this host's."""
+    token: str = ""
+    """What the registry sends in ``TOKEN_HEADER``: proof that an answer is its own."""
 
 
 Ready = Callable[[], Awaitable[Running]]

@@ -59,12 +59,13 @@ from .._export import (
     manifest_json,
     one_image_only,
 )
+from .._interfaces import is_interface_address
 from .._oci import layout as _layout
 from .._oci.errors import FormatError
 from .._oci.media_types import OCI_INDEX, OCI_MANIFEST
 from .._options import LayerCompression
 from .._platform import Platform, Platforms
-from .._readiness import READY_STATUSES, http_client
+from .._readiness import http_client, is_own_answer
 from .._types import Endpoints, PushResult
 from . import distribution
 from .base import FromFile, Job, Ready, Running
@@ -508,10 +509,9 @@ class NativePusher:
         Docker's published port goes through docker-proxy, which copies every
         byte once more. A local Docker engine that is not rootless puts its
         networks on this host, where the container's address answers
-        directly: one ``GET /v2/`` tells, once per registry. Podman forwards
-        its ports in the kernel, and gains nothing from it
-        (``benchmarks/registry_versions.py``). A TLS registry's certificate
-        does not name that address.
+        directly. Podman forwards its ports in the kernel, and gains nothing
+        from it (``benchmarks/registry_versions.py``). A TLS registry's
+        certificate does not name that address. Chosen once per registry.
         """
         async with self._choosing:
             if self._direct is None:
@@ -519,12 +519,25 @@ class NativePusher:
         return self._direct or running.endpoints.pull_endpoint
 
     async def _direct_address(self, running: Running) -> str | None:
+        """The container's own address, when it is certainly this registry's; else None.
+
+        Nothing is sent to that address unless its network is this host's:
+        its gateway is an address of one of this host's interfaces
+        (``_interfaces``). An engine in a VM (Docker Desktop, colima) or on
+        another machine has networks of its own, whose addresses this host
+        may route to the user's network and a stranger there. Then one
+        ``GET /v2/``, without credentials, must answer with the registry's
+        secret token (``TOKEN_HEADER``); an answer without it is someone
+        else's, and gets nothing more.
+        """
         if (
             running.address is None
+            or running.gateway is None
             or running.endpoints.ca_certificate is not None
             or not self._engine.address.startswith("unix://")
             or (await self._engine.identify()).product != "docker"
             or await self._engine.rootless()
+            or not is_interface_address(running.gateway)
         ):
             return None
         host = f"[{running.address}]" if ":" in running.address else running.address
@@ -536,7 +549,15 @@ class NativePusher:
             except httpx.HTTPError as exc:
                 logger.debug("the registry's own address %s does not answer: %r", endpoint, exc)
                 return None
-        return endpoint if answer.status_code in READY_STATUSES else None
+        if not is_own_answer(answer, running.token):
+            logger.warning(
+                "%s answered as a registry, but not as this one (HTTP %s, without its token):"
+                " pushing through the published port instead",
+                endpoint,
+                answer.status_code,
+            )
+            return None
+        return endpoint
 
     def _forget(self, store: _Store | None) -> None:
         """A failed push's cache entries go: what it read may have been a lie."""
