@@ -52,7 +52,7 @@ forwarder_log=/var/log/ephemeral-registry-testbed-desktop-$variant-forwarder.log
 forwarder_runs() {
   local pid
   pid=$(cat "$forwarder_pidfile" 2>/dev/null) || return 1
-  [ -n "$pid" ] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q desktop_forwarder.py
+  [ -n "$pid" ] && grep -qa desktop_forwarder.py "/proc/$pid/cmdline" 2>/dev/null
 }
 
 # start_forwarder: start the port forwarder where none runs; it writes its pid

@@ -18,7 +18,7 @@ done
 # The Desktop-shaped engine's port forwarder (testbed/desktop.sh), if that pid is one.
 forwarder_pid=/run/ephemeral-registry-testbed/desktop-forwarded/forwarder.pid
 if [ -f "$forwarder_pid" ] && pid=$(cat "$forwarder_pid") \
-  && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q desktop_forwarder.py; then
+  && grep -qa desktop_forwarder.py "/proc/$pid/cmdline" 2>/dev/null; then
   kill -KILL "$pid" || true
 fi
 # The test bed's sshd (testbed/sshd.sh) and its sessions; not the system's.
