@@ -34,10 +34,13 @@ wait_for_engine() {
 }
 
 # remove_stale_pidfile FILE: a killed daemon leaves its pid file behind, and
-# the next one refuses to start while it is there. Remove it if that pid is dead.
+# the next one refuses to start while it is there. Remove it if that pid is dead:
+# gone, or a zombie (init here does not always reap a killed daemon at once).
 remove_stale_pidfile() {
-  local pidfile=$1
-  if [ -f "$pidfile" ] && ! kill -0 "$(cat "$pidfile" 2>/dev/null)" 2>/dev/null; then
+  local pidfile=$1 pid
+  [ -f "$pidfile" ] || return 0
+  pid=$(cat "$pidfile" 2>/dev/null || true)
+  if ! kill -0 "$pid" 2>/dev/null || [[ "$(ps -o stat= -p "$pid" 2>/dev/null)" == Z* ]]; then
     rm -f "$pidfile"
   fi
 }

@@ -15,6 +15,12 @@ fi
 for name in "${names[@]}"; do
   pkill -KILL -x "$name" || true
 done
+# The Desktop-shaped engine's port forwarder (testbed/desktop.sh), if that pid is one.
+forwarder_pid=/run/ephemeral-registry-testbed/desktop-forwarded/forwarder.pid
+if [ -f "$forwarder_pid" ] && pid=$(cat "$forwarder_pid") \
+  && grep -qa desktop_forwarder.py "/proc/$pid/cmdline" 2>/dev/null; then
+  kill -KILL "$pid" || true
+fi
 # The test bed's sshd (testbed/sshd.sh) and its sessions; not the system's.
 sshd_pid=/run/ephemeral-registry-testbed/sshd/sshd.pid
 if [ -f "$sshd_pid" ]; then
