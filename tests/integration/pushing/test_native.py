@@ -554,7 +554,8 @@ async def test_two_images_on_one_base_pushed_at_once_upload_its_layers_once(
 async def test_native_pushes_go_straight_to_the_container_where_this_host_reaches_it() -> None:
     """A local Docker engine as root: the container's own address, which answers from this
     host (docker-proxy, on the published port, copies every byte again). Podman, which
-    forwards ports in the kernel, and a rootless engine: the published port."""
+    forwards ports in the kernel, a rootless engine and an engine whose networks are not
+    this host's (shaped like Docker Desktop's): the published port."""
     lines: list[LogLine] = []
     async with registry_under_test(pusher="native") as registry:
         endpoints = await registry.ready()
@@ -562,7 +563,7 @@ async def test_native_pushes_go_straight_to_the_container_where_this_host_reache
         address = testbed.inspect("container", registry.name)["NetworkSettings"]["Networks"][
             endpoints.network
         ]["IPAddress"]
-        direct = not testbed.is_podman() and not testbed.is_rootless()
+        direct = not (testbed.is_podman() or testbed.is_rootless() or testbed.is_desktop_shaped())
         target = f"{address}:5000" if direct else endpoints.pull_endpoint
         assert f"sending to http://{target}" in lines
         assert await testbed.pulled_config_digest(result.ref) == testbed.config_digest(

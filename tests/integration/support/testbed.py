@@ -246,7 +246,8 @@ async def crane_push_cli(network: str, push_endpoint: str, image: str, ref: str)
     """Push a local image the way a shell script would: docker save, then crane in a container.
 
     Independent of the library's own push, to check the registry with a real client.
-    Returns crane's final line, the pushed digest reference.
+    Returns crane's final line, the pushed digest reference. The tarball is copied into
+    crane's container (docker cp), as no path of this host need exist for the engine.
     """
     import tempfile
     from pathlib import Path
@@ -255,10 +256,19 @@ async def crane_push_cli(network: str, push_endpoint: str, image: str, ref: str)
         tarball = Path(tmp) / "image.tar"
         await adocker("save", "-o", str(tarball), image)
         tarball.chmod(0o644)  # crane runs as a non-root user
-        out = await adocker(
-            "run", "--rm", "--network", network, "-v", f"{tarball}:/image.tar:ro",
-            CRANE, "push", "--insecure", "/image.tar", f"{push_endpoint}/{ref}",
-        )  # fmt: skip
+        container = (
+            await adocker(
+                "create", "--network", network,
+                CRANE, "push", "--insecure", "/image.tar", f"{push_endpoint}/{ref}",
+            )  # fmt: skip
+        ).strip()
+        try:
+            await adocker("cp", str(tarball), f"{container}:/image.tar")
+            out = await adocker("start", "--attach", container)
+            state = inspect("container", container)["State"]
+            assert state["ExitCode"] == 0, f"crane push failed: {out}"
+        finally:
+            await adocker("rm", "--force", container)
     return out.strip().splitlines()[-1]
 
 
@@ -272,3 +282,15 @@ def containers_created(session_id: str, since: float) -> list[str]:
         "--filter", f"label={LABEL}={session_id}", "--format", "{{.Actor.Attributes.name}}",
     )  # fmt: skip
     return out.split()
+
+
+ENGINES = dict(
+    pair.split("=", 1) for pair in os.environ.get("EPHEMERAL_REGISTRY_TESTBED_ENGINES", "").split()
+)
+"""The test bed's engines by name (``NAME=DOCKER_HOST``), as scripts/test names them."""
+
+
+def is_desktop_shaped() -> bool:
+    """Whether the engine under test is one of the test bed's engines shaped like Docker
+    Desktop's (testbed/desktop.sh): its networks and its /tmp are not this host's."""
+    return any(name.startswith("desktop-") and host == ENGINE for name, host in ENGINES.items())
