@@ -24,6 +24,7 @@ from ephemeral_registry import (
 )
 from ephemeral_registry._docker import ContainerSpec, Engine
 from ephemeral_registry._labels import Owner, labels, new_session_id
+from ephemeral_registry._readiness import TOKEN_HEADER
 
 from ..support import testbed
 from ..support.engine_proxy import EngineProxy
@@ -68,6 +69,24 @@ async def test_endpoints_name_the_network_the_container_and_a_loopback_port() ->
         assert binding["HostIp"] == "127.0.0.1"
         assert container["Id"] in network["Containers"]
         assert (await get_v2(endpoints.pull_endpoint)).status_code == 200
+
+
+@pytest.mark.parametrize("image", [testbed.REGISTRY2, testbed.REGISTRY3])
+@pytest.mark.parametrize("auth", [False, True], ids=["open", "auth"])
+async def test_every_answer_of_the_registry_carries_its_own_token(image: str, auth: bool) -> None:
+    """The registry proves it is this block's: a secret of its session in a header of
+    every answer, 401s included, set through its environment on every engine."""
+    async with registry_under_test(registry_image=image, auth=auth) as registry:
+        endpoints = await registry.ready()
+        answer = await get_v2(endpoints.pull_endpoint)
+        assert answer.status_code == (401 if auth else 200)
+        token = answer.headers[TOKEN_HEADER]
+        assert len(token) == 32
+        assert token == registry._session.token
+        async with registry_under_test(registry_image=image, auth=auth) as other:
+            other_answer = await get_v2((await other.ready()).pull_endpoint)
+            assert other_answer.headers[TOKEN_HEADER] not in ("", token)
+    assert session_resources(registry) == set()
 
 
 async def test_every_resource_is_labelled_with_its_session_and_owner() -> None:

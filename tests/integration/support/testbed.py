@@ -256,12 +256,8 @@ async def crane_push_cli(network: str, push_endpoint: str, image: str, ref: str)
         tarball = Path(tmp) / "image.tar"
         await adocker("save", "-o", str(tarball), image)
         tarball.chmod(0o644)  # crane runs as a non-root user
-        container = (
-            await adocker(
-                "create", "--network", network,
-                CRANE, "push", "--insecure", "/image.tar", f"{push_endpoint}/{ref}",
-            )  # fmt: skip
-        ).strip()
+        crane = [CRANE, "push", "--insecure", "/image.tar", f"{push_endpoint}/{ref}"]
+        container = (await adocker("create", "--network", network, *crane)).strip()
         try:
             await adocker("cp", str(tarball), f"{container}:/image.tar")
             out = await adocker("start", "--attach", container)
