@@ -370,9 +370,11 @@ async def _read(read_exactly: ReadExactly, size: int, *, keep: bool = True) -> b
 class NativePusher:
     """Pushes over HTTP from this process (see the module docstring)."""
 
-    def __init__(self, engine: Engine, ready: Ready) -> None:
+    def __init__(self, engine: Engine, ready: Ready, *, direct: bool = True) -> None:
         self._engine = engine
         self._ready = ready
+        self._may_go_direct = direct
+        """False with a tunnel: everything goes through it, as the caller asked."""
         self._cache = BlobCache()
         """The layers this registry's native pushes put in it, to skip or mount them."""
         self._direct: str | None = None
@@ -511,8 +513,13 @@ class NativePusher:
         directly: one ``GET /v2/`` tells, once per registry. Podman forwards
         its ports in the kernel, and gains nothing from it
         (``benchmarks/registry_versions.py``). A TLS registry's certificate
-        does not name that address.
+        does not name that address. With ``tunnel=True`` nothing is tried: the
+        caller said that this host may not reach the engine's networks (and
+        on an engine shaped like Docker Desktop's, the address may name
+        something else here).
         """
+        if not self._may_go_direct:
+            return running.endpoints.pull_endpoint
         async with self._choosing:
             if self._direct is None:
                 self._direct = await self._direct_address(running) or ""
