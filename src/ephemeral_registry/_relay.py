@@ -12,19 +12,23 @@ stdout carried over the API's own connection::
 
 The relay is a container on the registry's own network, running a long
 ``sleep`` (``relay_image``: busybox, or any image with ``sh``, ``nc`` and
-``sleep``). Each TCP connection accepted on
-``127.0.0.1:PORT`` here becomes one exec of ``nc REGISTRY 5000`` in it,
-started attached: what the connection sends is the process's stdin, what
-the process writes to stdout is sent back, and busybox's ``nc`` copies its
-stdio to and from its TCP connection to the registry. A shell starts it,
-after writing a line of its own first (``MARKER``): an exec that cannot run
-(no ``nc`` in the image, say) is answered by the engine on the process's
-stdout too, and the marker tells the one from the other, so that the
-engine's words are never sent as the registry's. An end of input
-either way is passed on as such: the client's end of sending closes
-``nc``'s stdin, and ``nc`` then ends its sending to the registry (a
-half-close) while it goes on reading; the registry's close ends ``nc``,
-and with it the connection here.
+``sleep``). Each TCP connection accepted on ``127.0.0.1:PORT`` here becomes
+one exec of ``nc REGISTRY 5000`` in it, started attached: what the
+connection sends is the process's stdin, what the process writes to stdout
+is sent back, and busybox's ``nc`` copies its stdio to and from its TCP
+connection to the registry. A shell starts it, after writing a line of its
+own (``MARKER``): an exec that cannot run (no ``nc`` in the image, say) is
+answered by the engine on the process's stdout too, and the marker tells
+the one from the other, so that the engine's words are never sent on as the
+registry's.
+
+An end of input either way is passed on as such: the client's end of
+sending closes ``nc``'s stdin, and ``nc`` then ends its sending to the
+registry (a half-close) while it goes on reading; the registry's close ends
+``nc``, and with it the connection here. Over an engine reached with TLS,
+the connection to the engine cannot be half-closed: a client's end of
+sending then closes the whole connection (HTTP clients close whole
+connections).
 
 Why this way:
 
@@ -43,15 +47,17 @@ Why this way:
   where busybox has none; and publishing the relay's own port is what
   cannot be reached in the first place.
 
-The cost: the relay container's create and start during the bring-up,
-beside the registry's (Docker 20.10: about 0.4 s more, from the slower of
-the two); then two requests and a process start for each connection, about
-60 ms on Docker 20.10 and 100 ms on Docker 29 (measured by
-``benchmarks/tunnel.py``). HTTP clients keep their connections open, so a
-push pays it once per connection, not per request. Bytes go through the
-engine's stdio copies and this process: about 3 times slower than the
-published port for a 100 MB blob on Docker 20.10 (the figures are in
-docs/engines.md).
+The cost (``benchmarks/tunnel.py``, figures in docs/engines.md): the relay
+container's create and start during the bring-up, beside the registry's
+(after it, on Docker before 29), and a connection per readiness poll: 0.2
+to 0.4 s more; then two requests and a process start for each connection,
+about 60 ms on Docker 20.10 and 29, 170 ms on Podman 4.3. HTTP clients keep
+their connections open, so a push pays it once per connection, not per
+request. Bytes go through the engine's copies of the process's stdio and
+through busybox's ``nc``, which reads and writes 1 KiB at a time: about 30
+MB/s up and 60-70 MB/s down on Docker, against 250 and 400-500 MB/s through
+a published port. crane's pushes never go through the tunnel (crane runs on
+the registry's network); the native pusher's do.
 
 Every connection, and the listener, belong to the task that serves them:
 cancelling it (the block's exit, on every way out) closes the listener and
@@ -108,8 +114,6 @@ class ApiTunnel:
         self._relay_id = relay_id
         self._command = ("sh", "-c", RELAY_SCRIPT, host, str(port))
         self._target = f"{host}:{port}"
-        self.connections = 0
-        """How many connections were accepted so far."""
         self.last_problem = ""
         """What went wrong with the last connection that failed, for an error message."""
 
@@ -135,7 +139,6 @@ class ApiTunnel:
 
     async def _relay(self, client: anyio.abc.SocketStream) -> None:
         """Relay one connection, until either end closes it or it breaks; log a failure."""
-        self.connections += 1
         problems = bytearray()
         async with client:
             try:
