@@ -90,6 +90,15 @@ build registry-silent "$prefix/registry-silent"
 build crane-hangs "$prefix/crane-hangs"
 build crane-chatty "$prefix/crane-chatty"
 
+# busybox: the relay of a tunnel through the engine's API (nc and sleep).
+b="$work/busybox/rootfs"
+mkdir -p "$b/bin"
+cp /bin/busybox "$b/bin/busybox"
+for applet in sh nc sleep; do
+  ln -s busybox "$b/bin/$applet"
+done
+build busybox "$prefix/busybox"
+
 # Small sample images to push.
 s="$work/sample/rootfs"
 mkdir -p "$s/data"
@@ -109,7 +118,7 @@ build interop "$prefix/interop" --network none  # RUN steps, with no network
 tags=(
   "$prefix/registry:2" "$prefix/registry:3" "$prefix/crane" "$prefix/registry-late"
   "$prefix/registry-exits" "$prefix/registry-silent" "$prefix/crane-hangs" "$prefix/crane-chatty"
-  "$prefix/registry-small-disk"
+  "$prefix/registry-small-disk" "$prefix/busybox"
   "$prefix/sample:one" "$prefix/sample:two" "$prefix/interop"
 )
 context() {  # context [-H HOST] TAG: the label that says what an image was built from

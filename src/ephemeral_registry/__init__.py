@@ -30,6 +30,7 @@ from ._errors import RegistryNotReadyError as RegistryNotReadyError
 from ._errors import RegistryUnreachableError as RegistryUnreachableError
 from ._options import DEFAULT_CRANE_IMAGE as DEFAULT_CRANE_IMAGE
 from ._options import DEFAULT_REGISTRY_IMAGE as DEFAULT_REGISTRY_IMAGE
+from ._options import DEFAULT_RELAY_IMAGE as DEFAULT_RELAY_IMAGE
 from ._options import REGISTRY_2_IMAGE as REGISTRY_2_IMAGE
 from ._options import LayerCompression as LayerCompression
 from ._options import PullPolicy as PullPolicy
@@ -76,6 +77,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "DEFAULT_CRANE_IMAGE",
     "DEFAULT_REGISTRY_IMAGE",
+    "DEFAULT_RELAY_IMAGE",
     "REGISTRY_2_IMAGE",
     "CleanupError",
     "ContainerState",

@@ -7,18 +7,26 @@ After one ``/_ping`` that says which engine this is::
     create network ────────────┘              (until 200 or 401, or until the container exits)
     check/pull crane image (for pushes; its failure fails pushes, not the registry)
 
+With ``tunnel=True`` on an engine not reached over SSH, the relay image is
+checked (or pulled) beside the registry's, and its container is created and
+started beside the registry's (the two starts one after the other on
+engines where joining a network at once is not safe); the tunnel's listener
+(``_relay``) then serves here, and the poll goes through it.
+
 Each resource is recorded in the session's ``created`` as soon as its create
 answers, for the teardown. Once the registry answers, ``watch_for_exit``
 waits for its container to exit (killed, out of memory), so that pushes
 under way end at once with a ``PushError`` that says so.
 
 Cancellation: each step is cancelled where it is; what was created is in
-``created``, and the teardown removes it.
+``created``, and the teardown removes it. A tunnel's listener and
+connections are served by ``run``'s own task group, cancelled with it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import ipaddress
 import logging
 import re
@@ -26,6 +34,7 @@ import tempfile
 from pathlib import Path
 
 import anyio
+import anyio.abc
 import anyio.to_thread
 import httpx
 
@@ -48,6 +57,7 @@ from ._errors import (
 from ._options import Options, PullPolicy, host_address, podman_host_ip
 from ._pushers.base import Running
 from ._readiness import ATTEMPT_TIMEOUT, http_client, is_own_answer, poll_until_ready, token_env
+from ._relay import ApiTunnel, relay_spec
 from ._session import Session
 from ._types import ContainerState, Endpoints
 
@@ -86,17 +96,26 @@ class BringUp:
         """The crane image, once the engine holds it; or why it cannot."""
         self.exited: Outcome[str] = Outcome()
         """Set, to what happened, once the registry's container has exited (killed, say)."""
+        self._serving: anyio.abc.TaskGroup | None = None
+        """Where a tunnel through the engine's API is served, for as long as ``run`` runs."""
+        self._tunnel: ApiTunnel | None = None
 
     async def run(self) -> None:
-        """Bring the registry up; its outcome goes to ``running``, never raised here."""
-        try:
-            running = await self._start()
-        except Exception as exc:  # handed to ready(); never an unhandled task error
-            logger.debug("%s: bring-up failed: %s", self._session.name, exc)
-            self.running.set_error(exc)
-        else:
-            logger.debug("%s: ready at %s", self._session.name, running.endpoints.pull_endpoint)
-            self.running.set_value(running)
+        """Bring the registry up; its outcome goes to ``running``, never raised here.
+
+        With a tunnel through the engine's API, then serve it until cancelled
+        (the block's exit); one whose bring-up failed is closed at once.
+        """
+        async with anyio.create_task_group() as self._serving:
+            try:
+                running = await self._start()
+            except Exception as exc:  # handed to ready(); never an unhandled task error
+                logger.debug("%s: bring-up failed: %s", self._session.name, exc)
+                self.running.set_error(exc)
+                self._serving.cancel_scope.cancel()
+            else:
+                logger.debug("%s: ready at %s", self._session.name, running.endpoints.pull_endpoint)
+                self.running.set_value(running)
 
     def close(self) -> None:
         """The block has exited: what has not come yet never will."""
@@ -111,13 +130,17 @@ class BringUp:
         host_ip = options.host_ip
         if identity.product == "podman" and ":" in host_ip:
             host_ip = podman_host_ip(host_ip, rootless=await self._engine.rootless())
+        relayed = options.tunnel and not self._engine_address.is_ssh
+        images = (image, options.relay_image) if relayed else (image,)
         if options.pull == "never":
             # A missing image is bad input here: fail before creating anything.
             # The check is one inspect request, a few milliseconds.
-            await self._ensure_image(image)
+            for each in images:
+                await self._ensure_image(each)
             await self._create_network()
         else:
-            await run_all(lambda: self._ensure_image(image), self._create_network)
+            ensure = (functools.partial(self._ensure_image, each) for each in images)
+            await run_all(*ensure, self._create_network)
         pull_host = "127.0.0.1" if options.tunnel else host_address(host_ip, self._engine_address)
         authority = self._session.authority
         env: dict[str, str] = token_env(self._session.token)
@@ -141,12 +164,29 @@ class BringUp:
             env=env,
         )
         archive = _auth.archive(files, uid=0, gid=0) if files else None
-        container_id = await self._create_and_start(spec, archive)
+        # Starting joins the network: one at a time where the engine needs it.
+        joining = contextlib.nullcontext() if identity.joins_concurrently else anyio.Lock()
+        container_id = relay_id = ""
+
+        async def registry() -> None:
+            nonlocal container_id
+            container_id = await self._create_and_start(spec, archive, joining)
+
+        async def relay() -> None:
+            nonlocal relay_id
+            relay_id = await self._start_relay(joining)
+
+        await (run_all(registry, relay) if relayed else registry())
         attachment = await self._engine.attachment(container_id, REGISTRY_PORT, self._session.name)
         if attachment.host_port is None:
             raise await self._not_ready(container_id, None, url=None)
         port = attachment.host_port
-        if options.tunnel:  # to where the port is published, as the engine's host reaches it
+        if relayed:  # to the registry's address on its network (no DNS), else its name
+            target = attachment.address or self._session.name
+            self._tunnel = ApiTunnel(self._engine, relay_id, target, REGISTRY_PORT)
+            assert self._serving is not None
+            port = await self._serving.start(self._tunnel.serve)
+        elif options.tunnel:  # to where the port is published, as the engine's host reaches it
             port = await self._engine.tunnel(_tunnel_host(host_ip), port)
         endpoints = Endpoints(
             network=self._session.name,
@@ -177,9 +217,14 @@ class BringUp:
 
         return await anyio.to_thread.run_sync(write)
 
-    async def _create_and_start(self, spec: ContainerSpec, archive: bytes | None) -> str:
+    async def _create_and_start(
+        self,
+        spec: ContainerSpec,
+        archive: bytes | None,
+        joining: contextlib.AbstractAsyncContextManager[object],
+    ) -> str:
         """Create the registry container, copy ``archive`` (a tar: the htpasswd file, the
-        TLS certificate and key) into it, start it; return its id.
+        TLS certificate and key) into it, start it (holding ``joining``); return its id.
 
         Podman picks the free host port itself, and under load two containers
         sometimes get the same one: the second start fails with "address
@@ -198,7 +243,8 @@ class BringUp:
             if archive is not None:
                 await self._engine.copy_in(container_id, archive)
             try:
-                await self._engine.start(container_id)
+                async with joining:
+                    await self._engine.start(container_id)
             except DockerEngineError as exc:
                 if "address already in use" not in exc.message or attempt == PORT_ATTEMPTS - 1:
                     raise
@@ -208,6 +254,19 @@ class BringUp:
             else:
                 return container_id
         raise AssertionError("not reached")  # the last attempt returns or raises
+
+    async def _start_relay(self, joining: contextlib.AbstractAsyncContextManager[object]) -> str:
+        """Create and start the relay container of a tunnel through the engine's API (holding
+        ``joining`` to start it); return its id."""
+        spec = relay_spec(self._session, self._options.relay_image)
+        try:
+            relay_id = self._session.created.relay = await self._engine.create_container(spec)
+        except (DockerUnavailableError, EngineTimeoutError):
+            self._session.created.uncertain = True  # it may exist: the teardown also looks by label
+            raise
+        async with joining:
+            await self._engine.start(relay_id)
+        return relay_id
 
     async def _create_network(self) -> None:
         labels = self._session.labels("network")
@@ -291,6 +350,8 @@ class BringUp:
                 f"no answer within {timeout:g} s ({poll_result.attempts} attempts;"
                 f" the last one: {poll_result.last_problem or 'no problem recorded'})"
             )
+            if self._tunnel is not None and self._tunnel.last_problem:
+                reason += f"; the tunnel's relay said: {self._tunnel.last_problem}"
         raise await self._not_ready(container_id, reason, url=url)
 
     async def _unreachable(

@@ -20,7 +20,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +30,7 @@ import aiodocker
 import aiohttp
 import anyio
 from aiodocker.networks import DockerNetwork
+from aiodocker.stream import Stream as AttachedStream
 
 from . import _ssh
 from ._concurrency import opened
@@ -187,6 +188,55 @@ class Labelled:
     id: str
     name: str
     labels: Mapping[str, str]
+
+
+class Attached:
+    """A process run in a container (``Engine.attached``): its stdin, stdout and stderr over
+    one connection to the engine, which the engine hands over to the process ("hijacked").
+
+    Every error is ours: ``DockerUnavailableError`` when the connection breaks off.
+    """
+
+    def __init__(self, stream: AttachedStream, address: str, operation: str) -> None:
+        self._stream = stream
+        self._address = address
+        self._operation = operation
+
+    @contextmanager
+    def _broken(self) -> Iterator[None]:
+        try:
+            yield
+        except (aiohttp.ClientError, OSError, RuntimeError) as exc:
+            # RuntimeError: aiodocker's write to a stream it has closed.
+            reason = f"the connection broke off while the engine ran {self._operation} ({exc!r})"
+            raise DockerUnavailableError(self._address, reason) from exc
+
+    async def send(self, data: bytes) -> None:
+        """Write to the process's stdin; wait while the engine reads no more."""
+        with self._broken():
+            await self._stream.write_in(data)
+
+    def send_eof(self) -> bool:
+        """Close the process's stdin, and only that: the connection is half-closed, as the
+        docker CLI does after ``docker exec -i``'s input. False where that cannot be (an
+        engine over TLS), and nothing is done; the caller then closes the connection."""
+        # aiodocker offers a full close only; its connection's transport half-closes.
+        response = getattr(self._stream, "_resp", None)
+        connection = getattr(response, "connection", None)
+        transport = getattr(connection, "transport", None)
+        if transport is None or not transport.can_write_eof():
+            return False
+        with self._broken():
+            transport.write_eof()
+        return True
+
+    async def receive(self) -> tuple[Stream, bytes] | None:
+        """What the process wrote next, to stdout or stderr; ``None`` once it has ended."""
+        with self._broken():
+            message = await self._stream.read_out()
+        if message is None:
+            return None
+        return ("stderr" if message.stream == 2 else "stdout"), message.data
 
 
 def _address(client: aiodocker.Docker) -> str:
@@ -528,6 +578,33 @@ class Engine:
     async def start(self, container_id: str) -> None:
         with self._translate(f"start the container {container_id[:12]}"):
             await self._client.containers.container(container_id).start()
+
+    @asynccontextmanager
+    async def attached(self, container_id: str, command: Sequence[str]) -> AsyncIterator[Attached]:
+        """Run ``command`` in a running container, its stdin, stdout and stderr attached;
+        the connection is closed on exit (the process then reads the end of its stdin).
+
+        Two requests, each bounded by ``request_timeout``: the exec's create and its
+        start, whose answer becomes the process's stdio (see ``Attached``).
+
+        Raises:
+            DockerEngineError: the engine refused (the container is gone or stopped).
+            DockerUnavailableError, EngineTimeoutError: as for any request.
+
+        Cancellation: the connection is closed, and the cancellation propagates.
+        """
+        operation = f"{command[0]} in the container {container_id[:12]}"
+        with self._translate(f"run {operation}"):
+            execution = await self._client.containers.container(container_id).exec(
+                list(command), stdin=True, stdout=True, stderr=True, tty=False
+            )
+        stream = execution.start(detach=False)
+        try:
+            with self._translate(f"start {operation}"):
+                await stream.__aenter__()
+            yield Attached(stream, self.address, operation)
+        finally:
+            await stream.close()  # never waits: it closes the connection there and then
 
     async def _inspect(self, container_id: str) -> dict[str, Any]:
         with self._translate(f"inspect the container {container_id[:12]}"):

@@ -48,6 +48,7 @@ async def ephemeral_registry(
     *,
     registry_image: str | None = None,
     crane_image: str | None = None,
+    relay_image: str | None = None,
     pull: PullPolicy = "missing",
     host_ip: str = "127.0.0.1",
     ready_timeout: float = 30.0,
@@ -74,6 +75,10 @@ async def ephemeral_registry(
             else registry 3.0.0 pinned by digest.
         crane_image: the crane image used for pushes; default
             ``$EPHEMERAL_REGISTRY_CRANE_IMAGE``, else crane pinned by digest.
+        relay_image: the image of a tunnel's relay container, for ``tunnel=True``
+            on an engine not reached over SSH (any image with busybox's ``sh``,
+            ``nc`` and ``sleep``); default ``$EPHEMERAL_REGISTRY_RELAY_IMAGE``, else
+            busybox 1.37.0 pinned by digest.
         pull: ``"missing"`` pulls images the engine lacks, ``"never"`` fails with
             ``ImageNotFoundError`` instead, ``"always"`` pulls every time.
         host_ip: the address, on the engine's host, that the registry's port is
@@ -98,12 +103,15 @@ async def ephemeral_registry(
             themselves; ``Endpoints.ca_certificate`` (PEM) and
             ``Endpoints.ca_file`` hand it to pullers, which then need no
             ``--insecure`` or registry configuration.
-        tunnel: for an engine reached over SSH (``ssh://``; needs
-            ``ephemeral-registry[ssh]``): forward a port on this host's
-            loopback to the registry's published port on the engine's host,
-            over the same SSH connection, so that the pull endpoint is
-            ``127.0.0.1:PORT`` here, wherever the engine is; ``host_ip`` may
-            then stay loopback (on that host). Closed with the block.
+        tunnel: reach the registry through a port on this host's loopback, so
+            that the pull endpoint is ``127.0.0.1:PORT`` here, wherever the
+            engine is and whether or not its published ports can be reached
+            from here; ``host_ip`` may then stay loopback. For an engine
+            reached over SSH (``ssh://``; needs ``ephemeral-registry[ssh]``),
+            the port is forwarded over the same SSH connection; for any other
+            engine, each connection is relayed through the engine's API to a
+            relay container on the registry's network (``relay_image``),
+            which the teardown removes with the rest. Closed with the block.
         pusher: how pushes are made: ``"crane"`` (``crane push`` in a one-shot
             container on the registry's network) or ``"native"`` (over HTTP from
             this process, the export streamed into the registry in one pass, no

@@ -40,10 +40,16 @@ DEFAULT_CRANE_IMAGE = (
     "0ae17ecb34315aa7cbff28f6eddee3b7adae0b2f90101260d990804db1eb0084"
 )
 """crane, pinned by digest."""
+DEFAULT_RELAY_IMAGE = (
+    "busybox@sha256:9db7b59979c38555a39def84a31fb98b5296952f9e3afd4f6f11f05b07adfab0"
+)
+"""busybox 1.37.0 (the tag ``1.37.0``, its multi-platform index), pinned by digest: the
+relay of a tunnel through the engine's API runs its ``sh``, ``nc`` and ``sleep``."""
 
 
 REGISTRY_IMAGE_ENV = "EPHEMERAL_REGISTRY_REGISTRY_IMAGE"
 CRANE_IMAGE_ENV = "EPHEMERAL_REGISTRY_CRANE_IMAGE"
+RELAY_IMAGE_ENV = "EPHEMERAL_REGISTRY_RELAY_IMAGE"
 
 
 @dataclass(frozen=True)
@@ -108,6 +114,14 @@ OPTIONS: tuple[Option, ...] = (
         default_text="crane, pinned by digest",
     ),
     Option(
+        "relay_image",
+        None,
+        "the image of a tunnel's relay container (tunnel= on an engine not reached over"
+        " SSH): busybox, or any image with its sh, nc and sleep",
+        env=RELAY_IMAGE_ENV,
+        default_text="busybox 1.37.0, pinned by digest",
+    ),
+    Option(
         "pull",
         "missing",
         'when to pull those images ("never", offline: a missing one is ImageNotFoundError,'
@@ -163,8 +177,9 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "tunnel",
         False,
-        "for an ssh:// engine: reach the registry through a tunnel over the SSH connection,"
-        " at 127.0.0.1 here (needs ephemeral-registry[ssh])",
+        "reach the registry at 127.0.0.1 here, wherever the engine is: over the SSH"
+        " connection for an ssh:// engine (needs ephemeral-registry[ssh]), else through the"
+        " engine's API and a relay container",
         kind=bool,
     ),
     Option(
@@ -207,6 +222,7 @@ class Options:
 
     registry_image: str
     crane_image: str
+    relay_image: str
     pull: PullPolicy
     host_ip: str
     ready_timeout: float
@@ -327,6 +343,9 @@ def resolve(**given: object) -> Options:
         crane_image=_image(
             "crane_image", values["crane_image"], CRANE_IMAGE_ENV, DEFAULT_CRANE_IMAGE
         ),
+        relay_image=_image(
+            "relay_image", values["relay_image"], RELAY_IMAGE_ENV, DEFAULT_RELAY_IMAGE
+        ),
         pull=cast(PullPolicy, pull),  # checked above
         host_ip=_host_ip(values["host_ip"]),
         ready_timeout=_seconds("ready_timeout", values["ready_timeout"]),
@@ -347,17 +366,15 @@ def resolve(**given: object) -> Options:
 def check_tunnel(engine: EngineAddress) -> None:
     """Refuse ``tunnel=True`` where it cannot be had, before anything is created.
 
+    An ``ssh://`` engine's tunnel goes over its SSH connection (asyncssh);
+    every other engine's goes through its API (``_relay``), which needs
+    nothing here.
+
     Raises:
-        InvalidArgumentError: the engine is not reached over SSH.
+        InvalidArgumentError: an ``ssh://`` engine, and asyncssh is missing.
     """
-    if not engine.is_ssh:
-        raise InvalidArgumentError(
-            "tunnel",
-            True,
-            f"needs an ssh:// engine, and the engine is {engine.url} (from {engine.found_by});"
-            " an engine over tcp:// publishes the registry where host_ip= says, reached there",
-        )
-    _require("tunnel", "asyncssh", "ssh")
+    if engine.is_ssh:
+        _require("tunnel", "asyncssh", "ssh")
 
 
 def host_address(host_ip: str, engine: EngineAddress | None = None) -> str:

@@ -66,7 +66,7 @@ class Registry:
                 created=session.created,
                 cleanup_timeout=options.cleanup_timeout,
             ),
-            "native": NativePusher(engine, bring_up.running.get),
+            "native": NativePusher(engine, bring_up.running.get, direct=not options.tunnel),
         }
 
     @property

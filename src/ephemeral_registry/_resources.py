@@ -1,7 +1,7 @@
 """What a registry created, and the one routine that removes containers and networks.
 
 ``Created`` is written as each create request answers (the bring-up's
-network and registry container, each push's crane container), so that the
+network, registry container and tunnel relay, each push's crane container), so that the
 teardown knows exactly what to remove whatever was interrupted. ``remove``
 is the removal used by the teardown and by the sweep alike.
 """
@@ -28,6 +28,8 @@ class Created:
     """The name of the registry container and of its network."""
     network: str | None = None
     registry: str | None = None
+    relay: str | None = None
+    """The relay container of a tunnel through the engine's API (``_relay``)."""
     cranes: set[str] = field(default_factory=set)
     """The crane containers of pushes under way."""
     uncertain: bool = False
@@ -36,7 +38,8 @@ class Created:
 
     @property
     def containers(self) -> list[str]:
-        return [*sorted(self.cranes), *([self.registry] if self.registry else [])]
+        others = [self.relay, self.registry]
+        return [*sorted(self.cranes), *(container for container in others if container)]
 
     @property
     def networks(self) -> list[str]:
@@ -47,12 +50,16 @@ class Created:
         self.cranes.discard(resource_id)
         if resource_id == self.registry:
             self.registry = None
+        if resource_id == self.relay:
+            self.relay = None
         if resource_id == self.network:
             self.network = None
 
     def describe(self) -> tuple[str, ...]:
         """What remains, for an error message."""
         described = [f"crane container {crane[:12]}" for crane in sorted(self.cranes)]
+        if self.relay is not None:
+            described.append(f"relay container {self.name}-relay ({self.relay[:12]})")
         if self.registry is not None:
             described.append(f"container {self.name} ({self.registry[:12]})")
         if self.network is not None:

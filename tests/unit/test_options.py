@@ -15,12 +15,15 @@ import pytest
 from ephemeral_registry import (
     DEFAULT_CRANE_IMAGE,
     DEFAULT_REGISTRY_IMAGE,
+    DEFAULT_RELAY_IMAGE,
     InvalidArgumentError,
 )
+from ephemeral_registry._discovery import EngineAddress
 from ephemeral_registry._options import (
     OPTIONS,
     Option,
     Options,
+    check_tunnel,
     given_flags,
     host_address,
     podman_host_ip,
@@ -50,11 +53,13 @@ def test_defaults_are_the_pinned_images(monkeypatch: pytest.MonkeyPatch) -> None
     """Without arguments or environment, the images are pinned by digest."""
     monkeypatch.delenv("EPHEMERAL_REGISTRY_REGISTRY_IMAGE", raising=False)
     monkeypatch.delenv("EPHEMERAL_REGISTRY_CRANE_IMAGE", raising=False)
+    monkeypatch.delenv("EPHEMERAL_REGISTRY_RELAY_IMAGE", raising=False)
     options = resolved()
     assert options.registry_image == DEFAULT_REGISTRY_IMAGE
     assert options.crane_image == DEFAULT_CRANE_IMAGE
-    assert "@sha256:" in DEFAULT_REGISTRY_IMAGE
-    assert "@sha256:" in DEFAULT_CRANE_IMAGE
+    assert options.relay_image == DEFAULT_RELAY_IMAGE
+    for image in (DEFAULT_REGISTRY_IMAGE, DEFAULT_CRANE_IMAGE, DEFAULT_RELAY_IMAGE):
+        assert "@sha256:" in image
 
 
 def test_environment_overrides_defaults_and_arguments_override_both(
@@ -63,10 +68,13 @@ def test_environment_overrides_defaults_and_arguments_override_both(
     """Arguments beat the environment, which beats the defaults."""
     monkeypatch.setenv("EPHEMERAL_REGISTRY_REGISTRY_IMAGE", "env/registry:2")
     monkeypatch.setenv("EPHEMERAL_REGISTRY_CRANE_IMAGE", "env/crane")
+    monkeypatch.setenv("EPHEMERAL_REGISTRY_RELAY_IMAGE", "env/busybox")
     assert resolved().registry_image == "env/registry:2"
     assert resolved().crane_image == "env/crane"
+    assert resolved().relay_image == "env/busybox"
     assert resolved(registry_image="arg/registry").registry_image == "arg/registry"
     assert resolved(crane_image="arg/crane").crane_image == "arg/crane"
+    assert resolved(relay_image="arg/busybox").relay_image == "arg/busybox"
 
 
 @pytest.mark.parametrize(
@@ -85,6 +93,7 @@ def test_environment_overrides_defaults_and_arguments_override_both(
         ("ready_timeout", True, "number of seconds"),
         ("registry_image", "", "empty"),
         ("crane_image", "crane image", "spaces"),
+        ("relay_image", " busybox", "spaces"),
         ("push_timeout", 0.0, "positive"),
         ("max_concurrent_pushes", 0, "at least 1"),
         ("max_concurrent_pushes", 2.5, "whole number"),
@@ -149,6 +158,24 @@ def test_auth_without_bcrypt_is_refused_before_anything_is_created(
     monkeypatch.setitem(sys.modules, "bcrypt", None)
     with pytest.raises(InvalidArgumentError, match=r"ephemeral-registry\[auth\]"):
         resolved(auth=True)
+
+
+@pytest.mark.parametrize(
+    "url", ["unix:///var/run/docker.sock", "tcp://127.0.0.1:2375", "tcp://box.example:2376"]
+)
+def test_a_tunnel_is_had_for_every_engine_not_over_ssh(url: str) -> None:
+    """Through the engine's API: nothing to check here, whether the engine is local or not."""
+    check_tunnel(EngineAddress(url, "DOCKER_HOST"))
+
+
+def test_a_tunnel_over_ssh_without_asyncssh_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SSH tunnel needs the [ssh] extra; without it, a clear error at entry."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "asyncssh", None)
+    with pytest.raises(InvalidArgumentError, match=r"ephemeral-registry\[ssh\]") as caught:
+        check_tunnel(EngineAddress("ssh://box", "DOCKER_HOST"))
+    assert caught.value.argument == "tunnel"
 
 
 @pytest.mark.parametrize(

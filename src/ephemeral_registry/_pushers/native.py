@@ -371,9 +371,11 @@ async def _read(read_exactly: ReadExactly, size: int, *, keep: bool = True) -> b
 class NativePusher:
     """Pushes over HTTP from this process (see the module docstring)."""
 
-    def __init__(self, engine: Engine, ready: Ready) -> None:
+    def __init__(self, engine: Engine, ready: Ready, *, direct: bool = True) -> None:
         self._engine = engine
         self._ready = ready
+        self._may_go_direct = direct
+        """False with a tunnel: everything goes through it, as the caller asked."""
         self._cache = BlobCache()
         """The layers this registry's native pushes put in it, to skip or mount them."""
         self._direct: str | None = None
@@ -512,7 +514,11 @@ class NativePusher:
         directly. Podman forwards its ports in the kernel, and gains nothing
         from it (``benchmarks/registry_versions.py``). A TLS registry's
         certificate does not name that address. Chosen once per registry.
+        With ``tunnel=True`` nothing is tried: the caller said that this host
+        may not reach the engine's networks.
         """
+        if not self._may_go_direct:
+            return running.endpoints.pull_endpoint
         async with self._choosing:
             if self._direct is None:
                 self._direct = await self._direct_address(running) or ""

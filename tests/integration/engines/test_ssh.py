@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -30,7 +29,13 @@ import pytest
 from ephemeral_registry import DockerUnavailableError, InvalidArgumentError, find_leftovers
 
 from ..support import testbed
-from ..support.helpers import get, registry_under_test, session_resources
+from ..support.helpers import (
+    get,
+    published_port,
+    refuses_connections,
+    registry_under_test,
+    session_resources,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -101,21 +106,6 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Home]:
         assert list(scratch.iterdir()) == [], "a forwarded socket's directory was left"
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-
-
-def published_port(registry_name: str) -> int:
-    container = testbed.inspect("container", registry_name)
-    (binding,) = next(iter(container["NetworkSettings"]["Ports"].values()))
-    return int(binding["HostPort"])
-
-
-def refuses_connections(endpoint: str) -> bool:
-    host, _, port = endpoint.rpartition(":")
-    try:
-        socket.create_connection((host, int(port)), timeout=2).close()
-    except OSError:
-        return True
-    return False
 
 
 @pytest.mark.parametrize("pusher", ["native", "crane"])
@@ -254,11 +244,3 @@ async def test_what_fails_over_ssh_is_said_before_anything_is_created(
     with pytest.raises(DockerUnavailableError, match=expected):
         await find_leftovers()
     assert testbed.labelled_by_this_run() == before
-
-
-async def test_a_tunnel_needs_an_ssh_engine(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DOCKER_HOST", testbed.ENGINE)
-    with pytest.raises(InvalidArgumentError, match="needs an ssh:// engine") as caught:
-        async with registry_under_test(tunnel=True):
-            pass
-    assert caught.value.argument == "tunnel"

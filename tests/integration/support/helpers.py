@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ def registry_under_test(**options: Any) -> AbstractAsyncContextManager[Registry]
     options = {
         "registry_image": testbed.REGISTRY3,
         "crane_image": testbed.CRANE,
+        "relay_image": testbed.BUSYBOX,
         "pull": "never",
         **options,
     }
@@ -40,3 +42,20 @@ async def saved(image: str, directory: Path, *images: str) -> Path:
     tarball = directory / f"{image.replace('/', '_').replace(':', '_')}.tar"
     await testbed.adocker("save", "-o", str(tarball), image, *images)
     return tarball
+
+
+def published_port(registry_name: str) -> int:
+    """The host port the engine published the registry's port on."""
+    container = testbed.inspect("container", registry_name)
+    (binding,) = next(iter(container["NetworkSettings"]["Ports"].values()))
+    return int(binding["HostPort"])
+
+
+def refuses_connections(endpoint: str) -> bool:
+    """Whether nothing listens at ``HOST:PORT`` here any more."""
+    host, _, port = endpoint.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=2).close()
+    except OSError:
+        return True
+    return False

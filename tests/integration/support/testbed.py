@@ -38,9 +38,11 @@ CRANE_CHATTY = f"{PREFIX}/crane-chatty"
 """Writes lines to stdout and stderr in turn, the last unfinished, then a digest line; exits 0."""
 INTEROP = f"{PREFIX}/interop"
 """Many layers: hard links, symlinks, whiteouts, names over 100 bytes, an empty one, one > 1 MiB."""
+BUSYBOX = f"{PREFIX}/busybox"
+"""The relay of a tunnel through the engine's API: busybox, with nc and sleep."""
 ALL_IMAGES = (
     REGISTRY2, REGISTRY3, CRANE, REGISTRY_LATE, REGISTRY_EXITS, REGISTRY_SILENT, CRANE_HANGS,
-    CRANE_CHATTY, REGISTRY_SMALL_DISK,
+    CRANE_CHATTY, REGISTRY_SMALL_DISK, BUSYBOX,
     SAMPLE, SAMPLE_TWO, INTEROP,
 )  # fmt: skip
 
