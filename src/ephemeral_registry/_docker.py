@@ -30,7 +30,7 @@ import aiohttp
 import anyio
 from aiodocker.networks import DockerNetwork
 
-from . import _ssh
+from . import _host, _ssh
 from ._concurrency import opened
 from ._discovery import EngineAddress, discover
 from ._errors import DockerEngineError, DockerUnavailableError, EngineTimeoutError, ExportError
@@ -266,6 +266,8 @@ class Engine:
         self._identifying = anyio.Lock()
         self._rootless: bool | None = None
         self._asking_rootless = anyio.Lock()
+        self._shares_files: bool | None = None
+        self._asking_shares_files = anyio.Lock()
 
     @property
     def address(self) -> str:
@@ -380,14 +382,39 @@ class Engine:
                 with suppress(OSError):
                     self._rootless = os.stat(address.removeprefix("unix://")).st_uid != 0
             if self._rootless is None:
-                await self.identify()
-                with self._translate("tell its configuration"):
-                    info = await self._client.system.info()
+                info = await self._info()
                 options = info.get("SecurityOptions") or ()
                 self._rootless = info.get("Rootless") is True or any(
                     "name=rootless" in str(option).split(",") for option in options
                 )
         return self._rootless
+
+    async def shares_files(self) -> bool:
+        """Whether the engine certainly sees this host's files at their paths, so that
+        a bind mount of one shows that file; found out once, creating nothing (see
+        ``_host``). An engine that refuses its ``info`` does not.
+
+        Raises:
+            DockerUnavailableError, EngineTimeoutError: the engine did not answer.
+        """
+
+        async def info() -> dict[str, Any] | None:
+            try:
+                return await self._info()
+            except DockerEngineError:  # a socket proxy that forbids it, say
+                return None
+
+        async with self._asking_shares_files:
+            if self._shares_files is None:
+                timeout = self._request_timeout
+                self._shares_files = await _host.shares_files(self.address, info, timeout=timeout)
+        return self._shares_files
+
+    async def _info(self) -> dict[str, Any]:
+        await self.identify()
+        with self._translate("tell its configuration"):
+            info = await self._client.system.info()
+        return dict(info)
 
     async def platform(self) -> Platform:
         """The platform the engine runs images for by default (its own)."""
