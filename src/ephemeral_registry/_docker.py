@@ -32,8 +32,8 @@ import anyio
 from aiodocker.networks import DockerNetwork
 from aiodocker.stream import Stream as AttachedStream
 
-from . import _ssh
-from ._concurrency import opened
+from . import _host, _ssh
+from ._concurrency import opened, run_all
 from ._discovery import EngineAddress, discover
 from ._errors import DockerEngineError, DockerUnavailableError, EngineTimeoutError, ExportError
 from ._logs import FrameError, Frames, Lines, Stream
@@ -51,6 +51,10 @@ _RETRIES = 5  # for an engine's passing refusals: see each use
 _RETRY_DELAY = 0.5
 _CONCURRENT_REMOVAL_API = (1, 52)  # Docker 29.0
 _EXPORT_CHUNK = 1 << 20
+
+
+WriteArchive = Callable[[Callable[[bytes], Awaitable[None]]], Awaitable[None]]
+"""Writes a tar, a chunk at a time, to the ``send`` it is given (see ``_archive``)."""
 
 
 class NotFound(Exception):
@@ -319,6 +323,8 @@ class Engine:
         self._identifying = anyio.Lock()
         self._rootless: bool | None = None
         self._asking_rootless = anyio.Lock()
+        self._shares_files: bool | None = None
+        self._asking_shares_files = anyio.Lock()
 
     @property
     def address(self) -> str:
@@ -433,14 +439,39 @@ class Engine:
                 with suppress(OSError):
                     self._rootless = os.stat(address.removeprefix("unix://")).st_uid != 0
             if self._rootless is None:
-                await self.identify()
-                with self._translate("tell its configuration"):
-                    info = await self._client.system.info()
+                info = await self._info()
                 options = info.get("SecurityOptions") or ()
                 self._rootless = info.get("Rootless") is True or any(
                     "name=rootless" in str(option).split(",") for option in options
                 )
         return self._rootless
+
+    async def shares_files(self) -> bool:
+        """Whether the engine certainly sees this host's files at their paths, so that
+        a bind mount of one shows that file; found out once, creating nothing (see
+        ``_host``). An engine that refuses its ``info`` does not.
+
+        Raises:
+            DockerUnavailableError, EngineTimeoutError: the engine did not answer.
+        """
+
+        async def info() -> dict[str, Any] | None:
+            try:
+                return await self._info()
+            except DockerEngineError:  # a socket proxy that forbids it, say
+                return None
+
+        async with self._asking_shares_files:
+            if self._shares_files is None:
+                timeout = self._request_timeout
+                self._shares_files = await _host.shares_files(self.address, info, timeout=timeout)
+        return self._shares_files
+
+    async def _info(self) -> dict[str, Any]:
+        await self.identify()
+        with self._translate("tell its configuration"):
+            info = await self._client.system.info()
+        return dict(info)
 
     async def platform(self) -> Platform:
         """The platform the engine runs images for by default (its own)."""
@@ -574,6 +605,79 @@ class Engine:
                 else:
                     return
             await anyio.sleep(_RETRY_DELAY)
+
+    async def copy_archive_in(self, container_id: str, write: WriteArchive) -> None:
+        """Unpack at ``/`` in a created container the tar that ``write(send)`` writes,
+        sent as it is written: memory stays constant whatever its size.
+
+        One chunk is in flight at a time: ``send`` returns once the request has
+        taken the chunk. The engine must take each chunk, and answer after the
+        last one, within ``request_timeout``; the whole copy has no limit of its
+        own (a push's ``push_timeout`` bounds it). An error of ``write`` (its
+        file changed, say) is raised as itself and the request is abandoned,
+        never ended as if the tar were whole. Podman's passing "broken pipe"
+        is retried as by ``copy_in``, calling ``write`` again.
+
+        aiodocker's ``put_archive`` takes the whole tar as bytes, so the body
+        is sent here through its request helper (see ``_streamed``).
+
+        Raises:
+            DockerEngineError: the engine refused (status 404: the container is gone).
+            DockerUnavailableError: the connection broke off.
+            EngineTimeoutError: the engine took no chunk for ``request_timeout``.
+            What ``write`` raises.
+
+        Cancellation: the request is abandoned (its connection closed) and the
+        cancellation propagates. What the engine unpacked stays in the
+        container, which its owner removes.
+        """
+        for attempt in range(_RETRIES):
+            try:
+                await self._copy_archive_once(container_id, write)
+            except DockerEngineError as exc:
+                if "broken pipe" not in str(exc) or attempt == _RETRIES - 1:
+                    raise
+                logger.debug("copying into %s again: %s", container_id[:12], exc)
+            else:
+                return
+            await anyio.sleep(_RETRY_DELAY)
+
+    async def _copy_archive_once(self, container_id: str, write: WriteArchive) -> None:
+        limit = self._request_timeout
+        # Unbuffered: a chunk is handed over only when the request's writer takes it.
+        send, receive = anyio.create_memory_object_stream[bytes]()
+        with anyio.move_on_after(limit) as stalled:
+
+            async def produce() -> None:
+                async def take(chunk: bytes) -> None:
+                    await send.send(chunk)
+                    stalled.deadline = anyio.current_time() + limit
+
+                await write(take)
+                send.close()  # the end of the body: only once the whole tar was written
+
+            async def request() -> None:
+                async with self._client._query(
+                    f"containers/{container_id}/archive",
+                    "PUT",
+                    params={"path": "/"},
+                    data=receive,
+                    headers={"Content-Type": "application/x-tar"},
+                    timeout=aiohttp.ClientTimeout(),
+                ) as response:
+                    await response.read()
+
+            with self._translate(
+                f"copy files into the container {container_id[:12]}", timeout=math.inf
+            ):
+                try:
+                    await run_all(produce, request)
+                finally:
+                    send.close()
+                    receive.close()
+        if stalled.cancelled_caught:
+            operation = f"take the next part of a copy into the container {container_id[:12]}"
+            raise EngineTimeoutError(_address(self._client), operation, limit, "request_timeout")
 
     async def start(self, container_id: str) -> None:
         with self._translate(f"start the container {container_id[:12]}"):

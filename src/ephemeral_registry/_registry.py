@@ -136,7 +136,10 @@ class Registry:
 
         Waits for ``ready()`` first. With crane (the default pusher), runs
         ``crane push --insecure`` in a one-shot container on the registry's
-        network; with the native pusher, uploads from this process over HTTP.
+        network, the source bind-mounted into it where the engine sees this
+        host's files at their paths, else copied into it through the
+        engine's API (a VM, another host: see the Engines page); with the
+        native pusher, uploads from this process over HTTP.
         The push's output goes, line by line as it comes, to ``on_log`` (a
         plain or async callable taking a ``LogLine``, a ``str`` that knows its
         stream) and to the ``ephemeral_registry`` logger. At most

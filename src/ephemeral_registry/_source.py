@@ -16,7 +16,8 @@ from ._oci.errors import FormatError
 from ._oci.tar import BLOCK, parse_header
 
 MOUNT_POINT = "/ephemeral-registry/source"
-"""Where the source appears, read-only, inside the crane container."""
+"""Where the source appears inside the crane container: bind-mounted read-only, or copied
+(see ``_pushers.crane``)."""
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,8 @@ class Source:
     """A checked push source on the host."""
 
     path: Path
-    """Absolute, with symlinks resolved (the engine bind-mounts the real file)."""
+    """Absolute, with symlinks resolved (the engine bind-mounts, or this process copies,
+    the real file)."""
     is_layout: bool
     user: str
     """``uid:gid`` of the source's owner: crane runs as that user (see

@@ -7,14 +7,14 @@ from typing import Any
 
 import pytest
 
-from ephemeral_registry import InvalidArgumentError, LayerCompression
+from ephemeral_registry import Endpoints, InvalidArgumentError, LayerCompression
 from ephemeral_registry._platform import Platform
 from ephemeral_registry._pushers.base import FromEngine, FromFile, Job
-from ephemeral_registry._pushers.crane import CranePusher
+from ephemeral_registry._pushers.crane import CranePusher, crane_spec
 from ephemeral_registry._pushers.report import Report
 from ephemeral_registry._reference import parse
 from ephemeral_registry._resources import Created
-from ephemeral_registry._source import Source
+from ephemeral_registry._source import MOUNT_POINT, Source
 
 
 def _job(what: FromFile | FromEngine, compression: LayerCompression | None) -> Job:
@@ -80,3 +80,32 @@ def test_several_platforms_with_gzip_are_refused(platforms: Any) -> None:
         _pusher().check(_job(FromEngine("img", None, platforms), "gzip"))
     assert caught.value.argument == "platforms"
     _pusher().check(_job(FromEngine("img", None, platforms), "none"))
+
+
+@pytest.mark.parametrize(("mounted", "rootless"), [(True, False), (False, False), (False, True)])
+def test_crane_runs_as_the_same_user_whether_its_source_is_mounted_or_copied(
+    tmp_path: Path, mounted: bool, rootless: bool
+) -> None:
+    """A bind mount only where the engine sees this host's files; the user either way."""
+    source = Source(path=tmp_path / "image.tar", is_layout=False, user="4321:4322")
+    spec = crane_spec(
+        name="n-push-1",
+        crane_image="crane",
+        labels={},
+        endpoints=Endpoints("net", "n:5000", "127.0.0.1:1"),
+        source=source,
+        reference=parse("a/b:c"),
+        registry_address=None,
+        rootless=rootless,
+        mounted=mounted,
+    )
+    config = spec.to_api()
+    mounts = config["HostConfig"].get("Mounts")
+    if mounted:
+        assert mounts == [
+            {"Type": "bind", "Source": str(source.path), "Target": MOUNT_POINT, "ReadOnly": True}
+        ]
+    else:
+        assert mounts is None
+    assert MOUNT_POINT in config["Cmd"]
+    assert config["User"] == ("0:0" if rootless else "4321:4322")

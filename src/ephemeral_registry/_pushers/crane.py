@@ -11,6 +11,13 @@ pusher's readers first (``check_source``), so that a corrupt one is the same
 error whichever pusher; an image of the engine is exported into a temporary
 OCI layout (or, with layer compression ``gzip``, a ``docker save`` tarball,
 whose layers crane gzips), checked as it is written.
+
+The file reaches crane's container in one of two ways, chosen once per engine
+(``Engine.shares_files``, see ``_host``): bind-mounted read-only where the
+engine certainly sees this host's files at their paths (a local engine in
+this host's mount namespace), which costs nothing; elsewhere (a VM, another
+host, an engine with mounts of its own) copied in through the engine's API
+(``_archive``) after the container is created and before it starts.
 """
 
 from __future__ import annotations
@@ -27,7 +34,8 @@ from dataclasses import dataclass
 import anyio
 import anyio.lowlevel
 
-from .. import _auth, _source, _tls
+from .. import _archive, _auth, _source, _tls
+from .._archive import Archive
 from .._auth import DOCKER_CONFIG, archive
 from .._concurrency import run_all
 from .._docker import ContainerSpec, Engine
@@ -35,7 +43,7 @@ from .._errors import EphemeralRegistryError, InvalidArgumentError, InvalidSourc
 from .._export import check_tarball, exported
 from .._logs import Lines, Stream
 from .._oci.errors import FormatError
-from .._oci.layout import read_layout
+from .._oci.layout import Layout, read_layout
 from .._options import LayerCompression
 from .._platform import Platforms
 from .._reference import Reference
@@ -136,6 +144,7 @@ class CranePusher:
         running = await self._ready()
         crane_image = await self._crane_image()
         rootless = await self._engine.rootless()
+        mounted = await self._engine.shares_files()
         spec = crane_spec(
             name=f"{self._name}-push-{next(self._numbers)}",
             crane_image=crane_image,
@@ -146,7 +155,9 @@ class CranePusher:
             registry_address=running.address,
             rootless=rootless,
             index=checked.several,
+            mounted=mounted,
         )
+        copied = None if mounted else await source_archive(source, checked, spec)
         identity = self._engine.known_identity
         one_at_a_time = identity is None or not identity.joins_concurrently
         return await run_crane(
@@ -158,6 +169,7 @@ class CranePusher:
             joining=self._joining if one_at_a_time else None,
             cleanup_timeout=self._cleanup_timeout,
             created=self._created,
+            source=copied,
         )
 
 
@@ -169,6 +181,31 @@ class Checked:
     """The sizes of a layout's blobs by digest, for progress (none for a tarball)."""
     several: bool
     """A layout whose index.json names several entries: crane pushes them as one index."""
+    layout: Layout | None = None
+    """The layout as checked, where it was read (what is copied of it, see ``_archive``)."""
+
+
+async def source_archive(source: Source, checked: Checked, spec: ContainerSpec) -> Archive:
+    """The tar that copies ``source`` to where ``spec``'s crane reads it, owned by its user.
+
+    crane runs as the same user whether the source is mounted or copied (see
+    ``crane_spec``), so that what it may do does not depend on how the source
+    reached it; the copies are that user's own, so it reads them whatever the
+    modes of the originals.
+
+    Raises:
+        InvalidSourceError: the source cannot be read, or is no usable layout.
+    """
+    uid, _, gid = (spec.user or "0:0").partition(":")
+    if not source.is_layout:
+        return _archive.of_tarball(source.path, at=MOUNT_POINT, uid=int(uid), gid=int(gid))
+    layout = checked.layout
+    if layout is None:  # an export, not read again after it was written
+        try:
+            layout = await read_layout(source.path)
+        except FormatError as exc:
+            raise InvalidSourceError(source.path, f"is not a usable OCI layout: {exc}") from None
+    return _archive.of_layout(layout, at=MOUNT_POINT, uid=int(uid), gid=int(gid))
 
 
 async def check_source(source: Source, report: Report, *, tarball: bool = True) -> Checked:
@@ -198,7 +235,7 @@ async def check_source(source: Source, report: Report, *, tarball: bool = True) 
         raise InvalidSourceError(source.path, "is an OCI layout whose index.json names nothing")
     sizes = {digest: blob.size for digest, blob in layout.blobs().items()}
     report.total = sum(sizes.values())
-    return Checked(sizes, several=len(layout.entries) > 1)
+    return Checked(sizes, several=len(layout.entries) > 1, layout=layout)
 
 
 def _platforms_value(platforms: Platforms) -> str | list[str]:
@@ -231,8 +268,13 @@ def crane_spec(
     registry_address: str | None,
     rootless: bool = False,
     index: bool = False,
+    mounted: bool = True,
 ) -> ContainerSpec:
     """The container that runs ``crane push --insecure SOURCE ENDPOINT/REPO:TAG``.
+
+    With ``mounted``, the source's path is bind-mounted read-only where crane
+    reads it; without, nothing is mounted, and the source is copied there
+    before the container starts (``run_crane``).
 
     With ``index``, crane pushes an OCI layout's several entries as one index
     (``--index``): its ``index.json``, as the native pusher does.
@@ -246,6 +288,7 @@ def crane_spec(
     or rootless Docker) it runs as the container's root instead: that is the
     user who runs the engine, the source's owner as a rule, while the
     container's other users are subordinate ids that own nothing on this host.
+    A copied source is the same user's (``source_archive``).
     """
     env = {"DOCKER_CONFIG": DOCKER_CONFIG} if endpoints.credentials is not None else {}
     if endpoints.ca_certificate is not None:
@@ -267,7 +310,7 @@ def crane_spec(
             MOUNT_POINT,
             f"{endpoints.push_endpoint}/{reference}",
         ),
-        read_only_mount=(source.path, MOUNT_POINT),
+        read_only_mount=(source.path, MOUNT_POINT) if mounted else None,
         user="0:0" if rootless else source.user,
         env=env,
         hosts=hosts,
@@ -284,8 +327,12 @@ async def run_crane(
     cleanup_timeout: float,
     created: Created,
     joining: anyio.Lock | None = None,
+    source: Archive | None = None,
 ) -> PushResult:
     """Run one crane container to its end; return what it pushed.
+
+    A ``source`` is copied into the container, as a tar streamed from disk,
+    between its creation and its start.
 
     Each line of its output goes to the job's report as it comes; a blob
     that lands whose size ``sizes`` knows is reported as progress. The
@@ -295,9 +342,11 @@ async def run_crane(
 
     Raises:
         PushError: crane exited non-zero, or told no digest.
+        InvalidSourceError: ``source`` changed since it was checked.
 
     Cancellation: the container is killed and removed (shielded, bounded by
-    ``cleanup_timeout``), then the cancellation propagates.
+    ``cleanup_timeout``), then the cancellation propagates; a copy of
+    ``source`` under way is abandoned first, and goes with the container.
     """
     report = job.report
     stdout: list[str] = []
@@ -333,6 +382,8 @@ async def run_crane(
         if files:
             uid, _, gid = (spec.user or "0:0").partition(":")
             await engine.copy_in(container_id, archive(files, uid=int(uid), gid=int(gid)))
+        if source is not None:
+            await engine.copy_archive_in(container_id, functools.partial(_archive.write, source))
         # Starting joins the registry's network: one at a time where the engine
         # needs it (Identity.joins_concurrently).
         async with joining or contextlib.nullcontext():

@@ -23,7 +23,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from ephemeral_registry import Registry
+from ephemeral_registry import Registry, _host
 from ephemeral_registry._docker import Engine
 from ephemeral_registry._export import EXPORT_PREFIX
 from ephemeral_registry._lifecycle import EXIT_WATCH
@@ -36,7 +36,8 @@ pytestmark = pytest.mark.anyio
 ENGINE_CALLS = (
     "has_image", "pull", "create_network", "remove_network", "list_networks",
     "create_container", "start", "attachment", "state", "wait", "tail_logs",
-    "read_output", "save_image", "remove_container", "list_containers",
+    "read_output", "save_image", "remove_container", "list_containers", "shares_files",
+    "copy_archive_in",
 )  # fmt: skip
 
 Operation = Callable[[Registry], Awaitable[object]]
@@ -94,7 +95,19 @@ def operations() -> dict[str, Operation]:
         "push_image (tarball)": lambda registry: registry.push_image(
             testbed.SAMPLE, "cancel/image", layer_compression="gzip"
         ),
+        "push_image (copied in)": lambda registry: registry.push_image(
+            testbed.SAMPLE, "cancel/image", layer_compression="gzip"
+        ),
     }
+
+
+def copy_the_source(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Have crane's source copied in, as for an engine that does not see this host's files."""
+
+    async def does_not_share(*args: object, **kwargs: object) -> bool:
+        return False
+
+    monkeypatch.setattr(_host, "shares_files", does_not_share)
 
 
 async def run_once(operation: Operation, sessions: list[str]) -> bool:
@@ -112,10 +125,15 @@ async def run_once(operation: Operation, sessions: list[str]) -> bool:
     return True
 
 
-# push_image with layer_compression="gzip" (crane) makes every call push() makes, and the export's.
-@pytest.mark.parametrize("name", ["bring-up", "push_image (tarball)"])
-async def test_cancellation_at_every_engine_call(cancel_at: CancelAtCall, name: str) -> None:
+# push_image with layer_compression="gzip" (crane) makes every call push() makes, and the
+# export's; "copied in", those of a crane whose source is copied into its container.
+@pytest.mark.parametrize("name", ["bring-up", "push_image (tarball)", "push_image (copied in)"])
+async def test_cancellation_at_every_engine_call(
+    cancel_at: CancelAtCall, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
     """Before and after each engine call of the bring-up, the operation and the teardown."""
+    if name.endswith("(copied in)"):
+        copy_the_source(monkeypatch)
     operation = operations()[name]
     sessions: list[str] = []
     cancel_at.arm(0, after=False)
@@ -139,8 +157,14 @@ async def test_cancellation_at_every_engine_call(cancel_at: CancelAtCall, name: 
     assert sum(hit.startswith("before") for hit in hits) == total, hits
 
 
-async def test_cancellation_at_increasing_delays_during_an_export_and_push() -> None:
-    """The export's stream, the layout's writes, crane's log streams: cancelled anywhere."""
+@pytest.mark.parametrize("copied", [False, True], ids=["mounted", "copied"])
+async def test_cancellation_at_increasing_delays_during_an_export_and_push(
+    monkeypatch: pytest.MonkeyPatch, copied: bool
+) -> None:
+    """The export's stream, the layout's writes, the copy into crane's container, crane's log
+    streams: cancelled anywhere."""
+    if copied:
+        copy_the_source(monkeypatch)
     image = testbed.REGISTRY3  # 55 MB: the export and the push take a while
     started = time.monotonic()
     sessions: list[str] = []

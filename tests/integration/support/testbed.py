@@ -232,6 +232,18 @@ async def adocker(*args: str) -> str:
     return done.stdout.decode()
 
 
+async def archive_of(container: str, path: str) -> bytes:
+    """``docker cp CONTAINER:PATH -``: what the container holds at PATH, as a tar."""
+    import anyio
+
+    done = await anyio.run_process(
+        ["docker", "cp", f"{container}:{path}", "-"], check=False, env=_cli_env()
+    )
+    if done.returncode != 0:
+        raise AssertionError(f"docker cp {container}:{path} failed: {done.stderr.decode()}")
+    return done.stdout
+
+
 async def oci_layout(image: str, layout: Path) -> None:
     """An OCI image layout of ``image`` (tag ``one``), made by skopeo from the engine's save."""
     import anyio
