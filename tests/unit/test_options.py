@@ -7,6 +7,7 @@ import functools
 import inspect
 import logging
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +18,12 @@ from ephemeral_registry import (
     DEFAULT_REGISTRY_IMAGE,
     InvalidArgumentError,
 )
+from ephemeral_registry._discovery import EngineAddress
 from ephemeral_registry._options import (
     OPTIONS,
     Option,
     Options,
+    check_against_engine,
     given_flags,
     host_address,
     podman_host_ip,
@@ -101,6 +104,25 @@ def test_bad_arguments_are_refused(argument: str, value: object, problem: str) -
     assert isinstance(caught.value, ValueError)
 
 
+@pytest.mark.parametrize(
+    ("host_ip", "problem"),
+    [
+        ("::1%lo", "without a zone (%lo)"),
+        ("fe80::1%eth0", "pass fe80::1"),
+        (2130706433, "written as text"),  # ipaddress reads it as 127.0.0.1
+        (b"\x7f\x00\x00\x01", "written as text"),  # and this too
+        ("127.1", "not a host name"),
+        (" 127.0.0.1", "not a host name"),
+    ],
+)
+def test_a_host_ip_must_be_a_literal_address_without_a_zone(host_ip: object, problem: str) -> None:
+    """A zone, or an address that is not written out, is refused up front: the engine would
+    publish on none of them, and the bring-up would wait out ready_timeout."""
+    with pytest.raises(InvalidArgumentError, match=re.escape(problem)) as caught:
+        resolved(host_ip=host_ip)
+    assert caught.value.argument == "host_ip"
+
+
 def test_a_bad_image_in_the_environment_names_the_variable(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -138,6 +160,20 @@ def test_loopback_publishing_logs_nothing(caplog: pytest.LogCaptureFixture) -> N
 def test_host_address_is_what_a_host_process_dials(host_ip: str, address: str) -> None:
     """Unspecified addresses are reached through loopback; IPv6 is bracketed."""
     assert host_address(host_ip) == address
+
+
+def test_options_are_checked_against_where_the_engine_is() -> None:
+    """A tunnel needs an ssh:// engine; a remote engine needs a host_ip not on loopback."""
+    local = EngineAddress("unix:///var/run/docker.sock", "the default socket")
+    remote = EngineAddress("tcp://build-box:2376", "DOCKER_HOST")
+    with pytest.raises(InvalidArgumentError, match="needs an ssh:// engine") as caught:
+        check_against_engine(resolved(tunnel=True), local)
+    assert caught.value.argument == "tunnel"
+    with pytest.raises(InvalidArgumentError, match="on another host") as caught:
+        check_against_engine(resolved(), remote)
+    assert caught.value.argument == "host_ip"
+    check_against_engine(resolved(), local)
+    check_against_engine(resolved(host_ip="10.0.0.5"), remote)
 
 
 def test_auth_without_bcrypt_is_refused_before_anything_is_created(
