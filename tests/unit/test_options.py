@@ -311,5 +311,24 @@ def test_the_pytest_plugin_offers_every_option() -> None:
     assert "--ephemeral-registry-image" in group.added["registry_image"]
 
 
+def test_the_plugin_checks_where_the_engine_is_only_for_options_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At start-up, a remote engine with the default host_ip is left to a fixture's setup
+    (the run may use no registry), but a loopback host_ip given for it is refused; an
+    engine that cannot be found is left to the fixtures to report."""
+    from ephemeral_registry.pytest_plugin import _check_options
+
+    monkeypatch.setenv("DOCKER_HOST", "tcp://build-box:2376")
+    _check_options({})
+    _check_options({"host_ip": "10.0.0.5"})
+    with pytest.raises(InvalidArgumentError, match="on another host"):
+        _check_options({"host_ip": "127.0.0.1"})
+    with pytest.raises(InvalidArgumentError, match="push_timeout"):
+        _check_options({"push_timeout": -1.0})
+    monkeypatch.setenv("DOCKER_HOST", "nonsense")
+    _check_options({"tunnel": True})
+
+
 if __name__ == "__main__":
     print(options_table(), end="")
