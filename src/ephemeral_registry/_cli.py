@@ -162,7 +162,7 @@ def fill(part: str, values: Mapping[str, str]) -> str:
                 f"COMMAND has a stray {token!r} in {part!r}: write a literal brace as {token * 2}"
             )
         if name not in values:
-            known = ", ".join(f"{{{known}}}" for known in values)
+            known = ", ".join(f"{{{key}}}" for key in values)
             raise ValueError(
                 f"COMMAND has an unknown placeholder {token} in {part!r}: it may hold {known};"
                 " write a literal brace as {{ or }}"
