@@ -2,9 +2,10 @@
 
 Exit status: 0 on success; the converter's own status when ``push`` runs one;
 1 when the library raised an error (its message is printed); 2 for a usage
-error; 126 when the converter command cannot be run (permission denied), 127
-when it is not found, as in the shell; 130 after SIGINT and 143 after SIGTERM,
-once everything has been removed.
+error, a bad option value, SOURCE or ``--as`` (the library's
+``InvalidArgumentError``), said in one line; 126 when the converter command
+cannot be run (permission denied), 127 when it is not found, as in the shell;
+130 after SIGINT and 143 after SIGTERM, once everything has been removed.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TextIO
@@ -26,9 +27,11 @@ import anyio
 import anyio.abc
 
 from . import (
+    DockerUnavailableError,
     Endpoints,
     EphemeralRegistryError,
     ImageNotFoundError,
+    InvalidArgumentError,
     Leftover,
     LogLine,
     PushResult,
@@ -39,8 +42,9 @@ from . import (
     find_leftovers,
     sweep,
 )
-from ._docker import open_engine
-from ._options import OPTIONS, given_flags
+from ._discovery import check_address
+from ._docker import engine_address, open_engine
+from ._options import OPTIONS, check_against_engine, given_flags, resolve
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -51,16 +55,20 @@ CHECK_TIMEOUT = 30.0
 """Seconds the engine has to say whether it holds a SOURCE image."""
 DEFAULT_COLUMNS = 80
 """The status line's width when the terminal does not say."""
+PLACEHOLDERS = ("ref", "digest_ref", "digest", "pull_endpoint", "ca_file")
+"""What ``push -- COMMAND`` replaces in COMMAND, written ``{ref}`` and so on."""
+_BRACES = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
+"""A doubled brace, a placeholder, or a brace on its own, as ``str.format`` reads them."""
 
 
 class Output:
     """Results go to stdout; progress to stderr, as one live line on a terminal."""
 
-    def __init__(self, *, json_output: bool, quiet: bool, stderr: TextIO = sys.stderr) -> None:
+    def __init__(self, *, json_output: bool, quiet: bool, stderr: TextIO | None = None) -> None:
         self.json = json_output
         self.quiet = quiet
-        self._stderr = stderr
-        self._live = stderr.isatty() and not quiet and not json_output
+        self._stderr = sys.stderr if stderr is None else stderr  # the one of now, not of import
+        self._live = self._stderr.isatty() and not quiet and not json_output
         self._status_shown = False
         self._progress_started: float | None = None
 
@@ -136,8 +144,91 @@ def progress_line(done: int, total: int | None, elapsed: float, width: int) -> s
     return f"push [{'#' * filled}{'-' * (bar_width - filled)}] {figures}"[:width]
 
 
+def fill(part: str, values: Mapping[str, str]) -> str:
+    """One word of COMMAND with each ``{name}`` replaced by ``values[name]``, and ``{{`` and
+    ``}}`` by a brace.
+
+    Raises:
+        ValueError: a placeholder that is not one of ``values``, or a brace on its own;
+            the message names it.
+    """
+
+    def replace(match: re.Match[str]) -> str:
+        token, name = match[0], match[1]
+        if token in ("{{", "}}"):
+            return token[0]
+        if name is None:
+            raise ValueError(
+                f"COMMAND has a stray {token!r} in {part!r}: write a literal brace as {token * 2}"
+            )
+        if name not in values:
+            known = ", ".join(f"{{{key}}}" for key in values)
+            raise ValueError(
+                f"COMMAND has an unknown placeholder {token} in {part!r}: it may hold {known};"
+                " write a literal brace as {{ or }}"
+            )
+        return values[name]
+
+    return _BRACES.sub(replace, part)
+
+
+def check_command(command: Sequence[str]) -> None:
+    """Refuse COMMAND's unknown placeholders and stray braces before anything is made.
+
+    Raises:
+        ValueError: as ``fill`` does.
+    """
+    for part in command:
+        fill(part, dict.fromkeys(PLACEHOLDERS, ""))
+
+
+def _usage_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the command line that argparse does not see, if anything."""
+    try:
+        check_command(getattr(args, "command", []))
+    except ValueError as exc:
+        return str(exc)
+    if args.docker_host:
+        try:
+            check_address(args.docker_host, "--docker-host")
+        except DockerUnavailableError as exc:
+            return f"--docker-host: {exc.reason}"
+    return None
+
+
 def _registry_options(args: argparse.Namespace) -> dict[str, Any]:
     return given_flags(functools.partial(getattr, args))
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    """Refuse a bad option value as ``ephemeral_registry()`` would, but before the engine is
+    asked anything (SOURCE's check asks it).
+
+    Raises:
+        InvalidArgumentError: a bad value, or one that does not fit where the engine is.
+        DockerUnavailableError: no engine address applies.
+    """
+    check_against_engine(resolve(**_registry_options(args)), engine_address(None))
+
+
+def is_file(source: str) -> bool:
+    """Whether SOURCE names a file or directory, rather than a local image.
+
+    It does when it exists, or when it is written as a path (``/``, ``./``,
+    ``../`` or ``~`` first, where no image name may start): a missing one is
+    then a bad SOURCE, not an image to look for. A name the system cannot
+    look up (too long, holding a NUL, under a directory this process may not
+    read) counts as a file too, for the check to say what is wrong with it.
+    """
+    if source.startswith(("/", "./", "../", "~")) or source in (".", ".."):
+        return True
+    try:
+        os.stat(source)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except (OSError, ValueError):
+        return True
+    return True
 
 
 def _file_ref(path: Path) -> str:
@@ -157,7 +248,7 @@ async def _check_sources(sources: Sequence[str], ref: str | None) -> None:
         _reference.parse(ref)
     images = []
     for source in sources:
-        if await anyio.Path(source).exists():
+        if is_file(source):
             _source.check(source)
         else:
             images.append(_reference.local_image(source))
@@ -175,7 +266,7 @@ async def _push_source(
     output.status(f"pushing {source}")
     on_log = functools.partial(output.push_line, registry.pusher)
     on_progress = output.progress
-    if await anyio.Path(path).exists():
+    if is_file(source):
         reference = ref or _file_ref(path)
         return await registry.push(path, reference, on_log=on_log, on_progress=on_progress)
     return await registry.push_image(source, ref, on_log=on_log, on_progress=on_progress)
@@ -194,6 +285,7 @@ def _push_fields(result: PushResult) -> dict[str, str]:
 
 
 async def _push(args: argparse.Namespace, output: Output) -> int:
+    _check_options(args)
     await _check_sources([args.source], args.ref)
     async with ephemeral_registry(**_registry_options(args)) as registry:
         output.status("bringing up the registry")
@@ -207,7 +299,7 @@ async def _push(args: argparse.Namespace, output: Output) -> int:
             "pull_endpoint": endpoints.pull_endpoint,
             "ca_file": "" if endpoints.ca_file is None else str(endpoints.ca_file),
         }
-        command = [part.format(**values) for part in args.command]
+        command = [fill(part, values) for part in args.command]  # checked by main()
         output.status(f"running {' '.join(command)}")
         output.done_with_status()
         try:
@@ -222,6 +314,7 @@ async def _push(args: argparse.Namespace, output: Output) -> int:
 
 
 async def _serve(args: argparse.Namespace, output: Output) -> int:
+    _check_options(args)
     await _check_sources(args.push, None)
     async with ephemeral_registry(**_registry_options(args)) as registry:
         output.status("bringing up the registry")
@@ -273,6 +366,9 @@ async def _run(command: Callable[[], Awaitable[int]], output: Output) -> int:
         await tg.start(watch_signals)
         try:
             code = await command()
+        except InvalidArgumentError as exc:  # bad input: a SOURCE, --as, an option's value
+            output.error(str(exc))
+            code = EXIT_USAGE
         except EphemeralRegistryError as exc:
             output.error(str(exc))
             code = EXIT_ERROR
@@ -302,8 +398,9 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="ephemeral-registry",
         description="A throwaway OCI registry: push an image, hand its reference to a converter.",
-        epilog="Exit status: 0 ok; the COMMAND's own status; 1 error; 2 usage; 127 COMMAND not"
-        " found; 130 after SIGINT, 143 after SIGTERM (after everything is removed).",
+        epilog="Exit status: 0 ok; the COMMAND's own status; 1 error; 2 usage (a bad option,"
+        " SOURCE or --as); 127 COMMAND not found; 130 after SIGINT, 143 after SIGTERM (after"
+        " everything is removed).",
     )
     commands = top.add_subparsers(dest="name", required=True, metavar="COMMAND")
     push = commands.add_parser(
@@ -313,7 +410,8 @@ def parser() -> argparse.ArgumentParser:
         usage="ephemeral-registry push [options] SOURCE [-- COMMAND ...]",
         description="Bring up a registry, push SOURCE, run COMMAND with {ref}, {digest_ref},"
         " {digest}, {pull_endpoint} and {ca_file} (with --tls) replaced, then remove everything."
-        " Without COMMAND, print the references.",
+        " A literal brace in COMMAND is written {{ or }}; any other brace is refused before"
+        " anything is made. Without COMMAND, print the references.",
     )
     push.add_argument(
         "source", metavar="SOURCE", help="a local image name, a tarball or an OCI layout"
@@ -364,10 +462,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.name != "push":
             parser().error("only push takes a COMMAND after --")
         args.command = command
+    output = Output(json_output=args.json, quiet=args.quiet)
+    problem = _usage_problem(args)
+    if problem is not None:
+        output.error(problem)
+        return EXIT_USAGE
     if args.docker_host:
         # As the docker CLI's -H: it wins over DOCKER_HOST and every context.
         os.environ["DOCKER_HOST"] = args.docker_host
-    output = Output(json_output=args.json, quiet=args.quiet)
     commands = {"push": _push, "serve": _serve, "prune": _prune}
     return anyio.run(_run, lambda: commands[args.name](args, output), output)
 

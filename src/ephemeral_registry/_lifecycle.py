@@ -27,8 +27,7 @@ from ._options import (
     LayerCompression,
     PullPolicy,
     Pusher,
-    check_tunnel,
-    host_address,
+    check_against_engine,
     resolve,
 )
 from ._registry import Registry
@@ -155,10 +154,7 @@ async def ephemeral_registry(
     given = dict(locals())  # the arguments, by name: each is one of OPTIONS (but docker)
     options = resolve(**{name: given[name] for name in OPTION_NAMES})
     address = engine_address(docker)
-    if options.tunnel:
-        check_tunnel(address)
-    else:
-        host_address(options.host_ip, address)  # refuses loopback for a remote engine
+    check_against_engine(options, address)
     async with open_engine(docker, address, request_timeout=options.request_timeout) as engine:
         session = Session.new(auth=options.auth, tls=options.tls)
         live_sessions.add(session.session_id)

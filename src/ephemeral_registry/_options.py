@@ -284,12 +284,29 @@ def check_layer_compression(value: object) -> LayerCompression:
 
 
 def _host_ip(value: object) -> str:
+    """The one check of ``host_ip``: an IP address written out, without a zone.
+
+    ``ipaddress`` also takes an integer, bytes, or an IPv6 address with a zone
+    (``::1%lo``); the engine publishes a port on none of these (on a zoned
+    address it publishes nothing, and the bring-up waits out ``ready_timeout``).
+    """
+    if not isinstance(value, str):
+        raise InvalidArgumentError(
+            "host_ip", value, "must be an IP address written as text, such as '127.0.0.1'"
+        )
     try:
-        address = ipaddress.ip_address(value)  # type: ignore[arg-type]  # refused if not text
-    except (ValueError, TypeError):
+        address = ipaddress.ip_address(value)
+    except ValueError:
         raise InvalidArgumentError(
             "host_ip", value, "must be an IP address such as 127.0.0.1 (not a host name)"
         ) from None
+    if isinstance(address, ipaddress.IPv6Address) and address.scope_id is not None:
+        raise InvalidArgumentError(
+            "host_ip",
+            value,
+            f"must be an address without a zone (%{address.scope_id}): an engine publishes a"
+            f" port on an address alone; pass {value.partition('%')[0]}",
+        )
     if address.is_unspecified:
         logger.warning(
             "host_ip=%s publishes the registry on every interface: anyone who can reach this"
@@ -375,6 +392,19 @@ def check_tunnel(engine: EngineAddress) -> None:
     """
     if engine.is_ssh:
         _require("tunnel", "asyncssh", "ssh")
+
+
+def check_against_engine(options: Options, engine: EngineAddress) -> None:
+    """The checks of options that depend on where the engine is, before anything is created.
+
+    Raises:
+        InvalidArgumentError: ``tunnel=True`` where it cannot be had (see
+            ``check_tunnel``), or a loopback ``host_ip`` for an engine on another host.
+    """
+    if options.tunnel:
+        check_tunnel(engine)
+    else:
+        host_address(options.host_ip, engine)  # refuses loopback for a remote engine
 
 
 def host_address(host_ip: str, engine: EngineAddress | None = None) -> str:

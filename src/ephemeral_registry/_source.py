@@ -38,6 +38,8 @@ def check(source: str | os.PathLike[str]) -> Source:
     """Check that ``source`` is a readable tarball or OCI layout, or raise InvalidSourceError."""
     if not isinstance(source, str | os.PathLike):
         raise InvalidSourceError(source, "must be a path to a tarball or an OCI layout directory")
+    if "\0" in os.fspath(source):  # else a ValueError from the first system call
+        raise InvalidSourceError(source, "is no path: it holds a NUL character")
     path = Path(source)
     try:
         path = path.resolve(strict=True)

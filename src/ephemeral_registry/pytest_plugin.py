@@ -24,7 +24,10 @@ are called on the test's loop, as if the registry ran there.
 
 Options (command line, or ``addopts``): ``--ephemeral-registry-image``,
 ``--ephemeral-registry-crane-image``, ``--ephemeral-registry-pull`` (``never``
-for offline machines) and ``--ephemeral-registry-keep-on-failure``.
+for offline machines) and ``--ephemeral-registry-keep-on-failure``. They, and
+the ``EPHEMERAL_REGISTRY_*_IMAGE`` environment variables, are checked at
+start-up by ``ephemeral_registry()``'s rules: a bad one is a usage error
+before any test runs, not an error at each fixture's setup.
 
 pytest-xdist: each worker is its own process and gets its own registry.
 Sharing one across workers would make one worker its owner, and its exit
@@ -46,7 +49,17 @@ import anyio.to_thread
 import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from ._options import OPTIONS, LayerCompression, Pusher, given_flags
+from ._discovery import discover
+from ._errors import DockerUnavailableError, InvalidArgumentError
+from ._options import (
+    BY_NAME,
+    OPTIONS,
+    LayerCompression,
+    Pusher,
+    check_against_engine,
+    given_flags,
+    resolve,
+)
 from ._pushers.report import call
 from ._types import Endpoints, OnLog, OnProgress, PushResult
 
@@ -186,6 +199,44 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="leave registries in place when a test fails, for debugging",
     )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse bad options at start-up, as ``pytest.UsageError``, not at a fixture's setup."""
+    if config.getoption("help"):
+        return  # help is shown whatever the options say
+    try:
+        _check_options(_options(config))
+    except InvalidArgumentError as exc:
+        raise pytest.UsageError(_usage(exc)) from None
+
+
+def _check_options(given: dict[str, Any]) -> None:
+    """Check the options given as ``ephemeral_registry()`` checks them on entering.
+
+    Where the engine is matters to ``tunnel`` and ``host_ip`` only when given:
+    a remote engine with the default ``host_ip`` fails a fixture's setup, not
+    a run that may use no registry. An engine that cannot be found is left to
+    the fixtures to report.
+
+    Raises:
+        InvalidArgumentError: as ``ephemeral_registry()`` would.
+    """
+    options = resolve(**given)
+    if "tunnel" in given or "host_ip" in given:
+        try:
+            engine = discover()
+        except DockerUnavailableError:
+            return
+        check_against_engine(options, engine)
+
+
+def _usage(exc: InvalidArgumentError) -> str:
+    """The error, naming the plugin's flag rather than the library's argument."""
+    option = BY_NAME.get(exc.argument)
+    if option is None or not option.flag:  # an environment variable
+        return f"ephemeral-registry: {exc}"
+    return f"--ephemeral-registry-{option.flag_name[2:]}={exc.value!r}: {exc.problem}"
 
 
 @pytest.hookimpl(wrapper=True)

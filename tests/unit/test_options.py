@@ -7,6 +7,7 @@ import functools
 import inspect
 import logging
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from ephemeral_registry._options import (
     OPTIONS,
     Option,
     Options,
+    check_against_engine,
     check_tunnel,
     given_flags,
     host_address,
@@ -110,6 +112,25 @@ def test_bad_arguments_are_refused(argument: str, value: object, problem: str) -
     assert isinstance(caught.value, ValueError)
 
 
+@pytest.mark.parametrize(
+    ("host_ip", "problem"),
+    [
+        ("::1%lo", "without a zone (%lo)"),
+        ("fe80::1%eth0", "pass fe80::1"),
+        (2130706433, "written as text"),  # ipaddress reads it as 127.0.0.1
+        (b"\x7f\x00\x00\x01", "written as text"),  # and this too
+        ("127.1", "not a host name"),
+        (" 127.0.0.1", "not a host name"),
+    ],
+)
+def test_a_host_ip_must_be_a_literal_address_without_a_zone(host_ip: object, problem: str) -> None:
+    """A zone, or an address that is not written out, is refused up front: the engine would
+    publish on none of them, and the bring-up would wait out ready_timeout."""
+    with pytest.raises(InvalidArgumentError, match=re.escape(problem)) as caught:
+        resolved(host_ip=host_ip)
+    assert caught.value.argument == "host_ip"
+
+
 def test_a_bad_image_in_the_environment_names_the_variable(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -147,6 +168,19 @@ def test_loopback_publishing_logs_nothing(caplog: pytest.LogCaptureFixture) -> N
 def test_host_address_is_what_a_host_process_dials(host_ip: str, address: str) -> None:
     """Unspecified addresses are reached through loopback; IPv6 is bracketed."""
     assert host_address(host_ip) == address
+
+
+def test_options_are_checked_against_where_the_engine_is() -> None:
+    """A remote engine needs a host_ip not on loopback, unless a tunnel reaches it."""
+    local = EngineAddress("unix:///var/run/docker.sock", "the default socket")
+    remote = EngineAddress("tcp://build-box:2376", "DOCKER_HOST")
+    check_against_engine(resolved(tunnel=True), local)
+    check_against_engine(resolved(tunnel=True), remote)
+    with pytest.raises(InvalidArgumentError, match="on another host") as caught:
+        check_against_engine(resolved(), remote)
+    assert caught.value.argument == "host_ip"
+    check_against_engine(resolved(), local)
+    check_against_engine(resolved(host_ip="10.0.0.5"), remote)
 
 
 def test_auth_without_bcrypt_is_refused_before_anything_is_created(
@@ -300,6 +334,25 @@ def test_the_pytest_plugin_offers_every_option() -> None:
         else:
             assert option.name not in group.added
     assert "--ephemeral-registry-image" in group.added["registry_image"]
+
+
+def test_the_plugin_checks_where_the_engine_is_only_for_options_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At start-up, a remote engine with the default host_ip is left to a fixture's setup
+    (the run may use no registry), but a loopback host_ip given for it is refused; an
+    engine that cannot be found is left to the fixtures to report."""
+    from ephemeral_registry.pytest_plugin import _check_options
+
+    monkeypatch.setenv("DOCKER_HOST", "tcp://build-box:2376")
+    _check_options({})
+    _check_options({"host_ip": "10.0.0.5"})
+    with pytest.raises(InvalidArgumentError, match="on another host"):
+        _check_options({"host_ip": "127.0.0.1"})
+    with pytest.raises(InvalidArgumentError, match="push_timeout"):
+        _check_options({"push_timeout": -1.0})
+    monkeypatch.setenv("DOCKER_HOST", "nonsense")
+    _check_options({"tunnel": True})
 
 
 if __name__ == "__main__":

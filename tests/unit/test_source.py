@@ -64,6 +64,8 @@ def gzipped(path: Path) -> Path:
         (lambda p: (p / "notes.txt").write_text("hello\n") and p / "notes.txt", "not a tar"),
         (lambda p: (p / "empty.tar").write_bytes(b"") or p / "empty.tar", "not a tar"),
         (lambda p: gzipped(write_tar(p / "image.tar")), "not a tar archive"),
+        (lambda p: p / ("x" * 300), "cannot be read: File name too long"),
+        (lambda p: f"{p}/image\0.tar", "holds a NUL character"),
     ],
 )
 def test_bad_sources_are_refused(tmp_path: Path, make: object, problem: str) -> None:

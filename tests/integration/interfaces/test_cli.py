@@ -79,10 +79,11 @@ async def test_push_a_tarball_file(tmp_path: Path) -> None:
     ("args", "status", "message"),
     [
         (["push", "ephemeral-registry-testbed/absent:1"], 1, "is not held by the Docker engine"),
-        (["push", testbed.SAMPLE, "--as", "Bad Ref"], 1, "ref='Bad Ref'"),
-        (["push", testbed.SAMPLE, "--host-ip", "localhost"], 1, "not a host name"),
+        (["push", testbed.SAMPLE, "--as", "Bad Ref"], 2, "ref='Bad Ref'"),
+        (["push", testbed.SAMPLE, "--host-ip", "localhost"], 2, "not a host name"),
         (["push", testbed.SAMPLE, "--", "no-such-converter-here"], 127, "command not found"),
         (["push", testbed.SAMPLE, "--", "/dev/null"], 126, "cannot run /dev/null"),
+        (["push", testbed.SAMPLE, "--", "echo", "{nope}"], 2, "unknown placeholder {nope}"),
         (["push"], 2, "the following arguments are required: SOURCE"),
         (["launch"], 2, "invalid choice"),
         (["serve", "--", "echo"], 2, "only push takes a COMMAND"),
@@ -92,31 +93,76 @@ async def test_failures_have_documented_exit_codes(
     args: list[str], status: int, message: str
 ) -> None:
     """1 for a library error, 126 for a converter that cannot run, 127 for a missing one,
-    2 for usage."""
+    2 for usage and bad input."""
     code, _, err = await cli(*args)
     assert code == status
     assert message in err
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("args", "status", "message"),
     [
-        (["push", "ephemeral-registry-testbed/absent:1"], "is not held by the Docker engine"),
-        (["push", testbed.SAMPLE, "--as", "Bad Ref"], "ref='Bad Ref'"),
-        (["push", "notes.txt"], "notes.txt"),
-        (["serve", "--push", "ephemeral-registry-testbed/absent:1"], "is not held"),
+        (["push", "ephemeral-registry-testbed/absent:1"], 1, "is not held by the Docker engine"),
+        (["push", testbed.SAMPLE, "--as", "Bad Ref"], 2, "ref='Bad Ref'"),
+        (["push", "notes.txt"], 2, "notes.txt"),
+        (["serve", "--push", "ephemeral-registry-testbed/absent:1"], 1, "is not held"),
     ],
 )
 async def test_a_bad_source_is_refused_before_anything_is_made(
-    args: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    args: list[str], status: int, message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The engine is asked whether it holds the image, and nothing is created."""
     (tmp_path / "notes.txt").write_text("not an image\n")
     monkeypatch.chdir(tmp_path)
     async with EngineProxy.running(tmp_path / "engine.sock") as proxy:
         code, _, err = await cli(*args, "--docker-host", proxy.url)
-    assert (code, message in err) == (1, True), err
+    assert (code, message in err) == (status, True), err
     assert not [request for request in proxy.requests if request.startswith("POST")], proxy.requests
+
+
+LONG_NAME = "x" * 300
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["push", testbed.SAMPLE, "--", "sh", "-c", "echo ${HOME}"], "placeholder {HOME}"),
+        (["push", testbed.SAMPLE, "--", "{nope}"], "unknown placeholder {nope}"),
+        (["push", testbed.SAMPLE, "--", "echo", "{"], "stray '{'"),
+        (["push", f"/tmp/{LONG_NAME}.tar"], "File name too long"),
+        (["push", LONG_NAME], "File name too long"),
+        (["push", "./missing.tar"], "source='./missing.tar': no such file or directory"),
+        (["serve", "--push", "/no/such/image.tar"], "no such file or directory"),
+        (["push", "--push-timeout", "-1", testbed.SAMPLE], "push_timeout=-1.0"),
+        (["push", "--push-timeout", "inf", testbed.SAMPLE], "push_timeout=inf"),
+        (["push", "--host-ip", "::1%lo", testbed.SAMPLE], "without a zone"),
+        (["serve", "--registry-image", "two words"], "registry_image='two words'"),
+    ],
+)
+async def test_bad_input_is_one_line_and_exit_2_before_the_engine_is_asked(
+    args: list[str], message: str, tmp_path: Path
+) -> None:
+    """A stray brace or unknown placeholder in COMMAND, a bad path or option value: one
+    line on stderr, no traceback, exit 2, and not one request to the engine."""
+    async with EngineProxy.running(tmp_path / "engine.sock") as proxy:
+        code, out, err = await cli(args[0], "--docker-host", proxy.url, *args[1:])
+    assert code == 2, err
+    assert err.startswith("ephemeral-registry: ")
+    assert err.count("\n") == 1, err
+    assert message in err
+    assert out == ""
+    assert proxy.requests == []
+
+
+async def test_doubled_braces_are_literal_braces_in_the_command() -> None:
+    """{{ and }} reach COMMAND as single braces, beside a replaced placeholder."""
+    code, out, err = await cli(
+        "push", "--quiet", testbed.SAMPLE, "--", "sh", "-c", 'echo "$0"', "{{ref}}={ref}"
+    )
+    assert code == 0, err
+    literal, ref = out.strip().split("=")
+    assert literal == "{ref}"
+    assert ref.endswith(f"/{testbed.SAMPLE}")
 
 
 @pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -252,3 +253,88 @@ def test_the_pusher_option_chooses_the_native_pusher(pytester: pytest.Pytester) 
     pytester.makepyfile(test_native=NATIVE_TEST.format(image=testbed.SAMPLE))
     result = pytester.runpytest_subprocess(*OPTIONS, "--ephemeral-registry-pusher=native")
     result.assert_outcomes(passed=1)
+
+
+BAD_OPTIONS = {
+    # name: (pytest's arguments, the environment, an ini file's addopts, what the error says)
+    "a negative push timeout": (
+        ["--ephemeral-registry-push-timeout", "-1"],
+        {},
+        "",
+        "--ephemeral-registry-push-timeout=-1.0: must be a positive, finite number of seconds",
+    ),
+    "an endless push timeout": (
+        ["--ephemeral-registry-push-timeout=inf"],
+        {},
+        "",
+        "--ephemeral-registry-push-timeout=inf: must be a positive, finite",
+    ),
+    "a host name": (
+        ["--ephemeral-registry-host-ip=localhost"],
+        {},
+        "",
+        "--ephemeral-registry-host-ip='localhost': must be an IP address",
+    ),
+    "an address with a zone": (
+        ["--ephemeral-registry-host-ip=::1%lo"],
+        {},
+        "",
+        "--ephemeral-registry-host-ip='::1%lo': must be an address without a zone",
+    ),
+    "a space in an image's variable": (
+        [],
+        {"EPHEMERAL_REGISTRY_REGISTRY_IMAGE": "two words"},
+        "",
+        "ephemeral-registry: EPHEMERAL_REGISTRY_REGISTRY_IMAGE='two words': an image reference",
+    ),
+    "a bad value in the ini file's addopts": (
+        [],
+        {},
+        "--ephemeral-registry-max-concurrent-pushes=0",
+        "--ephemeral-registry-max-concurrent-pushes=0: must be a whole number, at least 1",
+    ),
+}
+
+USING_THE_FIXTURES = """
+def test_session(ephemeral_registry):
+    pass
+
+async def test_factory(ephemeral_registry_factory):
+    await ephemeral_registry_factory()
+
+def test_none():
+    pass
+"""
+
+
+@pytest.mark.parametrize("case", BAD_OPTIONS)
+def test_bad_options_are_a_usage_error_before_any_test_or_engine_call(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, case: str
+) -> None:
+    """From the command line, addopts or the environment, a bad option is pytest's usage
+    error at start-up, checked by ephemeral_registry()'s rules: no test runs, no traceback,
+    and the engine (a socket that only listens) is never connected to."""
+    arguments, environment, addopts, message = BAD_OPTIONS[case]
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    if addopts:
+        pytester.makeini(f"[pytest]\naddopts = {addopts}\n")
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(
+        test_suite="import pytest\npytestmark = pytest.mark.anyio\n" + USING_THE_FIXTURES
+    )
+    with socket.socket(socket.AF_UNIX) as engine:
+        engine.bind(str(tmp_path / "engine.sock"))
+        engine.listen()
+        monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path / 'engine.sock'}")
+        result = pytester.runpytest_subprocess(
+            "-p", "no:cacheprovider", "--ephemeral-registry-request-timeout=2", *arguments
+        )
+        engine.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            engine.accept()  # no connection waits: the engine was never asked anything
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert f"ERROR: {message}" in result.errlines[0]
+    output = "\n".join(result.outlines + result.errlines)
+    assert "Traceback" not in output
+    assert "test_session" not in output  # nothing was collected, nothing set up
