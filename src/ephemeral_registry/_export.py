@@ -51,8 +51,9 @@ from anyio import Path as AsyncPath
 from ._concurrency import opened
 from ._docker import Engine
 from ._errors import EphemeralRegistryError, ExportError, ImageNotFoundError
+from ._oci.documents import MAX_DOCUMENT, parse_object
 from ._oci.errors import FormatError
-from ._oci.layout import MAX_DOCUMENT, check_digest, parse_json
+from ._oci.layout import check_digest
 from ._oci.media_types import (
     DOCKER_MANIFEST,
     DOCKER_MANIFEST_LIST,
@@ -554,8 +555,8 @@ class Unpacker:
             )
         try:
             if len(content) > 1 << 16:  # parsing a large one takes milliseconds
-                return await anyio.to_thread.run_sync(parse_json, content, blob.digest)
-            return parse_json(content, f"the blob {blob.digest}")
+                return await anyio.to_thread.run_sync(parse_object, content, blob.digest)
+            return parse_object(content, f"the blob {blob.digest}")
         except FormatError as exc:
             raise self.broken(str(exc)) from None
 
