@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import io
@@ -15,8 +16,8 @@ import anyio
 import pytest
 import zstandard
 
-from ephemeral_registry import ExportError, ImageNotFoundError
-from ephemeral_registry._export import unpack_save
+from ephemeral_registry import ExportError, ImageNotFoundError, InvalidSourceError
+from ephemeral_registry._export import check_tarball, unpack_save
 from ephemeral_registry._oci.documents import MAX_DOCUMENT
 from ephemeral_registry._oci.media_types import (
     OCI_INDEX,
@@ -622,3 +623,52 @@ async def test_large_json_documents_hold_neither_the_loop_nor_a_deadline(
             )
         tg.cancel_scope.cancel()
     assert max(gaps) < 0.1, f"the event loop was held for {max(gaps):.3f} s"
+
+
+def pax_headers_in_a_row() -> bytes:
+    """1,000 PAX headers of distinct keys before one member: they held 464 MiB."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for n in range(1000):
+            records = b"".join(b"1014 k%06d=%s\n" % (4 * n + m, b"v" * 1000) for m in range(4))
+            info = tarfile.TarInfo("././@PaxHeader")
+            info.type, info.size = tarfile.XHDTYPE, len(records)
+            tar.addfile(info, io.BytesIO(records))
+        members, _ = docker_save([layer("one")])
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data) if isinstance(data, bytes) else 0
+            tar.addfile(info, io.BytesIO(data if isinstance(data, bytes) else b""))
+    return buffer.getvalue()
+
+
+def a_config_whose_os_is_990_lists_deep() -> bytes:
+    members, config = docker_save([layer("one")])
+    config_name = sha(config).removeprefix("sha256:") + ".json"
+    deep = b'{"os": ' + b"[" * 990 + b"]" * 990 + b"}"
+    return save_tar([(name, deep if name == config_name else data) for name, data in members])
+
+
+@pytest.mark.parametrize(
+    ("make", "problem"),
+    [
+        (pax_headers_in_a_row, "more than 8 extended headers in a row"),
+        (a_config_whose_os_is_990_lists_deep, "nests arrays and objects more than 64 deep"),
+        (a_million_floats_for_an_os, "more than 65536 strings, commas and brackets"),
+        (megabytes_of_manifest_json, "more than 65536 strings, commas and brackets"),
+        (many_entries_naming_one_config, "it holds several images"),
+    ],
+    ids=["pax-headers-in-a-row", "990-deep-os", "1.5M-floats-os", "7.5-MB-manifest-json",
+         "1024-entries-one-config"],
+)  # fmt: skip
+async def test_a_callers_tarball_of_these_is_an_invalid_source_error(
+    tmp_path: Path, make: Callable[[], bytes], problem: str
+) -> None:
+    """The same reader checks a tarball given to push(), with either pusher: its problems are
+    the caller's, an InvalidSourceError naming the file, within a deadline."""
+    path = tmp_path / "image.tar"
+    path.write_bytes(make())
+    with pytest.raises(InvalidSourceError, match=problem) as caught, anyio.fail_after(2):
+        await check_tarball(path, fail=functools.partial(InvalidSourceError, path))
+    assert caught.value.argument == "source"
+    assert caught.value.value == path
