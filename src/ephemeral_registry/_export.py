@@ -37,7 +37,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Literal, Protocol, cast
+from typing import IO, Any, Literal, Protocol, TypeGuard, TypeVar, cast
 
 import anyio.to_thread
 import zstandard
@@ -51,8 +51,9 @@ from anyio import Path as AsyncPath
 from ._concurrency import opened
 from ._docker import Engine
 from ._errors import EphemeralRegistryError, ExportError, ImageNotFoundError
+from ._oci.documents import MAX_DOCUMENT, kind_of, parse_array, parse_object
 from ._oci.errors import FormatError
-from ._oci.layout import MAX_DOCUMENT, check_digest, parse_json
+from ._oci.layout import check_digest
 from ._oci.media_types import (
     DOCKER_MANIFEST,
     DOCKER_MANIFEST_LIST,
@@ -74,6 +75,7 @@ EXPORT_PREFIX = "ephemeral-registry-export-"
 ReadExactly = Callable[[int], Awaitable[bytes]]
 Compression = Literal["none", "gzip", "zstd"]
 
+T = TypeVar("T")
 Fail = Callable[[str], EphemeralRegistryError]
 """Makes the error for a problem with the input: whose input it was decides its type."""
 
@@ -85,7 +87,10 @@ MAX_MEMBERS = 100_000
 MAX_NAME_BYTES = 16 << 20
 """The most bytes of member names and link targets indexed, in all."""
 MAX_MANIFESTS = 1024
-"""The most distinct manifests and indexes an index.json may lead to."""
+"""The most distinct manifests and indexes an index.json may lead to, and the most images
+a manifest.json may list."""
+MAX_DESCRIPTORS = 4 * MAX_MANIFESTS
+"""The most descriptors its indexes may hold in all, those that repeat included."""
 LAYER_TYPES: dict[Compression, str] = {
     "none": OCI_LAYER,
     "gzip": OCI_LAYER_GZIP,
@@ -104,6 +109,33 @@ class Blob:
     """The digest of the uncompressed content (the blob's own digest when uncompressed)."""
     problem: str | None = None
     """Why its content could not be decompressed (corrupt gzip or zstd), if it could not."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """What this library reads of an image config, typed."""
+
+    platform: Platform
+    diff_ids: tuple[str, ...] | None
+    """The digests of its layers' uncompressed content; None where it names no array of
+    strings (an error only for an image that is pushed)."""
+
+
+def read_config(content: bytes, what: str) -> Config:
+    """An image config's platform and diff_ids (blocking: on a worker thread).
+
+    Raises:
+        FormatError: it is not a JSON object within ``_oci.documents``' bounds, or its
+            os, architecture or variant is not a short string.
+    """
+    document = parse_object(content, what)
+    try:
+        platform = Platform.of(document)
+    except FormatError as exc:
+        raise FormatError(f"{what}: {exc}") from None
+    rootfs = document.get("rootfs")
+    diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+    return Config(platform, tuple(diff_ids) if _strings(diff_ids) else None)
 
 
 @dataclass(frozen=True)
@@ -469,9 +501,11 @@ class Unpacker:
 
     Any input ends in a result or in the error ``fail`` makes (by default an
     ``ExportError`` naming ``image``): the tar is read by the one tar reader
-    (``_oci.tar``), JSON documents are checked for type before use, an
-    index's descriptors are checked against the digest grammar, and what is
-    indexed is bounded (``MAX_MEMBERS``, ``MAX_MANIFESTS``).
+    (``_oci.tar``); JSON documents are parsed on a worker thread within the
+    bounds of ``_oci.documents`` (size, nesting, tokens) and checked for type
+    there, each config once however many images name it; an index's
+    descriptors are checked against the digest grammar; and what is indexed
+    is bounded (``MAX_MEMBERS``, ``MAX_MANIFESTS``, ``MAX_DESCRIPTORS``).
     """
 
     def __init__(
@@ -484,6 +518,7 @@ class Unpacker:
         self._files: dict[str, Blob] = {}
         self._links: dict[str, str] = {}
         self._name_bytes = 0
+        self._configs: dict[str, Config] = {}
 
     def broken(self, problem: str) -> EphemeralRegistryError:
         return self._fail(problem)
@@ -514,7 +549,8 @@ class Unpacker:
             else:
                 self._links[name] = posixpath.normpath(member.link)
 
-    # Finding the image in what was unpacked.
+    # Finding the image in what was unpacked. Documents are parsed on a worker thread,
+    # within the bounds of _oci.documents, and typed there; each config once.
 
     def _member(self, name: str) -> Blob | None:
         """The file a member name stands for, following links (as for repeated layers)."""
@@ -525,12 +561,10 @@ class Unpacker:
             name = self._links[name]
         return self._files.get(name)
 
-    def _named(self, name: object) -> Blob:
-        if not isinstance(name, str):
-            raise self.broken(f"its manifest.json names a file by {name!r:.80}, not a string")
+    def _named(self, name: str) -> Blob:
         blob = self._member(name)
         if blob is None:
-            raise self.broken(f"its manifest names {name:.200}, which the tar does not hold")
+            raise FormatError(f"its manifest names {name:.200}, which the tar does not hold")
         return blob
 
     def _by_digest(self, digest: object) -> Blob | None:
@@ -544,42 +578,50 @@ class Unpacker:
             raise self.broken(f"the blob named {digest} has the digest {blob.digest}")
         return blob
 
-    async def _json(self, blob: Blob) -> dict[str, Any]:
-        """A JSON object of the save."""
+    async def _content(self, blob: Blob, what: str) -> bytes:
         content = await self._store.content(blob)
         if content is None:
             raise self.broken(
-                f"the JSON document {blob.digest} has {blob.size} bytes: over what is read"
-                f" (at most {MAX_DOCUMENT}, and the save's small files held at once)"
+                f"{what} has {blob.size} bytes: over what is read (at most {MAX_DOCUMENT},"
+                " and the save's small files held at once)"
             )
+        return content
+
+    async def _off_loop(self, read: Callable[[bytes, str], T], blob: Blob, what: str) -> T:
+        """``read(content, what)`` of a JSON document of the save, on a worker thread."""
+        content = await self._content(blob, what)
         try:
-            if len(content) > 1 << 16:  # parsing a large one takes milliseconds
-                return await anyio.to_thread.run_sync(parse_json, content, blob.digest)
-            return parse_json(content, f"the blob {blob.digest}")
+            return await anyio.to_thread.run_sync(read, content, what)
         except FormatError as exc:
             raise self.broken(str(exc)) from None
 
-    async def _json_list(self, blob: Blob) -> list[Any]:
-        """``manifest.json``: a JSON array."""
-        content = await self._store.content(blob)
-        try:
-            document = json.loads(content) if content is not None else None
-        except (ValueError, RecursionError):
-            document = None
-        if not isinstance(document, list):
-            raise self.broken("its manifest.json is not an array (of JSON, at most 8 MiB)")
-        return document
+    async def _json(self, blob: Blob) -> dict[str, Any]:
+        """A JSON object of the save (an index, a manifest)."""
+        return await self._off_loop(parse_object, blob, f"the JSON document {blob.digest}")
+
+    async def _config(self, blob: Blob) -> Config:
+        """An image config of the save, typed; read once, however many images name it."""
+        config = self._configs.get(blob.digest)
+        if config is None:
+            config = await self._off_loop(read_config, blob, f"the config {blob.digest}")
+            self._configs[blob.digest] = config
+        return config
 
     async def _oci_images(self, index: Blob) -> list[Image]:
         """The complete images an OCI layout's index leads to, through nested indexes;
         an entry that repeats is visited once."""
         images: list[Image] = []
         seen: set[str] = set()
+        named = 0
 
         async def visit(descriptors: object, depth: int) -> None:
+            nonlocal named
             if not isinstance(descriptors, list):
                 raise self.broken("an index's manifests is not an array")
             for descriptor in descriptors:
+                named += 1
+                if named > MAX_DESCRIPTORS:
+                    raise self.broken(f"its indexes name more than {MAX_DESCRIPTORS} manifests")
                 if not isinstance(descriptor, dict):
                     raise self.broken("an index names a manifest by something not an object")
                 blob = self._by_digest(descriptor.get("digest"))
@@ -590,6 +632,8 @@ class Unpacker:
                     raise self.broken(f"its index leads to more than {MAX_MANIFESTS} manifests")
                 document = await self._json(blob)
                 media_type = descriptor.get("mediaType") or document.get("mediaType")
+                if not isinstance(media_type, str | None):
+                    raise self.broken(f"the mediaType of {blob.digest} is not a string")
                 if media_type in (OCI_INDEX, DOCKER_MANIFEST_LIST) and depth < MAX_LINKS:
                     await visit(document.get("manifests", []), depth + 1)
                 elif media_type in (OCI_MANIFEST, DOCKER_MANIFEST):
@@ -610,27 +654,46 @@ class Unpacker:
         layers = [self._by_digest(layer.get("digest")) for layer in layer_descriptors]
         if config is None or None in layers:
             return None
-        platform = Platform.of(await self._json(config))
+        platform = (await self._config(config)).platform
         if platform.os == "unknown":  # an attestation, not an image
             return None
         return Image(platform, config, [layer for layer in layers if layer is not None])
+
+    def _saved_entries(self, content: bytes, what: str) -> list[tuple[Blob, list[Blob]]]:
+        """The config and layers of each image ``manifest.json`` lists, typed, and found in
+        the tar (blocking: on a worker thread)."""
+        entries = parse_array(content, what)
+        if len(entries) > MAX_MANIFESTS:
+            raise FormatError(f"its manifest.json lists more than {MAX_MANIFESTS} images")
+        found = []
+        for entry in entries:
+            check_cancelled()
+            if not isinstance(entry, dict):
+                raise FormatError("its manifest.json is malformed: an entry is not an object")
+            config, layers, tags = entry.get("Config"), entry.get("Layers"), entry.get("RepoTags")
+            if not isinstance(config, str):
+                raise FormatError(
+                    f"its manifest.json is malformed: a Config is {kind_of(config)}, not a name"
+                )
+            if not _strings(layers):
+                raise FormatError("its manifest.json is malformed: Layers is not an array of names")
+            if tags is not None and not _strings(tags):  # null where an image has no tag
+                raise FormatError(
+                    "its manifest.json is malformed: RepoTags is not an array of tags"
+                )
+            found.append((self._named(config), [self._named(name) for name in layers]))
+        return found
 
     async def _saved_images(self) -> list[Image]:
         """The images ``manifest.json`` lists (engines that write no index.json)."""
         manifest = self._member("manifest.json")
         if manifest is None:
             raise self.broken("no manifest.json: not a docker save tar")
-        images = []
-        entries = await self._json_list(manifest)
-        if len(entries) > MAX_MANIFESTS:
-            raise self.broken(f"its manifest.json lists more than {MAX_MANIFESTS} images")
-        for entry in entries:
-            if not isinstance(entry, dict) or not isinstance(entry.get("Layers"), list):
-                raise self.broken("manifest.json is malformed")
-            config = self._named(entry.get("Config"))
-            layers = [self._named(name) for name in entry["Layers"]]
-            images.append(Image(Platform.of(await self._json(config)), config, layers))
-        return images
+        entries = await self._off_loop(self._saved_entries, manifest, "its manifest.json")
+        return [
+            Image((await self._config(config)).platform, config, layers)
+            for config, layers in entries
+        ]
 
     async def _images(self) -> list[Image]:
         """Every complete image the save holds: through its index.json, else manifest.json."""
@@ -678,10 +741,9 @@ class Unpacker:
 
     async def _checked(self, image: Image) -> Image:
         """``image``, once its layers are checked against its config's diff_ids."""
-        rootfs = (await self._json(image.config)).get("rootfs")
-        diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
-        if not isinstance(diff_ids, list):
-            raise self.broken("its config names no rootfs.diff_ids")
+        diff_ids = (await self._config(image.config)).diff_ids
+        if diff_ids is None:
+            raise self.broken("its config names no rootfs.diff_ids (an array of strings)")
         if len(image.layers) != len(diff_ids):
             raise self.broken(f"{len(image.layers)} layers, but its config names {len(diff_ids)}")
         for layer, diff_id in zip(image.layers, diff_ids, strict=True):
@@ -692,6 +754,10 @@ class Unpacker:
                     f"a layer's content has the digest {layer.diff_id}, its config says {diff_id}"
                 )
         return image
+
+
+def _strings(value: object) -> TypeGuard[list[str]]:
+    return isinstance(value, list) and all(isinstance(each, str) for each in value)
 
 
 def manifest_json(config: Blob, layers: list[Blob]) -> bytes:

@@ -13,8 +13,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ._errors import InvalidArgumentError
+from ._oci.documents import kind_of
+from ._oci.errors import FormatError
 
 _PART = re.compile(r"[a-z0-9_.-]+")
+MAX_PART = 128
+"""The longest os, architecture or variant read from an image (``linux``, ``amd64``, ``v8``)."""
 
 
 @dataclass(frozen=True)
@@ -44,12 +48,20 @@ class Platform:
 
     @classmethod
     def of(cls, fields: Mapping[str, object]) -> Platform:
-        """The platform named by an OCI descriptor's ``platform`` or an image config."""
-        return cls(
-            str(fields.get("os", "")),
-            str(fields.get("architecture", "")),
-            str(fields.get("variant", "") or ""),
-        )
+        """The platform named by an OCI descriptor's ``platform`` or an image config: each
+        part a string of at most ``MAX_PART`` characters, or absent (or null), else a
+        ``FormatError``."""
+        parts = []
+        for name in ("os", "architecture", "variant"):
+            value = fields.get(name)
+            if value is None:
+                value = ""
+            if not isinstance(value, str):
+                raise FormatError(f"its {name} is not a string but {kind_of(value)}")
+            if len(value) > MAX_PART:
+                raise FormatError(f"its {name} has {len(value)} characters (at most {MAX_PART})")
+            parts.append(value)
+        return cls(*parts)
 
 
 def parse(platform: str, *, option: str = "platform") -> Platform:

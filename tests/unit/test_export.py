@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import io
@@ -15,8 +16,9 @@ import anyio
 import pytest
 import zstandard
 
-from ephemeral_registry import ExportError, ImageNotFoundError
-from ephemeral_registry._export import unpack_save
+from ephemeral_registry import ExportError, ImageNotFoundError, InvalidSourceError
+from ephemeral_registry._export import check_tarball, unpack_save
+from ephemeral_registry._oci.documents import MAX_DOCUMENT
 from ephemeral_registry._oci.media_types import (
     OCI_INDEX,
     OCI_LAYER,
@@ -446,8 +448,20 @@ async def test_a_config_over_a_mebibyte_is_exported(tmp_path: Path) -> None:
     [
         ("config", b"[1, 2]", "is not an object"),
         ("config", b'{"os": "linux", "rootfs": "layers"}', "no rootfs.diff_ids"),
+        ("config", b'{"os": 7, "rootfs": {"diff_ids": []}}', "its os is not a string but the"),
+        ("config", b'{"os": "linux", "variant": ["v8"]}', "its variant is not a string"),
+        ("config", b'{"architecture": "' + b"a" * 129 + b'"}', "has 129 characters"),
+        ("config", b'{"os": ' + b"[" * 990 + b"]" * 990 + b"}", "more than 64 deep"),
+        ("config", b'{"os": "linux", "rootfs": {"diff_ids": [7]}}', "no rootfs.diff_ids"),
         ("manifest.json", b'{"Config": "c.json"}', "is not an array"),
         ("manifest.json", b'[{"Config": 7}]', "manifest.json is malformed"),
+        ("manifest.json", b"[1, 2", "its manifest.json is not JSON"),
+        ("manifest.json", b"[" * 990 + b"]" * 990, "more than 64 deep"),
+        ("manifest.json", b'[{"Config": "%s", "Layers": [7]}]', "Layers is not an array"),
+        ("manifest.json", b'[{"Config": "%s", "Layers": "l"}]', "Layers is not an array"),
+        ("manifest.json", b'[{"Config": "%s", "Layers": [], "RepoTags": "x"}]', "RepoTags"),
+        ("manifest.json", b'[{"Config": "%s", "Layers": [], "RepoTags": [1]}]', "RepoTags"),
+        ("manifest.json", b"[" + b",".join([b"{}"] * 1025) + b"]", "more than 1024 images"),
     ],
 )
 async def test_json_of_the_wrong_shape_is_an_export_error(
@@ -456,6 +470,7 @@ async def test_json_of_the_wrong_shape_is_an_export_error(
     """Documents of the wrong shape are an ExportError, never a KeyError or AttributeError."""
     members, config = docker_save([layer("one")])
     config_name = sha(config).removeprefix("sha256:") + ".json"
+    content = content.replace(b"%s", config_name.encode())
     if member == "config":
         members = [(name, content if name == config_name else data) for name, data in members]
     else:
@@ -533,3 +548,127 @@ async def test_a_corrupt_layer_nothing_refers_to_is_no_error(tmp_path: Path) -> 
     members, _ = docker_save([layer("one")])
     members.insert(0, ("unreferenced/layer.tar", b"\x1f\x8bjunk"))
     await unpacked(save_tar(members), tmp_path)
+
+
+async def test_an_image_without_a_tag_has_null_repo_tags(tmp_path: Path) -> None:
+    """Docker writes "RepoTags": null for an image saved by its id."""
+    members, _ = docker_save([layer("one")])
+    entries = json.loads(members[-1][1])
+    entries[0]["RepoTags"] = None
+    members[-1] = ("manifest.json", json.dumps(entries).encode())
+    await unpacked(save_tar(members), tmp_path)
+
+
+def many_entries_naming_one_config() -> bytes:
+    """1,024 images in manifest.json, all of one 4 MiB config: read once, not 1,024 times."""
+    data = layer("one")
+    config = json.loads(image_config([sha(data)]))
+    config["config"] = {"Labels": {"big": "x" * (4 << 20)}}
+    entry = {"Config": "c.json", "RepoTags": ["x:1"], "Layers": ["l.tar"]}
+    manifest = json.dumps([entry] * 1024).encode()
+    return save_tar(
+        [("l.tar", data), ("c.json", json.dumps(config).encode()), ("manifest.json", manifest)]
+    )
+
+
+def megabytes_of_manifest_json() -> bytes:
+    """7.5 MB of manifest.json: parsing it whole held the event loop for 272 ms."""
+    members, _ = docker_save([layer("one")])
+    entries = json.loads(members[-1][1])
+    entries[0]["RepoTags"] = [f"x:{n}" for n in range(640_000)]
+    members[-1] = ("manifest.json", json.dumps(entries).encode())
+    assert 7_500_000 < len(members[-1][1]) < MAX_DOCUMENT
+    return save_tar(members)
+
+
+def a_million_floats_for_an_os() -> bytes:
+    """A config whose os is 1.5 million floats: str() of it held the loop for 441 ms."""
+    members, config = docker_save([layer("one")])
+    config_name = sha(config).removeprefix("sha256:") + ".json"
+    big = b'{"os": [' + b",".join([b"1.5"] * 1_500_000) + b"]}"
+    return save_tar([(name, big if name == config_name else data) for name, data in members])
+
+
+@pytest.mark.parametrize(
+    ("make", "problem"),
+    [
+        (many_entries_naming_one_config, "it holds 1024 images for linux/amd64"),
+        (megabytes_of_manifest_json, "more than 65536 strings, commas and brackets"),
+        (a_million_floats_for_an_os, "more than 65536 strings, commas and brackets"),
+    ],
+    ids=["1024-entries-one-config", "7.5-MB-manifest-json", "1.5M-floats-os"],
+)
+async def test_large_json_documents_hold_neither_the_loop_nor_a_deadline(
+    tmp_path: Path, make: Callable[[], bytes], problem: str
+) -> None:
+    """Each is an ExportError saying what is wrong, well within a deadline, and the event
+    loop keeps ticking: documents are parsed on a worker thread within bounds, each config
+    once however many images name it."""
+    tar = make()
+    gaps: list[float] = []
+
+    async def tick() -> None:
+        last = anyio.current_time()
+        while True:
+            await anyio.sleep(0.005)
+            now = anyio.current_time()
+            gaps.append(now - last)
+            last = now
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(tick)
+        with pytest.raises(ExportError, match=problem), anyio.fail_after(2):
+            await unpack_save(
+                "x:1", reader(tar), tmp_path / "layout", engine_platform=engine_platform
+            )
+        tg.cancel_scope.cancel()
+    assert max(gaps) < 0.1, f"the event loop was held for {max(gaps):.3f} s"
+
+
+def pax_headers_in_a_row() -> bytes:
+    """1,000 PAX headers of distinct keys before one member: they held 464 MiB."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for n in range(1000):
+            records = b"".join(b"1014 k%06d=%s\n" % (4 * n + m, b"v" * 1000) for m in range(4))
+            info = tarfile.TarInfo("././@PaxHeader")
+            info.type, info.size = tarfile.XHDTYPE, len(records)
+            tar.addfile(info, io.BytesIO(records))
+        members, _ = docker_save([layer("one")])
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data) if isinstance(data, bytes) else 0
+            tar.addfile(info, io.BytesIO(data if isinstance(data, bytes) else b""))
+    return buffer.getvalue()
+
+
+def a_config_whose_os_is_990_lists_deep() -> bytes:
+    members, config = docker_save([layer("one")])
+    config_name = sha(config).removeprefix("sha256:") + ".json"
+    deep = b'{"os": ' + b"[" * 990 + b"]" * 990 + b"}"
+    return save_tar([(name, deep if name == config_name else data) for name, data in members])
+
+
+@pytest.mark.parametrize(
+    ("make", "problem"),
+    [
+        (pax_headers_in_a_row, "more than 8 extended headers in a row"),
+        (a_config_whose_os_is_990_lists_deep, "nests arrays and objects more than 64 deep"),
+        (a_million_floats_for_an_os, "more than 65536 strings, commas and brackets"),
+        (megabytes_of_manifest_json, "more than 65536 strings, commas and brackets"),
+        (many_entries_naming_one_config, "it holds several images"),
+    ],
+    ids=["pax-headers-in-a-row", "990-deep-os", "1.5M-floats-os", "7.5-MB-manifest-json",
+         "1024-entries-one-config"],
+)  # fmt: skip
+async def test_a_callers_tarball_of_these_is_an_invalid_source_error(
+    tmp_path: Path, make: Callable[[], bytes], problem: str
+) -> None:
+    """The same reader checks a tarball given to push(), with either pusher: its problems are
+    the caller's, an InvalidSourceError naming the file, within a deadline."""
+    path = tmp_path / "image.tar"
+    path.write_bytes(make())
+    with pytest.raises(InvalidSourceError, match=problem) as caught, anyio.fail_after(2):
+        await check_tarball(path, fail=functools.partial(InvalidSourceError, path))
+    assert caught.value.argument == "source"
+    assert caught.value.value == path

@@ -7,6 +7,7 @@ import tarfile
 
 import pytest
 
+from ephemeral_registry._oci import tar as tar_module
 from ephemeral_registry._oci.errors import FormatError
 from ephemeral_registry._oci.tar import BLOCK, Member, TarReader, parse_pax
 
@@ -175,4 +176,93 @@ async def test_reading_past_a_member_is_refused() -> None:
 def test_pax_records_are_parsed_in_linear_time() -> None:
     """A 64 KiB header of the shortest records: no copying per record."""
     records = b"6 a=b\n" * ((1 << 16) // 6)
-    assert parse_pax(records) == {"a": "b"}
+    assert list(parse_pax(records)) == [("a", "b")] * ((1 << 16) // 6)
+
+
+def record(key: str, value: str) -> bytes:
+    """One PAX record, its length counting itself."""
+    body = f" {key}={value}\n".encode()
+    digits = next(n for n in range(1, 9) if len(str(len(body) + n)) == n)
+    return b"%d%s" % (len(body) + digits, body)
+
+
+def distinct_records(count: int, start: int = 0, value: str = "v") -> bytes:
+    return b"".join(record(f"k{n}", value) for n in range(start, start + count))
+
+
+def test_record_lengths_count_themselves() -> None:
+    assert list(parse_pax(record("path", "x" * 95) + record("a", "b"))) == [
+        ("path", "x" * 95),
+        ("a", "b"),
+    ]
+
+
+async def test_a_thousand_pax_headers_in_a_row_are_refused_at_the_ninth() -> None:
+    """The input that held 464 MiB: consecutive headers of distinct keys no longer pile up."""
+    headers = b"".join(pax_member(distinct_records(4, start=4 * n)) for n in range(1000))
+    tar = reader(headers + header() + END)
+    with pytest.raises(FormatError, match="more than 8 extended headers in a row"):
+        async for _ in tar.members():
+            pass
+    assert tar.offset == 17 * BLOCK  # eight headers and their records, and the ninth header
+
+
+def gnu_long(typeflag: bytes, size: int) -> bytes:
+    return header(b"././@LongLink", typeflag, size_value=size) + padded(b"n" * size)
+
+
+@pytest.mark.parametrize(
+    ("extended", "problem"),
+    [
+        (b"".join(header(b"g", b"g") for _ in range(9)), "more than 8 extended headers"),
+        (pax_member(b"") * 4 + gnu_long(b"L", 1) * 3 + gnu_long(b"K", 1) * 2, "more than 8"),
+        (
+            pax_member(record("a", "x" * 60_000)) * 2 + gnu_long(b"L", 60_000),
+            "the extended headers before one member take more than 131072 bytes",
+        ),
+        (
+            pax_member(distinct_records(200)) + pax_member(distinct_records(57, start=200)),
+            "more than 256 PAX records before one member",
+        ),
+        (
+            header(b"g", b"g", size_value=len(distinct_records(200)))
+            + padded(distinct_records(200))
+            + pax_member(distinct_records(57)),
+            "more than 256 PAX records",
+        ),
+        (pax_member(b"6 a=b\n" * 10_000), "more than 256 PAX records"),
+    ],
+    ids=["9-global", "9-mixed", "bytes", "records", "global-records", "one-header"],
+)
+async def test_the_extended_headers_before_one_member_are_bounded_in_all(
+    extended: bytes, problem: str
+) -> None:
+    """Global headers and GNU long names count with PAX ones: each kind alone is bounded,
+    and so is what they add up to before one member."""
+    with pytest.raises(FormatError, match=problem):
+        await members(extended + header() + END)
+
+
+async def test_the_bounds_before_a_member_start_again_at_each_member() -> None:
+    """A hundred members of 200 records and a 120 KiB path and link each: all read."""
+    path, link = "p" * 60_000, "l" * 60_000
+    one = pax_member(distinct_records(198) + record("path", path)) + pax_member(
+        record("linkpath", link)
+    )
+    found = await members((one + header(typeflag=b"2")) * 100 + END)
+    assert [(m.name, m.kind, m.link) for m, _ in found] == [(path, "symlink", link)] * 100
+
+
+@pytest.mark.parametrize("bound", ["MAX_ARCHIVE_PAX_RECORDS", "MAX_ARCHIVE_EXTENDED"])
+async def test_the_extended_headers_of_a_whole_archive_are_bounded(
+    monkeypatch: pytest.MonkeyPatch, bound: str
+) -> None:
+    """Members of 100 records each, within each member's bounds, up to the archive's bounds:
+    made small here (ten members' worth), as the real ones take tens of MiB to reach."""
+    records = distinct_records(100)
+    limit = 10 * (100 if bound == "MAX_ARCHIVE_PAX_RECORDS" else len(records))
+    monkeypatch.setattr(tar_module, bound, limit)
+    one = pax_member(records) + header()
+    await members(one * 10 + END)
+    with pytest.raises(FormatError, match=rf"more than {limit} (PAX records|bytes)"):
+        await members(one * 11 + END)

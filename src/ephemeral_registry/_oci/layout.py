@@ -7,14 +7,14 @@ length), and its file must lie inside the layout once links are resolved,
 be a regular file, and have the size the descriptor gives. ``"sha256:/etc/x"``
 or ``"sha256:../../x"`` name nothing. Indexes nest at most ``MAX_DEPTH``
 deep and name at most ``MAX_MANIFESTS`` distinct manifests; an entry that
-repeats is read once. JSON documents are at most ``MAX_DOCUMENT`` bytes.
+repeats is read once. JSON documents are read within the bounds of
+``documents`` (``MAX_DOCUMENT`` bytes, how deep they nest, how much they hold).
 
 Every file operation runs on a worker thread.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import stat
@@ -25,12 +25,11 @@ from typing import Any
 
 import anyio.to_thread
 
+from .documents import MAX_DOCUMENT, kind_of, parse_object
 from .errors import FormatError
 from .media_types import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST
 from .threads import check_cancelled
 
-MAX_DOCUMENT = 8 << 20
-"""The largest JSON document read whole (an index, a manifest, a config)."""
 MAX_DEPTH = 8
 """How deep indexes may nest."""
 MAX_MANIFESTS = 1024
@@ -43,15 +42,15 @@ _ENCODED = {"sha256": re.compile(r"[a-f0-9]{64}"), "sha512": re.compile(r"[a-f0-
 def check_digest(value: object) -> str:
     """``value`` if it is a digest by the OCI grammar, of an algorithm this library knows."""
     if not isinstance(value, str):
-        raise FormatError(f"a descriptor's digest is not a string: {value!r:.80}")
+        raise FormatError(f"a descriptor's digest is not a string but {kind_of(value)}")
     algorithm, colon, encoded = value.partition(":")
     if not colon or not _ALGORITHM.fullmatch(algorithm):
-        raise FormatError(f"a descriptor's digest is not algorithm:encoded: {value!r:.100}")
+        raise FormatError(f"a descriptor's digest is not algorithm:encoded: {value[:100]!r}")
     pattern = _ENCODED.get(algorithm)
     if pattern is None:
-        raise FormatError(f"a descriptor's digest has an unknown algorithm: {value!r:.100}")
+        raise FormatError(f"a descriptor's digest has an unknown algorithm: {value[:100]!r}")
     if not pattern.fullmatch(encoded):
-        raise FormatError(f"a descriptor's digest is not a {algorithm} digest: {value!r:.100}")
+        raise FormatError(f"a descriptor's digest is not a {algorithm} digest: {value[:100]!r}")
     return value
 
 
@@ -66,13 +65,15 @@ class Descriptor:
     @classmethod
     def of(cls, value: object) -> Descriptor:
         if not isinstance(value, dict):
-            raise FormatError(f"a descriptor is not a JSON object: {value!r:.80}")
+            raise FormatError(f"a descriptor is not a JSON object but {kind_of(value)}")
         size = value.get("size")
         if type(size) is not int or size < 0:  # not bool, which is an int subclass
-            raise FormatError(f"a descriptor's size is not a non-negative integer: {size!r:.40}")
+            raise FormatError(
+                f"a descriptor's size is not a non-negative integer but {kind_of(size)}"
+            )
         media_type = value.get("mediaType", "")
         if not isinstance(media_type, str):
-            raise FormatError(f"a descriptor's mediaType is not a string: {media_type!r:.40}")
+            raise FormatError(f"a descriptor's mediaType is not a string but {kind_of(media_type)}")
         return cls(media_type, check_digest(value.get("digest")), size)
 
 
@@ -188,18 +189,7 @@ def _document(root: Path, descriptor: Descriptor) -> tuple[bytes, dict[str, Any]
         )
     with open_blob(root, descriptor) as file:
         content = file.read(MAX_DOCUMENT + 1)
-    return content, parse_json(content, descriptor.digest)
-
-
-def parse_json(content: bytes, what: str) -> dict[str, Any]:
-    """A JSON object, or FormatError (not JSON, nested too deep, not an object)."""
-    try:
-        document = json.loads(content)
-    except (ValueError, RecursionError):
-        raise FormatError(f"{what} is not JSON") from None
-    if not isinstance(document, dict):
-        raise FormatError(f"the JSON of {what} is not an object")
-    return document
+    return content, parse_object(content, descriptor.digest)
 
 
 def _list(document: dict[str, Any], key: str, what: str) -> list[Any]:
@@ -218,7 +208,7 @@ def read_layout_blocking(path: Path) -> Layout:
             raise FormatError(f"its index.json is over {MAX_DOCUMENT} bytes")
         with index_path.open("rb") as file:
             index_content = file.read(MAX_DOCUMENT + 1)
-        index = parse_json(index_content, "its index.json")
+        index = parse_object(index_content, "its index.json")
     except OSError as exc:
         raise FormatError(f"its index.json cannot be read: {exc.strerror}") from None
     seen: dict[str, Manifest | Index] = {}
@@ -253,7 +243,7 @@ def read_layout_blocking(path: Path) -> Layout:
                 _contained(root, blob)
             found = Manifest(descriptor, content, media_type or OCI_MANIFEST, config, layers)
         else:
-            raise FormatError(f"{what} is of an unknown media type {media_type!r:.80}")
+            raise FormatError(f"{what} is of an unknown media type {media_type[:80]!r}")
         seen[descriptor.digest] = found
         return found
 

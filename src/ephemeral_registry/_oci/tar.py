@@ -9,12 +9,17 @@ bare ``ValueError`` or ``UnicodeDecodeError``. This reader follows Go's
 - numbers are octal or base-256, and a size must not be negative;
 - PAX records are ``"<length> <key>=<value>\\n"`` with a length that covers
   the whole record, a UTF-8 key without NUL, and a ``size`` of decimal digits;
-- PAX headers and GNU long names are at most ``MAX_SPECIAL`` bytes;
+- PAX headers and GNU long names are at most ``MAX_SPECIAL`` bytes each;
+  what comes before one member (``MAX_EXTENDED_HEADERS`` of them at most,
+  ``MAX_EXTENDED`` bytes and ``MAX_PAX_RECORDS`` records in all) and what
+  the whole archive holds (``MAX_ARCHIVE_EXTENDED`` bytes and
+  ``MAX_ARCHIVE_PAX_RECORDS`` records) are bounded too, global headers
+  included: consecutive headers would otherwise pile up records without end;
 - header-only types (links, directories, devices, FIFOs) carry no data,
   whatever their size field says.
 
-Anything else is a ``FormatError``. Memory is bounded (one special header
-at a time); time is linear in the input; the reader returns to the event
+Anything else is a ``FormatError``. Memory is bounded (the extended headers
+of one member); time is linear in the input; the reader returns to the event
 loop at every header and every chunk it skips, so deadlines and
 cancellation work whatever the stream holds.
 """
@@ -23,7 +28,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -38,6 +43,21 @@ BLOCK = 512
 CHUNK = 1 << 20
 MAX_SPECIAL = 1 << 16
 """The largest PAX header or GNU long name accepted (a path is at most a few KiB)."""
+MAX_EXTENDED_HEADERS = 8
+"""The most extended headers (PAX, global PAX, GNU long name and link) before one member:
+a writer puts at most one of each kind."""
+MAX_EXTENDED = 1 << 17
+"""The most bytes of extended headers before one member, in all: a path and a link target
+of ``MAX_SPECIAL`` bytes each."""
+MAX_PAX_RECORDS = 256
+"""The most PAX records before one member (Go and GNU tar write a few, tarfile fewer)."""
+MAX_ARCHIVE_EXTENDED = 64 << 20
+"""The most bytes of extended headers in a whole archive: a PAX header for each of 100,000
+members (GNU tar's ``--format=posix`` writes about 100 bytes each) is a sixth of it."""
+MAX_ARCHIVE_PAX_RECORDS = 1 << 19
+"""The most PAX records in a whole archive (GNU tar's posix format writes about three a
+member). A record costs a Python step, where data costs one per MiB: this bounds the time
+spent parsing them to about a second."""
 MAX_SIZE = (1 << 63) - 1
 
 Kind = Literal["file", "symlink", "hardlink", "other"]
@@ -66,6 +86,15 @@ class Member:
 
 
 @dataclass
+class _Extended:
+    """What the extended headers before one member took so far."""
+
+    headers: int = 0
+    size: int = 0
+    records: int = 0
+
+
+@dataclass
 class _Header:
     name: bytes
     typeflag: int
@@ -88,6 +117,8 @@ class TarReader:
         self._read_exactly = read_exactly
         self._left = 0  # of the current member's data
         self._padding = 0  # after it
+        self._extended_bytes = 0  # of the whole archive's extended headers
+        self._records = 0  # of its PAX records
         self.offset = 0
         """Bytes consumed so far."""
 
@@ -116,19 +147,43 @@ class TarReader:
             await self._read(step)
             size -= step
 
-    async def _special(self, header: _Header) -> bytes:
-        """The data of a PAX header or GNU long name, which is read whole (bounded)."""
+    async def _special(self, header: _Header, before: _Extended) -> bytes:
+        """The data of a PAX header or GNU long name, which is read whole (bounded, as are
+        those before one member and those of the whole archive)."""
         if header.size > MAX_SPECIAL:
             raise FormatError(
                 f"an extended header of {header.size} bytes (at most {MAX_SPECIAL} are read)"
             )
-        return await self._read(_padded(header.size))
+        before.headers += 1
+        before.size += header.size
+        self._extended_bytes += header.size
+        if before.headers > MAX_EXTENDED_HEADERS:
+            raise FormatError(
+                f"more than {MAX_EXTENDED_HEADERS} extended headers in a row, before one member"
+            )
+        if before.size > MAX_EXTENDED:
+            raise FormatError(
+                f"the extended headers before one member take more than {MAX_EXTENDED} bytes"
+            )
+        if self._extended_bytes > MAX_ARCHIVE_EXTENDED:
+            raise FormatError(f"its extended headers take more than {MAX_ARCHIVE_EXTENDED} bytes")
+        return (await self._read(_padded(header.size)))[: header.size]
+
+    def _count(self, before: _Extended) -> None:
+        """One more PAX record: refused beyond what one member, or the archive, may have."""
+        before.records += 1
+        self._records += 1
+        if before.records > MAX_PAX_RECORDS:
+            raise FormatError(f"more than {MAX_PAX_RECORDS} PAX records before one member")
+        if self._records > MAX_ARCHIVE_PAX_RECORDS:
+            raise FormatError(f"it holds more than {MAX_ARCHIVE_PAX_RECORDS} PAX records")
 
     async def members(self) -> AsyncIterator[Member]:
         """Each member in turn, until the end-of-archive marker."""
         pax: dict[str, str] = {}
         long_name: bytes | None = None
         long_link: bytes | None = None
+        before = _Extended()
         while True:
             await self._skip(self._left + self._padding)
             self._left = self._padding = 0
@@ -137,15 +192,14 @@ class TarReader:
             if block == _NUL_BLOCK:
                 return  # the end-of-archive marker (a second one may follow; it is not read)
             header = parse_header(block)
-            if header.typeflag in _PAX_LOCAL:
-                data = await self._special(header)
-                pax.update(parse_pax(data[: header.size]))
-                continue
-            if header.typeflag == _PAX_GLOBAL:
-                parse_pax((await self._special(header))[: header.size])  # checked, not used
+            if header.typeflag in _PAX_LOCAL or header.typeflag == _PAX_GLOBAL:
+                for key, value in parse_pax(await self._special(header, before)):
+                    self._count(before)
+                    if header.typeflag != _PAX_GLOBAL:  # a global one is checked, not used
+                        pax[key] = value
                 continue
             if header.typeflag in (_LONG_NAME, _LONG_LINK):
-                text = (await self._special(header))[: header.size].partition(b"\0")[0]
+                text = (await self._special(header, before)).partition(b"\0")[0]
                 if header.typeflag == _LONG_NAME:
                     long_name = text
                 else:
@@ -158,7 +212,7 @@ class TarReader:
                 size = 0
             name = pax.get("path") or _text(long_name if long_name is not None else header.name)
             link = pax.get("linkpath") or _text(long_link if long_link is not None else header.link)
-            pax, long_name, long_link = {}, None, None
+            pax, long_name, long_link, before = {}, None, None, _Extended()
             self._left, self._padding = size, _padded(size) - size
             yield Member(
                 name=posixpath.normpath(name) if name else "",
@@ -226,9 +280,9 @@ def parse_header(block: bytes) -> _Header:
     return _Header(name=name, typeflag=block[156], size=size, link=_field(block, 157, 257))
 
 
-def parse_pax(data: bytes) -> dict[str, str]:
-    """The records of a PAX extended header: ``"<length> <key>=<value>\\n"`` each."""
-    records: dict[str, str] = {}
+def parse_pax(data: bytes) -> Iterator[tuple[str, str]]:
+    """The records of a PAX extended header: ``"<length> <key>=<value>\\n"`` each, in order
+    (a key may repeat; the last one counts), one at a time: a caller may stop early."""
     position = 0
     while position < len(data):
         space = data.find(b" ", position, position + 21)
@@ -250,9 +304,8 @@ def parse_pax(data: bytes) -> dict[str, str]:
             raise FormatError("a PAX record's key is not UTF-8") from None
         if name in ("path", "linkpath") and b"\0" in value:
             raise FormatError(f"a PAX {name} holds a NUL byte")
-        records[name] = _text(value)
+        yield name, _text(value)
         position = end
-    return records
 
 
 def _pax_size(value: str) -> int:

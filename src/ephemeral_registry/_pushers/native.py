@@ -60,6 +60,7 @@ from .._export import (
     one_image_only,
 )
 from .._interfaces import is_interface_address
+from .._oci import documents
 from .._oci import layout as _layout
 from .._oci.errors import FormatError
 from .._oci.media_types import OCI_INDEX, OCI_MANIFEST
@@ -78,7 +79,7 @@ MEMORY_BUDGET = 64 << 20
 """The most bytes of a save's small files and JSON documents held in memory at once, whatever
 the save holds: files beyond it are uploaded as they stream, as layers are, and a JSON
 document beyond it cannot be read (an error, if the image needs it)."""
-MAX_DOCUMENT = _layout.MAX_DOCUMENT
+MAX_DOCUMENT = documents.MAX_DOCUMENT
 """The largest JSON document (a config, say) held in memory."""
 GZIP_LEVEL = 1
 PIPELINE = 4
