@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Stop every engine of the test bed the way the end of a session does: every
-# process killed at once (SIGKILL), pid files and data left behind. For checking
-# that scripts/setup (and so .ci/run) brings them all back from nothing:
+# process killed at once (SIGKILL), pid files and data left behind. Then, once
+# no engine process is left, what testbed/desktop.sh made in this host's network
+# is removed: the Desktop-shaped engines' network namespaces, and after them
+# the local routes of their subnets (desktop.sh routes a subnet again before
+# its engine starts). For checking that scripts/setup (and so .ci/run) brings
+# them all back from nothing:
 #
 #   bash testbed/stop.sh && git clone . /tmp/fresh && (cd /tmp/fresh && bash .ci/run)
 set -euo pipefail
@@ -32,7 +36,19 @@ for _ in $(seq 1 50); do
   for name in "${names[@]}"; do
     if pgrep -x "$name" >/dev/null; then alive=1; fi
   done
-  [ "$alive" = 0 ] && exit 0
+  if [ "$alive" = 0 ]; then
+    # testbed/desktop.sh's namespaces and subnets, in that order: no route is
+    # taken away while something could still send to those addresses.
+    for netns in ertb-desktop-fwd ertb-desktop-iso; do
+      if [ -e "/run/netns/$netns" ]; then ip netns delete "$netns"; fi
+    done
+    for subnet in 10.210.0.0/16 10.211.0.0/16; do
+      if ip route show table local "$subnet" | grep -q .; then
+        ip route del local "$subnet" dev lo table local
+      fi
+    done
+    exit 0
+  fi
   sleep 0.1
 done
 echo "testbed: some engine processes outlived SIGKILL:" >&2
