@@ -587,36 +587,26 @@ class Engine:
         return str(container.id)
 
     async def copy_in(self, container_id: str, archive: bytes) -> None:
-        """Unpack a tar at ``/`` in a container (created or running).
+        """Unpack a tar held in memory at ``/`` in a container (see ``copy_archive_in``)."""
 
-        Podman unpacks through a helper process whose pipe sometimes breaks
-        under load ("broken pipe"); unpacking again is harmless, so that is
-        retried a few times.
-        """
-        container = self._client.containers.container(container_id)
-        for attempt in range(_RETRIES):
-            with self._translate(f"copy files into the container {container_id[:12]}"):
-                try:
-                    await container.put_archive("/", archive)  # type: ignore[no-untyped-call]
-                except aiodocker.DockerError as exc:
-                    if "broken pipe" not in exc.message or attempt == _RETRIES - 1:
-                        raise
-                    logger.debug("copying into %s again: %s", container_id[:12], exc)
-                else:
-                    return
-            await anyio.sleep(_RETRY_DELAY)
+        async def write(send: Callable[[bytes], Awaitable[None]]) -> None:
+            await send(archive)
+
+        await self.copy_archive_in(container_id, write)
 
     async def copy_archive_in(self, container_id: str, write: WriteArchive) -> None:
-        """Unpack at ``/`` in a created container the tar that ``write(send)`` writes,
-        sent as it is written: memory stays constant whatever its size.
+        """Unpack at ``/`` in a container (created or running) the tar that
+        ``write(send)`` writes, sent as it is written: memory stays constant
+        whatever its size.
 
         One chunk is in flight at a time: ``send`` returns once the request has
         taken the chunk. The engine must take each chunk, and answer after the
         last one, within ``request_timeout``; the whole copy has no limit of its
         own (a push's ``push_timeout`` bounds it). An error of ``write`` (its
         file changed, say) is raised as itself and the request is abandoned,
-        never ended as if the tar were whole. Podman's passing "broken pipe"
-        is retried as by ``copy_in``, calling ``write`` again.
+        never ended as if the tar were whole. Podman unpacks through a helper
+        process whose pipe sometimes breaks under load ("broken pipe");
+        unpacking again is harmless, so that is retried, calling ``write`` again.
 
         aiodocker's ``put_archive`` takes the whole tar as bytes, so the body
         is sent here through its request helper (see ``_streamed``).

@@ -116,9 +116,12 @@ async def poll_until_ready(
         except httpx.TransportError as exc:
             problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         else:
-            if token is None and response.status_code in READY_STATUSES:
-                return PollResult(ready=True, attempts=attempts, last_problem=problem)
-            if token is not None and is_own_answer(response, token):
+            ready = (
+                response.status_code in READY_STATUSES
+                if token is None
+                else is_own_answer(response, token)
+            )
+            if ready:
                 return PollResult(ready=True, attempts=attempts, last_problem=problem)
             problem = f"answered HTTP {response.status_code}"
             if response.status_code in READY_STATUSES:
