@@ -49,12 +49,31 @@ _CONFLICT = 409
 _GONE_POLL = 0.05
 _RETRIES = 5  # for an engine's passing refusals: see each use
 _RETRY_DELAY = 0.5
+_SERVER_ERROR = 500
+_ERROR_DOCUMENT_LIMIT = 64 * 1024
+"""The most of an error document read from an answer that began as a stream."""
 _CONCURRENT_REMOVAL_API = (1, 52)  # Docker 29.0
 _EXPORT_CHUNK = 1 << 20
 
 
 WriteArchive = Callable[[Callable[[bytes], Awaitable[None]]], Awaitable[None]]
 """Writes a tar, a chunk at a time, to the ``send`` it is given (see ``_archive``)."""
+
+
+class _LateRefusal(Exception):
+    """The engine's error document came in an answer that had begun with 200."""
+
+
+def error_document_message(document: bytes) -> str:
+    """The ``message`` of an engine's error document (``{"cause": .., "message": ..}``),
+    or the document itself, cut short, when it is not one."""
+    try:
+        message = json.loads(document).get("message")
+    except (ValueError, AttributeError):
+        message = None
+    if isinstance(message, str) and message:
+        return message[:1000]
+    return f"the answer is not framed: {document[:200]!r}"
 
 
 class NotFound(Exception):
@@ -780,18 +799,53 @@ class Engine:
         One request carries both streams (see ``_logs``). With ``follow``, it
         reads until the container stops; ``timeout=float("inf")`` leaves the
         bound to the caller.
+
+        Podman 4 answers 200 and only then looks the container up; when that
+        fails (it does under load), its error document is the body, before
+        any frame. Nothing has reached ``on_frame`` then, so the read is tried
+        again, a few times.
+
+        Raises:
+            DockerEngineError: the engine refused, or its answer is not framed.
         """
+        operation = f"read the output of {container_id[:12]}"
+        for attempt in range(_RETRIES):
+            try:
+                await self._read_output_once(container_id, on_frame, follow, timeout, operation)
+            except _LateRefusal as exc:
+                if attempt == _RETRIES - 1:
+                    raise DockerEngineError(operation, _SERVER_ERROR, str(exc)) from exc
+                logger.debug("reading the output of %s again: %s", container_id[:12], exc)
+            else:
+                return
+            await anyio.sleep(_RETRY_DELAY)
+
+    async def _read_output_once(
+        self,
+        container_id: str,
+        on_frame: Callable[[Stream, bytes], Awaitable[None]],
+        follow: bool,
+        timeout: float | None,
+        operation: str,
+    ) -> None:
         params = {"follow": follow, "stdout": True, "stderr": True}
         frames = Frames()
-        operation = f"read the output of {container_id[:12]}"
         with self._translate(operation, timeout=timeout):
             async with self._streamed("GET", f"containers/{container_id}/logs", params) as response:
+                start = bytearray()  # the answer's first bytes, kept until a frame came
+                framed = False
                 try:
                     async for chunk in response.content.iter_any():
+                        if not framed:
+                            start += chunk[: _ERROR_DOCUMENT_LIMIT - len(start)]
                         for stream, payload in frames.feed(chunk):
+                            framed = True
                             await on_frame(stream, payload)
                     frames.end()
                 except FrameError as exc:
+                    if not framed and start.startswith(b"{"):
+                        rest = await response.content.read(_ERROR_DOCUMENT_LIMIT - len(start))
+                        raise _LateRefusal(error_document_message(bytes(start + rest))) from exc
                     problem = f"the answer is not framed: {exc}"
                     raise DockerEngineError(operation, 0, problem) from exc
 

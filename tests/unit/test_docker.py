@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import aiodocker
+import aiohttp.web
 import pytest
 
-from ephemeral_registry._docker import ContainerSpec, Identity, _raise_pull_error
+from ephemeral_registry._docker import (
+    ContainerSpec,
+    Engine,
+    Identity,
+    _raise_pull_error,
+    error_document_message,
+)
 from ephemeral_registry._errors import DockerEngineError
 
 PINGS = {
@@ -123,3 +131,93 @@ def test_a_pull_progress_line_with_an_error_is_a_docker_engine_error(
         _raise_pull_error("pull x", line)
     assert caught.value.operation == "pull x"
     assert caught.value.message.startswith(message)
+
+
+def test_an_error_document_gives_its_message() -> None:
+    document = b'{"cause":"no such container","message":"failed to obtain logs","response":500}'
+    assert error_document_message(document) == "failed to obtain logs"
+
+
+@pytest.mark.parametrize("document", [b"{not json", b"[1, 2]", b'{"message": 7}', b"{}"])
+def test_an_error_document_without_a_message_is_quoted_short(document: bytes) -> None:
+    assert error_document_message(document + b"x" * 5000).startswith("the answer is not framed")
+    assert len(error_document_message(document + b"x" * 5000)) < 300
+
+
+PODMAN_LATE_ERROR = (
+    b'{"cause":"container state improper","message":"failed to obtain logs","response":500}\n'
+)
+
+
+async def _logs_server(tmp_path: Path, bodies: list[bytes]) -> tuple[aiohttp.web.AppRunner, str]:
+    """An answer like Podman 4.3's logs handler: 200, then whatever the body is."""
+    served = iter(bodies)
+
+    async def logs(request: aiohttp.web.Request) -> aiohttp.web.StreamResponse:
+        response = aiohttp.web.StreamResponse(status=200)
+        await response.prepare(request)
+        await response.write(next(served))
+        await response.write_eof()
+        return response
+
+    app = aiohttp.web.Application()
+    app.router.add_get("/v1.41/containers/{id}/logs", logs)
+    runner = aiohttp.web.AppRunner(app)
+    await runner.setup()
+    socket = str(tmp_path / "engine.sock")
+    await aiohttp.web.UnixSite(runner, socket).start()
+    return runner, socket
+
+
+async def _read_all(socket: str) -> list[tuple[str, bytes]]:
+    got: list[tuple[str, bytes]] = []
+
+    async def on_frame(stream: str, payload: bytes) -> None:
+        got.append((stream, payload))
+
+    client = aiodocker.Docker(url=f"unix://{socket}", api_version="v1.41")
+    try:
+        engine = Engine(client, request_timeout=5)
+        await engine.read_output("c" * 64, on_frame, follow=True, timeout=5)
+    finally:
+        await client.close()
+    return got
+
+
+@pytest.mark.anyio
+async def test_a_late_refusal_before_any_frame_is_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Podman 4.3 answers 200 and then fails to look the container up (under load)."""
+    monkeypatch.setattr("ephemeral_registry._docker._RETRY_DELAY", 0)
+    frame = b"\x01\x00\x00\x00\x00\x00\x00\x03hi\n"
+    runner, socket = await _logs_server(tmp_path, [PODMAN_LATE_ERROR, PODMAN_LATE_ERROR, frame])
+    try:
+        assert await _read_all(socket) == [("stdout", b"hi\n")]
+    finally:
+        await runner.cleanup()
+
+
+@pytest.mark.anyio
+async def test_a_late_refusal_that_lasts_is_the_engines_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("ephemeral_registry._docker._RETRY_DELAY", 0)
+    runner, socket = await _logs_server(tmp_path, [PODMAN_LATE_ERROR] * 5)
+    try:
+        with pytest.raises(DockerEngineError, match="failed to obtain logs") as raised:
+            await _read_all(socket)
+        assert raised.value.status == 500
+    finally:
+        await runner.cleanup()
+
+
+@pytest.mark.anyio
+async def test_garbage_after_a_frame_is_not_read_again(tmp_path: Path) -> None:
+    frame = b"\x01\x00\x00\x00\x00\x00\x00\x03hi\n"
+    runner, socket = await _logs_server(tmp_path, [frame + PODMAN_LATE_ERROR])
+    try:
+        with pytest.raises(DockerEngineError, match="not framed"):
+            await _read_all(socket)
+    finally:
+        await runner.cleanup()
