@@ -12,6 +12,7 @@ suite that merely has the pytest plugin installed, or ``ephemeral-registry
 """
 
 import typing
+from importlib import metadata as _metadata
 
 from ._errors import CleanupError as CleanupError
 from ._errors import DockerEngineError as DockerEngineError
@@ -49,6 +50,12 @@ if typing.TYPE_CHECKING:
     from ._sweep import Leftover as Leftover
     from ._sweep import find_leftovers as find_leftovers
     from ._sweep import sweep as sweep
+
+try:
+    __version__ = _metadata.version("ephemeral-registry")
+    """The installed distribution's version, as ``pip show ephemeral-registry`` gives it."""
+except _metadata.PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "0+unknown"
 
 _LOADED_ON_USE = {
     "Registry": "_registry",

@@ -36,6 +36,7 @@ from . import (
     LogLine,
     PushResult,
     Registry,
+    __version__,
     _reference,
     _source,
     ephemeral_registry,
@@ -402,6 +403,7 @@ def parser() -> argparse.ArgumentParser:
         " SOURCE or --as); 127 COMMAND not found; 130 after SIGINT, 143 after SIGTERM (after"
         " everything is removed).",
     )
+    top.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = top.add_subparsers(dest="name", required=True, metavar="COMMAND")
     push = commands.add_parser(
         "push",

@@ -98,3 +98,24 @@ def test_every_type_in_a_public_signature_is_public() -> None:
         annotations = [str(value) for value in function.__annotations__.values()]
         for name in re.findall(r"[A-Za-z_][A-Za-z_0-9]*", " ".join(annotations)):
             assert name in outside or name in ephemeral_registry.__all__, (function, name)
+
+
+def test_the_version_is_the_installed_distributions() -> None:
+    """``__version__`` is what pip reports, so a bug report can name the release."""
+    import importlib.metadata
+
+    assert ephemeral_registry.__version__ == importlib.metadata.version("ephemeral-registry")
+    assert "__version__" not in ephemeral_registry.__all__
+
+
+def test_the_command_line_says_its_version() -> None:
+    """``ephemeral-registry --version`` prints the version and exits 0, as tools do."""
+    done = subprocess.run(
+        [sys.executable, "-m", "ephemeral_registry", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout == f"ephemeral-registry {ephemeral_registry.__version__}\n"
