@@ -216,12 +216,17 @@ def is_file(source: str) -> bool:
     """Whether SOURCE names a file or directory, rather than a local image.
 
     It does when it exists, or when it is written as a path (``/``, ``./``,
-    ``../`` or ``~`` first, where no image name may start): a missing one is
-    then a bad SOURCE, not an image to look for. A name the system cannot
+    ``../`` or ``~`` first, where no image name may start, or ``.tar`` last,
+    which an image name may end with but hardly does): a missing one is then
+    a bad SOURCE, not an image to look for. A name the system cannot
     look up (too long, holding a NUL, under a directory this process may not
     read) counts as a file too, for the check to say what is wrong with it.
     """
-    if source.startswith(("/", "./", "../", "~")) or source in (".", ".."):
+    if (
+        source.startswith(("/", "./", "../", "~"))
+        or source in (".", "..")
+        or source.endswith(".tar")
+    ):
         return True
     try:
         os.stat(source)

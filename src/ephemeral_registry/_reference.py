@@ -18,6 +18,13 @@ _COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
 _REPOSITORY = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _IMAGE_ID = re.compile(r"(?:sha256:)?[0-9a-f]{12,64}")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_DOMAIN = rf"(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9A-Fa-f:]+\])(?::[0-9]+)?"
+_DIGEST = r"[a-z0-9]+(?:[+._-][a-z0-9]+)*:[0-9a-fA-F]{32,}"
+_LOCAL_IMAGE = re.compile(
+    rf"(?:{_DOMAIN}/)?{_REPOSITORY.pattern}(?::{_TAG.pattern})?(?:@{_DIGEST})?"
+)
+"""An image name as the docker CLI takes it: ``[host[:port]/]repo[:tag][@digest]``."""
 _MIN_REPOSITORY = 2
 _MAX_REPOSITORY = 255
 DEFAULT_TAG = "latest"
@@ -73,7 +80,13 @@ def local_image(image: str) -> str:
     """
     if not isinstance(image, str) or not image or any(c.isspace() for c in image):
         raise InvalidArgumentError("image", image, "must be an image name, reference or id")
-    if _IMAGE_ID.fullmatch(image) or "@" in image or ":" in image.rpartition("/")[2]:
+    if _IMAGE_ID.fullmatch(image):
+        return image
+    if not _LOCAL_IMAGE.fullmatch(image):
+        raise InvalidArgumentError(
+            "image", image, "is not an image name ([host[:port]/]repo[:tag][@digest]) or id"
+        )
+    if "@" in image or ":" in image.rpartition("/")[2]:
         return image
     return f"{image}:{DEFAULT_TAG}"
 

@@ -317,6 +317,13 @@ class Registry:
             raise InvalidArgumentError(
                 "platforms", platforms, "and platform= cannot both be given: name it in platforms"
             )
+        if _names_a_file(image) and not await self._holds(image):
+            raise InvalidArgumentError(
+                "image",
+                image,
+                "is a file or directory here, not an image the engine holds:"
+                " push a tarball or an OCI layout with push(path, ref)",
+            )
         image = _reference.local_image(image)
         reference = _reference.from_image_name(image) if ref is None else _reference.parse(ref)
         if not await self._engine.has_image(image):
@@ -324,6 +331,14 @@ class Registry:
         return await self._push(
             FromEngine(image, wanted, several), reference, on_log, on_progress, pusher, compression
         )
+
+    async def _holds(self, name: str) -> bool:
+        """Whether the engine holds an image of that name (False if it cannot be one)."""
+        try:
+            image = _reference.local_image(name)
+        except InvalidArgumentError:
+            return False
+        return await self._engine.has_image(image)
 
     async def _while_the_registry_runs(
         self, job: Job, push: Callable[[Job], Awaitable[PushResult]]
@@ -390,3 +405,12 @@ def _compression(layer_compression: str | None, compress_layers: bool) -> str | 
             f"contradicts layer_compression={layer_compression!r}",
         )
     return "gzip"
+
+
+def _names_a_file(name: str) -> bool:
+    """Whether ``name``, given as an image, is the path of something on this host."""
+    try:
+        os.stat(name)
+    except (OSError, ValueError):
+        return False
+    return True

@@ -80,7 +80,15 @@ def test_a_source_written_as_a_path_is_a_file_even_when_missing(tmp_path: Path) 
     """/, ./, ../ and ~ start no image name; an existing path is a file; a name the
     system cannot look up is a file, for the source check to say why."""
     (tmp_path / "app").write_text("")
-    for source in ("/no/such.tar", "./missing.tar", "../x", "~/x.tar", ".", str(tmp_path / "app")):
+    for source in (
+        "/no/such.tar",
+        "./missing.tar",
+        "../x",
+        "~/x",
+        "app.tar",
+        ".",
+        str(tmp_path / "app"),
+    ):
         assert is_file(source), source
     assert is_file("x" * 300)  # ENAMETOOLONG
     assert is_file("a\0b")
@@ -99,6 +107,7 @@ def test_a_source_written_as_a_path_is_a_file_even_when_missing(tmp_path: Path) 
         (["push", "--host-ip", "::1%lo", "app"], "without a zone"),
         (["serve", "--max-concurrent-pushes", "0"], "at least 1"),
         (["push", "./missing.tar"], "source='./missing.tar': no such file or directory"),
+        (["push", "build/app.tar"], "source='build/app.tar': no such file or directory"),
         (["push", "/" + "x" * 300], "File name too long"),
         (["push", "image\0.tar"], "holds a NUL character"),
         (["push", "app", "--as", "Bad Ref"], "ref='Bad Ref'"),

@@ -104,7 +104,9 @@ def test_a_local_image_without_a_tag_means_latest(image: str, exported: str) -> 
     assert local_image(image) == exported
 
 
-@pytest.mark.parametrize("image", ["", "my app", None])
+@pytest.mark.parametrize(
+    "image", ["", "my app", None, "/tmp/app.tar", "./app", "~/app", "app:", "app@", "a//b", "App"]
+)
 def test_a_local_image_must_be_a_name(image: object) -> None:
     """InvalidArgumentError, before anything is asked of the engine."""
     with pytest.raises(InvalidArgumentError, match="image="):

@@ -18,6 +18,7 @@ import pytest
 from ephemeral_registry import (
     Endpoints,
     ImageNotFoundError,
+    InvalidArgumentError,
     InvalidReferenceError,
     InvalidSourceError,
     LayerCompression,
@@ -309,6 +310,18 @@ async def test_push_image_of_a_missing_image_creates_nothing() -> None:
             await registry.push_image("ephemeral-registry-testbed/absent:1")
         await registry.ready()
     assert caught.value.pull is None
+    assert testbed.containers_created(registry.session_id, since) == [registry.name]
+
+
+async def test_push_image_of_a_file_says_to_use_push(tmp_path: Path) -> None:
+    """A tarball's path given to push_image() is named as a file, not as a missing image."""
+    tarball = tmp_path / "app.tar"
+    tarball.write_bytes(b"")
+    since = time.time()
+    async with registry_under_test() as registry:
+        with pytest.raises(InvalidArgumentError, match=r"is a file or directory here.*push\(path"):
+            await registry.push_image(str(tarball))
+        await registry.ready()
     assert testbed.containers_created(registry.session_id, since) == [registry.name]
 
 
