@@ -54,7 +54,7 @@ from ._errors import (
     RegistryNotReadyError,
     RegistryUnreachableError,
 )
-from ._options import Options, PullPolicy, host_address, podman_host_ip
+from ._options import OPTION_ENVS, Options, PullPolicy, host_address, podman_host_ip
 from ._pushers.base import Running
 from ._readiness import ATTEMPT_TIMEOUT, http_client, is_own_answer, poll_until_ready, token_env
 from ._relay import ApiTunnel, relay_spec
@@ -131,15 +131,17 @@ class BringUp:
         if identity.product == "podman" and ":" in host_ip:
             host_ip = podman_host_ip(host_ip, rootless=await self._engine.rootless())
         relayed = options.tunnel and not self._engine_address.is_ssh
-        images = (image, options.relay_image) if relayed else (image,)
+        images = {"registry_image": image}
+        if relayed:
+            images["relay_image"] = options.relay_image
         if options.pull == "never":
             # A missing image is bad input here: fail before creating anything.
             # The check is one inspect request, a few milliseconds.
-            for each in images:
-                await self._ensure_image(each)
+            for option, each in images.items():
+                await self._ensure_image(each, option)
             await self._create_network()
         else:
-            ensure = (functools.partial(self._ensure_image, each) for each in images)
+            ensure = (functools.partial(self._ensure_image, *each[::-1]) for each in images.items())
             await run_all(*ensure, self._create_network)
         pull_host = "127.0.0.1" if options.tunnel else host_address(host_ip, self._engine_address)
         authority = self._session.authority
@@ -278,8 +280,11 @@ class BringUp:
             self._session.created.uncertain = True
             raise
 
-    async def _ensure_image(self, image: str) -> None:
-        """Make sure the engine holds ``image``, pulling it as the pull policy allows."""
+    async def _ensure_image(self, image: str, option: str) -> None:
+        """Make sure the engine holds ``image``, pulling it as the pull policy allows.
+
+        ``option`` is the option that chose it, for the error to say how to choose another.
+        """
         policy: PullPolicy = self._options.pull
         if policy != "always" and await self._engine.has_image(image):
             return
@@ -289,13 +294,15 @@ class BringUp:
         try:
             await self._engine.pull(image, timeout=self._options.pull_timeout)
         except DockerEngineError as exc:
-            raise ImagePullError(image, str(exc)) from exc
+            raise ImagePullError(
+                image, str(exc), option=option, env=OPTION_ENVS.get(option)
+            ) from exc
 
     async def prepare_crane_image(self) -> None:
         """Check (or pull) the crane image early, so that the first push does not wait for it."""
         image = self._options.crane_image
         try:
-            await self._ensure_image(image)
+            await self._ensure_image(image, "crane_image")
         except Exception as exc:  # fails pushes, not the registry
             logger.debug("%s: crane image %s not available: %s", self._session.name, image, exc)
             self.crane_image.set_error(exc)

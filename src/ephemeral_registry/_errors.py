@@ -165,12 +165,35 @@ class ImageNotFoundError(EphemeralRegistryError):
 
 
 class ImagePullError(EphemeralRegistryError):
-    """Raised when the engine could not pull an image."""
+    """Raised when the engine could not pull an image.
 
-    def __init__(self, image: str, reason: str) -> None:
-        super().__init__(f"Pulling {image} failed: {reason}")
+    Offline, or behind a proxy the engine does not use, the first run fails
+    here: the message names the option (and environment variable) that
+    chooses another image, and how a machine without the internet gets this
+    one (``docker save`` where it can be pulled, ``docker load`` here).
+    """
+
+    def __init__(
+        self, image: str, reason: str, *, option: str | None = None, env: str | None = None
+    ) -> None:
+        message = f"Pulling {image} failed: {reason.rstrip('.')}."
+        if option is not None:
+            flag = "--" + option.replace("_", "-")
+            env_text = f" or ${env}" if env else ""
+            name = "saved/" + image.rpartition("/")[2].split("@")[0].split(":")[0]
+            message += (
+                f" It is the image {option} names: choose one the engine holds with {option}="
+                f" (the command line's {flag}){env_text}. Without the internet: where it can"
+                f" be pulled, `docker pull {image}`, `docker tag {image} {name}` and"
+                f" `docker save {name} -o image.tar`; here, `docker load -i image.tar` and"
+                f" {option}={name} (a loaded image is found by its name: the pull's digest"
+                " is not kept)."
+            )
+        super().__init__(message)
         self.image = image
         self.reason = reason
+        self.option = option
+        """The option that chose the image (``"registry_image"``, ...), where one did."""
 
 
 class RegistryNotReadyError(EphemeralRegistryError):

@@ -206,6 +206,8 @@ OPTIONS: tuple[Option, ...] = (
 """The options of ``ephemeral_registry()``, defined once: its signature, ``Options``, the
 command line's flags, the pytest plugin's options and the documentation's table are made
 from these, or checked against them by the tests."""
+OPTION_ENVS = {option.name: option.env for option in OPTIONS if option.env}
+"""The environment variable that is an option's default, for the options that have one."""
 
 BY_NAME = {option.name: option for option in OPTIONS}
 

@@ -70,3 +70,21 @@ def test_the_cost_curves_are_drawn_from_the_saved_figures() -> None:
     assert files
     drawn = chart.draw_curves([json.loads(path.read_text()) for path in files])
     assert (DOCS / "curves.svg").read_text() == drawn
+
+
+def test_the_engines_page_gives_the_pinned_images_an_offline_machine_needs() -> None:
+    """Each default image, with its option and variable, as the library pins them."""
+    import ephemeral_registry
+    from ephemeral_registry._options import OPTION_ENVS
+
+    engines = (DOCS / "engines.md").read_text()
+    section = engines.split("## Without the internet", 1)[1].split("\n## ", 1)[0]
+    for image in (
+        ephemeral_registry.DEFAULT_REGISTRY_IMAGE,
+        ephemeral_registry.DEFAULT_CRANE_IMAGE,
+        ephemeral_registry.DEFAULT_RELAY_IMAGE,
+    ):
+        assert f"`{image}`" in section, image
+    for option, env in OPTION_ENVS.items():
+        assert f"`{option}=`" in section, option
+        assert f"`{env}`" in section, env

@@ -299,6 +299,10 @@ async def test_an_image_that_cannot_be_pulled_gives_image_pull_error(
         with pytest.raises(ImagePullError) as caught:
             await registry.ready()
     assert caught.value.image == image
+    assert caught.value.option == "registry_image"
+    # It says how to choose another image, and how to bring this one in offline.
+    for advice in ("--registry-image", "$EPHEMERAL_REGISTRY_REGISTRY_IMAGE", "docker load -i"):
+        assert advice in str(caught.value)
     assert session_resources(registry) == set()
 
 
