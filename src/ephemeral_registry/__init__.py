@@ -14,6 +14,7 @@ suite that merely has the pytest plugin installed, or ``ephemeral-registry
 import typing
 from importlib import metadata as _metadata
 
+from ._errors import AsyncioRequiredError as AsyncioRequiredError
 from ._errors import CleanupError as CleanupError
 from ._errors import DockerEngineError as DockerEngineError
 from ._errors import DockerUnavailableError as DockerUnavailableError
@@ -86,6 +87,7 @@ __all__ = [
     "DEFAULT_REGISTRY_IMAGE",
     "DEFAULT_RELAY_IMAGE",
     "REGISTRY_2_IMAGE",
+    "AsyncioRequiredError",
     "CleanupError",
     "ContainerState",
     "Credentials",

@@ -8,7 +8,9 @@ that is closed even when its user is cancelled.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Generic, Literal, TypeVar, cast
@@ -19,6 +21,8 @@ import anyio
 # not compiled first deep inside a running task, where CPython 3.11.7's compile()
 # can fail under pytest's assertion rewriting (SystemError, CPython gh-106905).
 from anyio import AsyncFile, open_file
+
+from ._errors import AsyncioRequiredError
 
 T = TypeVar("T")
 
@@ -135,3 +139,16 @@ async def opened(
     finally:
         with anyio.CancelScope(shield=True):
             await file.aclose()
+
+
+def require_asyncio(what: str) -> None:
+    """Raise ``AsyncioRequiredError`` unless this runs on an asyncio event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        trio = sys.modules.get("trio")
+        try:
+            library = "trio" if trio is not None and trio.lowlevel.current_task() else ""
+        except RuntimeError:
+            library = ""
+        raise AsyncioRequiredError(what, library or "another event loop") from None

@@ -14,6 +14,7 @@ EphemeralRegistryError
 ├── RegistryNotReadyError       the registry did not answer ``GET /v2/`` in time, or exited
 │   └── RegistryUnreachableError   it listens, but its pull endpoint does not reach it from here
 ├── RegistryClosedError         the registry was used after its block had exited
+├── AsyncioRequiredError        called on another event loop than asyncio's (trio's, say)
 ├── PushError                   a push failed (crane, the registry's answer, its exit) or timed out
 └── CleanupError                resources could not be removed in time
 ```
@@ -30,6 +31,32 @@ from ._types import ContainerState
 
 class EphemeralRegistryError(Exception):
     """The root of every error this library raises on purpose."""
+
+
+class AsyncioRequiredError(EphemeralRegistryError):
+    """Raised at once by ``ephemeral_registry()``, ``sweep()`` and ``find_leftovers()``
+    when they are not called on an asyncio event loop (under trio, say).
+
+    The engine's and the registry's clients (aiodocker, aiohttp) run on asyncio
+    only. From trio, run the registry on an asyncio loop in a thread of its
+    own, as the pytest plugin does for trio tests (the pytest plugin's page
+    has the recipe)::
+
+        with anyio.from_thread.start_blocking_portal("asyncio") as portal:
+            block = portal.wrap_async_context_manager(ephemeral_registry())
+            registry = await anyio.to_thread.run_sync(block.__enter__)
+            ...
+    """
+
+    def __init__(self, what: str, library: str) -> None:
+        super().__init__(
+            f"{what} runs on asyncio, not on {library}: its engine and HTTP clients (aiodocker,"
+            " aiohttp) are asyncio's. From trio, run it on an asyncio loop in a thread of its"
+            ' own (anyio.from_thread.start_blocking_portal("asyncio")), as the pytest plugin'
+            " does for trio tests."
+        )
+        self.library = library
+        """The event loop library it was called under (``"trio"``, ...)."""
 
 
 class InvalidArgumentError(EphemeralRegistryError, ValueError):

@@ -20,6 +20,7 @@ import anyio
 import anyio.lowlevel
 
 from ._bring_up import BringUp
+from ._concurrency import require_asyncio
 from ._docker import Engine, engine_address, open_engine
 from ._errors import RegistryClosedError
 from ._options import (
@@ -131,6 +132,7 @@ async def ephemeral_registry(
             made and closed.
 
     Raises:
+        AsyncioRequiredError: at entry, when the event loop is not asyncio's (trio's, say).
         InvalidArgumentError: at entry, for a bad argument (a loopback ``host_ip``
             for an engine on another host, say); from ``ready()``, for an IPv6
             ``host_ip`` that Podman as root cannot publish on. Nothing is created.
@@ -152,6 +154,7 @@ async def ephemeral_registry(
     so nothing the engine created escapes the removal.
     """
     given = dict(locals())  # the arguments, by name: each is one of OPTIONS (but docker)
+    require_asyncio("ephemeral_registry()")
     options = resolve(**{name: given[name] for name in OPTION_NAMES})
     address = engine_address(docker)
     check_against_engine(options, address)

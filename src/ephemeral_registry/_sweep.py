@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import aiodocker
 
 from . import _labels
-from ._concurrency import run_all
+from ._concurrency import require_asyncio, run_all
 from ._docker import Engine, Labelled, open_engine
 from ._resources import remove
 
@@ -136,6 +136,7 @@ async def find_leftovers(
     With ``all_owners=True``: every container and network this library
     labelled, whoever owns it. With ``sessions``: only those sessions'.
     """
+    require_asyncio("find_leftovers()")
     async with open_engine(docker, request_timeout=request_timeout) as engine:
         found = await _find(engine, all_owners=all_owners, sessions=sessions)
         return [_leftover(r) for r in found]
@@ -165,6 +166,7 @@ async def sweep(
     Cancellation: what was removed stays removed; the rest stays for the
     next sweep.
     """
+    require_asyncio("sweep()")
     async with open_engine(docker, request_timeout=request_timeout) as engine:
         found = await _find(engine, all_owners=all_owners, sessions=sessions)
         await _remove(engine, found)

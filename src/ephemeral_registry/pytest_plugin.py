@@ -7,10 +7,10 @@ Fixtures:
 - ``ephemeral_registry_factory`` (test scope): ``await factory(**options)``
   returns a ready registry of the test's own, removed when the test ends.
 
-They work the same under anyio's pytest plugin, under pytest-asyncio (strict
-or auto mode, with tests on function-, module- or session-scoped loops), and
-in plain synchronous tests, which can read ``handle.endpoints``. Nothing is
-to be configured beyond installing the package.
+They work the same under anyio's pytest plugin (asyncio and trio tests), under
+pytest-asyncio (strict or auto mode, with tests on function-, module- or
+session-scoped loops), and in plain synchronous tests, which can read
+``handle.endpoints``. Nothing is to be configured beyond installing the package.
 
 How: both fixtures are synchronous, which every plugin accepts. The
 registries live on the plugin's own event loop, in a background thread
@@ -18,7 +18,8 @@ registries live on the plugin's own event loop, in a background thread
 left in one task there, so its cancel scopes never cross tasks, whatever
 task or loop the test runs in. A ``RegistryHandle``'s coroutines are awaited
 from the test's loop, whichever it is: each runs on the plugin's loop, and
-the test awaits its result as an asyncio future. Cancelling the test's await
+the test awaits its result through a worker thread of its own loop, so
+that asyncio and trio tests alike can await it. Cancelling the test's await
 cancels the call on the plugin's loop. ``on_log`` callbacks, plain or async,
 are called on the test's loop, as if the registry ran there.
 
@@ -38,13 +39,14 @@ process, so a worker's sweep never touches another live worker's.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import ExitStack, asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import anyio.from_thread
+import anyio.lowlevel
 import anyio.to_thread
 import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
@@ -150,13 +152,20 @@ class RegistryHandle:
         self._portal.call(self._registry.keep)
 
     async def _run(self, call: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
-        """Run ``call`` on the plugin's loop; await it from this one.
+        """Run ``call`` on the plugin's loop; await it from this one, asyncio's or trio's.
+
+        A worker thread of this loop waits for the call's result, so that any
+        event loop anyio runs on can await it.
 
         Cancellation: cancelling this await cancels the call there; its own
         cleanup (a crane container's removal) finishes on the plugin's loop.
         """
         future = self._portal.start_task_soon(functools.partial(call, *args, **kwargs))
-        return await asyncio.wrap_future(future)
+        try:
+            return await anyio.to_thread.run_sync(future.result, abandon_on_cancel=True)
+        except anyio.get_cancelled_exc_class():
+            future.cancel()
+            raise
 
 
 RegistryFactory = Callable[..., Awaitable[RegistryHandle]]
@@ -165,14 +174,17 @@ RegistryFactory = Callable[..., Awaitable[RegistryHandle]]
 
 def _relay(callback: Callable[..., object] | None) -> Callable[..., Awaitable[None]] | None:
     """``callback`` (``on_log``, ``on_progress``), called on the caller's loop while the
-    push runs on the plugin's."""
+    push runs on the plugin's: a worker thread of the plugin's loop calls into the
+    caller's (asyncio's or trio's) and waits there."""
     if callback is None:
         return None
-    callers_loop = asyncio.get_running_loop()
+    callers_loop = anyio.lowlevel.current_token()
 
     async def relay(*args: Any) -> None:
-        done = asyncio.run_coroutine_threadsafe(call(callback, *args), callers_loop)
-        await asyncio.wrap_future(done)
+        on_callers_loop = functools.partial(
+            anyio.from_thread.run, call, callback, *args, token=callers_loop
+        )
+        await anyio.to_thread.run_sync(on_callers_loop)
 
     return relay
 

@@ -186,7 +186,15 @@ def test_a_synchronous_test_reads_the_endpoints(ephemeral_registry):
 
 SETUPS = {
     # name: (the suite's marker line, pytest's arguments, whether tests share one loop)
-    "anyio": ("pytestmark = pytest.mark.anyio", ("-p", "no:asyncio"), False),
+    # With trio installed, anyio's plugin runs each test on every backend: this suite's
+    # code is asyncio's (asyncio.gather), so it names its backend, as such suites do.
+    # Trio tests: test_trio_tests_use_the_fixtures_as_asyncio_tests_do.
+    "anyio": (
+        "pytestmark = pytest.mark.anyio\n\n"
+        "@pytest.fixture\ndef anyio_backend():\n    return 'asyncio'",
+        ("-p", "no:asyncio"),
+        False,
+    ),
     "asyncio strict": ("pytestmark = pytest.mark.asyncio", ("--asyncio-mode=strict",), False),
     "asyncio auto": ("", ("--asyncio-mode=auto",), False),
     "asyncio auto, module loop": (
@@ -342,3 +350,54 @@ def test_bad_options_are_a_usage_error_before_any_test_or_engine_call(
     output = "\n".join(result.outlines + result.errlines)
     assert "Traceback" not in output
     assert "test_session" not in output  # nothing was collected, nothing set up
+
+
+TRIO_AND_ASYNCIO_TESTS = """
+import json, os, pytest
+import anyio
+
+pytestmark = pytest.mark.anyio
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request):
+    return request.param
+
+async def test_push(ephemeral_registry, ephemeral_registry_factory, anyio_backend):
+    lines = []
+
+    async def on_log(line):
+        await anyio.sleep(0)  # an await of the test's own loop, trio's or asyncio's
+        lines.append(str(line))
+
+    pushed = await ephemeral_registry.push_image(
+        "{image}", f"suite/{{anyio_backend}}", pusher="crane", on_log=on_log
+    )
+    own = await ephemeral_registry_factory()
+    again = await own.push_image("{image}", "suite/own", pusher="native")
+    with anyio.move_on_after(0.05):  # a cancelled await cancels the push on the plugin's loop
+        await own.push_image("{image}", "suite/cancelled", pusher="crane")
+    with open(os.path.join({out!r}, anyio_backend + ".json"), "w") as f:
+        json.dump(
+            {{"sessions": [ephemeral_registry.session_id, own.session_id],
+              "refs": [pushed.ref, again.ref], "lines": len(lines)}},
+            f,
+        )
+"""
+
+
+def test_trio_tests_use_the_fixtures_as_asyncio_tests_do(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    """Under anyio's plugin with the trio backend: pushes, on_log on the test's loop,
+    a factory's registry, a cancelled push; then nothing is left."""
+    pytester.makepyfile(
+        test_suite=TRIO_AND_ASYNCIO_TESTS.format(image=testbed.SAMPLE, out=str(tmp_path))
+    )
+    result = pytester.runpytest_subprocess(*OPTIONS)
+    result.assert_outcomes(passed=2)
+    for backend in ("asyncio", "trio"):
+        entry = json.loads((tmp_path / f"{backend}.json").read_text())
+        assert entry["refs"][0].endswith(f"/suite/{backend}:latest")
+        assert entry["lines"] > 0  # crane's output reached the trio test's callback
+        for session in entry["sessions"]:
+            assert testbed.labelled(f"{testbed.LABEL}={session}") == set()
