@@ -7,12 +7,13 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
 import pytest
 
-from ephemeral_registry import _labels, sweep
+from ephemeral_registry import _labels, _scratch, sweep
 
 from ..support import testbed
 from ..support.helpers import get, registry_under_test, session_resources
@@ -22,21 +23,37 @@ pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).parents[3]
 
 
-async def killed_owner(tarball: Path) -> str:
-    """Start a process that owns a registry with a push running, SIGKILL it; return its session."""
+@dataclass(frozen=True)
+class Killed:
+    """An owner process, SIGKILLed."""
+
+    session: str
+    pid: int
+
+
+async def killed_owner(*args: str) -> Killed:
+    """Start a process that owns a registry (``owner_process``'s ``args``: a push, TLS),
+    SIGKILL it once its push runs or its registry is ready; return its session and pid."""
     process = await anyio.open_process(
-        [sys.executable, "-m", "tests.integration.support.owner_process", str(tarball)], cwd=ROOT
+        [sys.executable, "-m", "tests.integration.support.owner_process", *args], cwd=ROOT
     )
     try:
         assert process.stdout is not None
-        with anyio.fail_after(30):
+        with anyio.fail_after(60):
             line = await process.stdout.receive()
         session = str(json.loads(line)["session"])
     finally:
         process.send_signal(signal.SIGKILL)
         await process.wait()  # reaped: its pid is gone, not a zombie
         await process.aclose()
-    return session
+    return Killed(session, process.pid)
+
+
+def directories_of(pid: int) -> dict[str, Path]:
+    """The directories on this host made by process ``pid``, by kind."""
+    found = [scratch for scratch in _scratch.find() if scratch.pid == pid]
+    assert len({scratch.kind for scratch in found}) == len(found)  # one of each at most
+    return {scratch.kind: scratch.path for scratch in found}
 
 
 async def test_a_killed_owners_registry_is_swept_and_a_live_one_keeps_working(
@@ -46,7 +63,7 @@ async def test_a_killed_owners_registry_is_swept_and_a_live_one_keeps_working(
     them, and only them."""
     async with registry_under_test(sweep_leftovers=False) as live:
         endpoints = await live.ready()
-        dead = await killed_owner(tarball)
+        dead = (await killed_owner("--tarball", str(tarball))).session
         left = testbed.labelled(f"{testbed.LABEL}={dead}")
         assert len(left) == 3  # registry, crane container, network
 
@@ -59,6 +76,41 @@ async def test_a_killed_owners_registry_is_swept_and_a_live_one_keeps_working(
         assert (await get(endpoints.pull_endpoint, "/v2/")).status_code == 200
         pushed = await live.push(tarball, "still/works")
         assert pushed.ref.startswith(endpoints.pull_endpoint)
+
+
+async def test_a_killed_owners_directories_are_swept_and_a_live_ones_kept() -> None:
+    """SIGKILL while a TLS registry's crane push runs leaves its CA's directory and crane's
+    export here; sweep removes them, reports them, and keeps a live TLS registry's CA."""
+    async with registry_under_test(tls=True, sweep_leftovers=False) as live:
+        endpoints = await live.ready()
+        assert endpoints.ca_file is not None
+        killed = await killed_owner("--tls", "--image", testbed.REGISTRY3)
+        left = directories_of(killed.pid)
+        assert set(left) == {"ca", "export"}
+        assert (left["ca"] / "ca.crt").is_file()
+        assert any(left["export"].iterdir())  # the export crane was pushing from
+
+        removed = await sweep(sessions=[killed.session, live.session_id])
+
+        swept = {leftover.id for leftover in removed if leftover.kind == "directory"}
+        assert swept == {str(path) for path in left.values()}
+        assert {leftover.session for leftover in removed} == {killed.session}
+        assert {leftover.owner_pid for leftover in removed} == {killed.pid}
+        assert directories_of(killed.pid) == {}
+        assert testbed.labelled(f"{testbed.LABEL}={killed.session}") == set()
+        assert endpoints.ca_file.read_bytes() == endpoints.ca_certificate
+        pushed = await live.push_image(testbed.SAMPLE, "still/works", pusher="native")
+        assert pushed.ref.startswith(endpoints.pull_endpoint)
+    assert not endpoints.ca_file.exists()  # its own block removed it
+
+
+async def test_a_killed_owners_ca_is_swept_without_a_push() -> None:
+    """SIGKILL while a TLS registry is merely up: its CA's directory is the only file."""
+    killed = await killed_owner("--tls")
+    assert set(directories_of(killed.pid)) == {"ca"}
+    removed = await sweep(sessions=[killed.session])
+    assert {leftover.kind for leftover in removed} == {"container", "network", "directory"}
+    assert directories_of(killed.pid) == {}
 
 
 PLANTED = ("dead-owner", "reused-pid", "live-owner", "other-host")
