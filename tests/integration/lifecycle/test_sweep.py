@@ -3,57 +3,26 @@
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
 import pytest
 
-from ephemeral_registry import _labels, _scratch, sweep
+from ephemeral_registry import _labels, sweep
 
 from ..support import testbed
-from ..support.helpers import get, registry_under_test, session_resources
+from ..support.helpers import (
+    directories_of,
+    get,
+    killed_owner,
+    registry_under_test,
+    session_resources,
+)
 
 pytestmark = pytest.mark.anyio
-
-ROOT = Path(__file__).parents[3]
-
-
-@dataclass(frozen=True)
-class Killed:
-    """An owner process, SIGKILLed."""
-
-    session: str
-    pid: int
-
-
-async def killed_owner(*args: str) -> Killed:
-    """Start a process that owns a registry (``owner_process``'s ``args``: a push, TLS),
-    SIGKILL it once its push runs or its registry is ready; return its session and pid."""
-    process = await anyio.open_process(
-        [sys.executable, "-m", "tests.integration.support.owner_process", *args], cwd=ROOT
-    )
-    try:
-        assert process.stdout is not None
-        with anyio.fail_after(60):
-            line = await process.stdout.receive()
-        session = str(json.loads(line)["session"])
-    finally:
-        process.send_signal(signal.SIGKILL)
-        await process.wait()  # reaped: its pid is gone, not a zombie
-        await process.aclose()
-    return Killed(session, process.pid)
-
-
-def directories_of(pid: int) -> dict[str, Path]:
-    """The directories on this host made by process ``pid``, by kind."""
-    found = [scratch for scratch in _scratch.find() if scratch.pid == pid]
-    assert len({scratch.kind for scratch in found}) == len(found)  # one of each at most
-    return {scratch.kind: scratch.path for scratch in found}
 
 
 async def test_a_killed_owners_registry_is_swept_and_a_live_one_keeps_working(
