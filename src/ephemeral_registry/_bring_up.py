@@ -30,7 +30,6 @@ import functools
 import ipaddress
 import logging
 import re
-import tempfile
 from pathlib import Path
 
 import anyio
@@ -38,7 +37,7 @@ import anyio.abc
 import anyio.to_thread
 import httpx
 
-from . import _auth, _tls
+from . import _auth, _scratch, _tls
 from ._concurrency import Outcome, race, run_all
 from ._discovery import EngineAddress
 from ._docker import ContainerSpec, Engine
@@ -211,7 +210,8 @@ class BringUp:
         """Write the CA's certificate to a directory of its own here, for ``Endpoints.ca_file``."""
 
         def write() -> Path:
-            directory = Path(tempfile.mkdtemp(prefix=f"{self._session.name}-"))
+            # Named after its owner: a sweep removes it once this process is gone.
+            directory = _scratch.make("ca", session=self._session.session_id)
             self._session.ca_directory = directory
             path = directory / _tls.CA_FILE_NAME
             path.write_bytes(authority.certificate)

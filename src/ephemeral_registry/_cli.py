@@ -442,7 +442,9 @@ def parser() -> argparse.ArgumentParser:
         "prune",
         parents=[common],
         help="remove what dead processes left behind",
-        description="Remove the containers and networks whose owner process is gone.",
+        description=(
+            "Remove the containers, networks and temporary directories whose owner process is gone."
+        ),
     )
     prune.add_argument(
         "--all",

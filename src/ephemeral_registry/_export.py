@@ -31,7 +31,6 @@ import hashlib
 import json
 import logging
 import posixpath
-import tempfile
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -48,6 +47,7 @@ import zstandard
 from anyio import AsyncFile
 from anyio import Path as AsyncPath
 
+from . import _scratch
 from ._concurrency import opened
 from ._docker import Engine
 from ._errors import EphemeralRegistryError, ExportError, ImageNotFoundError
@@ -70,7 +70,7 @@ from ._platform import Platform, Platforms
 
 logger = logging.getLogger("ephemeral_registry")
 EXPORT_PREFIX = "ephemeral-registry-export-"
-"""The name of each temporary export's directory begins so."""
+"""The name of each temporary export's directory begins so (``_scratch``'s kind ``export``)."""
 
 ReadExactly = Callable[[int], Awaitable[bytes]]
 Compression = Literal["none", "gzip", "zstd"]
@@ -337,15 +337,18 @@ async def exported(
     platforms: Platforms | None = None,
     as_tarball: bool,
     timeout: float,
+    session: str | None = None,
 ) -> AsyncIterator[Path]:
     """``image`` exported into a temporary directory, for a push; removed on exit.
 
     Yields an OCI layout (see ``export_image``) or, ``as_tarball``, the
     ``docker save`` tarball as the engine wrote it (crane then gzips its layers).
+    The directory's name carries this process and ``session`` (see ``_scratch``):
+    should the process be killed, a sweep removes it.
 
     Cancellation: the export stops, and the directory is removed.
     """
-    with tempfile.TemporaryDirectory(prefix=EXPORT_PREFIX) as directory:
+    with _scratch.made("export", session=session) as directory:
         if as_tarball:
             source = Path(directory) / "image.tar"
             size = await engine.save_image(image, source, timeout=timeout)

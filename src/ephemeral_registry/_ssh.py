@@ -30,7 +30,6 @@ import contextlib
 import logging
 import os
 import shutil
-import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +38,7 @@ from urllib.parse import unquote, urlsplit
 
 import anyio
 
+from . import _scratch
 from ._errors import DockerUnavailableError
 
 if TYPE_CHECKING:
@@ -183,11 +183,12 @@ async def connected(url: str, *, timeout: float) -> AsyncIterator[Connection]:
 def _socket_directory() -> str:
     """A private directory for the forwarded socket: in the temporary directory, or in
     ``/tmp`` where that one's path is too long for a socket."""
-    directory = tempfile.mkdtemp(prefix="ephemeral-registry-ssh-")
+    # Named after its owner: a sweep removes it once this process is gone.
+    directory = str(_scratch.make("ssh", session=None))
     if len(os.fsencode(directory)) + len("/engine.sock") <= MAX_SOCKET_PATH:
         return directory
     os.rmdir(directory)
-    return tempfile.mkdtemp(prefix="ephemeral-registry-ssh-", dir="/tmp")
+    return str(_scratch.make("ssh", session=None, directory=_scratch.FALLBACK_DIRECTORY))
 
 
 async def _try_socket(url: str, connection: asyncssh.SSHClientConnection, target: Target) -> None:

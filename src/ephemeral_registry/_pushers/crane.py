@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import anyio
 import anyio.lowlevel
 
-from .. import _archive, _auth, _source, _tls
+from .. import _archive, _auth, _labels, _source, _tls
 from .._archive import Archive
 from .._auth import DOCKER_CONFIG, archive
 from .._concurrency import run_all
@@ -132,6 +132,7 @@ class CranePusher:
             platforms=what.platforms,
             as_tarball=_compression(job) == "gzip",
             timeout=math.inf,  # the push's own time limit bounds it
+            session=self._labels.get(_labels.SESSION),  # in the directory's name, for sweeps
         ) as path:
             source = _source.check(path)
             checked = Checked({}, several=False)  # a layout of one entry, an image or an index

@@ -26,11 +26,13 @@ from urllib.parse import urlsplit
 import anyio
 import pytest
 
-from ephemeral_registry import DockerUnavailableError, InvalidArgumentError, find_leftovers
+from ephemeral_registry import DockerUnavailableError, InvalidArgumentError, find_leftovers, sweep
 
 from ..support import testbed
 from ..support.helpers import (
+    directories_of,
     get,
+    killed_owner,
     published_port,
     refuses_connections,
     registry_under_test,
@@ -150,6 +152,23 @@ async def test_the_tunnel_closes_on_every_way_out(home: Home, way_out: str) -> N
     assert endpoint
     assert session_resources(registry) == set()
     assert refuses_connections(endpoint)
+
+
+async def test_a_killed_owners_ssh_socket_directory_is_swept(home: Home) -> None:
+    """SIGKILL with an SSH connection open leaves its forwarded socket's directory; sweep
+    removes it (the home fixture checks that nothing is left in the temporary directory),
+    while its own connection's directory is in use and stays until it closes."""
+    scratch = tempfile.gettempdir()  # the home fixture's: the owner's socket goes there too
+    killed = await killed_owner("--tunnel", env={"TMPDIR": scratch})
+    left = directories_of(killed.pid)
+    assert set(left) == {"ssh"}
+    assert (left["ssh"] / "engine.sock").is_socket()
+
+    removed = await sweep()  # over SSH too; an SSH directory belongs to no session
+
+    assert str(left["ssh"]) in {leftover.id for leftover in removed}
+    assert directories_of(killed.pid) == {}
+    assert testbed.labelled(f"{testbed.LABEL}={killed.session}") == set()
 
 
 async def test_a_remote_ssh_engine_without_a_tunnel_refuses_loopback(

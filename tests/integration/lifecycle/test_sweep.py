@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,28 +14,15 @@ import pytest
 from ephemeral_registry import _labels, sweep
 
 from ..support import testbed
-from ..support.helpers import get, registry_under_test, session_resources
+from ..support.helpers import (
+    directories_of,
+    get,
+    killed_owner,
+    registry_under_test,
+    session_resources,
+)
 
 pytestmark = pytest.mark.anyio
-
-ROOT = Path(__file__).parents[3]
-
-
-async def killed_owner(tarball: Path) -> str:
-    """Start a process that owns a registry with a push running, SIGKILL it; return its session."""
-    process = await anyio.open_process(
-        [sys.executable, "-m", "tests.integration.support.owner_process", str(tarball)], cwd=ROOT
-    )
-    try:
-        assert process.stdout is not None
-        with anyio.fail_after(30):
-            line = await process.stdout.receive()
-        session = str(json.loads(line)["session"])
-    finally:
-        process.send_signal(signal.SIGKILL)
-        await process.wait()  # reaped: its pid is gone, not a zombie
-        await process.aclose()
-    return session
 
 
 async def test_a_killed_owners_registry_is_swept_and_a_live_one_keeps_working(
@@ -46,7 +32,7 @@ async def test_a_killed_owners_registry_is_swept_and_a_live_one_keeps_working(
     them, and only them."""
     async with registry_under_test(sweep_leftovers=False) as live:
         endpoints = await live.ready()
-        dead = await killed_owner(tarball)
+        dead = (await killed_owner("--tarball", str(tarball))).session
         left = testbed.labelled(f"{testbed.LABEL}={dead}")
         assert len(left) == 3  # registry, crane container, network
 
@@ -59,6 +45,41 @@ async def test_a_killed_owners_registry_is_swept_and_a_live_one_keeps_working(
         assert (await get(endpoints.pull_endpoint, "/v2/")).status_code == 200
         pushed = await live.push(tarball, "still/works")
         assert pushed.ref.startswith(endpoints.pull_endpoint)
+
+
+async def test_a_killed_owners_directories_are_swept_and_a_live_ones_kept() -> None:
+    """SIGKILL while a TLS registry's crane push runs leaves its CA's directory and crane's
+    export here; sweep removes them, reports them, and keeps a live TLS registry's CA."""
+    async with registry_under_test(tls=True, sweep_leftovers=False) as live:
+        endpoints = await live.ready()
+        assert endpoints.ca_file is not None
+        killed = await killed_owner("--tls", "--image", testbed.REGISTRY3)
+        left = directories_of(killed.pid)
+        assert set(left) == {"ca", "export"}
+        assert (left["ca"] / "ca.crt").is_file()
+        assert any(left["export"].iterdir())  # the export crane was pushing from
+
+        removed = await sweep(sessions=[killed.session, live.session_id])
+
+        swept = {leftover.id for leftover in removed if leftover.kind == "directory"}
+        assert swept == {str(path) for path in left.values()}
+        assert {leftover.session for leftover in removed} == {killed.session}
+        assert {leftover.owner_pid for leftover in removed} == {killed.pid}
+        assert directories_of(killed.pid) == {}
+        assert testbed.labelled(f"{testbed.LABEL}={killed.session}") == set()
+        assert endpoints.ca_file.read_bytes() == endpoints.ca_certificate
+        pushed = await live.push_image(testbed.SAMPLE, "still/works", pusher="native")
+        assert pushed.ref.startswith(endpoints.pull_endpoint)
+    assert not endpoints.ca_file.exists()  # its own block removed it
+
+
+async def test_a_killed_owners_ca_is_swept_without_a_push() -> None:
+    """SIGKILL while a TLS registry is merely up: its CA's directory is the only file."""
+    killed = await killed_owner("--tls")
+    assert set(directories_of(killed.pid)) == {"ca"}
+    removed = await sweep(sessions=[killed.session])
+    assert {leftover.kind for leftover in removed} == {"container", "network", "directory"}
+    assert directories_of(killed.pid) == {}
 
 
 PLANTED = ("dead-owner", "reused-pid", "live-owner", "other-host")

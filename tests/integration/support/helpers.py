@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import socket
+import sys
+from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 
-from ephemeral_registry import Registry, ephemeral_registry
+from ephemeral_registry import Registry, _scratch, ephemeral_registry
 
 from . import testbed
+
+ROOT = Path(__file__).parents[3]
+"""The checkout: where ``python -m tests.integration.support...`` runs."""
 
 
 def registry_under_test(**options: Any) -> AbstractAsyncContextManager[Registry]:
@@ -59,3 +69,39 @@ def refuses_connections(endpoint: str) -> bool:
     except OSError:
         return True
     return False
+
+
+@dataclass(frozen=True)
+class Killed:
+    """An owner process, SIGKILLed."""
+
+    session: str
+    pid: int
+
+
+async def killed_owner(*args: str, env: Mapping[str, str] | None = None) -> Killed:
+    """Start a process that owns a registry (``owner_process``'s ``args``: a push, TLS),
+    SIGKILL it once its push runs or its registry is ready; return its session and pid.
+    ``env`` is added to this process's environment."""
+    process = await anyio.open_process(
+        [sys.executable, "-m", "tests.integration.support.owner_process", *args],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+    )
+    try:
+        assert process.stdout is not None
+        with anyio.fail_after(60):
+            line = await process.stdout.receive()
+        session = str(json.loads(line)["session"])
+    finally:
+        process.send_signal(signal.SIGKILL)
+        await process.wait()  # reaped: its pid is gone, not a zombie
+        await process.aclose()
+    return Killed(session, process.pid)
+
+
+def directories_of(pid: int) -> dict[str, Path]:
+    """The directories on this host made by process ``pid``, by kind."""
+    found = [scratch for scratch in _scratch.find() if scratch.pid == pid]
+    assert len({scratch.kind for scratch in found}) == len(found)  # one of each at most
+    return {scratch.kind: scratch.path for scratch in found}
