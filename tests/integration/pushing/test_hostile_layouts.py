@@ -49,7 +49,7 @@ def write_layout(
     layer = layer_tar()
     layer_descriptor = put(layout, layer, OCI_LAYER, layer_algorithm)
     diff_id = "sha256:" + hashlib.sha256(layer).hexdigest()
-    fields = {
+    fields: dict[str, object] = {
         "os": "linux",
         "architecture": "amd64",
         "rootfs": {"type": "layers", "diff_ids": [diff_id]},
