@@ -13,9 +13,13 @@ What goes in:
 - a ``docker save`` tarball: one member, the file itself;
 - an OCI layout: exactly the files its check (``_oci.layout.read_layout``)
   validated, and nothing else of the directory: ``oci-layout``,
-  ``index.json`` and the file of every descriptor it leads to. A link that
-  stays inside the layout is copied as the regular file it names; a link out
-  of it, or a blob that is not a regular file, was refused by that check.
+  ``index.json`` and the file of every descriptor it leads to, each opened
+  again inside the layout as the check opened it (``open_inside``). A link
+  that stays inside the layout is copied as the regular file it names; a
+  link out of it, or a blob that is not a regular file, was refused by that
+  check. Each file is hashed as it is copied, and its last chunk held back
+  until it matches what was checked (a blob's digest, ``index.json``'s bytes
+  as read): crane reads the copy, so it reads exactly what was checked.
 
 Every member belongs to crane's user (``uid:gid``), files read-only, so that
 crane reads the copies whatever the modes of the originals. A file whose size
@@ -25,6 +29,7 @@ short or padded: the engine would unpack whatever arrived.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tarfile
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -43,7 +48,7 @@ from anyio import AsyncFile
 
 from ._errors import InvalidSourceError
 from ._oci.errors import FormatError
-from ._oci.layout import Descriptor, Layout, open_blob
+from ._oci.layout import Layout, blob_name, open_inside
 from ._oci.tar import BLOCK
 
 CHUNK = 1 << 20
@@ -63,8 +68,11 @@ class Member:
     path: Path
     size: int
     """Its size when planned: what its header says, and exactly what is sent."""
-    blob: Descriptor | None = None
-    """A layout's blob: opened as the layout's check opens it (``open_blob``)."""
+    inside: str | None = None
+    """A layout's file: its name in the layout, opened as the check opens it
+    (``open_inside``)."""
+    digest: str | None = None
+    """The sha256 its bytes must have, where checked: they are hashed as they are sent."""
 
 
 @dataclass(frozen=True)
@@ -108,13 +116,21 @@ def of_layout(layout: Layout, *, at: str, uid: int, gid: int) -> Archive:
     root = _relative(at)
     members = []
     for name in ("oci-layout", "index.json"):
-        path = layout.root / name
         try:
-            size = path.stat().st_size
-        except OSError as exc:
-            problem = f"its {name} cannot be read: {exc.strerror}"
-            raise InvalidSourceError(layout.root, problem) from None
-        members.append(Member(f"{root}/{name}", path, size))
+            with open_inside(layout.root, name) as file:
+                size = os.fstat(file.fileno()).st_size
+        except FormatError as exc:
+            raise InvalidSourceError(layout.root, f"changed since it was checked: {exc}") from None
+        digest = f"sha256:{hashlib.sha256(layout.content).hexdigest()}"
+        members.append(
+            Member(
+                f"{root}/{name}",
+                layout.root / name,
+                size,
+                inside=name,
+                digest=digest if name == "index.json" else None,
+            )
+        )
     descriptors = [entry.descriptor for entry in layout.documents()]
     descriptors += layout.blobs().values()
     directories = {root}
@@ -126,7 +142,8 @@ def of_layout(layout: Layout, *, at: str, uid: int, gid: int) -> Archive:
                 f"{root}/blobs/{algorithm}/{encoded}",
                 layout.blob_path(descriptor),
                 descriptor.size,
-                blob=descriptor,
+                inside=blob_name(descriptor),
+                digest=descriptor.digest,
             )
         )
     directories |= {parent for directory in directories for parent in _parents(directory)}
@@ -150,7 +167,8 @@ async def write(archive: Archive, send: Send) -> None:
 
     Raises:
         InvalidSourceError: a file cannot be read, or is not what was planned
-            (its size changed; a layout's blob fails the layout's checks).
+            (its size changed; a layout's file fails the layout's checks, or its bytes
+            are not those checked): the tar then ends before that file's last chunk.
 
     Cancellation: stops at the next chunk; the file open is closed.
     """
@@ -159,6 +177,8 @@ async def write(archive: Archive, send: Send) -> None:
     for member in archive.members:
         async with _opened(archive, member) as file:
             header = _header(archive, member.name, tarfile.REGTYPE, member.size)
+            digest = hashlib.sha256()
+            held = b""  # the last chunk read, sent once the next one came, or the hash matched
             remaining = member.size
             while remaining:
                 chunk = await file.read(min(CHUNK, remaining))
@@ -167,12 +187,22 @@ async def write(archive: Archive, send: Send) -> None:
                         archive.source, f"{member.path} became shorter while it was copied"
                     )
                 remaining -= len(chunk)
+                if member.digest is not None:
+                    await anyio.to_thread.run_sync(digest.update, chunk)
+                if held:
+                    await send(held)
+                held = chunk
                 if header:
-                    chunk, header = header + chunk, b""
-                await send(chunk)
+                    held, header = header + held, b""
+            if member.digest is not None and f"sha256:{digest.hexdigest()}" != member.digest:
+                raise InvalidSourceError(
+                    archive.source,
+                    f"changed since it was checked: the bytes of {member.path} are not those"
+                    " checked",
+                )
             padding = -member.size % BLOCK
-            if header or padding:
-                await send(header + bytes(padding))
+            if held or header or padding:
+                await send(held + header + bytes(padding))
     await send(bytes(2 * BLOCK))  # the end of the archive
 
 
@@ -200,8 +230,8 @@ def _open(archive: Archive, member: Member) -> IO[bytes]:
     """Open ``member`` (blocking): a blob as the layout's check does, any file at the size
     it had when planned."""
     try:
-        if member.blob is not None:
-            opened: IO[bytes] = open_blob(archive.source, member.blob)
+        if member.inside is not None:
+            opened: IO[bytes] = open_inside(archive.source, member.inside)
         else:
             opened = member.path.open("rb")
     except FormatError as exc:

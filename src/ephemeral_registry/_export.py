@@ -31,15 +31,13 @@ import hashlib
 import json
 import logging
 import posixpath
-import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Literal, Protocol, TypeGuard, TypeVar, cast
+from typing import Any, Protocol, TypeVar
 
 import anyio.to_thread
-import zstandard
 
 # anyio imports its parts on first use. Imported here, with this module, they are
 # not compiled first deep inside a running task, where CPython 3.11.7's compile()
@@ -51,6 +49,7 @@ from . import _scratch
 from ._concurrency import opened
 from ._docker import Engine
 from ._errors import EphemeralRegistryError, ExportError, ImageNotFoundError
+from ._oci.content import Blob, Compression, Config, Digests, read_config, strings
 from ._oci.documents import MAX_DOCUMENT, kind_of, parse_array, parse_object
 from ._oci.errors import FormatError
 from ._oci.layout import check_digest
@@ -73,15 +72,12 @@ EXPORT_PREFIX = "ephemeral-registry-export-"
 """The name of each temporary export's directory begins so (``_scratch``'s kind ``export``)."""
 
 ReadExactly = Callable[[int], Awaitable[bytes]]
-Compression = Literal["none", "gzip", "zstd"]
 
 T = TypeVar("T")
 Fail = Callable[[str], EphemeralRegistryError]
 """Makes the error for a problem with the input: whose input it was decides its type."""
 
 CHUNK = 1 << 20
-INFLATE_CHUNK = 1 << 20
-"""The most bytes one step of the diff_id check decompresses at once."""
 MAX_MEMBERS = 100_000
 """The most files and links of a save that are indexed (a save of 127 layers has about 400)."""
 MAX_NAME_BYTES = 16 << 20
@@ -96,46 +92,7 @@ LAYER_TYPES: dict[Compression, str] = {
     "gzip": OCI_LAYER_GZIP,
     "zstd": OCI_LAYER_ZSTD,
 }
-MAGIC: dict[bytes, Compression] = {b"\x1f\x8b": "gzip", b"\x28\xb5\x2f\xfd": "zstd"}
 MAX_LINKS = 8
-
-
-@dataclass(frozen=True)
-class Blob:
-    digest: str
-    size: int
-    compression: Compression
-    diff_id: str
-    """The digest of the uncompressed content (the blob's own digest when uncompressed)."""
-    problem: str | None = None
-    """Why its content could not be decompressed (corrupt gzip or zstd), if it could not."""
-
-
-@dataclass(frozen=True)
-class Config:
-    """What this library reads of an image config, typed."""
-
-    platform: Platform
-    diff_ids: tuple[str, ...] | None
-    """The digests of its layers' uncompressed content; None where it names no array of
-    strings (an error only for an image that is pushed)."""
-
-
-def read_config(content: bytes, what: str) -> Config:
-    """An image config's platform and diff_ids (blocking: on a worker thread).
-
-    Raises:
-        FormatError: it is not a JSON object within ``_oci.documents``' bounds, or its
-            os, architecture or variant is not a short string.
-    """
-    document = parse_object(content, what)
-    try:
-        platform = Platform.of(document)
-    except FormatError as exc:
-        raise FormatError(f"{what}: {exc}") from None
-    rootfs = document.get("rootfs")
-    diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
-    return Config(platform, tuple(diff_ids) if _strings(diff_ids) else None)
 
 
 @dataclass(frozen=True)
@@ -159,76 +116,6 @@ class Layout:
     """The images it holds: one, unless several platforms were asked for."""
     size: int
     """The bytes of all blobs written."""
-
-
-class Digests:
-    """The digest of a blob and of its uncompressed content, fed a chunk at a time.
-
-    ``feed`` hashes (and inflates) on a worker thread, a step of at most
-    ``INFLATE_CHUNK`` decompressed bytes at a time, and stops at the next step
-    when the task waiting on it is cancelled: a small member that inflates
-    to gigabytes does not hold the event loop, nor a deadline. Content that
-    starts as gzip or zstd but is not valid is not an error here: the blob
-    carries the ``problem``, which matters only if the image uses it.
-    """
-
-    def __init__(self) -> None:
-        self._raw = hashlib.sha256()
-        self._plain = hashlib.sha256()
-        self.compression: Compression | None = None
-        self._inflate: Any = None  # zlib's decompressor, or zstandard's stream writer
-        self.problem: str | None = None
-
-    async def feed(self, chunk: bytes) -> None:
-        await anyio.to_thread.run_sync(self.update, chunk)
-
-    def update(self, chunk: bytes) -> None:
-        self._raw.update(chunk)
-        if self.compression is None:
-            self._start(chunk)
-        if self.problem is not None:
-            return
-        try:
-            if self.compression == "gzip":
-                self._gunzip(chunk)
-            elif self.compression == "zstd":
-                self._inflate.write(chunk)
-        except (zlib.error, zstandard.ZstdError) as exc:
-            self.problem = f"is not valid {self.compression} ({exc})"
-
-    def _start(self, first: bytes) -> None:
-        self.compression = next(
-            (kind for magic, kind in MAGIC.items() if first.startswith(magic)), "none"
-        )
-        if self.compression == "gzip":
-            self._inflate = zlib.decompressobj(zlib.MAX_WBITS | 16)
-        elif self.compression == "zstd":
-            sink = cast(IO[bytes], _HashWriter(self._plain))
-            self._inflate = zstandard.ZstdDecompressor().stream_writer(
-                sink, write_size=INFLATE_CHUNK
-            )
-
-    def _gunzip(self, data: bytes) -> None:
-        while data:
-            check_cancelled()
-            self._plain.update(self._inflate.decompress(data, INFLATE_CHUNK))
-            data = self._inflate.unconsumed_tail
-            if self._inflate.eof and self._inflate.unused_data:  # another gzip member
-                data = self._inflate.unused_data
-                self._inflate = zlib.decompressobj(zlib.MAX_WBITS | 16)
-
-    def blob(self, size: int) -> Blob:
-        if self.compression == "zstd" and self.problem is None:
-            try:
-                self._inflate.flush()
-            except zstandard.ZstdError as exc:
-                self.problem = f"is not valid zstd ({exc})"
-        if self.compression == "gzip" and self.problem is None and not self._inflate.eof:
-            self.problem = "is cut short: its gzip stream does not end"
-        raw = f"sha256:{self._raw.hexdigest()}"
-        compression = self.compression or "none"
-        plain = raw if compression == "none" else f"sha256:{self._plain.hexdigest()}"
-        return Blob(raw, size, compression, plain, self.problem)
 
 
 class BlobStore(Protocol):
@@ -314,18 +201,6 @@ class CheckStore:
 
     async def content(self, blob: Blob) -> bytes | None:
         return self._documents.get(blob.digest)
-
-
-class _HashWriter:
-    """A file-like sink that only hashes what is written to it, a step at a time."""
-
-    def __init__(self, digest: Any) -> None:
-        self._digest = digest
-
-    def write(self, data: bytes) -> int:
-        check_cancelled()
-        self._digest.update(data)
-        return len(data)
 
 
 @asynccontextmanager
@@ -678,9 +553,9 @@ class Unpacker:
                 raise FormatError(
                     f"its manifest.json is malformed: a Config is {kind_of(config)}, not a name"
                 )
-            if not _strings(layers):
+            if not strings(layers):
                 raise FormatError("its manifest.json is malformed: Layers is not an array of names")
-            if tags is not None and not _strings(tags):  # null where an image has no tag
+            if tags is not None and not strings(tags):  # null where an image has no tag
                 raise FormatError(
                     "its manifest.json is malformed: RepoTags is not an array of tags"
                 )
@@ -757,10 +632,6 @@ class Unpacker:
                     f"a layer's content has the digest {layer.diff_id}, its config says {diff_id}"
                 )
         return image
-
-
-def _strings(value: object) -> TypeGuard[list[str]]:
-    return isinstance(value, list) and all(isinstance(each, str) for each in value)
 
 
 def manifest_json(config: Blob, layers: list[Blob]) -> bytes:

@@ -133,8 +133,27 @@ async def test_a_layout_blob_that_changed_fails_the_layouts_own_check(tmp_path: 
     archive = of_layout(named, at=AT, uid=0, gid=0)
     layer = next(iter(named.manifests())).layers[0]
     named.blob_path(layer).write_bytes(b"another size")
-    with pytest.raises(InvalidSourceError, match="changed since it was checked"):
+    with pytest.raises(InvalidSourceError, match="it changed"):
         await written(archive)
+
+
+async def test_a_layout_blob_whose_bytes_changed_is_never_sent_whole(tmp_path: Path) -> None:
+    """Same size, other bytes: hashed as copied, the last chunk held back, then refused."""
+    layout = tmp_path / "layout"
+    layout.mkdir()
+    write_index(layout, manifest(layout))
+    named = read_layout_blocking(layout)
+    archive = of_layout(named, at=AT, uid=0, gid=0)
+    layer = next(iter(named.manifests())).layers[0]
+    named.blob_path(layer).write_bytes(b"LAYER")
+    sent: list[bytes] = []
+
+    async def send(chunk: bytes) -> None:
+        sent.append(chunk)
+
+    with pytest.raises(InvalidSourceError, match="changed since it was checked"):
+        await write(archive, send)
+    assert b"LAYER" not in b"".join(sent)
 
 
 def test_a_missing_tarball_is_an_invalid_source(tmp_path: Path) -> None:

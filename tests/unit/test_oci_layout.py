@@ -2,22 +2,34 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
+import time
 from pathlib import Path
 
+import anyio
 import pytest
 
 from ephemeral_registry._oci.errors import FormatError
 from ephemeral_registry._oci.layout import (
     MAX_DEPTH,
+    MAX_LINKS,
     Descriptor,
     check_digest,
     open_blob,
+    read_document,
+    read_layout,
     read_layout_blocking,
 )
-from ephemeral_registry._oci.media_types import OCI_INDEX, OCI_MANIFEST
+from ephemeral_registry._oci.media_types import (
+    OCI_CONFIG,
+    OCI_INDEX,
+    OCI_LAYER,
+    OCI_LAYER_GZIP,
+    OCI_MANIFEST,
+)
 
 
 def put(layout: Path, data: bytes) -> dict[str, object]:
@@ -32,16 +44,31 @@ def write_index(layout: Path, *entries: dict[str, object]) -> None:
     (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": entries}))
 
 
-def manifest(
-    layout: Path, *, config: dict[str, object] | None = None, **layers: object
+def image_config(
+    layout: Path, layers: list[dict[str, object]], **fields: object
 ) -> dict[str, object]:
-    config = config or put(layout, b'{"os":"linux","architecture":"amd64"}')
+    """An image config whose diff_ids are the layers' digests (uncompressed layers)."""
+    config = {
+        "os": "linux",
+        "architecture": "amd64",
+        "rootfs": {"type": "layers", "diff_ids": [layer["digest"] for layer in layers]},
+        **fields,
+    }
+    return {"mediaType": OCI_CONFIG, **put(layout, json.dumps(config).encode())}
+
+
+def manifest(
+    layout: Path, *, config: dict[str, object] | None = None, **fields: object
+) -> dict[str, object]:
+    """A manifest of one layer (or ``layers=``), whose config matches them unless given."""
+    layers = fields["layers"] if "layers" in fields else [put(layout, b"layer")]
+    assert isinstance(layers, list)
     document: dict[str, object] = {
         "mediaType": OCI_MANIFEST,
-        "config": config,
-        "layers": [put(layout, b"layer")],
+        "config": config or image_config(layout, layers),
+        "layers": layers,
     }
-    document.update(layers)
+    document.update(fields)
     return {"mediaType": OCI_MANIFEST, **put(layout, json.dumps(document).encode())}
 
 
@@ -92,7 +119,7 @@ def test_a_blob_that_links_out_of_the_layout_is_refused(tmp_path: Path) -> None:
     blob = layout / "blobs" / "sha256" / hashlib.sha256(b"layer").hexdigest()
     blob.unlink()
     blob.symlink_to(outside)
-    with pytest.raises(FormatError, match="link out of the layout"):
+    with pytest.raises(FormatError, match="link leads out of the layout"):
         read_layout_blocking(layout)
 
 
@@ -102,7 +129,7 @@ def test_a_link_inside_the_layout_is_followed(tmp_path: Path) -> None:
     blob = layout / "blobs" / "sha256" / hashlib.sha256(b"layer").hexdigest()
     (layout / "kept").write_bytes(blob.read_bytes())
     blob.unlink()
-    blob.symlink_to(layout / "kept")
+    blob.symlink_to("../../kept")
     read_layout_blocking(layout)
 
 
@@ -179,3 +206,172 @@ def test_documents_come_each_once_and_after_what_they_name(tmp_path: Path) -> No
     order = [document.descriptor.digest for document in layout.documents()]
     assert order == [one["digest"], two["digest"], index["digest"]]
     assert layout.content == (tmp_path / "index.json").read_bytes()
+
+
+def outside_copy(tmp_path: Path, layout: Path, name: str) -> Path:
+    """Move the layout's file ``name`` out of it, and leave a link to it in its place."""
+    outside = tmp_path / f"outside-{name.replace('/', '-')}"
+    (layout / name).rename(outside)
+    return outside
+
+
+@pytest.mark.parametrize("absolute", [True, False])
+@pytest.mark.parametrize("name", ["index.json", "oci-layout", "blobs", "blob"])
+def test_no_path_of_a_layout_resolves_outside_it(
+    tmp_path: Path, name: str, *, absolute: bool
+) -> None:
+    """index.json, oci-layout, blobs/ and each blob: a link out is refused, absolute or not."""
+    layout = tmp_path / "layout"
+    write_index(layout, manifest(layout))
+    if name == "blob":
+        name = f"blobs/sha256/{hashlib.sha256(b'layer').hexdigest()}"
+    outside = outside_copy(tmp_path, layout, name)
+    depth = name.count("/")
+    target = outside if absolute else Path(*[".."] * (depth + 1), outside.name)
+    (layout / name).symlink_to(target)
+    with pytest.raises(FormatError, match="link leads out of the layout"):
+        read_layout_blocking(layout)
+
+
+def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path: Path) -> None:
+    """Opened non-blocking, then found not to be a regular file."""
+    layout = tmp_path / "layout"
+    write_index(layout, manifest(layout))
+    (layout / "oci-layout").unlink()
+    os.mkfifo(layout / "oci-layout")
+    with pytest.raises(FormatError, match="not a regular file"):
+        read_layout_blocking(layout)
+
+
+def chained_layer(layout: Path, links: int) -> dict[str, object]:
+    """A layer whose blob is reached through a chain of ``links`` links inside the layout."""
+    descriptor = put(layout, b"layer")
+    blob = layout / "blobs" / "sha256" / str(descriptor["digest"]).partition(":")[2]
+    blob.rename(layout / "real")
+    previous = "real"
+    for number in range(links - 1):
+        (layout / f"link{number}").symlink_to(previous)
+        previous = f"link{number}"
+    blob.symlink_to(f"../../{previous}")
+    return descriptor
+
+
+def test_a_chain_of_links_inside_is_followed_up_to_the_limit(tmp_path: Path) -> None:
+    layout = tmp_path / "layout"
+    write_index(layout, manifest(layout, layers=[chained_layer(layout, MAX_LINKS)]))
+    read_layout_blocking(layout)
+    other = tmp_path / "other"
+    write_index(other, manifest(other, layers=[chained_layer(other, MAX_LINKS + 1)]))
+    with pytest.raises(FormatError, match=f"more than {MAX_LINKS} links"):
+        read_layout_blocking(other)
+
+
+def test_a_layer_repeated_1000_times_through_30_links_is_read_once(tmp_path: Path) -> None:
+    """Each distinct descriptor is resolved and hashed once, however often it repeats."""
+    layer = chained_layer(tmp_path, 30)
+    write_index(tmp_path, manifest(tmp_path, layers=[layer] * 1000))
+    started = time.monotonic()
+    layout = read_layout_blocking(tmp_path)
+    assert time.monotonic() - started < 2
+    assert len(layout.blobs()) == 2
+
+
+@pytest.mark.anyio
+async def test_reading_a_layout_sees_a_deadline(tmp_path: Path) -> None:
+    """A layout of many distinct blobs: fail_after ends its reading at the next chunk."""
+    layers = [put(tmp_path, bytes([number]) * (1 << 20)) for number in range(256)]
+    write_index(tmp_path, manifest(tmp_path, layers=layers * 4))
+    started = time.monotonic()
+    await read_layout(tmp_path)
+    whole = time.monotonic() - started
+    started = time.monotonic()
+    with pytest.raises(TimeoutError), anyio.fail_after(0.01):
+        await read_layout(tmp_path)
+    assert time.monotonic() - started < 0.01 + whole / 4
+
+
+@pytest.mark.parametrize("which", ["manifest", "layer", "config"])
+def test_bytes_that_do_not_match_their_digest_are_refused(tmp_path: Path, which: str) -> None:
+    """Same size, other bytes: containerd's content store would refuse them too."""
+    write_index(tmp_path, manifest(tmp_path))
+    index = json.loads((tmp_path / "index.json").read_bytes())
+    document = json.loads(read_blob(tmp_path, index["manifests"][0]))
+    descriptor = {
+        "manifest": index["manifests"][0],
+        "layer": document["layers"][0],
+        "config": document["config"],
+    }[which]
+    path = tmp_path / "blobs" / "sha256" / descriptor["digest"].partition(":")[2]
+    content = bytearray(path.read_bytes())
+    content[-2] ^= 1
+    path.write_bytes(bytes(content))
+    with pytest.raises(FormatError, match="do not match its digest"):
+        read_layout_blocking(tmp_path)
+
+
+def read_blob(layout: Path, descriptor: dict[str, str]) -> bytes:
+    return (layout / "blobs" / "sha256" / descriptor["digest"].partition(":")[2]).read_bytes()
+
+
+def test_a_config_that_is_not_json_is_refused(tmp_path: Path) -> None:
+    config = {"mediaType": OCI_CONFIG, **put(tmp_path, b"not json")}
+    write_index(tmp_path, manifest(tmp_path, config=config))
+    with pytest.raises(FormatError, match="is not JSON"):
+        read_layout_blocking(tmp_path)
+
+
+def test_a_layer_whose_diff_id_does_not_match_is_refused(tmp_path: Path) -> None:
+    layer = put(tmp_path, b"layer")
+    config = image_config(tmp_path, [put(tmp_path, b"another layer")])
+    write_index(tmp_path, manifest(tmp_path, config=config, layers=[layer]))
+    with pytest.raises(FormatError, match="its config says"):
+        read_layout_blocking(tmp_path)
+
+
+def test_a_gzipped_layer_is_checked_by_its_content(tmp_path: Path) -> None:
+    """The diff_id is the digest of the layer inflated, as for a tarball."""
+    layer = {"mediaType": OCI_LAYER_GZIP, **put(tmp_path, gzip.compress(b"layer"))}
+    config = image_config(tmp_path, [put(tmp_path, b"layer")])
+    write_index(tmp_path, manifest(tmp_path, config=config, layers=[layer]))
+    read_layout_blocking(tmp_path)
+
+
+def test_a_sha512_blob_is_refused(tmp_path: Path) -> None:
+    """Neither pusher pushes it: crane cannot, so the native pusher does not either."""
+    data = b"layer"
+    encoded = hashlib.sha512(data).hexdigest()
+    (tmp_path / "blobs" / "sha512").mkdir(parents=True)
+    (tmp_path / "blobs" / "sha512" / encoded).write_bytes(data)
+    layer = {"mediaType": OCI_LAYER, "digest": f"sha512:{encoded}", "size": len(data)}
+    write_index(tmp_path, manifest(tmp_path, layers=[layer]))
+    with pytest.raises(FormatError, match="is sha512, not sha256"):
+        read_layout_blocking(tmp_path)
+
+
+@pytest.mark.parametrize("field", ["os", "architecture", "variant"])
+def test_a_config_whose_platform_is_not_strings_is_refused(tmp_path: Path, field: str) -> None:
+    """An os that is a list: crane refuses it, so both pushers do."""
+    layers = [put(tmp_path, b"layer")]
+    config = image_config(tmp_path, layers, **{field: ["linux"]})
+    write_index(tmp_path, manifest(tmp_path, config=config, layers=layers))
+    with pytest.raises(FormatError, match=f"its {field} is not a string"):
+        read_layout_blocking(tmp_path)
+
+
+def test_an_artifacts_blobs_are_only_hashed(tmp_path: Path) -> None:
+    """A config of another media type is not an image's: no diff_ids are asked of it."""
+    config = {"mediaType": "application/vnd.example.config+json", **put(tmp_path, b"{}")}
+    layer = {"mediaType": "application/octet-stream", **put(tmp_path, b"anything")}
+    write_index(tmp_path, manifest(tmp_path, config=config, layers=[layer]))
+    read_layout_blocking(tmp_path)
+
+
+def test_read_document_checks_the_bytes_again(tmp_path: Path) -> None:
+    """What is pushed is read again and hashed: a change since the check is refused."""
+    entry = manifest(tmp_path)
+    descriptor = Descriptor.of(entry)
+    assert read_document(tmp_path, descriptor) == read_blob(tmp_path, entry)  # type: ignore[arg-type]
+    path = tmp_path / "blobs" / "sha256" / descriptor.digest.partition(":")[2]
+    path.write_bytes(path.read_bytes().replace(b"layers", b"LAYERS"))
+    with pytest.raises(FormatError, match="do not match its digest"):
+        read_document(tmp_path, descriptor)

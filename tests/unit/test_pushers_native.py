@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ephemeral_registry._export import Blob
+from ephemeral_registry._oci.content import Blob
 from ephemeral_registry._pushers.native import BlobCache, _Held
 
 pytestmark = pytest.mark.anyio

@@ -1,39 +1,74 @@
-"""Reading an OCI image layout directory that somebody else made.
+"""Reading an OCI image layout directory that somebody else made, as hostile as a tarball.
 
-A layout names its files by the digests in its descriptors, so a
+Every path of it (``oci-layout``, ``index.json``, each blob) is opened as Go's
+``os.Root`` opens one (``open_inside``): a component at a time, no link
+followed by the system, so nothing outside the layout is reached whatever
+its links (at most ``MAX_LINKS``) and whatever changes meanwhile. A
 descriptor is checked before it names a file: its digest must follow the
-OCI grammar (``algorithm:encoded``, a registered algorithm with its hex
-length), and its file must lie inside the layout once links are resolved,
-be a regular file, and have the size the descriptor gives. ``"sha256:/etc/x"``
-or ``"sha256:../../x"`` name nothing. Indexes nest at most ``MAX_DEPTH``
-deep and name at most ``MAX_MANIFESTS`` distinct manifests; an entry that
-repeats is read once. JSON documents are read within the bounds of
-``documents`` (``MAX_DOCUMENT`` bytes, how deep they nest, how much they hold).
+OCI grammar and be ``sha256`` (the one algorithm both pushers can push:
+crane's go-containerregistry knows no other), and its file must be a
+regular file of the size the descriptor gives.
+
+Every blob's bytes are checked as a tarball's are (``_export``), as
+containerd's content store checks what it ingests: streamed once, a chunk
+at a time, hashed against its digest, and a layer's uncompressed content
+(gzip and zstd inflated on the way) against the ``diff_ids`` of its image's
+config, which must be JSON of the right shape (``content.read_config``). An
+attestation's (``os`` "unknown") and an artifact's (a config of another
+media type) blobs are only hashed. Each distinct descriptor is resolved and
+read once however often it repeats, and the reading sees cancellation at
+every descriptor and every chunk.
+
+Indexes nest at most ``MAX_DEPTH`` deep, name at most ``MAX_MANIFESTS``
+distinct manifests, and hold at most ``MAX_REFERENCES`` descriptors in all,
+repeats included. JSON documents are read within the bounds of
+``documents``; none is held past its parsing but ``index.json``, so memory
+is one document at a time (``MAX_DOCUMENT``) plus the descriptors.
 
 Every file operation runs on a worker thread.
 """
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import os
 import re
 import stat
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import anyio.to_thread
 
+from .content import Digests, read_config
 from .documents import MAX_DOCUMENT, kind_of, parse_object
 from .errors import FormatError
-from .media_types import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST
+from .media_types import (
+    DOCKER_IMAGE_CONFIG,
+    DOCKER_MANIFEST,
+    DOCKER_MANIFEST_LIST,
+    OCI_CONFIG,
+    OCI_INDEX,
+    OCI_MANIFEST,
+)
 from .threads import check_cancelled
 
 MAX_DEPTH = 8
 """How deep indexes may nest."""
+CHUNK = 1 << 20
+"""The most bytes of a blob hashed in one step."""
 MAX_MANIFESTS = 1024
 """How many distinct manifests and indexes a layout may lead to."""
+MAX_REFERENCES = 1 << 16
+"""How many descriptors its index.json, indexes and manifests may hold in all, repeats
+included (the most strings a JSON document may hold, ``documents.MAX_TOKENS``)."""
+MAX_LINKS = 40
+"""How many links one path may go through (Linux's own limit)."""
+IMAGE_CONFIGS = frozenset({OCI_CONFIG, DOCKER_IMAGE_CONFIG, ""})
+"""The configs whose shape and diff_ids are checked: an image's, or one of no media type."""
 
 _ALGORITHM = re.compile(r"[a-z0-9]+(?:[+._-][a-z0-9]+)*")
 _ENCODED = {"sha256": re.compile(r"[a-f0-9]{64}"), "sha512": re.compile(r"[a-f0-9]{128}")}
@@ -52,6 +87,17 @@ def check_digest(value: object) -> str:
     if not pattern.fullmatch(encoded):
         raise FormatError(f"a descriptor's digest is not a {algorithm} digest: {value[:100]!r}")
     return value
+
+
+def check_sha256(digest: str) -> str:
+    """``digest`` if it is sha256: the one algorithm both pushers push (crane's
+    go-containerregistry refuses any other), so the one a layout may use."""
+    if not digest.startswith("sha256:"):
+        raise FormatError(
+            f"a descriptor's digest is {digest.partition(':')[0]}, not sha256: {digest[:100]!r}"
+            " (crane cannot push it, so neither pusher does; re-digest its blobs as sha256)"
+        )
+    return digest
 
 
 @dataclass(frozen=True)
@@ -74,15 +120,15 @@ class Descriptor:
         media_type = value.get("mediaType", "")
         if not isinstance(media_type, str):
             raise FormatError(f"a descriptor's mediaType is not a string but {kind_of(media_type)}")
-        return cls(media_type, check_digest(value.get("digest")), size)
+        return cls(media_type, check_sha256(check_digest(value.get("digest"))), size)
 
 
 @dataclass(frozen=True)
 class Manifest:
-    """An image manifest the layout holds: its bytes and the blobs it names."""
+    """An image manifest the layout holds, checked: the blobs it names (its bytes are read
+    again, and checked again, when pushed: ``read_document``)."""
 
     descriptor: Descriptor
-    content: bytes
     media_type: str
     config: Descriptor
     layers: tuple[Descriptor, ...]
@@ -97,7 +143,6 @@ class Index:
     """An index (an image index, or Docker's manifest list) the layout holds."""
 
     descriptor: Descriptor
-    content: bytes
     media_type: str
     entries: tuple[Manifest | Index, ...]
 
@@ -137,59 +182,149 @@ class Layout:
         return {blob.digest: blob for manifest in self.manifests() for blob in manifest.blobs}
 
     def blob_path(self, descriptor: Descriptor) -> Path:
-        algorithm, _, encoded = descriptor.digest.partition(":")
-        return self.root / "blobs" / algorithm / encoded
+        """Where its file is, for a message: opened only through ``open_blob``."""
+        return self.root / blob_name(descriptor)
 
 
-def _contained(root: Path, descriptor: Descriptor) -> Path:
-    """The file of ``descriptor`` inside ``root``: links resolved, a regular file, its size."""
-    algorithm, _, encoded = descriptor.digest.partition(":")
-    path = (root / "blobs" / algorithm / encoded).resolve()
-    if not path.is_relative_to(root):
-        raise FormatError(f"the blob {descriptor.digest} is a link out of the layout")
-    try:
-        info = path.stat()
-    except OSError as exc:
-        raise FormatError(f"the blob {descriptor.digest} cannot be read: {exc.strerror}") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise FormatError(f"the blob {descriptor.digest} is not a regular file")
-    if info.st_size != descriptor.size:
-        raise FormatError(
-            f"the blob {descriptor.digest} has {info.st_size} bytes, its descriptor says"
-            f" {descriptor.size}"
-        )
-    return path
+def _refuse(name: str, problem: str) -> FormatError:
+    return FormatError(f"{name}: {problem}")
 
 
-def open_blob(root: Path, descriptor: Descriptor) -> Any:
-    """Open the file of ``descriptor``, checked as ``_contained`` does (blocking: on a thread).
+def open_inside(root: Path, name: str) -> IO[bytes]:
+    """Open the regular file ``name`` (a relative path) of the directory ``root``, as Go's
+    ``os.Root`` opens a file: one component at a time, each opened relative to the one
+    before without following a link, so that nothing outside ``root`` is reached whatever
+    the links are, and whatever changes meanwhile (blocking: on a thread).
 
-    The file opened is the one checked: it is opened without following a
-    link, and must be the same inode as the path checked.
+    A link is followed by reading it: a relative target is resolved from where the link
+    is, an absolute one, or a ``..`` that climbs above ``root``, is refused; at most
+    ``MAX_LINKS`` links in all. The file is opened non-blocking (a FIFO does not hang the
+    open) and must be a regular file.
+
+    Raises:
+        FormatError: any of the above does not hold, or a component cannot be opened.
     """
-    path = _contained(root, descriptor)
+    parts = deque(name.split("/"))
+    flags = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+        directories = [os.open(root, flags | os.O_DIRECTORY)]
     except OSError as exc:
-        raise FormatError(f"the blob {descriptor.digest} cannot be read: {exc.strerror}") from None
-    opened = os.fdopen(fd, "rb")
-    info, checked = os.fstat(fd), path.stat()
-    identity = (checked.st_dev, checked.st_ino, checked.st_size)
-    if (info.st_dev, info.st_ino, info.st_size) != identity:
+        raise _refuse(str(root), f"cannot be opened: {exc.strerror}") from None
+    links = 0
+    try:
+        while parts:
+            part = parts.popleft()
+            if part in ("", "."):
+                continue
+            if part == "..":
+                if len(directories) == 1:
+                    raise _refuse(name, "a link leads out of the layout")
+                os.close(directories.pop())
+                continue
+            last = not any(each not in ("", ".") for each in parts)
+            try:
+                fd = os.open(
+                    part,
+                    flags | (os.O_NONBLOCK if last else os.O_DIRECTORY),
+                    dir_fd=directories[-1],
+                )
+            except OSError as exc:
+                if exc.errno not in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
+                    raise _refuse(name, f"cannot be read: {exc.strerror}") from None
+                # A link (O_NOFOLLOW refused it), else no directory where one should be.
+                target = _link(directories[-1], part, name, exc)
+            else:
+                if last:
+                    break
+                directories.append(fd)
+                continue
+            links += 1
+            if links > MAX_LINKS:
+                raise _refuse(name, f"it is reached through more than {MAX_LINKS} links")
+            parts.extendleft(reversed(target.split("/")))
+        else:
+            raise _refuse(name, "is not a file")
+    finally:
+        for directory in directories:
+            os.close(directory)
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise _refuse(name, "is not a regular file")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+def _link(directory: int, part: str, name: str, error: OSError) -> str:
+    """The target of the link ``part`` in ``directory``, if it is a link that stays inside."""
+    try:
+        target = os.readlink(part, dir_fd=directory)
+    except OSError:
+        raise _refuse(name, f"cannot be read: {error.strerror}") from None
+    if target.startswith("/"):  # as os.Root: an absolute target is outside, whatever it names
+        raise _refuse(name, "a link leads out of the layout (an absolute target)")
+    return target
+
+
+def blob_name(descriptor: Descriptor) -> str:
+    """Where a layout keeps the blob of ``descriptor``, relative to its root."""
+    algorithm, _, encoded = descriptor.digest.partition(":")
+    return f"blobs/{algorithm}/{encoded}"
+
+
+def open_blob(root: Path, descriptor: Descriptor) -> IO[bytes]:
+    """Open the file of ``descriptor`` inside ``root`` (see ``open_inside``), of the size the
+    descriptor gives (blocking: on a thread). Its bytes are the caller's to check."""
+    opened = open_inside(root, blob_name(descriptor))
+    size = os.fstat(opened.fileno()).st_size
+    if size != descriptor.size:
         opened.close()
-        raise FormatError(f"the blob {descriptor.digest} changed while it was opened")
+        raise FormatError(
+            f"the blob {descriptor.digest} has {size} bytes, its descriptor says {descriptor.size}"
+        )
     return opened
 
 
-def _document(root: Path, descriptor: Descriptor) -> tuple[bytes, dict[str, Any]]:
+def read_document(root: Path, descriptor: Descriptor) -> bytes:
+    """The bytes of a JSON document of the layout (a manifest, an index, a config), of at
+    most ``MAX_DOCUMENT`` bytes, checked against its digest (blocking: on a thread).
+
+    Raises:
+        FormatError: it is larger, cannot be read, or its bytes are not those its digest
+            names (changed, or never were).
+    """
     if descriptor.size > MAX_DOCUMENT:
         raise FormatError(
             f"the document {descriptor.digest} has {descriptor.size} bytes (at most"
             f" {MAX_DOCUMENT} are read)"
         )
     with open_blob(root, descriptor) as file:
-        content = file.read(MAX_DOCUMENT + 1)
-    return content, parse_object(content, descriptor.digest)
+        content = file.read(descriptor.size + 1)
+    if len(content) != descriptor.size or _sha256(content) != descriptor.digest:
+        raise FormatError(f"the bytes of {descriptor.digest} do not match its digest")
+    return content
+
+
+def _sha256(content: bytes) -> str:
+    return f"sha256:{hashlib.sha256(content).hexdigest()}"
+
+
+def _hashed(root: Path, descriptor: Descriptor) -> str:
+    """Stream the blob of ``descriptor``, hash it, check its digest; return the digest of its
+    uncompressed content (its diff_id). Sees cancellation at every chunk."""
+    digests = Digests()
+    with open_blob(root, descriptor) as file:
+        read = 0
+        while chunk := file.read(min(CHUNK, descriptor.size - read)):
+            check_cancelled()
+            read += len(chunk)
+            digests.update(chunk)
+    blob = digests.blob(read)
+    if read != descriptor.size or blob.digest != descriptor.digest:
+        raise FormatError(f"the bytes of {descriptor.digest} do not match its digest")
+    if blob.problem is not None:
+        return f"{descriptor.digest} {blob.problem}"  # not a diff_id: refused if one is asked
+    return blob.diff_id
 
 
 def _list(document: dict[str, Any], key: str, what: str) -> list[Any]:
@@ -199,28 +334,70 @@ def _list(document: dict[str, Any], key: str, what: str) -> list[Any]:
     return value
 
 
+def _read_small(root: Path, name: str) -> bytes:
+    with open_inside(root, name) as file:
+        content = file.read(MAX_DOCUMENT + 1)
+    if len(content) > MAX_DOCUMENT:
+        raise FormatError(f"its {name} is over {MAX_DOCUMENT} bytes")
+    return content
+
+
 def read_layout_blocking(path: Path) -> Layout:
     """Read and check an OCI layout (blocking); see ``read_layout``."""
     root = path.resolve()
-    index_path = root / "index.json"
-    try:
-        if index_path.stat().st_size > MAX_DOCUMENT:
-            raise FormatError(f"its index.json is over {MAX_DOCUMENT} bytes")
-        with index_path.open("rb") as file:
-            index_content = file.read(MAX_DOCUMENT + 1)
-        index = parse_object(index_content, "its index.json")
-    except OSError as exc:
-        raise FormatError(f"its index.json cannot be read: {exc.strerror}") from None
+    parse_object(_read_small(root, "oci-layout"), "its oci-layout")
+    index_content = _read_small(root, "index.json")
+    index = parse_object(index_content, "its index.json")
     seen: dict[str, Manifest | Index] = {}
+    diff_ids: dict[str, str] = {}
+    """The diff_id of each blob hashed, by digest: each is read once."""
+    references = 0
+
+    def blob(descriptor: Descriptor) -> str:
+        check_cancelled()
+        if descriptor.digest not in diff_ids:
+            diff_ids[descriptor.digest] = _hashed(root, descriptor)
+        return diff_ids[descriptor.digest]
+
+    def check_image(what: str, config: Descriptor, layers: tuple[Descriptor, ...]) -> None:
+        """A config that is JSON of the right shape, and layers of its diff_ids, as a
+        tarball's are checked (``_export``); an attestation's (``os`` "unknown") and an
+        artifact's (a config of another media type) blobs are only hashed."""
+        for layer in layers:
+            blob(layer)
+        if config.media_type not in IMAGE_CONFIGS:
+            blob(config)
+            return
+        parsed = read_config(read_document(root, config), f"the config {config.digest}")
+        if parsed.platform.os == "unknown":
+            return
+        if parsed.diff_ids is None:
+            raise FormatError(f"{what}: its config names no rootfs.diff_ids (an array of strings)")
+        if len(layers) != len(parsed.diff_ids):
+            raise FormatError(
+                f"{what}: {len(layers)} layers, but its config names {len(parsed.diff_ids)}"
+            )
+        for layer, diff_id in zip(layers, parsed.diff_ids, strict=True):
+            found = blob(layer)
+            if found != diff_id:
+                raise FormatError(
+                    f"{what}: a layer's content has the digest {found}, its config says {diff_id}"
+                )
 
     def entry(value: object, depth: int) -> Manifest | Index:
+        nonlocal references
         check_cancelled()
+        references += 1
+        if references > MAX_REFERENCES:
+            raise FormatError(f"it holds more than {MAX_REFERENCES} descriptors")
         descriptor = Descriptor.of(value)
         if descriptor.digest in seen:
             return seen[descriptor.digest]
         if len(seen) >= MAX_MANIFESTS:
             raise FormatError(f"it leads to more than {MAX_MANIFESTS} manifests")
-        content, document = _document(root, descriptor)
+        content = read_document(root, descriptor)
+        document = parse_object(content, descriptor.digest)
+        del content  # held no longer than its parsing: a layout may lead to 1,024 of 8 MiB
         media_type = descriptor.media_type or document.get("mediaType") or ""
         if not isinstance(media_type, str):
             raise FormatError(f"the mediaType of {descriptor.digest} is not a string")
@@ -232,16 +409,21 @@ def read_layout_blocking(path: Path) -> Layout:
             if depth >= MAX_DEPTH:
                 raise FormatError(f"its indexes nest more than {MAX_DEPTH} deep")
             named = _list(document, "manifests", what)
+            del document
             children = tuple(entry(child, depth + 1) for child in named)
-            found = Index(descriptor, content, media_type or OCI_INDEX, children)
+            found = Index(descriptor, media_type or OCI_INDEX, children)
         elif media_type in (OCI_MANIFEST, DOCKER_MANIFEST) or not media_type:
             if "config" not in document:
                 raise FormatError(f"{what} names no config")
             config = Descriptor.of(document["config"])
-            layers = tuple(Descriptor.of(layer) for layer in _list(document, "layers", what))
-            for blob in (config, *layers):
-                _contained(root, blob)
-            found = Manifest(descriptor, content, media_type or OCI_MANIFEST, config, layers)
+            named = _list(document, "layers", what)
+            references += 1 + len(named)
+            if references > MAX_REFERENCES:
+                raise FormatError(f"it holds more than {MAX_REFERENCES} descriptors")
+            layers = tuple(Descriptor.of(layer) for layer in named)
+            del document, named
+            check_image(what, config, layers)
+            found = Manifest(descriptor, media_type or OCI_MANIFEST, config, layers)
         else:
             raise FormatError(f"{what} is of an unknown media type {media_type[:80]!r}")
         seen[descriptor.digest] = found

@@ -17,7 +17,10 @@ The file reaches crane's container in one of two ways, chosen once per engine
 engine certainly sees this host's files at their paths (a local engine in
 this host's mount namespace), which costs nothing; elsewhere (a VM, another
 host, an engine with mounts of its own) copied in through the engine's API
-(``_archive``) after the container is created and before it starts.
+(``_archive``) after the container is created and before it starts. A
+caller's OCI layout is always copied: the copy is hashed against the layout's
+check as it goes, so crane pushes exactly what was checked, even where the
+directory changes after its check.
 """
 
 from __future__ import annotations
@@ -124,7 +127,10 @@ class CranePusher:
         what = job.what
         if isinstance(what, FromFile):  # its phase is "check" (see check())
             checked = await check_source(what.source, job.report)
-            return await self._run(what.source, job, checked)
+            # A caller's layout is copied in, never mounted: crane then reads the copy,
+            # whose bytes were hashed against the check as they went (see _archive), not
+            # a directory that may have changed since the check.
+            return await self._run(what.source, job, checked, mount=not what.source.is_layout)
         async with exported(  # its phase is "export"
             self._engine,
             what.image,
@@ -140,12 +146,14 @@ class CranePusher:
                 checked = await check_source(source, job.report, tarball=False)
             return await self._run(source, job, checked)
 
-    async def _run(self, source: Source, job: Job, checked: Checked) -> PushResult:
+    async def _run(
+        self, source: Source, job: Job, checked: Checked, *, mount: bool = True
+    ) -> PushResult:
         job.report.phase = "push"
         running = await self._ready()
         crane_image = await self._crane_image()
         rootless = await self._engine.rootless()
-        mounted = await self._engine.shares_files()
+        mounted = mount and await self._engine.shares_files()
         spec = crane_spec(
             name=f"{self._name}-push-{next(self._numbers)}",
             crane_image=crane_image,

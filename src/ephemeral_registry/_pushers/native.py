@@ -48,8 +48,6 @@ from .._docker import Engine
 from .._errors import ExportError, InvalidSourceError, PushError
 from .._export import (
     CHUNK,
-    Blob,
-    Digests,
     Fail,
     Image,
     ReadExactly,
@@ -62,6 +60,7 @@ from .._export import (
 from .._interfaces import is_interface_address
 from .._oci import documents
 from .._oci import layout as _layout
+from .._oci.content import Blob, Digests
 from .._oci.errors import FormatError
 from .._oci.media_types import OCI_INDEX, OCI_MANIFEST
 from .._options import LayerCompression
@@ -612,13 +611,13 @@ class NativePusher:
                     for descriptor in blobs.values():
                         start_soon(functools.partial(send, descriptor))
                 for document in below:  # an index may name only manifests the registry holds
-                    await api.put_manifest(
-                        document.descriptor.digest, document.content, document.media_type
-                    )
-                await api.put_manifest(job.reference.tag, *top)
-            except FormatError as exc:  # a blob changed under us
-                raise InvalidSourceError(path, f"is not a usable OCI layout: {exc}") from None
-        return await _finish(job, endpoints, top[0])
+                    content = await _document(layout, document.descriptor)
+                    await api.put_manifest(document.descriptor.digest, content, document.media_type)
+                content = top[0] if isinstance(top[0], bytes) else await _document(layout, top[0])
+                await api.put_manifest(job.reference.tag, content, top[1])
+            except FormatError as exc:  # a file changed under us
+                raise InvalidSourceError(path, f"changed since it was checked: {exc}") from None
+        return await _finish(job, endpoints, content)
 
     async def _push_file(self, path: Path, job: Job, compression: LayerCompression) -> PushResult:
         """Push a ``docker save`` tarball read from disk, as ``_push_save`` does; its
@@ -664,33 +663,48 @@ async def _finish(job: Job, endpoints: Endpoints, manifest: bytes) -> PushResult
 
 def _top(
     layout: _layout.Layout, path: Path
-) -> tuple[tuple[bytes, str], list[_layout.Manifest | _layout.Index]]:
-    """What a layout's push tags (its content and media type), and the manifests and
-    indexes to push before it, by digest: what its one entry names, or for several
-    entries, all of them (the tag is then ``index.json``, an index of them)."""
+) -> tuple[tuple[bytes | _layout.Descriptor, str], list[_layout.Manifest | _layout.Index]]:
+    """What a layout's push tags (its descriptor, or its content, and its media type), and
+    the manifests and indexes to push before it, by digest: what its one entry names, or
+    for several entries, all of them (the tag is then ``index.json``, an index of them)."""
     documents = list(layout.documents())
     if not layout.entries:
         raise InvalidSourceError(path, "is an OCI layout whose index.json names nothing")
     if len(layout.entries) == 1:
         entry = layout.entries[0]
-        return (entry.content, entry.media_type), documents[:-1]  # the entry comes last
+        return (entry.descriptor, entry.media_type), documents[:-1]  # the entry comes last
     return (layout.content, OCI_INDEX), documents
+
+
+async def _document(layout: _layout.Layout, descriptor: _layout.Descriptor) -> bytes:
+    """A manifest or index of the layout, read again and checked against its digest: what
+    was checked is what is pushed (none is held from the check, to bound memory)."""
+    return await anyio.to_thread.run_sync(_layout.read_document, layout.root, descriptor)
 
 
 async def _file_chunks(
     layout: _layout.Layout, descriptor: _layout.Descriptor
 ) -> AsyncIterator[bytes]:
-    """A blob's file, checked and opened inside the layout, a chunk at a time."""
+    """A blob's file, opened inside the layout, a chunk at a time, hashed as it goes: the
+    last chunk is held back until the digest matches, so an upload of bytes that changed
+    since the check never completes (FormatError instead)."""
     file = anyio.wrap_file(
         await anyio.to_thread.run_sync(_layout.open_blob, layout.root, descriptor)
     )
     try:
         sent = 0
+        digest = hashlib.sha256()
+        held = b""
         while chunk := await file.read(min(CHUNK, descriptor.size - sent)):
             sent += len(chunk)
-            yield chunk
-        if sent != descriptor.size:
-            raise FormatError(f"the blob {descriptor.digest} changed size while it was read")
+            await anyio.to_thread.run_sync(digest.update, chunk)
+            if held:
+                yield held
+            held = chunk
+        if sent != descriptor.size or f"sha256:{digest.hexdigest()}" != descriptor.digest:
+            raise FormatError(f"the bytes of {descriptor.digest} do not match its digest")
+        if held:
+            yield held
     finally:
         with anyio.CancelScope(shield=True):
             await file.aclose()
