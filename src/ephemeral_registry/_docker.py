@@ -864,10 +864,18 @@ class Engine:
                 except (aiohttp.ClientError, asyncio.IncompleteReadError) as exc:
                     raise ExportError(image, f"the stream broke off ({exc!r})") from exc
 
-    async def save_image(self, image: str, destination: Path, *, timeout: float) -> int:
+    async def save_image(
+        self,
+        image: str,
+        destination: Path,
+        *,
+        timeout: float,
+        on_bytes: Callable[[int], Awaitable[None]] | None = None,
+    ) -> int:
         """Write ``docker save IMAGE`` to ``destination``, a chunk at a time; return its size.
 
-        Memory stays constant whatever the image's size.
+        Memory stays constant whatever the image's size. ``on_bytes`` is told
+        the size of each chunk once it is written.
         """
         size = 0
         async with (
@@ -877,6 +885,8 @@ class Engine:
             async for chunk in content.iter_chunked(_EXPORT_CHUNK):
                 await file.write(chunk)
                 size += len(chunk)
+                if on_bytes is not None:
+                    await on_bytes(len(chunk))
         return size
 
     async def remove_container(self, container_id: str) -> None:

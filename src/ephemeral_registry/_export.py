@@ -213,11 +213,13 @@ async def exported(
     as_tarball: bool,
     timeout: float,
     session: str | None = None,
+    on_bytes: Callable[[int], Awaitable[None]] | None = None,
 ) -> AsyncIterator[Path]:
     """``image`` exported into a temporary directory, for a push; removed on exit.
 
     Yields an OCI layout (see ``export_image``) or, ``as_tarball``, the
     ``docker save`` tarball as the engine wrote it (crane then gzips its layers).
+    ``on_bytes`` is told each piece of the engine's export as it is read.
     The directory's name carries this process and ``session`` (see ``_scratch``):
     should the process be killed, a sweep removes it.
 
@@ -226,13 +228,19 @@ async def exported(
     with _scratch.made("export", session=session) as directory:
         if as_tarball:
             source = Path(directory) / "image.tar"
-            size = await engine.save_image(image, source, timeout=timeout)
+            size = await engine.save_image(image, source, timeout=timeout, on_bytes=on_bytes)
             await check_tarball(source, fail=functools.partial(ExportError, image))
         else:
             source = Path(directory) / "layout"
             size = (
                 await export_image(
-                    engine, image, source, platform=platform, platforms=platforms, timeout=timeout
+                    engine,
+                    image,
+                    source,
+                    platform=platform,
+                    platforms=platforms,
+                    timeout=timeout,
+                    on_bytes=on_bytes,
                 )
             ).size
         logger.debug("exported %s (%d bytes)", image, size)
@@ -290,6 +298,7 @@ async def export_image(
     platform: Platform | None,
     platforms: Platforms | None = None,
     timeout: float,
+    on_bytes: Callable[[int], Awaitable[None]] | None = None,
 ) -> Layout:
     """Export ``image`` from the engine into an OCI layout at ``layout`` (an empty directory).
 
@@ -308,9 +317,18 @@ async def export_image(
     ``layout`` for its owner to remove.
     """
     async with engine.export(image, timeout=timeout) as content:
+        read_exactly: ReadExactly = content.readexactly
+        if on_bytes is not None:
+            told = on_bytes
+
+            async def read_exactly(size: int) -> bytes:
+                data = await content.readexactly(size)
+                await told(len(data))
+                return data
+
         return await unpack_save(
             image,
-            content.readexactly,
+            read_exactly,
             layout,
             platform=platform,
             platforms=platforms,

@@ -279,8 +279,11 @@ class Registry:
             ref: ``repo[:tag]``; by default the image's own name without a
                 registry host (``docker.io/library/alpine:3`` -> ``library/alpine:3``).
             on_log: as for ``push()``.
-            on_progress: as for ``push()``; the native pusher's total is
-                ``None`` here, as the export's size is known only at its end.
+            on_progress: as for ``push()``, from the export's first bytes
+                whatever the pusher. The native pusher's total is ``None`` here,
+                as the export's size is known only at its end; crane's counts
+                the export's bytes (total ``None``) and then, once crane starts,
+                those of the blobs it pushes, of a total that counts both.
             compress_layers: the old name of ``layer_compression="gzip"``
                 (deprecated).
             platform: ``os/architecture[/variant]`` of the image to push, where

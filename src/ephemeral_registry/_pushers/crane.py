@@ -139,11 +139,18 @@ class CranePusher:
             as_tarball=_compression(job) == "gzip",
             timeout=math.inf,  # the push's own time limit bounds it
             session=self._labels.get(_labels.SESSION),  # in the directory's name, for sweeps
+            # Progress from the first second: the export's bytes (of a total not
+            # known yet), then crane's, of a total that counts both.
+            on_bytes=job.report.advance if job.report.wants_progress else None,
         ) as path:
             source = _source.check(path)
             checked = Checked({}, several=False)  # a layout of one entry, an image or an index
             if job.report.wants_progress:  # checked as it was made: only the sizes
+                await job.report.advance(0, at_once=True)  # the export's last bytes
+                exported_bytes = job.report.done
                 checked = await check_source(source, job.report, tarball=False)
+                if job.report.total is not None:
+                    job.report.total += exported_bytes
             return await self._run(source, job, checked)
 
     async def _run(

@@ -466,32 +466,50 @@ async def test_a_full_disk_is_a_push_error_with_the_registry_answer(tmp_path: Pa
 
 async def test_progress_is_reported_by_both_pushers(tmp_path: Path) -> None:
     """Native: every MiB and at the end (a file's total is its size; an export's is unknown).
-    crane: as each blob of the exported layout lands, up to the layout's total."""
+    crane: the export's bytes from the first MiB, before crane starts (total unknown), then
+    as each blob of the exported layout lands, up to a total that counts both."""
     tarball = tmp_path / "interop.tar"
     await testbed.adocker("save", "-o", str(tarball), testbed.INTEROP)
     calls: dict[str, list[tuple[int, int | None]]] = {}
+    events: list[str] = []  # crane's push: progress and output lines, in order
 
     def recorder(name: str) -> Callable[[int, int | None], None]:
         calls[name] = []
-        return lambda done, total: calls[name].append((done, total))
+
+        def record(done: int, total: int | None) -> None:
+            calls[name].append((done, total))
+            events.append("progress")
+
+        return record
 
     async with registry_under_test() as registry:
         await registry.push(tarball, "progress/file", pusher="native", on_progress=recorder("file"))
         await registry.push_image(
             testbed.INTEROP, "progress/export", pusher="native", on_progress=recorder("export")
         )
-        await registry.push_image(testbed.INTEROP, "progress/crane", on_progress=recorder("crane"))
+        events.clear()
+        await registry.push_image(
+            testbed.INTEROP,
+            "progress/crane",
+            on_progress=recorder("crane"),
+            on_log=lambda line: events.append("line"),
+        )
     size = tarball.stat().st_size
     assert calls["file"][-1] == (size, size)
     assert len(calls["file"]) >= size // (1 << 20)
     assert {total for _, total in calls["export"]} == {None}
     assert calls["export"][-1][0] > 4 << 20  # the export's bytes, all of them
-    crane_totals = {total for _, total in calls["crane"]}
+    exporting = [done for done, total in calls["crane"] if total is None]
+    assert len(exporting) >= 2  # about every MiB of the export (a chunk may be more)
+    assert exporting[-1] == calls["export"][-1][0]  # all of it, as the native pusher read it
+    assert events.index("line") >= len(exporting)  # all of them before crane's first line
+    crane_totals = {total for _, total in calls["crane"]} - {None}
     assert len(crane_totals) == 1
     (total,) = crane_totals
     assert total is not None
+    assert total > exporting[-1]  # the export's bytes, and then the blobs'
     assert calls["crane"][-1] == (total, total)
-    assert len(calls["crane"]) > 2  # blob by blob, not only at the end
+    assert len(calls["crane"]) - len(exporting) > 2  # blob by blob, not only at the end
     for name, made in calls.items():
         done = [d for d, _ in made]
         assert done == sorted(done), name
