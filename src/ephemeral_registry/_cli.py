@@ -44,7 +44,7 @@ from . import (
     sweep,
 )
 from ._discovery import check_address
-from ._docker import engine_address, open_engine
+from ._docker import find_engine_address, open_engine
 from ._options import OPTIONS, check_against_engine, given_flags, resolve
 
 EXIT_ERROR = 1
@@ -201,7 +201,7 @@ def _registry_options(args: argparse.Namespace) -> dict[str, Any]:
     return given_flags(functools.partial(getattr, args))
 
 
-def _check_options(args: argparse.Namespace) -> None:
+async def _check_options(args: argparse.Namespace) -> None:
     """Refuse a bad option value as ``ephemeral_registry()`` would, but before the engine is
     asked anything (SOURCE's check asks it).
 
@@ -209,7 +209,8 @@ def _check_options(args: argparse.Namespace) -> None:
         InvalidArgumentError: a bad value, or one that does not fit where the engine is.
         DockerUnavailableError: no engine address applies.
     """
-    check_against_engine(resolve(**_registry_options(args)), engine_address(None))
+    options = resolve(**_registry_options(args))
+    check_against_engine(options, await find_engine_address(None))
 
 
 def is_file(source: str) -> bool:
@@ -291,7 +292,7 @@ def _push_fields(result: PushResult) -> dict[str, str]:
 
 
 async def _push(args: argparse.Namespace, output: Output) -> int:
-    _check_options(args)
+    await _check_options(args)
     await _check_sources([args.source], args.ref)
     async with ephemeral_registry(**_registry_options(args)) as registry:
         output.status("bringing up the registry")
@@ -320,7 +321,7 @@ async def _push(args: argparse.Namespace, output: Output) -> int:
 
 
 async def _serve(args: argparse.Namespace, output: Output) -> int:
-    _check_options(args)
+    await _check_options(args)
     await _check_sources(args.push, None)
     async with ephemeral_registry(**_registry_options(args)) as registry:
         output.status("bringing up the registry")

@@ -32,9 +32,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
+from . import _scratch
 from ._errors import DockerUnavailableError
+from ._files import FileProblem, read_regular
 
 if TYPE_CHECKING:
     import ssl
@@ -46,6 +48,10 @@ SCHEMES = ("unix", "tcp", "http", "https", "ssh")
 """The engine addresses understood, as the docker CLI spells them."""
 MAX_CONFIG = 1 << 20
 """The largest docker config or context file read."""
+MAX_TLS_FILE = 1 << 20
+"""The largest TLS file (CA, certificate, key) read."""
+MAX_HOST_NAME = 253
+"""The longest DNS name (RFC 1035)."""
 
 
 @dataclass(frozen=True)
@@ -59,19 +65,50 @@ class TlsFiles:
     verify: bool = True
 
     def context(self) -> ssl.SSLContext:
+        """The client's TLS context (blocking, bounded: on a worker thread).
+
+        Each file is read as ``_files`` reads user files: a regular file of
+        at most ``MAX_TLS_FILE`` bytes; a missing CA means the system's, a
+        missing certificate or key means no client certificate.
+
+        Raises:
+            FileProblem: a file that is there but not a readable regular file,
+                or too big.
+            ssl.SSLError, ValueError: a file that holds no certificate or key.
+        """
         import ssl  # here: only a TLS engine needs it, and it is slow to import
 
-        ca = self.directory / self.ca
+        ca = _optional(self.directory / self.ca)
         if self.verify:
-            context = ssl.create_default_context(cafile=ca if ca.exists() else None)
+            context = ssl.create_default_context()
+            if ca is not None:  # the CA alone, as the docker CLI trusts it alone
+                context = ssl.create_default_context(cadata=ca.decode("ascii", "replace"))
         else:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
-        cert, key = self.directory / self.cert, self.directory / self.key
-        if cert.exists() and key.exists():
-            context.load_cert_chain(cert, key)
+        cert = _optional(self.directory / self.cert)
+        key = _optional(self.directory / self.key)
+        if cert is not None and key is not None:
+            # ssl loads a chain from a path only: the checked bytes go to a private
+            # file, removed at once, rather than letting ssl open the user's path.
+            with _scratch.made("tls", session=None) as directory:
+                chain = directory / "chain.pem"
+                fd = os.open(chain, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "wb") as file:
+                    file.write(cert + b"\n" + key)
+                context.load_cert_chain(chain)
         return context
+
+
+def _optional(path: Path) -> bytes | None:
+    """The content of a TLS file, or ``None`` where there is none."""
+    try:
+        return read_regular(path, limit=MAX_TLS_FILE)
+    except FileProblem as exc:
+        if exc.missing:
+            return None
+        raise
 
 
 @dataclass(frozen=True)
@@ -160,14 +197,29 @@ def discover(
 
 
 def check_address(url: str, found_by: str) -> None:
-    """Raise DockerUnavailableError unless ``url`` is an engine address this library reaches."""
+    """Raise DockerUnavailableError unless ``url`` is an engine address this library reaches.
+
+    Any value is checked without another exception escaping: a control
+    character (a NUL, say), written or percent-encoded, and a host name
+    that DNS cannot carry (a label over 63 bytes) are refused here, not
+    found later by the system, ``idna`` or asyncssh as untyped errors.
+    """
+    if not isinstance(url, str):
+        raise DockerUnavailableError(found_by, f"{url!r} is not a string", tried=(found_by,))
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - parsing the port is the check (ValueError when out of range)
-    except ValueError as exc:
+        decoded = unquote(url, errors="strict")
+    except (ValueError, UnicodeError) as exc:
         raise DockerUnavailableError(
             found_by, f"{url!r} is not an engine address ({exc})", tried=(found_by,)
         ) from None
+    if any(ord(character) < 0x20 or ord(character) == 0x7F for character in url + decoded):
+        raise DockerUnavailableError(
+            found_by,
+            f"{url!r} is not an engine address: it holds a control character",
+            tried=(found_by,),
+        )
     if parts.scheme not in SCHEMES:
         raise DockerUnavailableError(
             found_by,
@@ -179,14 +231,43 @@ def check_address(url: str, found_by: str) -> None:
         raise DockerUnavailableError(found_by, f"{url!r} names no socket", tried=(found_by,))
     if parts.scheme != "unix" and not parts.hostname:
         raise DockerUnavailableError(found_by, f"{url!r} names no host", tried=(found_by,))
+    if parts.scheme != "unix" and (problem := _host_problem(parts.hostname or "")):
+        raise DockerUnavailableError(
+            found_by, f"{url!r} is not an engine address: its host {problem}", tried=(found_by,)
+        )
+
+
+def _host_problem(host: str) -> str | None:
+    """What makes ``host`` no name or address that a connection can be opened to, if anything."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return None
+    try:
+        encoded = host.encode("idna")  # what the resolver is given, by asyncio and asyncssh
+    except UnicodeError as exc:
+        return f"is no DNS name ({exc.__cause__ or exc})"
+    if len(encoded) > MAX_HOST_NAME:
+        return f"is no DNS name (over {MAX_HOST_NAME} bytes)"
+    return None
 
 
 def _read_json(path: Path) -> object:
-    """A docker config or context file as JSON (FileNotFoundError where there is none)."""
-    with path.open("rb") as file:
-        content = file.read(MAX_CONFIG + 1)
-    if len(content) > MAX_CONFIG:
-        raise ValueError(f"it is over {MAX_CONFIG} bytes")
+    """A docker config or context file as JSON (FileNotFoundError where there is none).
+
+    Raises:
+        FileNotFoundError: there is no such file.
+        ValueError: it is no regular file of at most ``MAX_CONFIG`` bytes (see
+            ``_files``), or not JSON.
+    """
+    try:
+        content = read_regular(path, limit=MAX_CONFIG)
+    except FileProblem as exc:
+        if exc.missing:
+            raise FileNotFoundError(str(path)) from None
+        raise ValueError(exc.problem) from None
     try:
         return json.loads(content)
     except RecursionError:
@@ -226,7 +307,12 @@ def _context_name(env: Mapping[str, str], config_dir: Path) -> tuple[str, str]:
 
 
 def _context(config_dir: Path, name: str, source: str) -> EngineAddress:
-    key = hashlib.sha256(name.encode()).hexdigest()
+    try:
+        key = hashlib.sha256(name.encode()).hexdigest()
+    except UnicodeEncodeError:  # a lone surrogate, from the environment or JSON
+        raise DockerUnavailableError(
+            f"context {name!r}", f"the context name (from {source}) is not UTF-8"
+        ) from None
     meta = config_dir / "contexts" / "meta" / key / "meta.json"
     try:
         document = _read_json(meta)

@@ -36,6 +36,7 @@ from . import _host, _ssh
 from ._concurrency import opened, run_all
 from ._discovery import EngineAddress, discover
 from ._errors import DockerEngineError, DockerUnavailableError, EngineTimeoutError, ExportError
+from ._files import FileProblem
 from ._logs import FrameError, Frames, Lines, Stream
 from ._platform import Platform
 from ._types import ContainerState
@@ -267,10 +268,23 @@ def _address(client: aiodocker.Docker) -> str:
 
 
 def engine_address(client: aiodocker.Docker | None) -> EngineAddress:
-    """Where ``client`` talks to, or else where the docker CLI would (see ``_discovery``)."""
+    """Where ``client`` talks to, or else where the docker CLI would (see ``_discovery``).
+
+    Blocking but bounded (it reads the docker config): see ``find_engine_address``.
+    """
     if client is not None:
         return EngineAddress(_address(client), "the docker= argument")
     return discover()
+
+
+async def find_engine_address(client: aiodocker.Docker | None) -> EngineAddress:
+    """``engine_address`` on a worker thread, off the event loop.
+
+    Cancellation: the discovery is abandoned and the cancellation propagates;
+    its thread ends soon, as every read it makes is bounded and never blocks
+    (``_files``).
+    """
+    return await anyio.to_thread.run_sync(engine_address, client, abandon_on_cancel=True)
 
 
 @asynccontextmanager
@@ -294,7 +308,7 @@ async def open_engine(
     if client is not None:
         yield Engine(client, request_timeout=request_timeout)
         return
-    address = address or discover()
+    address = address or await find_engine_address(None)
     async with AsyncExitStack() as stack:
         url, ssh = address.client_url, None
         if address.is_ssh:
@@ -303,9 +317,13 @@ async def open_engine(
             )
             url = f"unix://{ssh.socket}"
         try:
-            ssl_context = address.tls.context() if address.tls is not None else None
+            ssl_context = None
+            if address.tls is not None:  # reads the TLS files: bounded, off the event loop
+                ssl_context = await anyio.to_thread.run_sync(
+                    address.tls.context, abandon_on_cancel=True
+                )
             own = aiodocker.Docker(url=url, ssl_context=ssl_context)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, FileProblem) as exc:
             raise DockerUnavailableError(
                 f"{address.url} ({address.found_by})", f"cannot make a client for it ({exc})"
             ) from exc

@@ -21,7 +21,7 @@ import anyio.lowlevel
 
 from ._bring_up import BringUp
 from ._concurrency import require_asyncio
-from ._docker import Engine, engine_address, open_engine
+from ._docker import Engine, find_engine_address, open_engine
 from ._errors import RegistryClosedError
 from ._options import (
     OPTIONS,
@@ -156,7 +156,7 @@ async def ephemeral_registry(
     given = dict(locals())  # the arguments, by name: each is one of OPTIONS (but docker)
     require_asyncio("ephemeral_registry()")
     options = resolve(**{name: given[name] for name in OPTION_NAMES})
-    address = engine_address(docker)
+    address = await find_engine_address(docker)
     check_against_engine(options, address)
     async with open_engine(docker, address, request_timeout=options.request_timeout) as engine:
         session = Session.new(auth=options.auth, tls=options.tls)

@@ -1,6 +1,6 @@
 """The directories this library makes on this host, named after their owner.
 
-Three kinds of directory are made here, each private (mode 0700), in the
+Five kinds of directory are made here, each private (mode 0700), in the
 system's temporary directory:
 
 - ``ca``: a TLS registry's CA certificate (``Endpoints.ca_file``), for the
@@ -8,7 +8,11 @@ system's temporary directory:
 - ``export``: an image exported for crane (``docker save`` or an OCI
   layout), for the length of one push;
 - ``ssh``: the socket forwarded to an engine reached over SSH, for the
-  length of the connection.
+  length of the connection;
+- ``sshconfig``: checked copies of the user's SSH configuration, for
+  asyncssh to read while it connects (see ``_ssh_files``);
+- ``tls``: a checked copy of the engine's client certificate and key, for
+  ``ssl`` to load (it loads a chain from a path only), for an instant.
 
 Each one's owner removes it on the way out; a killed owner cannot. So each
 name says who made it, as a container's labels do::
@@ -40,13 +44,13 @@ from . import _labels
 
 logger = logging.getLogger("ephemeral_registry")
 
-Kind = Literal["ca", "export", "ssh"]
+Kind = Literal["ca", "export", "ssh", "sshconfig", "tls"]
 
 NO_SESSION = "none"
 """In the name of a directory that belongs to no session (an SSH connection's)."""
 
 _NAME = re.compile(
-    rf"{re.escape(_labels.PREFIX)}-(?P<kind>ca|export|ssh)"
+    rf"{re.escape(_labels.PREFIX)}-(?P<kind>ca|export|ssh|sshconfig|tls)"
     r"-(?P<session>[0-9a-f]+|none)-(?P<host>[0-9a-f]{8})-(?P<pid>[0-9]+)-(?P<started>[0-9]*)"
     r"-[a-z0-9_]+"  # tempfile's random part
 )

@@ -14,9 +14,11 @@ the other host, which a Podman host rarely has. asyncssh opens one
 connection and a channel per request, and reads what the ``ssh`` command
 reads: ``~/.ssh/config`` (``Host``, ``HostName``, ``User``, ``Port``,
 ``IdentityFile``, ``ProxyJump``, ...), the agent at ``SSH_AUTH_SOCK``, the
-default keys and ``~/.ssh/known_hosts``. A host whose key is not known there
-is refused, as ``ssh`` with ``StrictHostKeyChecking`` does: connect once
-with ``ssh`` to check it and add it.
+default keys and ``~/.ssh/known_hosts``; those files are read here, checked
+and bounded, and handed to asyncssh as copies and values (``_ssh_files``).
+A host whose key is not known there is refused, as ``ssh`` with
+``StrictHostKeyChecking`` does: connect once with ``ssh`` to check it and
+add it.
 
 Needs the ``ssh`` extra (asyncssh).
 
@@ -27,6 +29,7 @@ ends its block; its private directory is removed.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import shutil
@@ -38,7 +41,7 @@ from urllib.parse import unquote, urlsplit
 
 import anyio
 
-from . import _scratch
+from . import _scratch, _ssh_files
 from ._errors import DockerUnavailableError
 
 if TYPE_CHECKING:
@@ -48,6 +51,11 @@ logger = logging.getLogger("ephemeral_registry")
 
 ADVICE = "Check that `ssh HOST` (with the user and port of the URL) gets in without a question."
 """What an SSH failure's error advises."""
+FILES_ADVICE = (
+    "Make it a regular, readable file of the right format (or remove it), then check that"
+    " `ssh HOST` gets in without a question."
+)
+"""What an error about a file of ``~/.ssh`` advises."""
 DEFAULT_SOCKET = "/var/run/docker.sock"
 """The engine's socket on the other host, unless the URL names one."""
 CLOSE_TIMEOUT = 5.0
@@ -128,7 +136,17 @@ async def connected(url: str, *, timeout: float) -> AsyncIterator[Connection]:
             url, "an ssh:// engine needs asyncssh: pip install 'ephemeral-registry[ssh]'"
         ) from None
     target = Target.of(url)
-    options: dict[str, Any] = {"connect_timeout": timeout}
+    try:
+        # Not abandoned on cancellation: it owns a private directory, and its
+        # reads are bounded and never block (``_files``), so it ends soon.
+        files = await anyio.to_thread.run_sync(
+            functools.partial(_ssh_files.prepare, target.host, target.port, target.user)
+        )
+    except _ssh_files.SshFileError as exc:
+        raise DockerUnavailableError(
+            url, f"cannot use this user's SSH setup: {exc}", advice=FILES_ADVICE
+        ) from None
+    options: dict[str, Any] = {"connect_timeout": timeout, **files.options()}
     if target.port is not None:
         options["port"] = target.port
     if target.user is not None:
@@ -160,6 +178,14 @@ async def connected(url: str, *, timeout: float) -> AsyncIterator[Connection]:
         raise DockerUnavailableError(
             url, f"cannot connect over SSH ({exc})", advice=ADVICE
         ) from None
+    except (ValueError, RecursionError) as exc:
+        # asyncssh's refusal of a value: a user name SASLprep forbids, an option
+        # of the config (ConfigParseError), an agent's answer it cannot parse.
+        raise DockerUnavailableError(
+            url, f"asyncssh refused the SSH setup ({type(exc).__name__}: {exc})", advice=ADVICE
+        ) from None
+    finally:
+        files.remove()  # asyncssh has read the copies by now
     directory = None
     try:
         await _try_socket(url, connection, target)

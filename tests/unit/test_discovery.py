@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import socket
+import ssl
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import pytest
 
 from ephemeral_registry import DockerUnavailableError, InvalidArgumentError, _discovery
 from ephemeral_registry._discovery import EngineAddress, TlsFiles, discover
+from ephemeral_registry._docker import open_engine
+from ephemeral_registry._files import FileProblem
 from ephemeral_registry._options import host_address
 from ephemeral_registry._ssh import Target
+
+from .leftovers import no_thread_left
 
 
 @pytest.fixture(autouse=True)
@@ -244,3 +251,88 @@ def test_an_ssh_context_is_an_ssh_engine(tmp_path: Path) -> None:
     meta.write_text(json.dumps({"Name": "box", "Endpoints": {"docker": endpoint}}))
     address = discover({"DOCKER_CONFIG": str(tmp_path), "DOCKER_CONTEXT": "box"}, home=tmp_path)
     assert (address.url, address.found_by, address.tls) == ("ssh://me@box", "context box", None)
+
+
+@pytest.mark.parametrize(
+    ("host", "problem"),
+    [
+        ("ssh://" + "a" * 64 + ".example", "no DNS name"),
+        ("tcp://" + "a" * 64 + ".example:2375", "no DNS name"),
+        ("tcp://" + "a." * 127 + "example:2375", "no DNS name"),
+        ("ssh://us%00er@box", "control character"),
+        ("ssh://me@box/run/a%0Ab.sock", "control character"),
+        ("unix:///run/a\0b.sock", "control character"),
+        ("tcp://box%ff:2375", "not an engine address"),
+    ],
+)
+def test_a_docker_host_the_system_would_choke_on_is_a_typed_error(
+    tmp_path: Path, host: str, problem: str
+) -> None:
+    """A host DNS cannot carry, a NUL in the user or socket: refused, not a UnicodeError later."""
+    with pytest.raises(DockerUnavailableError, match=problem):
+        discover({"DOCKER_HOST": host}, home=tmp_path)
+
+
+def test_a_nul_in_a_contexts_host_is_a_typed_error(tmp_path: Path) -> None:
+    write_context(tmp_path, "box", "unix:///a\0b.sock")
+    with pytest.raises(DockerUnavailableError, match="control character"):
+        discover({"DOCKER_CONFIG": str(tmp_path), "DOCKER_CONTEXT": "box"}, home=tmp_path)
+
+
+def test_a_context_name_that_is_not_utf8_is_a_typed_error(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text('{"currentContext": "\\ud800"}')
+    with pytest.raises(DockerUnavailableError, match="not UTF-8"):
+        discover({"DOCKER_CONFIG": str(tmp_path)}, home=tmp_path)
+
+
+def test_a_fifo_as_the_docker_config_is_refused_at_once(tmp_path: Path) -> None:
+    """No writer ever comes: the open does not wait for one."""
+    os.mkfifo(tmp_path / "config.json")
+    with pytest.raises(DockerUnavailableError, match="not a regular file"):
+        discover({"DOCKER_CONFIG": str(tmp_path)}, home=tmp_path)
+
+
+def test_a_device_as_the_docker_config_is_refused_not_read(tmp_path: Path) -> None:
+    (tmp_path / "config.json").symlink_to("/dev/zero")
+    with pytest.raises(DockerUnavailableError, match="character device"):
+        discover({"DOCKER_CONFIG": str(tmp_path)}, home=tmp_path)
+
+
+def test_a_fifo_as_a_contexts_meta_is_refused_at_once(tmp_path: Path) -> None:
+    meta = tmp_path / "contexts" / "meta" / hashlib.sha256(b"box").hexdigest() / "meta.json"
+    meta.parent.mkdir(parents=True)
+    os.mkfifo(meta)
+    with pytest.raises(DockerUnavailableError, match="not a regular file"):
+        discover({"DOCKER_CONFIG": str(tmp_path), "DOCKER_CONTEXT": "box"}, home=tmp_path)
+
+
+def test_a_fifo_as_the_ca_is_refused_off_the_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the public path (``open_engine``): a typed error under a deadline, no thread left."""
+    os.mkfifo(tmp_path / "ca.pem")
+    env = {"DOCKER_HOST": "tcp://127.0.0.1:1", "DOCKER_TLS_VERIFY": "1"}
+    env["DOCKER_CERT_PATH"] = str(tmp_path)
+    for name in ("DOCKER_CONTEXT", "DOCKER_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+    async def main() -> None:
+        with anyio.fail_after(2), pytest.raises(DockerUnavailableError, match="a FIFO"):
+            async with open_engine(None, request_timeout=1):
+                pass
+
+    with no_thread_left():
+        anyio.run(main)
+
+
+def test_tls_files_are_read_as_checked_bytes(tmp_path: Path) -> None:
+    """A CA that is no certificate fails in ssl, typed by ``open_engine``; a missing CA is none."""
+    assert TlsFiles(tmp_path).context() is not None
+    (tmp_path / "ca.pem").write_text("not a certificate")
+    with pytest.raises(ssl.SSLError):
+        TlsFiles(tmp_path).context()
+    (tmp_path / "ca.pem").write_bytes(b"x" * (_discovery.MAX_TLS_FILE + 1))
+    with pytest.raises(FileProblem, match="over the"):
+        TlsFiles(tmp_path).context()

@@ -7,9 +7,11 @@ docker CLI made.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import aiodocker
@@ -20,7 +22,7 @@ from ephemeral_registry import DockerUnavailableError, InvalidArgumentError
 from ephemeral_registry._docker import Engine
 
 from ..support import testbed
-from ..support.cli import cli
+from ..support.cli import ENV, cli
 from ..support.engine_proxy import EngineProxy
 from ..support.engine_tls import EngineTls
 from ..support.helpers import get, registry_under_test, session_resources
@@ -170,3 +172,48 @@ async def test_a_rootless_engine_is_known_by_its_socket_and_over_tcp_by_its_info
     ):
         assert await Engine(client, request_timeout=30).rootless() is expected
     assert [r for r in over_tcp.requests if r.split()[1].endswith("/info")], over_tcp.requests
+
+
+@pytest.mark.parametrize("fifo", ["docker config", "context meta", "ssh config"])
+async def test_a_fifo_as_a_users_file_is_refused_at_once_by_the_library_and_the_cli(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fifo: str
+) -> None:
+    """A FIFO no one writes to used to hold the event loop past every deadline (a docker
+    config, a context) or keep the process from exiting (asyncssh's thread on
+    ~/.ssh/config): now a DockerUnavailableError naming it, from ``ephemeral_registry()``
+    and from the command, whose process exits; nothing is created."""
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    config = tmp_path / "docker-config"
+    config.mkdir()
+    env = {"HOME": str(home), "DOCKER_CONFIG": str(config)}
+    if fifo == "docker config":
+        os.mkfifo(config / "config.json")
+    elif fifo == "context meta":
+        env["DOCKER_CONTEXT"] = "box"
+        meta = config / "contexts" / "meta" / hashlib.sha256(b"box").hexdigest() / "meta.json"
+        meta.parent.mkdir(parents=True)
+        os.mkfifo(meta)
+    else:
+        env["DOCKER_HOST"] = "ssh://me@127.0.0.1:1"
+        os.mkfifo(home / ".ssh" / "config")
+    before = testbed.labelled_by_this_run()
+    with monkeypatch.context() as patched:  # not for the test bed's docker CLI: it would hang
+        patched.delenv("DOCKER_CONTEXT", raising=False)
+        patched.delenv("DOCKER_HOST", raising=False)
+        for name, value in env.items():
+            patched.setenv(name, value)
+        with anyio.fail_after(10), pytest.raises(DockerUnavailableError, match="a FIFO"):
+            async with registry_under_test(tunnel=True):
+                pass
+    cli_env = {name: value for name, value in ENV.items() if name != "DOCKER_HOST"}
+    cli_env.pop("DOCKER_CONTEXT", None)
+    with anyio.fail_after(30):
+        done = await anyio.run_process(
+            [sys.executable, "-m", "ephemeral_registry", "serve", "--tunnel"],
+            env={**cli_env, **env},
+            check=False,
+        )
+    assert done.returncode == 1, done.stderr
+    assert b"is not a regular file (it is a FIFO)" in done.stderr
+    assert testbed.labelled_by_this_run() == before

@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import nullcontext
@@ -236,11 +237,46 @@ async def test_a_key_held_by_the_agent_and_a_docker_context_are_used(
     assert session_resources(registry) == set()
 
 
-@pytest.mark.parametrize("fault", ["unknown host key", "no key accepted", "no engine", "no sshd"])
+@pytest.mark.parametrize(
+    "fault",
+    [
+        "unknown host key",
+        "no key accepted",
+        "no engine",
+        "no sshd",
+        "config a FIFO",
+        "config with a bad port",
+        "config including itself",
+        "known_hosts not text",
+        "key not a key",
+    ],
+)
 async def test_what_fails_over_ssh_is_said_before_anything_is_created(
     home: Home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fault: str
 ) -> None:
-    if fault == "unknown host key":
+    """Each a DockerUnavailableError naming what is wrong, within the deadline, and no
+    thread of the library's left running (asyncssh reads only checked copies)."""
+    threads = set(threading.enumerate())
+    config = home.ssh / "config"
+    if fault == "config a FIFO":
+        config.unlink()
+        os.mkfifo(config)
+        expected = "config: is not a regular file \\(it is a FIFO\\)"
+    elif fault == "config with a bad port":
+        config.write_text(config.read_text() + "Port notanumber\n")
+        expected = "config line 8: Invalid Port"
+    elif fault == "config including itself":
+        config.write_text(f"Include {config}\n" + config.read_text())
+        expected = "includes nest over 16 deep"
+    elif fault == "known_hosts not text":
+        (home.ssh / "known_hosts").write_bytes(b"\xff\xfe\n")
+        expected = "known_hosts: is not a known hosts file"
+    elif fault == "key not a key":
+        garbage = tmp_path / "garbage"
+        garbage.write_text("not a key\n")
+        home.configure(identity=garbage)
+        expected = "garbage: is not a usable private key"
+    elif fault == "unknown host key":
         (home.ssh / "known_hosts").write_text("")
         expected = "host key of engine-box is not known"
     elif fault == "no key accepted":
@@ -257,9 +293,25 @@ async def test_what_fails_over_ssh_is_said_before_anything_is_created(
         home.configure(identity=key(), port=PORT + 1)  # nothing listens there
         expected = "cannot connect over SSH"
     before = testbed.labelled_by_this_run()
-    with pytest.raises(DockerUnavailableError, match=expected):
+    with anyio.fail_after(30), pytest.raises(DockerUnavailableError, match=expected):
         async with registry_under_test(tunnel=True):
             pass
     with pytest.raises(DockerUnavailableError, match=expected):
         await find_leftovers()
     assert testbed.labelled_by_this_run() == before
+    for _ in range(100):  # an idle worker thread of anyio's may take a moment to end
+        if set(threading.enumerate()) <= threads | idle_workers():
+            break
+        await anyio.sleep(0.01)
+    assert set(threading.enumerate()) <= threads | idle_workers()
+
+
+def idle_workers() -> set[threading.Thread]:
+    """The pools' threads (anyio's, the event loop's executor), which outlive a call by
+    design until the loop closes; the unit tests check, once it has closed, that none
+    is left."""
+    return {
+        thread
+        for thread in threading.enumerate()
+        if thread.name == "AnyIO worker thread" or thread.name.startswith("asyncio_")
+    }
