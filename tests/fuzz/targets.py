@@ -7,23 +7,41 @@ A target raises ``AssertionError`` (or lets an unexpected exception out) on a br
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
-import tempfile
+import os
 from collections.abc import Callable
 from pathlib import Path
+from unittest import mock
 
 import anyio
+import asyncssh  # noqa: F401 - imported here, not first in a recorded call: see below
 
 from ephemeral_registry import DockerUnavailableError, EphemeralRegistryError
-from ephemeral_registry._discovery import discover
+from ephemeral_registry._archive import of_layout, write
+from ephemeral_registry._discovery import EngineAddress, discover
+from ephemeral_registry._docker import open_engine
 from ephemeral_registry._export import CheckStore, Unpacker
 from ephemeral_registry._logs import MAX_LINE, FrameError, Frames, Lines
 from ephemeral_registry._oci.errors import FormatError
 from ephemeral_registry._oci.layout import read_layout_blocking
 from ephemeral_registry._platform import Platform
+from ephemeral_registry._pushers.crane import check_source
+from ephemeral_registry._pushers.report import Report
+from ephemeral_registry._reference import parse as parse_reference
+from ephemeral_registry._source import MOUNT_POINT
+from ephemeral_registry._source import check as check_source_path
+
+from . import filesystem, watch
+
+# asyncssh is imported lazily by ``_ssh``; its first import looks for system libraries
+# (ctypes' find_library: /dev/null, a temporary file), which no input made it open.
 
 SEPARATOR = b"\n--\n"
+DEADLINE = 4.0
+"""How long one input's reading may take (``run.py`` gives libFuzzer 5 s an input)."""
+MAX_DOCUMENTS = 128
 
 
 def save(data: bytes) -> None:
@@ -48,26 +66,66 @@ def save(data: bytes) -> None:
         except EphemeralRegistryError:
             pass
 
-    anyio.run(read)
+    watch.within(DEADLINE, functools.partial(anyio.run, read), lambda: None)
 
 
 def layout(data: bytes) -> None:
-    """An OCI layout: ``index.json`` and documents it may name, parts split by SEPARATOR."""
-    index, *documents = data.split(SEPARATOR)
-    with tempfile.TemporaryDirectory() as directory:
-        root = Path(directory)
-        blobs = root / "blobs" / "sha256"
-        blobs.mkdir(parents=True)
-        (root / "index.json").write_bytes(index)
-        for document in documents[:8]:
-            (blobs / hashlib.sha256(document).hexdigest()).write_bytes(document)
-        try:
-            found = read_layout_blocking(root)
-        except FormatError:
-            return
+    """An OCI layout: ``index.json`` and the documents it may name, parts split by SEPARATOR,
+    each document under its digest, then a script of what else the layout holds (see
+    ``filesystem``: links in it and out of it, chains of them, FIFOs and devices, files under
+    a digest that is not theirs). Read as a push reads it (``read_layout_as_pushed``), it ends
+    within ``DEADLINE`` and opens no file outside the layout, links resolved."""
+    with filesystem.tree("layout") as tree:
+        lay_out_layout(tree, data)
+        with watch.recording(tree.root) as opened:
+            call = functools.partial(read_layout_as_pushed, tree.root)
+            watch.within(DEADLINE, call, tree.unblock)
+        assert not (out := watch.outside(opened, tree.root, follow_links=True)), out
+
+
+def lay_out_layout(tree: filesystem.Tree, data: bytes) -> None:
+    """The layout of ``data`` in ``tree``: its ``oci-layout``, its ``index.json`` (document
+    1), its other documents under their sha256 digests, then its script's files."""
+    index, *parts = data.split(SEPARATOR)
+    documents, commands = filesystem.split(parts)
+    index, *documents = filesystem.transform([index, *documents[:MAX_DOCUMENTS]], commands)
+    (tree.root / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    (tree.root / "index.json").write_bytes(index)
+    blobs = tree.root / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+    for document in documents:
+        (blobs / hashlib.sha256(document).hexdigest()).write_bytes(document)
+    filesystem.build(tree, [index, *documents], commands)
+
+
+def read_layout_as_pushed(root: Path) -> None:
+    """Read the layout at ``root`` as a push does, twice: ``read_layout`` (a ``FormatError``
+    or a layout whose files are inside it), then through the library's checks (``push``'s
+    ``_source.check``, crane's ``check_source``) and the copy of every file they let through
+    (``_archive``), read to its end (an ``InvalidSourceError``, or all of it)."""
+    try:
+        found = read_layout_blocking(root)
+    except FormatError:
+        pass
+    else:
         for manifest in found.manifests():
             for blob in manifest.blobs:
                 assert found.blob_path(blob).resolve().is_relative_to(root.resolve())
+
+    async def push_reading() -> None:
+        async def discard(chunk: bytes) -> None:
+            pass
+
+        try:
+            source = check_source_path(root)
+            report = Report("crane", parse_reference("fuzz"), None, None)
+            checked = await check_source(source, report)
+            if checked.layout is not None:
+                await write(of_layout(checked.layout, at=MOUNT_POINT, uid=0, gid=0), discard)
+        except EphemeralRegistryError:
+            pass
+
+    anyio.run(push_reading)
 
 
 def frames(data: bytes) -> None:
@@ -88,29 +146,73 @@ def frames(data: bytes) -> None:
 
 
 def docker_config(data: bytes) -> None:
-    """``config.json``, a context's ``meta.json`` and ``DOCKER_HOST``, split by SEPARATOR."""
-    config, meta, host = [*data.split(SEPARATOR, 2), b"", b""][:3]
-    with tempfile.TemporaryDirectory() as directory:
-        home = Path(directory)
-        (home / "config.json").write_bytes(config)
-        key = hashlib.sha256(b"fuzz").hexdigest()
-        (home / "contexts" / "meta" / key).mkdir(parents=True)
-        (home / "contexts" / "meta" / key / "meta.json").write_bytes(meta)
-        environments = [
-            {"DOCKER_CONFIG": directory},
-            {"DOCKER_CONFIG": directory, "DOCKER_CONTEXT": "fuzz"},
-        ]
-        text = host.decode("utf-8", "replace").replace("\0", "")
-        if text:
-            environments.append({"DOCKER_HOST": text})
-        for environment in environments:
-            try:
-                address = discover(environment, home=home)
-            except DockerUnavailableError:
-                continue
-            assert isinstance(address.url, str)
-            assert address.is_remote in (True, False)
-            address.client_url  # noqa: B018 - must not raise
+    """``config.json``, a context's ``meta.json`` and ``DOCKER_HOST``, split by SEPARATOR, then
+    a script of what else the home directory holds (see ``filesystem``): FIFOs, devices and
+    links where the files are, ``certs/ca.pem`` (``DOCKER_CERT_PATH``), ``.ssh/config``. Each
+    way of finding the engine ends in an address or a ``DockerUnavailableError`` within
+    ``DEADLINE``, and so does making a client for a TLS address or an SSH connection; no file
+    is opened outside the home directory (as named: a link to a user's own file elsewhere is
+    the user's to make)."""
+    with filesystem.tree("home") as tree:
+        host = lay_out_home(tree, data)
+        with watch.recording(tree.root) as opened:
+            call = functools.partial(find_engine, tree.root, host)
+            watch.within(DEADLINE, call, tree.unblock)
+        assert not (out := watch.outside(opened, tree.root, follow_links=False)), out
+
+
+CONTEXT = "fuzz"
+"""The context the docker_config target's ``meta.json`` is of."""
+CONTEXT_META = f"contexts/meta/{hashlib.sha256(CONTEXT.encode()).hexdigest()}/meta.json"
+SSH_URL = "ssh://fuzz@127.0.0.1:1"
+"""An SSH engine whose connection is refused at once, once ``~/.ssh/config`` is read."""
+
+
+def lay_out_home(tree: filesystem.Tree, data: bytes) -> str:
+    """The home directory of ``data`` in ``tree``: ``config.json`` (document 1) and the
+    context's ``meta.json`` (document 2), then its script's files; returns ``DOCKER_HOST``."""
+    documents, commands = filesystem.split(data.split(SEPARATOR))
+    config, meta, host = [*filesystem.transform(documents, commands), b"", b"", b""][:3]
+    (tree.root / "config.json").write_bytes(config)
+    (tree.root / CONTEXT_META).parent.mkdir(parents=True)
+    (tree.root / CONTEXT_META).write_bytes(meta)
+    filesystem.build(tree, documents, commands)
+    return host.decode("utf-8", "replace").replace("\0", "")
+
+
+def find_engine(home: Path, host: str) -> None:
+    """Find the engine every way the home directory and ``host`` give, and make a client
+    where that reads files: a TLS address's certificates, ``~/.ssh/config``."""
+    config = {"DOCKER_CONFIG": str(home)}
+    environments = [config, {**config, "DOCKER_CONTEXT": CONTEXT}]
+    if host:
+        environments.append({"DOCKER_HOST": host})
+    if (home / "certs").exists():
+        tls = {"DOCKER_TLS_VERIFY": "1", "DOCKER_CERT_PATH": str(home / "certs")}
+        environments.append({"DOCKER_HOST": "tcp://127.0.0.1:2376", **tls})
+    if (home / ".ssh").exists():
+        environments.append({"DOCKER_HOST": SSH_URL})
+    for environment in environments:
+        try:
+            address = discover(environment, home=home)
+        except DockerUnavailableError:
+            continue
+        assert isinstance(address.url, str)
+        assert address.is_remote in (True, False)
+        address.client_url  # noqa: B018 - must not raise
+        if address.tls is not None or address.url == SSH_URL:
+            anyio.run(_make_client, address, home)
+
+
+async def _make_client(address: EngineAddress, home: Path) -> None:
+    """A client for ``address``, as a registry's block makes one; no request is made."""
+    variables = {"HOME": str(home), "SSH_AUTH_SOCK": ""}  # asyncssh reads ~ from HOME
+    with mock.patch.dict(os.environ, variables):
+        try:
+            async with open_engine(None, address, request_timeout=2):
+                pass
+        except DockerUnavailableError:
+            pass
 
 
 TARGETS: dict[str, Callable[[bytes], None]] = {
