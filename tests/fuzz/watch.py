@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ephemeral_registry import _scratch
+
 
 @dataclass(frozen=True)
 class Opened:
@@ -81,14 +83,27 @@ def _is_code(path: Path) -> bool:
 
 
 def outside(opened: list[Opened], root: Path, *, follow_links: bool) -> list[str]:
-    """The files of ``opened`` that are not in ``root`` (modules imported aside), described for
-    an assertion."""
+    """The files of ``opened`` that are not in ``root`` described for an assertion; modules
+    imported aside, and the library's own: this process's start time (``/proc/PID/stat``, for
+    the owner of what it makes) and its own private directories (``_scratch``: checked
+    copies of what it read from ``root``)."""
     return [
         f"{entry.path} ({entry.where(follow_links=follow_links)})"
         for entry in opened
         if not entry.where(follow_links=follow_links).is_relative_to(root)
         and not _is_code(entry.path)
+        and not _is_the_librarys_own(Path(entry.path))
     ]
+
+
+def _is_the_librarys_own(path: Path) -> bool:
+    if path == Path(f"/proc/{os.getpid()}/stat"):
+        return True
+    for candidate in (path, *path.parents):
+        scratch = _scratch.parse(candidate)
+        if scratch is not None:
+            return scratch.pid == os.getpid()
+    return False
 
 
 MEMORY_BUDGET = 96 << 20
