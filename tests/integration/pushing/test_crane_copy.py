@@ -151,7 +151,7 @@ async def test_a_layout_with_a_link_out_of_it_is_refused_before_anything_is_crea
     layer.symlink_to(outside)
     since = time.time()
     async with registry_under_test() as registry:
-        with pytest.raises(InvalidSourceError, match="a link out of the layout"):
+        with pytest.raises(InvalidSourceError, match="a link leads out of the layout"):
             await registry.push(layout, "copied/linked:1")
         await registry.ready()
     assert testbed.containers_created(registry.session_id, since) == [registry.name]
