@@ -549,7 +549,24 @@ class Engine:
     # Networks
 
     async def create_network(self, name: str, labels: Mapping[str, str]) -> str:
-        """Create a bridge network and return its id. Shielded: see the module docstring."""
+        """Create a bridge network and return its id. Shielded: see the module docstring.
+
+        Podman looks for a free subnet among the addresses of the interfaces it
+        sees; one that goes away while it looks (another network's, removed
+        meanwhile) fails the request before anything is made ("route ip+net:
+        no such network interface"): that is tried again, a few times.
+        """
+        for attempt in range(_RETRIES):
+            try:
+                return await self._create_network_once(name, labels)
+            except DockerEngineError as exc:
+                if "no such network interface" not in str(exc) or attempt == _RETRIES - 1:
+                    raise
+                logger.debug("creating the network %s again: %s", name, exc)
+            await anyio.sleep(_RETRY_DELAY)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _create_network_once(self, name: str, labels: Mapping[str, str]) -> str:
         with anyio.CancelScope(shield=True), self._translate(f"create the network {name}"):
             network = await self._client.networks.create(
                 {"Name": name, "Driver": "bridge", "Labels": dict(labels), "CheckDuplicate": True}
@@ -862,8 +879,11 @@ class Engine:
                     frames.end()
                 except FrameError as exc:
                     if not framed and start.startswith(b"{"):
-                        rest = await response.content.read(_ERROR_DOCUMENT_LIMIT - len(start))
-                        raise _LateRefusal(error_document_message(bytes(start + rest))) from exc
+                        while len(start) < _ERROR_DOCUMENT_LIMIT and (
+                            more := await response.content.read(_ERROR_DOCUMENT_LIMIT - len(start))
+                        ):
+                            start += more  # the rest of the document, to its end
+                        raise _LateRefusal(error_document_message(bytes(start))) from exc
                     problem = f"the answer is not framed: {exc}"
                     raise DockerEngineError(operation, 0, problem) from exc
 

@@ -203,6 +203,16 @@ class CheckStore:
         return self._documents.get(blob.digest)
 
 
+@dataclass(frozen=True)
+class Export:
+    """An image exported for a push, in a temporary directory."""
+
+    path: Path
+    """The OCI layout, or the ``docker save`` tarball."""
+    layout: Layout | None
+    """The layout as it was written (its blobs' sizes, say); ``None`` for a tarball."""
+
+
 @asynccontextmanager
 async def exported(
     engine: Engine,
@@ -214,7 +224,7 @@ async def exported(
     timeout: float,
     session: str | None = None,
     on_bytes: Callable[[int], Awaitable[None]] | None = None,
-) -> AsyncIterator[Path]:
+) -> AsyncIterator[Export]:
     """``image`` exported into a temporary directory, for a push; removed on exit.
 
     Yields an OCI layout (see ``export_image``) or, ``as_tarball``, the
@@ -226,25 +236,25 @@ async def exported(
     Cancellation: the export stops, and the directory is removed.
     """
     with _scratch.made("export", session=session) as directory:
+        layout = None
         if as_tarball:
             source = Path(directory) / "image.tar"
             size = await engine.save_image(image, source, timeout=timeout, on_bytes=on_bytes)
             await check_tarball(source, fail=functools.partial(ExportError, image))
         else:
             source = Path(directory) / "layout"
-            size = (
-                await export_image(
-                    engine,
-                    image,
-                    source,
-                    platform=platform,
-                    platforms=platforms,
-                    timeout=timeout,
-                    on_bytes=on_bytes,
-                )
-            ).size
+            layout = await export_image(
+                engine,
+                image,
+                source,
+                platform=platform,
+                platforms=platforms,
+                timeout=timeout,
+                on_bytes=on_bytes,
+            )
+            size = layout.size
         logger.debug("exported %s (%d bytes)", image, size)
-        yield source
+        yield Export(source, layout)
 
 
 CHECK_BUDGET = 64 << 20

@@ -9,7 +9,12 @@ is read as ``_files`` reads user files (a regular file, bounded, opened
 without blocking); the config and every file it includes are copied into a
 private directory, their ``Include`` lines pointed at the copies; known
 hosts and keys are handed over as parsed values. asyncssh then reads
-nothing of the user's but those copies.
+nothing of the user's but those copies, with one exception: where no key
+file holds a usable private key (the agent holds them all), asyncssh is
+given no keys, and then looks at the default key files itself, the files
+just checked here (asyncssh's ``client_keys=None`` would turn the agent off
+too). With ``IdentitiesOnly`` and no identity at all, the agent offers all
+of its keys, where ``ssh`` would offer none.
 
 Not read: X.509 certificates (``~/.ssh/ca-bundle.crt``, ``~/.ssh/crt``),
 which the ``ssh`` command does not read either.
@@ -108,8 +113,8 @@ def prepare(
             directory,
             [str(path) for path in config_paths],
             _known_hosts(ssh_dir, config),
-            keys := _keys(ssh_dir, config),
-            [pair.public_data for pair in keys] if config.get("IdentitiesOnly") else None,
+            (keys := _keys(ssh_dir, config))[0],
+            keys[1] if config.get("IdentitiesOnly") else None,
         )
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)
@@ -208,9 +213,15 @@ def _known_hosts(ssh_dir: Path, config: Any) -> asyncssh.SSHKnownHosts | None:
         raise SshFileError(f"{names}: is not a known hosts file ({exc})") from None
 
 
-def _keys(ssh_dir: Path, config: Any) -> list[asyncssh.SSHKeyPair]:
-    """The keys the config names, or the default ones; those needing a passphrase skipped
-    (the agent may hold them), as ``ssh`` without a terminal does."""
+def _keys(ssh_dir: Path, config: Any) -> tuple[list[asyncssh.SSHKeyPair], list[bytes]]:
+    """The keys the config names, or the default ones, and the public keys they stand for.
+
+    A key that needs a passphrase is skipped (the agent may hold it), as ``ssh``
+    without a terminal skips it; so is an ``IdentityFile`` that is a public key
+    (the agent holds its private half: 1Password's, Secretive's way). Either
+    one's public key (the file's own, or ``<file>.pub``) is still among the
+    identities, which ``IdentitiesOnly`` lets the agent offer.
+    """
     import asyncssh
 
     named = config.get("IdentityFile", ())
@@ -221,20 +232,42 @@ def _keys(ssh_dir: Path, config: Any) -> list[asyncssh.SSHKeyPair]:
         if (content := _read(Path(name).expanduser(), MAX_KEY, optional=True)) is not None
     ]
     pairs: list[asyncssh.SSHKeyPair] = []
+    identities: list[bytes] = []
     for path in paths:
         key = _read(path, MAX_KEY, optional=True)
         if key is None:
             continue
         certificate = _read(Path(f"{path}-cert.pub"), MAX_KEY, optional=True)
         try:
-            pairs += asyncssh.load_keypairs(
+            loaded = asyncssh.load_keypairs(
                 [(key, certificate) if certificate is not None else key],
                 certlist=certificates,
                 ignore_encrypted=True,
             )
         except (ValueError, asyncssh.Error) as exc:
-            raise SshFileError(f"{path}: is not a usable private key ({exc})") from None
-    return pairs
+            public = _public_key(key)
+            if public is None:
+                raise SshFileError(f"{path}: is not a usable private key ({exc})") from None
+            identities.append(public)
+            continue
+        pairs += loaded
+        identities += [pair.public_data for pair in loaded]
+        if not loaded:  # needs a passphrase: its public half, for the agent
+            public_file = _read(Path(f"{path}.pub"), MAX_KEY, optional=True)
+            public = None if public_file is None else _public_key(public_file)
+            if public is not None:
+                identities.append(public)
+    return pairs, identities
+
+
+def _public_key(data: bytes) -> bytes | None:
+    """The public key ``data`` holds (OpenSSH's one-line form, say), or ``None``."""
+    import asyncssh
+
+    try:
+        return bytes(asyncssh.import_public_key(data).public_data)
+    except (ValueError, asyncssh.Error):
+        return None
 
 
 def _read(path: Path, limit: int, *, optional: bool) -> bytes | None:

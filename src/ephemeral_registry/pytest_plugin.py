@@ -184,7 +184,9 @@ def _relay(callback: Callable[..., object] | None) -> Callable[..., Awaitable[No
         on_callers_loop = functools.partial(
             anyio.from_thread.run, call, callback, *args, token=callers_loop
         )
-        await anyio.to_thread.run_sync(on_callers_loop)
+        # Abandoned when the push is cancelled: the caller's loop may have stopped
+        # for good (its test cancelled the push and ended), and then never answers.
+        await anyio.to_thread.run_sync(on_callers_loop, abandon_on_cancel=True)
 
     return relay
 

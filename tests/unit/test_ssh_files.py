@@ -130,10 +130,35 @@ def test_keys_and_known_hosts_are_handed_over_as_values(ssh_dir: Path) -> None:
     prepared = files(ssh_dir)
     prepared.remove()
     assert len(prepared.client_keys) == 1
-    assert prepared.agent_identities == [prepared.client_keys[0].public_data]
+    encrypted = _public_data(ssh_dir / "id_ecdsa.pub")
+    # The skipped key's public half stays an identity: the agent may offer it.
+    assert prepared.agent_identities == [prepared.client_keys[0].public_data, encrypted]
     assert prepared.known_hosts is not None
     options = prepared.options()
     assert options["x509_trusted_certs"] is None
+
+
+def test_a_public_key_as_identity_file_is_the_agents_to_offer(ssh_dir: Path) -> None:
+    """``IdentityFile ~/.ssh/key.pub`` with the private half in an agent (1Password's,
+    Secretive's way) is an identity, not an error."""
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(ssh_dir / "agent_key")],
+        check=True,
+    )
+    (ssh_dir / "agent_key").unlink()  # only the agent holds it
+    (ssh_dir / "config").write_text(
+        f"Host box\n  IdentityFile {ssh_dir / 'agent_key.pub'}\n  IdentitiesOnly yes\n"
+    )
+    prepared = files(ssh_dir)
+    prepared.remove()
+    assert prepared.client_keys == []
+    assert prepared.agent_identities == [_public_data(ssh_dir / "agent_key.pub")]
+
+
+def _public_data(path: Path) -> bytes:
+    import asyncssh
+
+    return bytes(asyncssh.import_public_key(path.read_bytes()).public_data)
 
 
 def test_a_file_over_its_limit_is_refused(ssh_dir: Path) -> None:

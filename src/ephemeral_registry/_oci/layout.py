@@ -351,6 +351,9 @@ def read_layout_blocking(path: Path) -> Layout:
     seen: dict[str, Manifest | Index] = {}
     diff_ids: dict[str, str] = {}
     """The diff_id of each blob hashed, by digest: each is read once."""
+    configs: dict[str, tuple[str, tuple[str, ...] | None]] = {}
+    """The os and diff_ids of each config read, by digest: each is read once, however
+    many manifests share it."""
     references = 0
 
     def blob(descriptor: Descriptor) -> str:
@@ -368,16 +371,19 @@ def read_layout_blocking(path: Path) -> Layout:
         if config.media_type not in IMAGE_CONFIGS:
             blob(config)
             return
-        parsed = read_config(read_document(root, config), f"the config {config.digest}")
-        if parsed.platform.os == "unknown":
+        if config.digest not in configs:
+            parsed = read_config(read_document(root, config), f"the config {config.digest}")
+            configs[config.digest] = (parsed.platform.os, parsed.diff_ids)
+        os_name, config_diff_ids = configs[config.digest]
+        if os_name == "unknown":
             return
-        if parsed.diff_ids is None:
+        if config_diff_ids is None:
             raise FormatError(f"{what}: its config names no rootfs.diff_ids (an array of strings)")
-        if len(layers) != len(parsed.diff_ids):
+        if len(layers) != len(config_diff_ids):
             raise FormatError(
-                f"{what}: {len(layers)} layers, but its config names {len(parsed.diff_ids)}"
+                f"{what}: {len(layers)} layers, but its config names {len(config_diff_ids)}"
             )
-        for layer, diff_id in zip(layers, parsed.diff_ids, strict=True):
+        for layer, diff_id in zip(layers, config_diff_ids, strict=True):
             found = blob(layer)
             if found != diff_id:
                 raise FormatError(

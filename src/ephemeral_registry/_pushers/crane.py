@@ -142,15 +142,23 @@ class CranePusher:
             # Progress from the first second: the export's bytes (of a total not
             # known yet), then crane's, of a total that counts both.
             on_bytes=job.report.advance if job.report.wants_progress else None,
-        ) as path:
-            source = _source.check(path)
-            checked = Checked({}, several=False)  # a layout of one entry, an image or an index
-            if job.report.wants_progress:  # checked as it was made: only the sizes
+        ) as export:
+            source = _source.check(export.path)
+            # A layout of one entry, an image or an index, checked as it was made.
+            checked = Checked({}, several=False)
+            if job.report.wants_progress:
                 await job.report.advance(0, at_once=True)  # the export's last bytes
-                exported_bytes = job.report.done
-                checked = await check_source(source, job.report, tarball=False)
-                if job.report.total is not None:
-                    job.report.total += exported_bytes
+                if export.layout is None:  # a tarball: crane tells nothing of its blobs
+                    pushed = (await anyio.Path(export.path).stat()).st_size
+                else:  # sizes as written, not read again
+                    sizes = {
+                        blob.digest: blob.size
+                        for image in export.layout.images
+                        for blob in (image.config, *image.layers)
+                    }
+                    checked = Checked(sizes, several=False)
+                    pushed = sum(sizes.values())
+                job.report.total = job.report.done + pushed
             return await self._run(source, job, checked)
 
     async def _run(
@@ -224,12 +232,11 @@ async def source_archive(source: Source, checked: Checked, spec: ContainerSpec) 
     return _archive.of_layout(layout, at=MOUNT_POINT, uid=int(uid), gid=int(gid))
 
 
-async def check_source(source: Source, report: Report, *, tarball: bool = True) -> Checked:
+async def check_source(source: Source, report: Report) -> Checked:
     """Read a caller's source through the native pusher's readers before crane pushes it,
     so that a corrupt tarball or layout is an error whichever pusher: a tarball's layers
     are hashed and checked against its config, a layout's files against its descriptors.
-    Set the report's total. ``tarball=False`` leaves a tarball unread (one this library
-    just checked as it made it).
+    Set the report's total.
 
     Raises:
         InvalidSourceError: the source is not usable.
@@ -237,10 +244,7 @@ async def check_source(source: Source, report: Report, *, tarball: bool = True) 
     Cancellation: the check stops at its next chunk.
     """
     if not source.is_layout:
-        if tarball:
-            await check_tarball(
-                source.path, fail=functools.partial(InvalidSourceError, source.path)
-            )
+        await check_tarball(source.path, fail=functools.partial(InvalidSourceError, source.path))
         report.total = (await anyio.Path(source.path).stat()).st_size
         return Checked({}, several=False)
     try:

@@ -162,6 +162,9 @@ async def pulled_config_digest(ref: str) -> str:
         await adocker("rmi", ref)
 
 
+OWNER_PID_LABEL = "ephemeral-registry.owner.pid"
+
+
 def labelled(label: str = LABEL) -> set[str]:
     """Ids of the containers and networks carrying ``label`` (``key`` or ``key=value``)."""
     containers = docker("ps", "-aq", "--no-trunc", "--filter", f"label={label}").split()
