@@ -47,7 +47,7 @@ def read_regular(path: Path, *, limit: int) -> bytes:
             it holds more than ``limit`` bytes.
     """
     try:
-        fd = os.open(path, FLAGS)
+        fd = _open(path)
     except FileNotFoundError:
         raise FileProblem(path, "no such file", missing=True) from None
     except OSError as exc:  # ENXIO for a socket, ELOOP, EACCES, ...
@@ -74,6 +74,22 @@ def read_regular(path: Path, *, limit: int) -> bytes:
         raise FileProblem(path, f"cannot be read ({exc.strerror})") from None
     finally:
         os.close(fd)
+
+
+def _open(path: Path) -> int:
+    """Open ``path`` to read it, never opening a device: where the system can (Linux's
+    ``O_PATH``), the file is looked at first, by a descriptor that opens nothing, and
+    opened for reading through that descriptor only if it is a regular file (a device's
+    open may act: rewind a tape, arm a watchdog)."""
+    if not hasattr(os, "O_PATH"):
+        return os.open(path, FLAGS)
+    looked_at = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(looked_at).st_mode):
+            return os.dup(looked_at)  # fstat'ed and refused by the caller
+        return os.open(f"/proc/self/fd/{looked_at}", FLAGS)
+    finally:
+        os.close(looked_at)
 
 
 async def read_regular_async(path: Path, *, limit: int) -> bytes:

@@ -85,8 +85,9 @@ def _is_code(path: Path) -> bool:
 def outside(opened: list[Opened], root: Path, *, follow_links: bool) -> list[str]:
     """The files of ``opened`` that are not in ``root`` described for an assertion; modules
     imported aside, and the library's own: this process's start time (``/proc/PID/stat``, for
-    the owner of what it makes) and its own private directories (``_scratch``: checked
-    copies of what it read from ``root``)."""
+    the owner of what it makes), its own private directories (``_scratch``: checked
+    copies of what it read from ``root``) and ``/proc/self/fd/N`` (``_files`` opens a file
+    for reading through the descriptor it looked at it by, whose open by path is seen)."""
     return [
         f"{entry.path} ({entry.where(follow_links=follow_links)})"
         for entry in opened
@@ -98,6 +99,8 @@ def outside(opened: list[Opened], root: Path, *, follow_links: bool) -> list[str
 
 def _is_the_librarys_own(path: Path) -> bool:
     if path == Path(f"/proc/{os.getpid()}/stat"):
+        return True
+    if path.parent == Path("/proc/self/fd"):  # a reopening of what was opened, and seen, by path
         return True
     for candidate in (path, *path.parents):
         scratch = _scratch.parse(candidate)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import time
 from pathlib import Path
 
@@ -54,8 +55,39 @@ def test_a_directory_and_a_socket_are_refused(tmp_path: Path) -> None:
         read_regular(tmp_path, limit=10)
     with socket.socket(socket.AF_UNIX) as listening:
         listening.bind(str(tmp_path / "sock"))
-        with pytest.raises(FileProblem, match="cannot be opened"):
+        with pytest.raises(FileProblem, match=r"not a regular file \(it is a socket\)"):
             read_regular(tmp_path / "sock", limit=10)
+
+
+_OPENS: list[tuple[str, int]] | None = None
+
+
+def _record_opens(event: str, args: tuple[object, ...]) -> None:
+    if _OPENS is not None and event == "open" and isinstance(args[2], int):
+        _OPENS.append((str(args[0]), args[2]))
+
+
+sys.addaudithook(_record_opens)
+
+
+@pytest.mark.skipif(not hasattr(os, "O_PATH"), reason="O_PATH is Linux's")
+def test_a_device_is_looked_at_never_opened(tmp_path: Path) -> None:
+    """A device's open may act (a tape rewinds): only a descriptor that opens nothing
+    (O_PATH) ever names it; a regular file is opened through such a descriptor."""
+    global _OPENS
+    (tmp_path / "zero").symlink_to("/dev/zero")
+    (tmp_path / "file").write_bytes(b"x")
+    _OPENS = []
+    try:
+        with pytest.raises(FileProblem, match="a character device"):
+            read_regular(tmp_path / "zero", limit=10)
+        assert read_regular(tmp_path / "file", limit=10) == b"x"
+        opens = list(_OPENS)
+    finally:
+        _OPENS = None
+    by_path = [(path, flags) for path, flags in opens if path.startswith(str(tmp_path))]
+    assert [path for path, _ in by_path] == [str(tmp_path / "zero"), str(tmp_path / "file")]
+    assert all(flags & os.O_PATH for _, flags in by_path)
 
 
 def test_a_nul_in_the_path_is_a_problem_not_a_value_error(tmp_path: Path) -> None:

@@ -6,7 +6,10 @@ import gzip
 import hashlib
 import json
 import os
+import stat
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -241,6 +244,34 @@ def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path: Path) -> None:
     os.mkfifo(layout / "oci-layout")
     with pytest.raises(FormatError, match="not a regular file"):
         read_layout_blocking(layout)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a device node needs root")
+def test_a_device_in_the_layout_is_refused_without_being_opened(tmp_path: Path) -> None:
+    """A device node where a blob should be (a tar unpacked as root may make one): looked
+    at, never opened, as a device's open may act."""
+    layout = tmp_path / "layout"
+    write_index(layout, manifest(layout))
+    blob = layout / "blobs" / "sha256" / hashlib.sha256(b"layer").hexdigest()
+    blob.unlink()
+    os.mknod(blob, 0o600 | stat.S_IFCHR, os.makedev(1, 5))  # /dev/zero's numbers
+    opened: list[str] = []
+
+    def hook(event: str, args: tuple[object, ...]) -> None:
+        if event == "open" and str(args[0]) == blob.name:
+            opened.append(event)
+
+    _HOOKS.append(hook)
+    try:
+        with pytest.raises(FormatError, match="not a regular file"):
+            read_layout_blocking(layout)
+    finally:
+        _HOOKS.remove(hook)
+    assert opened == []
+
+
+_HOOKS: list[Callable[[str, tuple[object, ...]], None]] = []
+sys.addaudithook(lambda event, args: [hook(event, args) for hook in list(_HOOKS)] and None)
 
 
 def chained_layer(layout: Path, links: int) -> dict[str, object]:

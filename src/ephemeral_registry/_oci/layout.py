@@ -190,6 +190,17 @@ def _refuse(name: str, problem: str) -> FormatError:
     return FormatError(f"{name}: {problem}")
 
 
+def _is_special(directory: int, name: str) -> bool:
+    """Whether ``name`` in ``directory`` is a device, a FIFO or a socket, looked at
+    without opening it: a device's open may act (a tape rewinds). The descriptor's
+    fstat after the open still decides; this keeps such a file from being opened."""
+    try:
+        mode = os.stat(name, dir_fd=directory, follow_symlinks=False).st_mode
+    except OSError:
+        return False  # the open says what is wrong
+    return stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
 def open_inside(root: Path, name: str) -> IO[bytes]:
     """Open the regular file ``name`` (a relative path) of the directory ``root``, as Go's
     ``os.Root`` opens a file: one component at a time, each opened relative to the one
@@ -222,6 +233,8 @@ def open_inside(root: Path, name: str) -> IO[bytes]:
                 os.close(directories.pop())
                 continue
             last = not any(each not in ("", ".") for each in parts)
+            if last and _is_special(directories[-1], part):
+                raise _refuse(name, "is not a regular file")
             try:
                 fd = os.open(
                     part,
