@@ -13,17 +13,19 @@ import io
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 from unittest import mock
 
 import anyio
 import asyncssh  # noqa: F401 - imported here, not first in a recorded call: see below
 
-from ephemeral_registry import DockerUnavailableError, EphemeralRegistryError
+from ephemeral_registry import DockerUnavailableError, EphemeralRegistryError, _archive
 from ephemeral_registry._archive import of_layout, write
 from ephemeral_registry._discovery import EngineAddress, discover
 from ephemeral_registry._docker import open_engine
 from ephemeral_registry._export import CheckStore, Unpacker
 from ephemeral_registry._logs import MAX_LINE, FrameError, Frames, Lines
+from ephemeral_registry._oci import layout as _oci_layout
 from ephemeral_registry._oci.errors import FormatError
 from ephemeral_registry._oci.layout import read_layout_blocking
 from ephemeral_registry._platform import Platform
@@ -72,6 +74,22 @@ def save(data: bytes) -> None:
     watch.within(DEADLINE, functools.partial(anyio.run, read), lambda: None)
 
 
+def _opened_inside(open_inside: Callable[[Path, str], IO[bytes]]) -> Callable[..., IO[bytes]]:
+    """``open_inside``, and then a look at where the file it opened is: the audit hook sees
+    each component opened relative to a directory descriptor, not where it leads, so the
+    file's own descriptor is asked (``/proc/self/fd``) that it lies inside the root."""
+
+    def checked(root: Path, name: str) -> IO[bytes]:
+        file = open_inside(root, name)
+        where = Path(os.readlink(f"/proc/self/fd/{file.fileno()}"))
+        if not where.is_relative_to(Path(root).resolve()):
+            file.close()
+            raise AssertionError(f"open_inside({root}, {name!r}) opened {where}")
+        return file
+
+    return checked
+
+
 def layout(data: bytes) -> None:
     """An OCI layout: ``index.json`` and the documents it may name, parts split by SEPARATOR,
     each document under its digest, then a script of what else the layout holds (see
@@ -82,7 +100,11 @@ def layout(data: bytes) -> None:
     with filesystem.tree("layout") as tree:
         lay_out_layout(tree, data)
         deadline = DEADLINE + _bytes_in(tree.root) / READ_RATE
-        with watch.recording(tree.root) as opened:
+        with (
+            mock.patch.object(_oci_layout, "open_inside", _opened_inside(_oci_layout.open_inside)),
+            mock.patch.object(_archive, "open_inside", _opened_inside(_oci_layout.open_inside)),
+            watch.recording(tree.root) as opened,
+        ):
             call = functools.partial(read_layout_as_pushed, tree.root)
             watch.within(deadline, call, tree.unblock)
         assert not (out := watch.outside(opened, tree.root, follow_links=True)), out
