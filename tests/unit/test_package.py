@@ -44,9 +44,10 @@ def test_the_metadata_says_what_a_package_index_shows(wheel: zipfile.ZipFile) ->
     assert metadata["Version"] == ephemeral_registry.__version__
     assert metadata["Requires-Python"] == ">=3.11"
     assert metadata["License-Expression"] == "MIT"
-    assert {"auth", "tls", "ssh"} <= set(metadata.get_all("Provides-Extra"))
+    assert {"auth", "tls", "ssh"} <= set(metadata.get_all("Provides-Extra") or ())
     assert metadata["Description-Content-Type"] == "text/markdown"
     description = metadata.get_payload()
+    assert isinstance(description, str)
     assert description.strip() == (ROOT / "README.md").read_text().strip()
     rendered = readme_renderer.markdown.render(description)
     assert rendered is not None
