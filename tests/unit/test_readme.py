@@ -88,3 +88,20 @@ def test_the_engines_page_gives_the_pinned_images_an_offline_machine_needs() -> 
     for option, env in OPTION_ENVS.items():
         assert f"`{option}=`" in section, option
         assert f"`{env}`" in section, env
+
+
+def test_the_readme_and_the_site_install_alike_naming_every_extra() -> None:
+    """One install section, the same on the package index page and the site's front page,
+    with a line for each extra a user may want (the dev, fuzz and docs extras are ours)."""
+    import tomllib
+
+    def install(text: str) -> str:
+        return text.split("## Install", 1)[1].split("\n## ", 1)[0].strip()
+
+    readme = install(README.read_text())
+    assert readme == install((DOCS / "index.md").read_text())
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    for extra in set(extras) - {"dev", "fuzz", "docs"}:
+        assert f"'ephemeral-registry[{extra}]'" in readme, extra
