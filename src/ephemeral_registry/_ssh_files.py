@@ -23,6 +23,7 @@ which the ``ssh`` command does not read either.
 from __future__ import annotations
 
 import getpass
+import inspect
 import os
 import re
 import shlex
@@ -102,9 +103,12 @@ def prepare(
     try:
         copies = _Copies(ssh_dir, directory)
         config_paths = copies.copy(ssh_dir / "config", depth=0)
+        # asyncssh after 2.14 (the floor) takes two more flags first: canonical, final.
+        newer = "canonical" in inspect.signature(SSHClientConfig).parameters
+        flags = (False, False) if newer else ()
         try:
             config = SSHClientConfig.load(
-                None, config_paths, False, False, False,
+                None, config_paths, False, *flags,
                 getpass.getuser(), user or (), host, port or (),
             )  # fmt: skip
         except (ValueError, OSError, KeyError, RecursionError) as exc:
