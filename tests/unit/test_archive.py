@@ -124,28 +124,28 @@ async def test_a_file_that_changed_since_it_was_planned_is_an_invalid_source(
         await written(archive)
 
 
-async def test_a_layout_blob_that_changed_fails_the_layouts_own_check(tmp_path: Path) -> None:
-    """A blob is opened as the layout's check opens it: of its descriptor's size, contained."""
+def _layout_whose_layer_changes(tmp_path: Path, content: bytes) -> Archive:
+    """The copy of a checked layout, planned; then its layer's file written with ``content``."""
     layout = tmp_path / "layout"
     layout.mkdir()
     write_index(layout, manifest(layout))
     named = read_layout_blocking(layout)
     archive = of_layout(named, at=AT, uid=0, gid=0)
     layer = next(iter(named.manifests())).layers[0]
-    named.blob_path(layer).write_bytes(b"another size")
+    named.blob_path(layer).write_bytes(content)
+    return archive
+
+
+async def test_a_layout_blob_that_changed_fails_the_layouts_own_check(tmp_path: Path) -> None:
+    """A blob is opened as the layout's check opens it: of its descriptor's size, contained."""
+    archive = _layout_whose_layer_changes(tmp_path, b"another size")
     with pytest.raises(InvalidSourceError, match="it changed"):
         await written(archive)
 
 
 async def test_a_layout_blob_whose_bytes_changed_is_never_sent_whole(tmp_path: Path) -> None:
     """Same size, other bytes: hashed as copied, the last chunk held back, then refused."""
-    layout = tmp_path / "layout"
-    layout.mkdir()
-    write_index(layout, manifest(layout))
-    named = read_layout_blocking(layout)
-    archive = of_layout(named, at=AT, uid=0, gid=0)
-    layer = next(iter(named.manifests())).layers[0]
-    named.blob_path(layer).write_bytes(b"LAYER")
+    archive = _layout_whose_layer_changes(tmp_path, b"LAYER")
     sent: list[bytes] = []
 
     async def send(chunk: bytes) -> None:
