@@ -27,7 +27,6 @@ a time (decompression for the check is bounded too).
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import logging
 import posixpath
@@ -42,17 +41,16 @@ import anyio.to_thread
 # anyio imports its parts on first use. Imported here, with this module, they are
 # not compiled first deep inside a running task, where CPython 3.11.7's compile()
 # can fail under pytest's assertion rewriting (SystemError, CPython gh-106905).
-from anyio import AsyncFile
 from anyio import Path as AsyncPath
 
 from . import _scratch
 from ._concurrency import opened
 from ._docker import Engine
 from ._errors import EphemeralRegistryError, ExportError, ImageNotFoundError
-from ._oci.content import Blob, Compression, Config, Digests, read_config, strings
+from ._oci.content import Blob, Compression, Config, read_blob, read_config, sha256_of, strings
 from ._oci.documents import MAX_DOCUMENT, kind_of, parse_array, parse_object
 from ._oci.errors import FormatError
-from ._oci.layout import check_digest
+from ._oci.layout import MAX_MANIFESTS, check_digest
 from ._oci.media_types import (
     DOCKER_MANIFEST,
     DOCKER_MANIFEST_LIST,
@@ -63,6 +61,7 @@ from ._oci.media_types import (
     OCI_LAYER_ZSTD,
     OCI_MANIFEST,
 )
+from ._oci.stream import ReadExactly, file_reader
 from ._oci.tar import TarReader
 from ._oci.threads import check_cancelled
 from ._platform import Platform, Platforms
@@ -71,20 +70,14 @@ logger = logging.getLogger("ephemeral_registry")
 EXPORT_PREFIX = "ephemeral-registry-export-"
 """The name of each temporary export's directory begins so (``_scratch``'s kind ``export``)."""
 
-ReadExactly = Callable[[int], Awaitable[bytes]]
-
 T = TypeVar("T")
 Fail = Callable[[str], EphemeralRegistryError]
 """Makes the error for a problem with the input: whose input it was decides its type."""
 
-CHUNK = 1 << 20
 MAX_MEMBERS = 100_000
 """The most files and links of a save that are indexed (a save of 127 layers has about 400)."""
 MAX_NAME_BYTES = 16 << 20
 """The most bytes of member names and link targets indexed, in all."""
-MAX_MANIFESTS = 1024
-"""The most distinct manifests and indexes an index.json may lead to, and the most images
-a manifest.json may list."""
 MAX_DESCRIPTORS = 4 * MAX_MANIFESTS
 """The most descriptors its indexes may hold in all, those that repeat included."""
 LAYER_TYPES: dict[Compression, str] = {
@@ -142,16 +135,9 @@ class _LayoutStore:
         return self.blobs / digest.removeprefix("sha256:")
 
     async def keep(self, name: str, size: int, read_exactly: ReadExactly) -> Blob:
-        digests = Digests()
         temporary = self.blobs / ".partial"  # one file at a time: the stream is sequential
         async with opened(temporary, "wb") as file:
-            remaining = size
-            while remaining:
-                chunk = await read_exactly(min(CHUNK, remaining))
-                remaining -= len(chunk)
-                await digests.feed(chunk)
-                await file.write(chunk)
-        blob = digests.blob(size)
+            blob = await read_blob(read_exactly, size, file.write)
         await AsyncPath(temporary).rename(self.path(blob.digest))
         self.written += size
         return blob
@@ -163,9 +149,7 @@ class _LayoutStore:
 
     async def write(self, document: bytes) -> int:
         """Add a document this library made (a manifest, an index); return its size."""
-        await AsyncPath(self.path("sha256:" + hashlib.sha256(document).hexdigest())).write_bytes(
-            document
-        )
+        await AsyncPath(self.path(sha256_of(document))).write_bytes(document)
         return len(document)
 
 
@@ -181,19 +165,17 @@ class CheckStore:
         self._documents: dict[str, bytes] = {}
 
     async def keep(self, name: str, size: int, read_exactly: ReadExactly) -> Blob:
-        digests = Digests()
         document = size <= min(MAX_DOCUMENT, self._budget)
         parts: list[bytes] = []
-        remaining = size
-        while remaining:
-            chunk = await read_exactly(min(CHUNK, remaining))
-            remaining -= len(chunk)
-            await digests.feed(chunk)
+
+        async def hold(chunk: bytes) -> None:
+            nonlocal document
             if document and (parts or chunk[:1] in (b"{", b"[")):
                 parts.append(chunk)
             else:
                 document = False
-        blob = digests.blob(size)
+
+        blob = await read_blob(read_exactly, size, hold)
         if document and parts:
             self._budget -= size
             self._documents[blob.digest] = b"".join(parts)
@@ -276,18 +258,6 @@ async def check_tarball(path: Path, *, fail: Fail, platform: Platform | None = N
         unpacker = Unpacker(str(path), file_reader(file), CheckStore(CHECK_BUDGET), fail=fail)
         await unpacker.run()
         return await unpacker.choose(platform, one_image_only(fail))
-
-
-def file_reader(file: AsyncFile[bytes]) -> ReadExactly:
-    """``read_exactly`` over an open file: ``EOFError`` where the file ends first."""
-
-    async def read_exactly(size: int) -> bytes:
-        data = await file.read(size)
-        if len(data) < size:
-            raise EOFError
-        return data
-
-    return read_exactly
 
 
 def one_image_only(fail: Fail) -> Callable[[], Awaitable[Platform]]:
@@ -391,7 +361,7 @@ async def unpack_save(
         top = index_json([(m, one.platform) for m, one in zip(manifests, chosen, strict=True)])
         media_type = OCI_INDEX
         written += await store.write(top)
-    top_digest = "sha256:" + hashlib.sha256(top).hexdigest()
+    top_digest = sha256_of(top)
     index_json_file = {
         "schemaVersion": 2,
         "manifests": [{"mediaType": media_type, "digest": top_digest, "size": len(top)}],
@@ -691,7 +661,7 @@ def index_json(manifests: list[tuple[bytes, Platform]]) -> bytes:
             "manifests": [
                 {
                     "mediaType": OCI_MANIFEST,
-                    "digest": "sha256:" + hashlib.sha256(manifest).hexdigest(),
+                    "digest": sha256_of(manifest),
                     "size": len(manifest),
                     "platform": platform.descriptor(),
                 }

@@ -47,12 +47,9 @@ from .._concurrency import Outcome, StartSoon, beside, opened, run_all
 from .._docker import Engine
 from .._errors import ExportError, InvalidSourceError, PushError
 from .._export import (
-    CHUNK,
     Fail,
     Image,
-    ReadExactly,
     Unpacker,
-    file_reader,
     index_json,
     manifest_json,
     one_image_only,
@@ -60,9 +57,10 @@ from .._export import (
 from .._interfaces import is_interface_address
 from .._oci import documents
 from .._oci import layout as _layout
-from .._oci.content import Blob, Digests
+from .._oci.content import Blob, compression_of, read_blob, sha256_of
 from .._oci.errors import FormatError
 from .._oci.media_types import OCI_INDEX, OCI_MANIFEST
+from .._oci.stream import CHUNK, ReadExactly, file_reader
 from .._options import LayerCompression
 from .._platform import Platform, Platforms
 from .._readiness import http_client, is_own_answer
@@ -184,13 +182,15 @@ class _Store:
         first = await read_exactly(min(CHUNK, size)) if size else b""
         small = size <= SMALL or (first[:1] in (b"{", b"[") and size <= MAX_DOCUMENT)
         if small and self._held_bytes + size <= MEMORY_BUDGET:
-            data = first + await _read(read_exactly, size - len(first))
-            digests = Digests()
-            await digests.feed(data)
-            blob = digests.blob(size)
+            parts: list[bytes] = []
+
+            async def hold(chunk: bytes) -> None:
+                parts.append(chunk)
+
+            blob = await read_blob(read_exactly, size, hold, first=first)
             if blob.digest not in self._memory:
                 self._held_bytes += size
-                self._memory[blob.digest] = data
+                self._memory[blob.digest] = b"".join(parts)
             return blob
         read: Outcome[Blob] = Outcome()
         # The first chunk counts against the run-ahead too: else a save of many small files
@@ -210,15 +210,8 @@ class _Store:
         async with self._cache.claim(key) as held:
             if held is not None and await self._reuse(held):
                 # Skipped, but hashed: the name is a hint, the content decides.
-                digests = Digests()
-                await digests.feed(first)
                 self._ahead.release()
-                remaining = size - len(first)
-                while remaining:
-                    chunk = await read_exactly(min(CHUNK, remaining))
-                    remaining -= len(chunk)
-                    await digests.feed(chunk)
-                came = digests.blob(size)
+                came = await read_blob(read_exactly, size, first=first)
                 if came.digest != held.source.digest:
                     raise self._fail(
                         f"its member {name:.200} holds {came.digest}, but the layer of that name"
@@ -257,9 +250,7 @@ class _Store:
         starts while this one's last part is still being sent: the registry
         ingests two uploads at once faster than one.
         """
-        source = Digests()
-        await source.feed(first)  # tells the compression by its first bytes
-        gzip = self._compression == "gzip" and source.compression == "none"
+        gzip = self._compression == "gzip" and compression_of(first) == "none"
         compressor = isal_zlib.compressobj(GZIP_LEVEL, isal_zlib.DEFLATED, 31) if gzip else None
         sent = hashlib.sha256()
         sent_size = 0
@@ -269,17 +260,13 @@ class _Store:
         send_out, receive_out = anyio.create_memory_object_stream[tuple[bytes, bool]](PIPELINE)
         came: list[Blob] = []
 
+        async def paced(chunk_size: int) -> bytes:
+            await self._ahead.acquire()  # given back once sent
+            return await read_exactly(chunk_size)
+
         async def read_all() -> None:
             async with send_read:
-                await send_read.send(first)
-                remaining = size - len(first)
-                while remaining:
-                    await self._ahead.acquire()  # given back once sent
-                    chunk = await read_exactly(min(CHUNK, remaining))
-                    remaining -= len(chunk)
-                    await source.feed(chunk)
-                    await send_read.send(chunk)
-            came.append(source.blob(size))
+                came.append(await read_blob(paced, size, send_read.send, first=first))
             read.set_value(came[0])
 
         def compress(chunk: bytes) -> bytes:
@@ -336,7 +323,7 @@ class _Store:
         if self._compression == "gzip" and layer and compression == "none":
             data = await anyio.to_thread.run_sync(_gzip, data)
             compression = "gzip"
-        digest = f"sha256:{hashlib.sha256(data).hexdigest()}"
+        digest = sha256_of(data)
         async with self._cache.claim(digest):  # pushes at once: one uploads, the other mounts
             holder = self._cache.holder(digest)
             if await self._api.has(digest):
@@ -355,17 +342,6 @@ class _Store:
 def _gzip(data: bytes) -> bytes:
     compressor = isal_zlib.compressobj(GZIP_LEVEL, isal_zlib.DEFLATED, 31)
     return compressor.compress(data) + compressor.flush()
-
-
-async def _read(read_exactly: ReadExactly, size: int, *, keep: bool = True) -> bytes:
-    """Read ``size`` bytes a chunk at a time; with ``keep=False`` drop them."""
-    parts = []
-    while size:
-        chunk = await read_exactly(min(CHUNK, size))
-        size -= len(chunk)
-        if keep:
-            parts.append(chunk)
-    return b"".join(parts)
 
 
 class NativePusher:
@@ -651,7 +627,7 @@ def _failed(job: Job, exc: Exception) -> PushError:
 
 def _digest(manifest: bytes) -> str:
     """What the registry names a manifest (or an index): the digest of its bytes."""
-    return f"sha256:{hashlib.sha256(manifest).hexdigest()}"
+    return sha256_of(manifest)
 
 
 async def _finish(job: Job, endpoints: Endpoints, manifest: bytes) -> PushResult:
