@@ -9,7 +9,7 @@ OCI grammar and be ``sha256`` (the one algorithm both pushers can push:
 crane's go-containerregistry knows no other), and its file must be a
 regular file of the size the descriptor gives.
 
-Every blob's bytes are checked as a tarball's are (``_export``), as
+Every blob's bytes are checked as a tarball's are (``save``), as
 containerd's content store checks what it ingests: streamed once, a chunk
 at a time, hashed against its digest, and a layer's uncompressed content
 (gzip and zstd inflated on the way) against the ``diff_ids`` of its image's
@@ -372,7 +372,7 @@ def read_layout_blocking(path: Path) -> Layout:
 
     def check_image(what: str, config: Descriptor, layers: tuple[Descriptor, ...]) -> None:
         """A config that is JSON of the right shape, and layers of its diff_ids, as a
-        tarball's are checked (``_export``); an attestation's (``os`` "unknown") and an
+        tarball's are checked (``save``); an attestation's (``os`` "unknown") and an
         artifact's (a config of another media type) blobs are only hashed."""
         for layer in layers:
             blob(layer)

@@ -46,20 +46,15 @@ from isal import isal_zlib
 from .._concurrency import Outcome, StartSoon, beside, opened, run_all
 from .._docker import Engine
 from .._errors import ExportError, InvalidSourceError, PushError
-from .._export import (
-    Fail,
-    Image,
-    Unpacker,
-    index_json,
-    manifest_json,
-    one_image_only,
-)
+from .._export import Fail, reading
 from .._interfaces import is_interface_address
 from .._oci import documents
 from .._oci import layout as _layout
 from .._oci.content import Blob, compression_of, read_blob, sha256_of
 from .._oci.errors import FormatError
+from .._oci.manifests import index_json, manifest_json
 from .._oci.media_types import OCI_INDEX, OCI_MANIFEST
+from .._oci.save import EnginePlatform, Image, Unpacker
 from .._oci.stream import CHUNK, ReadExactly, file_reader
 from .._options import LayerCompression
 from .._platform import Platform, Platforms
@@ -158,12 +153,10 @@ class _Store:
         start_soon: StartSoon,
         *,
         trusted_names: bool,
-        fail: Fail,
     ) -> None:
         self._image = image
         self._trusted_names = trusted_names
         """Whether the member names come from the engine (content-derived), for the cache."""
-        self._fail = fail
         self._api = api
         self._cache = cache
         self._compression = compression
@@ -213,7 +206,7 @@ class _Store:
                 self._ahead.release()
                 came = await read_blob(read_exactly, size, first=first)
                 if came.digest != held.source.digest:
-                    raise self._fail(
+                    raise FormatError(
                         f"its member {name:.200} holds {came.digest}, but the layer of that name"
                         f" pushed into this registry before was {held.source.digest}"
                     )
@@ -389,7 +382,7 @@ class NativePusher:
         *,
         platform: Platform | None,
         platforms: Platforms | None = None,
-        engine_platform: Callable[[], Awaitable[Platform]],
+        engine_platform: EnginePlatform | None,
         fail: Fail | None = None,
     ) -> PushResult:
         """Push the image of a ``docker save`` stream to the registry as it is read;
@@ -415,42 +408,39 @@ class NativePusher:
             await report.advance(len(data))
             return data
 
-        broken = fail or functools.partial(ExportError, image)
-        async with self._registry_api(job) as (api, endpoints):
-            store: _Store | None = None
-            try:
-                async with beside() as start_soon:  # the exit waits for every layer's upload
-                    store = _Store(
-                        image,
-                        api,
-                        self._cache,
-                        compression,
-                        report.say,
-                        start_soon,
-                        trusted_names=fail is None,
-                        fail=broken,
-                    )
-                    unpacker = Unpacker(image, read_counted, store, fail=broken)
-                    await unpacker.run()
-                if platforms is None:
-                    chosen = await unpacker.choose(platform, engine_platform)
-                    manifest = await self._push_image(api, store, chosen)
-                    await api.put_manifest(job.reference.tag, manifest, OCI_MANIFEST)
-                else:
-                    manifests = []
-                    for each in await unpacker.choose_many(platforms):
-                        one = await self._push_image(api, store, each)
-                        # An index may name only manifests the registry holds.
-                        await api.put_manifest(_digest(one), one, OCI_MANIFEST)
-                        manifests.append((one, each.platform))
-                    manifest = index_json(manifests)
-                    await api.put_manifest(job.reference.tag, manifest, OCI_INDEX)
-            except FormatError as exc:  # the tar reader's, from a layer's upload beside the reading
-                self._forget(store)
-                raise broken(str(exc)) from None
-            except BaseException:  # the registry's refusal included: _registry_api says it
-                self._forget(store)
-                raise
+        # The reader's errors, and a layer's upload's beside the reading, become ours here.
+        with reading(image, fail or functools.partial(ExportError, image)):
+            async with self._registry_api(job) as (api, endpoints):
+                store: _Store | None = None
+                try:
+                    async with beside() as start_soon:  # the exit waits for every layer's upload
+                        store = _Store(
+                            image,
+                            api,
+                            self._cache,
+                            compression,
+                            report.say,
+                            start_soon,
+                            trusted_names=fail is None,
+                        )
+                        unpacker = Unpacker(read_counted, store)
+                        await unpacker.run()
+                    if platforms is None:
+                        chosen = await unpacker.choose(platform, engine_platform)
+                        manifest = await self._push_image(api, store, chosen)
+                        await api.put_manifest(job.reference.tag, manifest, OCI_MANIFEST)
+                    else:
+                        manifests = []
+                        for each in await unpacker.choose_many(platforms):
+                            one = await self._push_image(api, store, each)
+                            # An index may name only manifests the registry holds.
+                            await api.put_manifest(_digest(one), one, OCI_MANIFEST)
+                            manifests.append((one, each.platform))
+                        manifest = index_json(manifests)
+                        await api.put_manifest(job.reference.tag, manifest, OCI_INDEX)
+                except BaseException:  # the registry's refusal included: _registry_api says it
+                    self._forget(store)
+                    raise
         return await _finish(job, endpoints, manifest)
 
     @staticmethod
@@ -599,7 +589,6 @@ class NativePusher:
         """Push a ``docker save`` tarball read from disk, as ``_push_save`` does; its
         problems are ``InvalidSourceError``."""
         job.report.total = (await anyio.Path(path).stat()).st_size
-        fail = functools.partial(InvalidSourceError, path)
         async with opened(path, "rb") as file:
             return await self._push_save(
                 str(path),
@@ -607,8 +596,8 @@ class NativePusher:
                 job,
                 compression,
                 platform=None,
-                engine_platform=one_image_only(fail),
-                fail=fail,
+                engine_platform=None,  # no engine to ask: a tarball of several images is refused
+                fail=functools.partial(InvalidSourceError, path),
             )
 
 
