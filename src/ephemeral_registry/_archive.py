@@ -49,10 +49,9 @@ from anyio import AsyncFile
 from ._errors import InvalidSourceError
 from ._oci.errors import FormatError
 from ._oci.layout import Layout, blob_name, open_inside
+from ._oci.stream import CHUNK
 from ._oci.tar import BLOCK
 
-CHUNK = 1 << 20
-"""The most bytes read from a file, and sent, at once."""
 FILE_MODE = 0o444
 DIRECTORY_MODE = 0o755
 

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from ephemeral_registry import InvalidSourceError
-from ephemeral_registry._archive import CHUNK, Archive, of_layout, of_tarball, write
+from ephemeral_registry._archive import Archive, of_layout, of_tarball, write
 from ephemeral_registry._oci.layout import read_layout_blocking
+from ephemeral_registry._oci.stream import CHUNK
 
 from .test_oci_layout import manifest, put, write_index
 

@@ -1,5 +1,6 @@
 """What a blob holds: its digests as it streams (and, compressed, its content's), and what
-this library reads of an image config. Shared by the readers of saves and of layouts."""
+this library reads of an image config. Shared by the readers of saves and of layouts, and
+the one read-and-hash of a blob from a stream (``read_blob``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import zstandard
 from .._platform import Platform
 from .documents import parse_object
 from .errors import FormatError
+from .stream import ReadExactly, Take, each_chunk
 from .threads import check_cancelled
 
 Compression = Literal["none", "gzip", "zstd"]
@@ -97,9 +99,7 @@ class Digests:
             self.problem = f"is not valid {self.compression} ({exc})"
 
     def _start(self, first: bytes) -> None:
-        self.compression = next(
-            (kind for magic, kind in MAGIC.items() if first.startswith(magic)), "none"
-        )
+        self.compression = compression_of(first)
         if self.compression == "gzip":
             self._inflate = zlib.decompressobj(zlib.MAX_WBITS | 16)
         elif self.compression == "zstd":
@@ -129,6 +129,37 @@ class Digests:
         compression = self.compression or "none"
         plain = raw if compression == "none" else f"sha256:{self._plain.hexdigest()}"
         return Blob(raw, size, compression, plain, self.problem)
+
+
+async def read_blob(
+    read_exactly: ReadExactly, size: int, take: Take | None = None, *, first: bytes = b""
+) -> Blob:
+    """Read a blob of ``size`` bytes from a stream, ``first`` of them read already, hashing
+    it as it comes (``Digests``) and handing each chunk to ``take`` once hashed.
+
+    Cancellation: stops at the next chunk.
+    """
+    digests = Digests()
+
+    async def hashed(chunk: bytes) -> None:
+        await digests.feed(chunk)
+        if take is not None:
+            await take(chunk)
+
+    if first:
+        await hashed(first)
+    await each_chunk(read_exactly, size - len(first), hashed)
+    return digests.blob(size)
+
+
+def compression_of(first: bytes) -> Compression:
+    """A blob's compression, told by its first bytes."""
+    return next((kind for magic, kind in MAGIC.items() if first.startswith(magic)), "none")
+
+
+def sha256_of(content: bytes) -> str:
+    """The sha256 digest of ``content``, as a descriptor names it."""
+    return f"sha256:{hashlib.sha256(content).hexdigest()}"
 
 
 class _HashWriter:

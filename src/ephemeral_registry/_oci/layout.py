@@ -9,7 +9,7 @@ OCI grammar and be ``sha256`` (the one algorithm both pushers can push:
 crane's go-containerregistry knows no other), and its file must be a
 regular file of the size the descriptor gives.
 
-Every blob's bytes are checked as a tarball's are (``_export``), as
+Every blob's bytes are checked as a tarball's are (``save``), as
 containerd's content store checks what it ingests: streamed once, a chunk
 at a time, hashed against its digest, and a layer's uncompressed content
 (gzip and zstd inflated on the way) against the ``diff_ids`` of its image's
@@ -31,7 +31,6 @@ Every file operation runs on a worker thread.
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import re
 import stat
@@ -43,7 +42,7 @@ from typing import IO, Any
 
 import anyio.to_thread
 
-from .content import Digests, read_config
+from .content import Digests, read_config, sha256_of
 from .documents import MAX_DOCUMENT, kind_of, parse_object
 from .errors import FormatError
 from .media_types import (
@@ -54,14 +53,14 @@ from .media_types import (
     OCI_INDEX,
     OCI_MANIFEST,
 )
+from .stream import CHUNK
 from .threads import check_cancelled
 
 MAX_DEPTH = 8
 """How deep indexes may nest."""
-CHUNK = 1 << 20
-"""The most bytes of a blob hashed in one step."""
 MAX_MANIFESTS = 1024
-"""How many distinct manifests and indexes a layout may lead to."""
+"""How many distinct manifests and indexes a layout may lead to (and a ``docker save``: its
+index.json, or the images its manifest.json lists)."""
 MAX_REFERENCES = 1 << 16
 """How many descriptors its index.json, indexes and manifests may hold in all, repeats
 included (the most strings a JSON document may hold, ``documents.MAX_TOKENS``)."""
@@ -313,13 +312,9 @@ def read_document(root: Path, descriptor: Descriptor) -> bytes:
         )
     with open_blob(root, descriptor) as file:
         content = file.read(descriptor.size + 1)
-    if len(content) != descriptor.size or _sha256(content) != descriptor.digest:
+    if len(content) != descriptor.size or sha256_of(content) != descriptor.digest:
         raise FormatError(f"the bytes of {descriptor.digest} do not match its digest")
     return content
-
-
-def _sha256(content: bytes) -> str:
-    return f"sha256:{hashlib.sha256(content).hexdigest()}"
 
 
 def _hashed(root: Path, descriptor: Descriptor) -> str:
@@ -377,7 +372,7 @@ def read_layout_blocking(path: Path) -> Layout:
 
     def check_image(what: str, config: Descriptor, layers: tuple[Descriptor, ...]) -> None:
         """A config that is JSON of the right shape, and layers of its diff_ids, as a
-        tarball's are checked (``_export``); an attestation's (``os`` "unknown") and an
+        tarball's are checked (``save``); an attestation's (``os`` "unknown") and an
         artifact's (a config of another media type) blobs are only hashed."""
         for layer in layers:
             blob(layer)

@@ -28,19 +28,16 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
 import anyio.lowlevel
 
 from .errors import FormatError
-
-ReadExactly = Callable[[int], Awaitable[bytes]]
-"""Reads exactly ``n`` bytes, or raises ``EOFError`` where the input ends first."""
+from .stream import ReadExactly, each_chunk
 
 BLOCK = 512
-CHUNK = 1 << 20
 MAX_SPECIAL = 1 << 16
 """The largest PAX header or GNU long name accepted (a path is at most a few KiB)."""
 MAX_EXTENDED_HEADERS = 8
@@ -141,11 +138,7 @@ class TarReader:
         return data
 
     async def _skip(self, size: int) -> None:
-        while size:
-            await anyio.lowlevel.checkpoint()
-            step = min(CHUNK, size)
-            await self._read(step)
-            size -= step
+        await each_chunk(self._read, size)
 
     async def _special(self, header: _Header, before: _Extended) -> bytes:
         """The data of a PAX header or GNU long name, which is read whole (bounded, as are

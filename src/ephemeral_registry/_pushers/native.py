@@ -1,24 +1,21 @@
 """The native pusher: images go into the registry over HTTP from this process, in one pass.
 
-No container and no temporary file: the ``docker save`` stream (from the
-engine, or from a tarball) is read once, and each layer is hashed,
-compressed (ISA-L's gzip, level 1, on worker threads) and uploaded while it
-arrives, through the OCI distribution API: ``POST`` an upload session,
-one streamed ``PATCH``, ``PUT ?digest=``. Small files (the config, the
-save's own JSON documents, tiny layers) are held in memory until the save
-has been read and the image is known; then the config and the manifest go
-last. Reading runs up to ``RUN_AHEAD`` (16 MiB) ahead of the sending, so
-the next layer's upload starts while one is still being sent: the registry
-ingests two uploads at once faster than one. Memory stays bounded whatever
-the image's size: the run-ahead, plus those small files.
+No container and no temporary file. Its three sources:
 
-Blobs are not uploaded twice. A layer is named by its content in every
-engine's save (``blobs/sha256/<digest>``, Podman's ``<diff_id>.tar``, Docker
-20.10's ``<layer id>/layer.tar``): the registry's ``BlobCache`` remembers
-what each name became, so a layer that the repository already holds is
-skipped (``HEAD``), and one that another repository of the registry holds is
-mounted (``?mount=&from=``). Pushes at once wait for each other's upload of
-a shared layer instead of uploading it twice.
+- an image of the engine (``push_image()``): the ``docker save`` stream is
+  read once, by the save reader (``_oci.save``), and each layer is uploaded
+  while it arrives, through the upload pipeline (``upload``: read, compress,
+  send); small files (the config, the save's own JSON documents, tiny
+  layers) are held in memory until the image is known; then the config and
+  the manifest go last;
+- a caller's ``docker save`` tarball (``push()``): read from disk the same
+  way; its member names are not trusted as hints for the blob cache;
+- a caller's OCI layout (``push()``): checked first (``_oci.layout``), then
+  its blobs sent as they are, two at a time, then its manifests and indexes.
+
+Where the requests go is chosen once per registry, by its first push
+(``_target``): the registry container's own address where this host
+certainly reaches it, else the published port.
 
 Cancellation: the upload session under way is cancelled (``DELETE``,
 shielded and bounded); a registry keeps nothing from it that a manifest
@@ -32,340 +29,42 @@ import functools
 import hashlib
 import logging
 import math
-import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
 import anyio.to_thread
 import httpx
-from isal import isal_zlib
 
-from .._concurrency import Outcome, StartSoon, beside, opened, run_all
+from .._concurrency import beside, opened
 from .._docker import Engine
 from .._errors import ExportError, InvalidSourceError, PushError
-from .._export import (
-    CHUNK,
-    Fail,
-    Image,
-    ReadExactly,
-    Unpacker,
-    file_reader,
-    index_json,
-    manifest_json,
-    one_image_only,
-)
+from .._export import Fail, reading
 from .._interfaces import is_interface_address
-from .._oci import documents
 from .._oci import layout as _layout
-from .._oci.content import Blob, Digests
+from .._oci.content import sha256_of
 from .._oci.errors import FormatError
+from .._oci.manifests import index_json, manifest_json
 from .._oci.media_types import OCI_INDEX, OCI_MANIFEST
+from .._oci.save import EnginePlatform, Image, Unpacker
+from .._oci.stream import CHUNK, ReadExactly, file_reader
 from .._options import LayerCompression
 from .._platform import Platform, Platforms
 from .._readiness import http_client, is_own_answer
 from .._types import Endpoints, PushResult
 from . import distribution
 from .base import FromFile, Job, Ready, Running
+from .upload import BlobCache, UploadStore
 
 logger = logging.getLogger("ephemeral_registry")
 
-SMALL = 1 << 20
-"""Files of the save up to this size are held in memory until the image is known."""
-MEMORY_BUDGET = 64 << 20
-"""The most bytes of a save's small files and JSON documents held in memory at once, whatever
-the save holds: files beyond it are uploaded as they stream, as layers are, and a JSON
-document beyond it cannot be read (an error, if the image needs it)."""
-MAX_DOCUMENT = documents.MAX_DOCUMENT
-"""The largest JSON document (a config, say) held in memory."""
-GZIP_LEVEL = 1
-PIPELINE = 4
-"""Compressed chunks that may wait to be sent, in each upload."""
-RUN_AHEAD = 16 << 20
-"""How far reading a save may run ahead of the sending of its layers (bytes)."""
 LAYOUT_UPLOADS = 2
 """How many blobs of an OCI layout go up at once: two fill the registry better than one."""
 DIRECT_PROBE_TIMEOUT = 0.5
 """How long the registry's own address has to answer before pushes take the published port."""
 DEFAULT_COMPRESSION: LayerCompression = "gzip"
 """For layers the engine keeps uncompressed: every client reads gzip, and level 1 is cheap."""
-_CONTENT_NAMED = re.compile(r"[0-9a-f]{64}")
-
-
-@dataclass(frozen=True)
-class _Held:
-    """A layer the registry holds: as it was in the save, as pushed, and where."""
-
-    source: Blob
-    pushed: Blob
-    repository: str
-
-
-@dataclass
-class BlobCache:
-    """What one registry holds, by the content-derived names of the layers in engines'
-    exports (and how they were sent: gzipped or as they came).
-
-    A name is a hint, never trusted alone: a push that reuses an entry hashes
-    the member it skips and fails if the content differs (``_Store._send``).
-    Only exports of the engine record names (a tarball from elsewhere could
-    name anything), and the entries of a push that fails are forgotten, so a
-    bad push cannot make a later good one fail.
-    """
-
-    _held: dict[str, _Held] = field(default_factory=dict)
-    _busy: dict[str, anyio.Event] = field(default_factory=dict)
-    _where: dict[str, str] = field(default_factory=dict)
-    """Blob digest: a repository that holds it (for small blobs, pushed from memory)."""
-
-    @asynccontextmanager
-    async def claim(self, name: str) -> AsyncIterator[_Held | None]:
-        """What ``name`` became, if known; others pushing the same name wait meanwhile."""
-        while name in self._busy:
-            await self._busy[name].wait()
-        done = self._busy[name] = anyio.Event()
-        try:
-            yield self._held.get(name)
-        finally:
-            del self._busy[name]
-            done.set()
-
-    def record(self, name: str, held: _Held) -> None:
-        self._held[name] = held
-
-    def forget(self, names: set[str]) -> None:
-        for name in names:
-            self._held.pop(name, None)
-
-    def holder(self, digest: str) -> str | None:
-        """A repository of the registry known to hold the blob ``digest``."""
-        return self._where.get(digest)
-
-    def holds(self, digest: str, repository: str) -> None:
-        self._where.setdefault(digest, repository)
-
-
-class _Store:
-    """A BlobStore that uploads the save's layers as they stream and holds the rest."""
-
-    def __init__(
-        self,
-        image: str,
-        api: distribution.Api,
-        cache: BlobCache,
-        compression: LayerCompression,
-        say: Callable[[str], Awaitable[None]],
-        start_soon: StartSoon,
-        *,
-        trusted_names: bool,
-        fail: Fail,
-    ) -> None:
-        self._image = image
-        self._trusted_names = trusted_names
-        """Whether the member names come from the engine (content-derived), for the cache."""
-        self._fail = fail
-        self._api = api
-        self._cache = cache
-        self._compression = compression
-        self._say = say
-        self._start_soon = start_soon
-        """Starts a layer's sending beside the reading of the rest of the save."""
-        self._ahead = anyio.Semaphore(RUN_AHEAD // CHUNK)
-        self._memory: dict[str, bytes] = {}
-        self._held_bytes = 0
-        self.recorded: set[str] = set()
-        """The cache entries this push made (forgotten if it fails)."""
-        self.pushed: dict[str, Blob] = {}
-        """By the digest of a layer as it came in the save: the blob the registry holds."""
-
-    async def keep(self, name: str, size: int, read_exactly: ReadExactly) -> Blob:
-        first = await read_exactly(min(CHUNK, size)) if size else b""
-        small = size <= SMALL or (first[:1] in (b"{", b"[") and size <= MAX_DOCUMENT)
-        if small and self._held_bytes + size <= MEMORY_BUDGET:
-            data = first + await _read(read_exactly, size - len(first))
-            digests = Digests()
-            await digests.feed(data)
-            blob = digests.blob(size)
-            if blob.digest not in self._memory:
-                self._held_bytes += size
-                self._memory[blob.digest] = data
-            return blob
-        read: Outcome[Blob] = Outcome()
-        # The first chunk counts against the run-ahead too: else a save of many small files
-        # (each read whole at once) would start an upload for each, each holding its chunk.
-        await self._ahead.acquire()  # given back once it is sent (or hashed, if skipped)
-        self._start_soon(functools.partial(self._send, name, first, size, read_exactly, read))
-        return await read.get()  # the layer's sending goes on beside the rest of the save
-
-    async def _send(
-        self, name: str, first: bytes, size: int, read_exactly: ReadExactly, read: Outcome[Blob]
-    ) -> None:
-        """Read a layer from the stream and send it; ``read`` is set once it has been read."""
-        if not self._trusted_names or not _CONTENT_NAMED.search(name):
-            await self._upload(first, size, read_exactly, read)  # a name that proves nothing
-            return
-        key = f"{self._compression}:{name}"  # the same layer, sent the same way
-        async with self._cache.claim(key) as held:
-            if held is not None and await self._reuse(held):
-                # Skipped, but hashed: the name is a hint, the content decides.
-                digests = Digests()
-                await digests.feed(first)
-                self._ahead.release()
-                remaining = size - len(first)
-                while remaining:
-                    chunk = await read_exactly(min(CHUNK, remaining))
-                    remaining -= len(chunk)
-                    await digests.feed(chunk)
-                came = digests.blob(size)
-                if came.digest != held.source.digest:
-                    raise self._fail(
-                        f"its member {name:.200} holds {came.digest}, but the layer of that name"
-                        f" pushed into this registry before was {held.source.digest}"
-                    )
-                self.pushed[held.source.digest] = held.pushed
-                read.set_value(held.source)
-                return
-            source = await self._upload(first, size, read_exactly, read)
-            pushed = self.pushed[source.digest]
-            self._cache.record(key, _Held(source, pushed, self._api.repository))
-            self.recorded.add(key)
-
-    async def _reuse(self, held: _Held) -> bool:
-        """Whether the repository has the blob already, or it could be mounted."""
-        digest = held.pushed.digest
-        if await self._api.has(digest):
-            await self._say(f"existing blob: {digest}")
-            return True
-        if held.repository != self._api.repository and await self._api.mount(
-            digest, held.repository
-        ):
-            await self._say(f"mounted blob: {digest}")
-            return True
-        return False
-
-    async def _upload(
-        self, first: bytes, size: int, read_exactly: ReadExactly, read: Outcome[Blob]
-    ) -> Blob:
-        """Upload one layer from the stream as it arrives; return it as it came.
-
-        Three stages overlap: reading the stream (and hashing what came, on a
-        worker thread), compressing (and hashing what is sent, on another),
-        and sending. Reading may run ``RUN_AHEAD`` bytes ahead of the sending
-        (shared by the layers of one push), so that the next layer's upload
-        starts while this one's last part is still being sent: the registry
-        ingests two uploads at once faster than one.
-        """
-        source = Digests()
-        await source.feed(first)  # tells the compression by its first bytes
-        gzip = self._compression == "gzip" and source.compression == "none"
-        compressor = isal_zlib.compressobj(GZIP_LEVEL, isal_zlib.DEFLATED, 31) if gzip else None
-        sent = hashlib.sha256()
-        sent_size = 0
-        # Read chunks wait in memory, bounded by the run-ahead allowance; sent ones, by PIPELINE.
-        send_read, receive_read = anyio.create_memory_object_stream[bytes](math.inf)
-        # Each sent chunk says whether it holds a run-ahead permit, given back once it is sent.
-        send_out, receive_out = anyio.create_memory_object_stream[tuple[bytes, bool]](PIPELINE)
-        came: list[Blob] = []
-
-        async def read_all() -> None:
-            async with send_read:
-                await send_read.send(first)
-                remaining = size - len(first)
-                while remaining:
-                    await self._ahead.acquire()  # given back once sent
-                    chunk = await read_exactly(min(CHUNK, remaining))
-                    remaining -= len(chunk)
-                    await source.feed(chunk)
-                    await send_read.send(chunk)
-            came.append(source.blob(size))
-            read.set_value(came[0])
-
-        def compress(chunk: bytes) -> bytes:
-            if compressor is None:
-                return chunk  # sent as it came: its digest is the source's
-            out = compressor.compress(chunk)
-            sent.update(out)
-            return out
-
-        async def compress_all() -> None:
-            nonlocal sent_size
-            async with send_out, receive_read:
-                async for chunk in receive_read:
-                    out = await anyio.to_thread.run_sync(compress, chunk)
-                    sent_size += len(out)
-                    await send_out.send((out, True))
-                if compressor is not None:
-                    tail = compressor.flush()
-                    sent.update(tail)
-                    sent_size += len(tail)
-                    await send_out.send((tail, False))
-
-        async def chunks() -> AsyncIterator[bytes]:
-            async with receive_out:
-                async for out, counted in receive_out:
-                    if out:
-                        yield out
-                    if counted:
-                        self._ahead.release()
-
-        def sent_digest() -> str:
-            """Asked once everything was sent: the stream's own digest, unless compressed here."""
-            return f"sha256:{sent.hexdigest()}" if gzip else came[0].digest
-
-        try:
-            await run_all(read_all, compress_all, lambda: self._api.upload(chunks(), sent_digest))
-        finally:  # also those of a stage that never started (the upload's POST went unanswered)
-            for stream in (send_read, receive_read, send_out, receive_out):
-                stream.close()
-        blob = came[0]
-        digest = f"sha256:{sent.hexdigest()}" if gzip else blob.digest
-        compression = "gzip" if gzip else blob.compression
-        self.pushed[blob.digest] = Blob(digest, sent_size, compression, blob.diff_id)
-        await self._say(f"pushed blob: {digest} ({sent_size} bytes)")
-        return blob
-
-    async def content(self, blob: Blob) -> bytes | None:
-        return self._memory.get(blob.digest)
-
-    async def push_held(self, blob: Blob, *, layer: bool) -> Blob:
-        """Push a blob held in memory (the config, a small layer); return it as pushed."""
-        data = self._memory[blob.digest]
-        compression = blob.compression
-        if self._compression == "gzip" and layer and compression == "none":
-            data = await anyio.to_thread.run_sync(_gzip, data)
-            compression = "gzip"
-        digest = f"sha256:{hashlib.sha256(data).hexdigest()}"
-        async with self._cache.claim(digest):  # pushes at once: one uploads, the other mounts
-            holder = self._cache.holder(digest)
-            if await self._api.has(digest):
-                await self._say(f"existing blob: {digest}")
-            elif holder not in (None, self._api.repository) and await self._api.mount(
-                digest, holder
-            ):
-                await self._say(f"mounted blob: {digest}")
-            else:
-                await self._api.put_blob(data, digest)
-                await self._say(f"pushed blob: {digest} ({len(data)} bytes)")
-            self._cache.holds(digest, self._api.repository)
-        return Blob(digest, len(data), compression, blob.diff_id)
-
-
-def _gzip(data: bytes) -> bytes:
-    compressor = isal_zlib.compressobj(GZIP_LEVEL, isal_zlib.DEFLATED, 31)
-    return compressor.compress(data) + compressor.flush()
-
-
-async def _read(read_exactly: ReadExactly, size: int, *, keep: bool = True) -> bytes:
-    """Read ``size`` bytes a chunk at a time; with ``keep=False`` drop them."""
-    parts = []
-    while size:
-        chunk = await read_exactly(min(CHUNK, size))
-        size -= len(chunk)
-        if keep:
-            parts.append(chunk)
-    return b"".join(parts)
 
 
 class NativePusher:
@@ -378,8 +77,8 @@ class NativePusher:
         """False with a tunnel: everything goes through it, as the caller asked."""
         self._cache = BlobCache()
         """The layers this registry's native pushes put in it, to skip or mount them."""
-        self._direct: str | None = None
-        """Where pushes go: the container's own address, or "" for the published port."""
+        self._target_endpoint: str | None = None
+        """Where pushes go (``host:port``), once the first push has chosen it."""
         self._choosing = anyio.Lock()
 
     def check(self, job: Job) -> None:
@@ -413,7 +112,7 @@ class NativePusher:
         *,
         platform: Platform | None,
         platforms: Platforms | None = None,
-        engine_platform: Callable[[], Awaitable[Platform]],
+        engine_platform: EnginePlatform | None,
         fail: Fail | None = None,
     ) -> PushResult:
         """Push the image of a ``docker save`` stream to the registry as it is read;
@@ -439,46 +138,42 @@ class NativePusher:
             await report.advance(len(data))
             return data
 
-        broken = fail or functools.partial(ExportError, image)
-        async with self._registry_api(job) as (api, endpoints):
-            store: _Store | None = None
-            try:
-                async with beside() as start_soon:  # the exit waits for every layer's upload
-                    store = _Store(
-                        image,
-                        api,
-                        self._cache,
-                        compression,
-                        report.say,
-                        start_soon,
-                        trusted_names=fail is None,
-                        fail=broken,
-                    )
-                    unpacker = Unpacker(image, read_counted, store, fail=broken)
-                    await unpacker.run()
-                if platforms is None:
-                    chosen = await unpacker.choose(platform, engine_platform)
-                    manifest = await self._push_image(api, store, chosen)
-                    await api.put_manifest(job.reference.tag, manifest, OCI_MANIFEST)
-                else:
-                    manifests = []
-                    for each in await unpacker.choose_many(platforms):
-                        one = await self._push_image(api, store, each)
-                        # An index may name only manifests the registry holds.
-                        await api.put_manifest(_digest(one), one, OCI_MANIFEST)
-                        manifests.append((one, each.platform))
-                    manifest = index_json(manifests)
-                    await api.put_manifest(job.reference.tag, manifest, OCI_INDEX)
-            except FormatError as exc:  # the tar reader's, from a layer's upload beside the reading
-                self._forget(store)
-                raise broken(str(exc)) from None
-            except BaseException:  # the registry's refusal included: _registry_api says it
-                self._forget(store)
-                raise
+        # The reader's errors, and a layer's upload's beside the reading, become ours here.
+        with reading(image, fail or functools.partial(ExportError, image)):
+            async with self._registry_api(job) as (api, endpoints):
+                store: UploadStore | None = None
+                try:
+                    async with beside() as start_soon:  # the exit waits for every layer's upload
+                        store = UploadStore(
+                            api,
+                            self._cache,
+                            compression,
+                            report.say,
+                            start_soon,
+                            trusted_names=fail is None,
+                        )
+                        unpacker = Unpacker(read_counted, store)
+                        await unpacker.run()
+                    if platforms is None:
+                        chosen = await unpacker.choose(platform, engine_platform)
+                        manifest = await self._push_image(api, store, chosen)
+                        await api.put_manifest(job.reference.tag, manifest, OCI_MANIFEST)
+                    else:
+                        manifests = []
+                        for each in await unpacker.choose_many(platforms):
+                            one = await self._push_image(api, store, each)
+                            # An index may name only manifests the registry holds.
+                            await api.put_manifest(_digest(one), one, OCI_MANIFEST)
+                            manifests.append((one, each.platform))
+                        manifest = index_json(manifests)
+                        await api.put_manifest(job.reference.tag, manifest, OCI_INDEX)
+                except BaseException:  # the registry's refusal included: _registry_api says it
+                    self._forget(store)
+                    raise
         return await _finish(job, endpoints, manifest)
 
     @staticmethod
-    async def _push_image(api: distribution.Api, store: _Store, image: Image) -> bytes:
+    async def _push_image(api: distribution.Api, store: UploadStore, image: Image) -> bytes:
         """Push what of ``image`` is not pushed yet (held layers, its config); return its
         manifest, not pushed."""
         layers = [
@@ -506,23 +201,22 @@ class NativePusher:
 
     async def _target(self, running: Running) -> str:
         """Where to send the registry's requests: straight to its container, where this
-        host reaches it, else through the published port (``pull_endpoint``).
+        host reaches it, else through the published port (``pull_endpoint``). Chosen
+        once, by the first push; pushes at once wait for that choice.
 
         Docker's published port goes through docker-proxy, which copies every
         byte once more. A local Docker engine that is not rootless puts its
         networks on this host, where the container's address answers
         directly. Podman forwards its ports in the kernel, and gains nothing
         from it (``benchmarks/registry_versions.py``). A TLS registry's
-        certificate does not name that address. Chosen once per registry.
-        With ``tunnel=True`` nothing is tried: the caller said that this host
-        may not reach the engine's networks.
+        certificate does not name that address. With ``tunnel=True`` nothing is
+        tried: the caller said that this host may not reach the engine's networks.
         """
-        if not self._may_go_direct:
-            return running.endpoints.pull_endpoint
         async with self._choosing:
-            if self._direct is None:
-                self._direct = await self._direct_address(running) or ""
-        return self._direct or running.endpoints.pull_endpoint
+            if self._target_endpoint is None:
+                direct = await self._direct_address(running) if self._may_go_direct else None
+                self._target_endpoint = direct or running.endpoints.pull_endpoint
+        return self._target_endpoint
 
     async def _direct_address(self, running: Running) -> str | None:
         """The container's own address, when it is certainly this registry's; else None.
@@ -565,7 +259,7 @@ class NativePusher:
             return None
         return endpoint
 
-    def _forget(self, store: _Store | None) -> None:
+    def _forget(self, store: UploadStore | None) -> None:
         """A failed push's cache entries go: what it read may have been a lie."""
         if store is not None:
             self._cache.forget(store.recorded)
@@ -623,7 +317,6 @@ class NativePusher:
         """Push a ``docker save`` tarball read from disk, as ``_push_save`` does; its
         problems are ``InvalidSourceError``."""
         job.report.total = (await anyio.Path(path).stat()).st_size
-        fail = functools.partial(InvalidSourceError, path)
         async with opened(path, "rb") as file:
             return await self._push_save(
                 str(path),
@@ -631,8 +324,8 @@ class NativePusher:
                 job,
                 compression,
                 platform=None,
-                engine_platform=one_image_only(fail),
-                fail=fail,
+                engine_platform=None,  # no engine to ask: a tarball of several images is refused
+                fail=functools.partial(InvalidSourceError, path),
             )
 
 
@@ -651,7 +344,7 @@ def _failed(job: Job, exc: Exception) -> PushError:
 
 def _digest(manifest: bytes) -> str:
     """What the registry names a manifest (or an index): the digest of its bytes."""
-    return f"sha256:{hashlib.sha256(manifest).hexdigest()}"
+    return sha256_of(manifest)
 
 
 async def _finish(job: Job, endpoints: Endpoints, manifest: bytes) -> PushResult:
