@@ -1,4 +1,4 @@
-"""The exception tree: its contracts (timeouts, the engine's group) and pickling."""
+"""The exception tree: its contracts, pickling, and its one drawing."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import concurrent.futures
 import inspect
 import multiprocessing
 import pickle
+import re
 from pathlib import Path
 
 import pytest
@@ -32,7 +33,10 @@ from ephemeral_registry import (
     RegistryClosedError,
     RegistryNotReadyError,
     RegistryUnreachableError,
+    _errors,
 )
+
+DOCS = Path(__file__).parents[2] / "docs"
 
 PUBLIC_ERRORS = {
     value
@@ -141,3 +145,71 @@ def test_the_engines_failures_are_one_group() -> None:
         ImagePullError,
         EngineTimeoutError,
     }
+
+
+# The tree, drawn once: in the docstring of _errors, which docs/errors.md renders.
+
+LINE = re.compile(r"^(?P<prefix>[│ ]*)(?:[├└]── (?P<name>\w+))?(?P<text>.*)$")
+
+
+def _drawn_tree() -> dict[str, tuple[str | None, str]]:
+    """Each error the docstring draws: its parent there, and the text beside it (its
+    lines joined)."""
+    doc = _errors.__doc__
+    assert doc is not None
+    first, *lines = doc.split("```\n")[1].splitlines()
+    root = first.split()[0]
+    drawn: dict[str, tuple[str | None, str]] = {root: (None, first.removeprefix(root).strip())}
+    path = [root]
+    for line in lines:
+        found = LINE.match(line)
+        assert found is not None, line
+        if found["name"] is None:  # the text of the last error, continued
+            parent, text = drawn[path[-1]]
+            drawn[path[-1]] = (parent, f"{text} {found['text'].strip()}")
+            continue
+        assert len(found["prefix"]) % 4 == 0, line
+        del path[len(found["prefix"]) // 4 + 1 :]
+        assert found["name"] not in drawn, f"{found['name']} is drawn twice"
+        drawn[found["name"]] = (path[-1], found["text"].strip())
+        path.append(found["name"])
+    return drawn
+
+
+def test_the_drawn_tree_is_the_class_hierarchy() -> None:
+    """Every public error drawn once, under its own base, saying which built-ins it also is."""
+    drawn = _drawn_tree()
+    assert set(drawn) == {cls.__name__ for cls in PUBLIC_ERRORS}
+    for cls in PUBLIC_ERRORS:
+        parent, text = drawn[cls.__name__]
+        ours = [base for base in cls.__bases__ if issubclass(base, EphemeralRegistryError)]
+        builtins = {base.__name__ for base in cls.__bases__ if base not in ours}
+        assert parent == (ours[0].__name__ if ours else None), cls
+        assert len(ours) <= 1, cls
+        assert set(re.findall(r"also an? (\w+)", text)) == builtins - {"Exception"}, cls
+
+
+def test_the_drawn_tree_names_each_errors_attributes() -> None:
+    """The attributes beside an error and its ancestors are exactly those it carries."""
+    drawn = _drawn_tree()
+    for cls, example in EXAMPLES.items():
+        named: set[str] = set()
+        for ancestor in cls.__mro__:
+            if ancestor.__name__ in drawn:
+                named |= set(re.findall(r"\.(\w+)", drawn[ancestor.__name__][1]))
+        assert named == set(vars(example)), cls
+
+
+def test_the_errors_page_renders_the_tree_instead_of_drawing_it() -> None:
+    """docs/errors.md takes the tree from the docstring (mkdocstrings): no second copy."""
+    page = (DOCS / "errors.md").read_text()
+    assert "::: ephemeral_registry._errors" in page
+    assert "├──" not in page
+    assert "└──" not in page
+
+
+def test_the_api_page_documents_every_public_error() -> None:
+    """Each public error has its entry in the API reference."""
+    page = (DOCS / "api.md").read_text()
+    for cls in PUBLIC_ERRORS:
+        assert f"::: ephemeral_registry.{cls.__name__}\n" in page, cls
