@@ -18,6 +18,7 @@ from ._errors import AsyncioRequiredError as AsyncioRequiredError
 from ._errors import CleanupError as CleanupError
 from ._errors import DockerEngineError as DockerEngineError
 from ._errors import DockerUnavailableError as DockerUnavailableError
+from ._errors import EngineError as EngineError
 from ._errors import EngineTimeoutError as EngineTimeoutError
 from ._errors import EphemeralRegistryError as EphemeralRegistryError
 from ._errors import ExportError as ExportError
@@ -27,6 +28,7 @@ from ._errors import InvalidArgumentError as InvalidArgumentError
 from ._errors import InvalidReferenceError as InvalidReferenceError
 from ._errors import InvalidSourceError as InvalidSourceError
 from ._errors import PushError as PushError
+from ._errors import PushTimeoutError as PushTimeoutError
 from ._errors import RegistryClosedError as RegistryClosedError
 from ._errors import RegistryNotReadyError as RegistryNotReadyError
 from ._errors import RegistryUnreachableError as RegistryUnreachableError
@@ -94,6 +96,7 @@ __all__ = [
     "DockerEngineError",
     "DockerUnavailableError",
     "Endpoints",
+    "EngineError",
     "EngineTimeoutError",
     "EphemeralRegistryError",
     "ExportError",
@@ -110,6 +113,7 @@ __all__ = [
     "PullPolicy",
     "PushError",
     "PushResult",
+    "PushTimeoutError",
     "Pusher",
     "Registry",
     "RegistryClosedError",

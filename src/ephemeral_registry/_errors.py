@@ -2,35 +2,74 @@
 
 ```
 EphemeralRegistryError
-├── InvalidArgumentError        bad input, found before anything is created (also a ValueError)
-│   ├── InvalidReferenceError   a repository reference that the OCI rules do not allow
-│   └── InvalidSourceError      a push source that is missing or not a tarball or OCI layout
-├── DockerUnavailableError      no Docker engine answers, or it went away mid-answer
-├── EngineTimeoutError          the engine did not finish a request in time (also a TimeoutError)
-├── DockerEngineError           the engine answered a request with an error
-├── ExportError                 the engine's export of an image is not a usable docker save
-├── ImageNotFoundError          an image is missing and may not be pulled
-├── ImagePullError              pulling an image failed
-├── RegistryNotReadyError       the registry did not answer ``GET /v2/`` in time, or exited
+├── InvalidArgumentError           bad input, found before anything is created; also a ValueError
+│   │                              (.argument, .value, .problem)
+│   ├── InvalidReferenceError      a repository reference that the OCI rules do not allow
+│   └── InvalidSourceError         a push source that is missing or not a tarball or OCI layout
+├── EngineError                    the engine could not be reached, refused a request, or did
+│   │                              not finish it in time
+│   ├── DockerUnavailableError     no engine answers, or it went away mid-answer (.address,
+│   │                              .reason, .tried)
+│   ├── DockerEngineError          the engine answered a request with an error (.operation,
+│   │                              .status, .message)
+│   ├── ImagePullError             the engine could not pull an image (.image, .reason, .option)
+│   └── EngineTimeoutError         the engine did not finish a request within the option's time
+│                                  (.address, .operation, .limit, .limit_name); also a TimeoutError
+├── ExportError                    the engine's docker save of an image is not usable (.image,
+│                                  .problem)
+├── ImageNotFoundError             an image is missing and may not be pulled (.image, .pull,
+│                                  .platform, .available)
+├── RegistryNotReadyError          no answer to GET /v2/ in time, or its container exited
+│   │                              (.reason, .image, .url, .state, .logs)
 │   └── RegistryUnreachableError   it listens, but its pull endpoint does not reach it from here
-├── RegistryClosedError         the registry was used after its block had exited
-├── AsyncioRequiredError        called on another event loop than asyncio's (trio's, say)
-├── PushError                   a push failed (crane, the registry's answer, its exit) or timed out
-└── CleanupError                resources could not be removed in time
+│                                  (.endpoint, .problem)
+├── RegistryClosedError            the registry was used after its block had exited; also a
+│                                  RuntimeError
+├── AsyncioRequiredError           called on another event loop than asyncio's, trio's say
+│                                  (.library)
+├── PushError                      a push failed: crane's exit, the registry's answer, or the
+│   │                              registry's exit (.ref, .reason, .exit_code, .output)
+│   └── PushTimeoutError           the push ran out of push_timeout, in its check, its export or
+│                                  its upload (.limit, .stage); also a TimeoutError
+└── CleanupError                   resources could not be removed in time (.leftovers, .reason)
 ```
 
-Errors from aiodocker and httpx are translated into these once, where they are
-caught (``_docker.py`` and ``_readiness.py``), with the original kept as
-``__cause__``.
+`except TimeoutError` catches every time limit that ran out: a push's
+(`PushTimeoutError`, whatever stage it was in) and the engine's
+(`EngineTimeoutError`: a request past `request_timeout`, a pull past
+`pull_timeout`). `except EngineError` catches every failure of the engine
+itself; `except PushError` every push that did not complete.
+
+Errors from aiodocker, aiohttp and httpx are translated into these once,
+where they are caught (the module that speaks to the engine, the readiness
+probe, the native pusher), with the original kept as `__cause__`. Every
+error pickles (a process pool can send it back): the copy has the same
+type, message, attributes and notes (not its `__cause__`, which pickle never
+keeps).
 """
 
 from __future__ import annotations
+
+from typing import Any, Literal
 
 from ._types import ContainerState
 
 
 class EphemeralRegistryError(Exception):
     """The root of every error this library raises on purpose."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickle's default calls ``type(self)(*self.args)``, where ``args`` is the message
+        # alone, which no constructor here takes: rebuild without calling ``__init__``,
+        # then restore the attributes (notes included) from ``__dict__``.
+        return _rebuilt, (type(self), self.args), self.__dict__
+
+
+def _rebuilt(cls: type[EphemeralRegistryError], args: tuple[Any, ...]) -> EphemeralRegistryError:
+    """An error of type ``cls`` with these ``args``, its ``__init__`` not called (see pickle)."""
+    error = cls.__new__(cls, *args)
+    error.args = args
+    return error
 
 
 class AsyncioRequiredError(EphemeralRegistryError):
@@ -83,7 +122,26 @@ class InvalidSourceError(InvalidArgumentError):
         super().__init__("source", source, problem)
 
 
-class DockerUnavailableError(EphemeralRegistryError):
+class EngineError(EphemeralRegistryError):
+    """The group of the engine's failures: it could not be reached, refused a request
+    (a pull included), or did not finish one in time.
+
+    These are failures of the engine itself, whatever was asked of it: the
+    same request may work once the engine is back, less busy, or given more
+    time (see each error). Like httpx's ``TransportError``, it lets one
+    ``except`` tell "the engine failed" from "the input was wrong" or "the
+    registry failed": an engine that stops mid-request is a
+    ``DockerUnavailableError``, one that hangs an ``EngineTimeoutError``.
+
+    Not in it: ``ImageNotFoundError`` (the engine answered, and lacks the
+    image), ``ExportError`` (the engine's export arrived but is not a usable
+    image: a verdict on its bytes, as ``InvalidSourceError`` is on a
+    caller's), and a push's own time limit, which is a ``PushTimeoutError``
+    whichever stage it ended, the engine's export included.
+    """
+
+
+class DockerUnavailableError(EngineError):
     """Raised when no Docker engine answers at the address the client uses.
 
     This covers no engine address at all (``tried`` lists what discovery
@@ -108,12 +166,13 @@ class DockerUnavailableError(EphemeralRegistryError):
         self.tried = tried
 
 
-class EngineTimeoutError(EphemeralRegistryError, TimeoutError):
+class EngineTimeoutError(EngineError, TimeoutError):
     """Raised when the engine did not finish a request within its time limit.
 
-    The engine was reached, so it is running, but is slow or stuck: an
-    export, a pull or a request that took longer than the option named by
-    ``limit_name`` allows.
+    The engine was reached, so it is running, but is slow or stuck: a pull
+    that took longer than ``pull_timeout``, or a request ``request_timeout``
+    (``limit_name`` names the option). A push's export that runs past
+    ``push_timeout`` is the push's timeout, a ``PushTimeoutError``.
     """
 
     def __init__(self, address: str, operation: str, limit: float, limit_name: str) -> None:
@@ -128,7 +187,7 @@ class EngineTimeoutError(EphemeralRegistryError, TimeoutError):
         self.limit_name = limit_name
 
 
-class DockerEngineError(EphemeralRegistryError):
+class DockerEngineError(EngineError):
     """Raised when the engine answered a request with an error status."""
 
     def __init__(self, operation: str, status: int, message: str) -> None:
@@ -191,7 +250,7 @@ class ImageNotFoundError(EphemeralRegistryError):
         self.available = available
 
 
-class ImagePullError(EphemeralRegistryError):
+class ImagePullError(EngineError):
     """Raised when the engine could not pull an image.
 
     Offline, or behind a proxy the engine does not use, the first run fails
@@ -304,7 +363,8 @@ class RegistryClosedError(EphemeralRegistryError, RuntimeError):
 
 
 class PushError(EphemeralRegistryError):
-    """Raised by ``push()`` and ``push_image()`` when a push fails or runs out of time.
+    """Raised by ``push()`` and ``push_image()`` when a push fails or runs out of time
+    (then a ``PushTimeoutError``).
 
     With crane: crane exited non-zero; ``exit_code`` is its code and ``output``
     holds its last lines, stderr and stdout, in the order they came. With the
@@ -326,6 +386,33 @@ class PushError(EphemeralRegistryError):
         self.reason = reason
         self.exit_code = exit_code
         self.output = output
+
+
+class PushTimeoutError(PushError, TimeoutError):
+    """Raised by ``push()`` and ``push_image()`` when the push ran past ``push_timeout``.
+
+    Whatever it was doing then: ``stage`` is ``"check"`` (reading the source to
+    check it, before crane starts), ``"export"`` (the engine's export of the
+    image for crane) or ``"push"`` (the upload: crane's run, or the native
+    pusher's, which reads the engine's export as it uploads). Anything the
+    push had started is stopped and removed first (crane's container, the
+    export's files). ``limit`` is ``push_timeout``, in seconds; ``output``
+    holds the push's last lines, as for any ``PushError``; ``exit_code`` is
+    ``None``. A ``TimeoutError`` too, as the engine's time limits are.
+    """
+
+    def __init__(
+        self,
+        ref: str,
+        reason: str,
+        *,
+        limit: float,
+        stage: Literal["check", "export", "push"],
+        output: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(ref, reason, exit_code=None, output=output)
+        self.limit = limit
+        self.stage = stage
 
 
 class CleanupError(EphemeralRegistryError):

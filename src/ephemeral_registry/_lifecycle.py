@@ -91,7 +91,8 @@ async def ephemeral_registry(
         cleanup_timeout: seconds the removal on exit may take.
         pull_timeout: seconds one image pull may take.
         request_timeout: seconds any other single request to the engine may take.
-        push_timeout: seconds one push (crane's run) or one export may take.
+        push_timeout: seconds one push may take, its check or export included;
+            past it the push raises ``PushTimeoutError``.
         max_concurrent_pushes: how many pushes run at once; more wait their turn.
         auth: protect the registry with a generated user name and password
             (htpasswd, needs ``ephemeral-registry[auth]``): pushes use them by

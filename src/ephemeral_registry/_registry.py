@@ -19,11 +19,11 @@ from ._bring_up import BringUp
 from ._concurrency import race
 from ._docker import Engine
 from ._errors import (
-    EngineTimeoutError,
     EphemeralRegistryError,
     ImageNotFoundError,
     InvalidArgumentError,
     PushError,
+    PushTimeoutError,
     RegistryClosedError,
 )
 from ._options import (
@@ -169,10 +169,11 @@ class Registry:
                 short, several images, a corrupt layer, one that is not its
                 config's), a layout whose descriptors name files outside it or
                 of other sizes.
+            PushTimeoutError: the push (the source's check included) ran past
+                ``push_timeout``; a ``PushError`` and a ``TimeoutError``.
             PushError: crane exited non-zero, the registry refused the native
-                pusher, the registry's container exited meanwhile, or the push
-                (or the source's check) ran past ``push_timeout``; it carries
-                the last lines.
+                pusher, or the registry's container exited meanwhile; it
+                carries the last lines.
             ImageNotFoundError, ImagePullError: the crane image is unavailable.
             RegistryClosedError: the block has exited.
             EphemeralRegistryError: any error of ``ready()``.
@@ -227,18 +228,24 @@ class Registry:
                 raise
         raise self._timed_out(job)
 
-    def _timed_out(self, job: Job) -> EphemeralRegistryError:
+    def _timed_out(self, job: Job) -> PushTimeoutError:
         """The error for a push that ran past ``push_timeout``: it says what was under way."""
         limit = self._options.push_timeout
         report = job.report
+        ref = str(job.reference)
         if report.phase == "check":
             reason = f"reading the source to check it took longer than push_timeout={limit:g} s"
-            return PushError(str(job.reference), reason, exit_code=None, output=())
+            return PushTimeoutError(ref, reason, limit=limit, stage="check")
         if report.phase == "export" and isinstance(job.what, FromEngine):
-            operation = f"export the image {job.what.image}"
-            return EngineTimeoutError(self._engine.address, operation, limit, "push_timeout")
+            reason = (
+                f"the engine's export of the image {job.what.image} did not finish within"
+                f" push_timeout={limit:g} s. The engine at {self._engine.address} may be"
+                " overloaded or stuck (see `docker info` and its log), or the image too big"
+                " for that time: allow more with push_timeout="
+            )
+            return PushTimeoutError(ref, reason, limit=limit, stage="export", output=report.output)
         reason = f"the {report.pusher} push did not finish within {limit:g} s (push_timeout)"
-        return PushError(str(job.reference), reason, exit_code=None, output=report.output)
+        return PushTimeoutError(ref, reason, limit=limit, stage="push", output=report.output)
 
     async def push_image(
         self,
@@ -306,7 +313,7 @@ class Registry:
             ImageNotFoundError: the engine does not hold ``image`` (or not for
                 ``platform``, or one of ``platforms``); nothing is created.
             ExportError: the engine's ``docker save`` broke off or is not usable.
-            EngineTimeoutError: crane's export took longer than ``push_timeout``.
+            PushTimeoutError: the push, its export included, ran past ``push_timeout``.
             EphemeralRegistryError: everything ``push()`` raises.
 
         Cancellation: the export stops and its files are removed; a crane

@@ -87,6 +87,10 @@ class LogLine(str):
         line.stream = stream
         return line
 
+    def __getnewargs__(self) -> tuple[str, Literal["stdout", "stderr"]]:  # type: ignore[override]
+        # What pickle and copy pass to __new__: str's would leave out the stream.
+        return str(self), self.stream
+
 
 OnLog = Callable[[LogLine], object]
 """A plain or async callable that takes each line of a push's output as it comes."""

@@ -24,6 +24,7 @@ from ephemeral_registry import (
     EngineTimeoutError,
     EphemeralRegistryError,
     PushError,
+    PushTimeoutError,
     sweep,
 )
 from ephemeral_registry._docker import Engine
@@ -131,7 +132,8 @@ async def test_the_engine_failing_during_a_push(
                 with pytest.raises(EphemeralRegistryError) as caught:
                     await registry.push(tarball, "doomed", on_log=lambda _: crane_started.set())
     if failure == "stuck":  # crane's time runs out first: the engine was never asked to give up
-        assert type(caught.value) is PushError
+        assert type(caught.value) is PushTimeoutError
+        assert caught.value.stage == "push"
         assert "did not finish within 3 s" in str(caught.value)
     else:  # the connections that follow crane's output and wait for it are cut
         assert type(caught.value) is DockerUnavailableError
@@ -231,10 +233,11 @@ async def test_an_image_removed_before_its_export_is_a_docker_engine_error(
     assert caught.value.operation == f"export the image {image}"
 
 
-async def test_an_export_that_runs_past_its_limit_is_an_engine_timeout(
+async def test_an_export_that_runs_past_push_timeout_is_a_push_timeout(
     proxy: EngineProxy, client: aiodocker.Docker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A stuck export is EngineTimeoutError naming the export and push_timeout, not "start one"."""
+    """A stuck export is the push's PushTimeoutError (a TimeoutError), naming the export and
+    push_timeout, not the engine's EngineTimeoutError nor "start one"."""
     export = Engine.export
 
     def export_stuck(engine: Engine, image: str, *, timeout: float) -> Any:
@@ -249,10 +252,10 @@ async def test_an_export_that_runs_past_its_limit_is_an_engine_timeout(
             with pytest.raises(EphemeralRegistryError) as caught:
                 await registry.push_image(testbed.SAMPLE, "slow/app:1")
             await proxy.resume()
-    assert type(caught.value) is EngineTimeoutError
+    assert type(caught.value) is PushTimeoutError
     assert isinstance(caught.value, TimeoutError)
-    assert (caught.value.limit, caught.value.limit_name) == (2.0, "push_timeout")
-    assert caught.value.operation == f"export the image {testbed.SAMPLE}"
+    assert (caught.value.limit, caught.value.stage) == (2.0, "export")
+    assert f"export of the image {testbed.SAMPLE}" in caught.value.reason
     assert "push_timeout=" in str(caught.value)
     assert anyio.current_time() - started < 10
     assert session_resources(registry) == set()

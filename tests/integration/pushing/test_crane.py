@@ -25,6 +25,7 @@ from ephemeral_registry import (
     LogLine,
     PushError,
     PushResult,
+    PushTimeoutError,
     RegistryClosedError,
 )
 from ephemeral_registry._docker import Engine
@@ -393,7 +394,8 @@ async def test_two_registries_at_once_each_get_their_own_images() -> None:
 
 
 async def test_a_push_that_runs_too_long_is_stopped_and_removed(tmp_path: Path) -> None:
-    """push_timeout ends a hung crane with PushError, with its lines; its container is removed.
+    """push_timeout ends a hung crane with PushTimeoutError, with its lines; its container is
+    removed.
 
     The limit counts from the push's start, so the registry is made ready first: the
     bring-up of a fresh engine can take most of a second, and crane must have started.
@@ -401,8 +403,9 @@ async def test_a_push_that_runs_too_long_is_stopped_and_removed(tmp_path: Path) 
     tarball = await saved(testbed.SAMPLE, tmp_path)
     async with registry_under_test(crane_image=testbed.CRANE_HANGS, push_timeout=2.0) as registry:
         await registry.ready()
-        with pytest.raises(PushError) as caught:
+        with pytest.raises(PushTimeoutError) as caught:
             await registry.push(tarball, "slow/image")
+        assert (caught.value.stage, caught.value.limit) == ("push", 2.0)
         assert "did not finish within 2 s" in str(caught.value)
         assert caught.value.output == ("crane: starting",)
         assert len(session_resources(registry)) == 2  # the registry and its network
@@ -412,8 +415,11 @@ async def test_checking_a_source_is_bounded_by_push_timeout(tmp_path: Path) -> N
     """Reading a tarball through the checks before crane runs counts against push_timeout."""
     tarball = await saved(testbed.REGISTRY3, tmp_path)  # 55 MB: its check takes a while
     async with registry_under_test(push_timeout=0.001) as registry:
-        with pytest.raises(PushError, match="reading the source to check it took longer"):
+        with pytest.raises(
+            PushTimeoutError, match="reading the source to check it took longer"
+        ) as caught:
             await registry.push(tarball, "slow/check")
+        assert caught.value.stage == "check"
         await registry.ready()
         assert len(session_resources(registry)) == 2  # the registry and its network: no crane
 

@@ -23,6 +23,7 @@ from ephemeral_registry import (
     InvalidArgumentError,
     LogLine,
     PushError,
+    PushTimeoutError,
     Registry,
 )
 from ephemeral_registry._pushers import distribution
@@ -384,8 +385,8 @@ def layer_tar(files: dict[str, bytes]) -> bytes:
 
 async def test_a_native_push_that_runs_too_long_is_a_push_error(tmp_path: Path) -> None:
     """push_timeout bounds a native push too: into a stopped registry (SIGSTOP: a rootless
-    engine on cgroup v1 cannot pause), it ends in PushError after that time; the registry,
-    resumed, takes pushes again."""
+    engine on cgroup v1 cannot pause), it ends in PushTimeoutError after that time; the
+    registry, resumed, takes pushes again."""
     layers = [layer_tar({"file": os.urandom(3 << 20)})]
     docker_save_tarball(tmp_path / "one.tar", layers)
     async with registry_under_test(pusher="native", push_timeout=1.0) as registry:
@@ -393,7 +394,7 @@ async def test_a_native_push_that_runs_too_long_is_a_push_error(tmp_path: Path) 
         testbed.docker("kill", "--signal", "STOP", registry.name)
         try:
             started = anyio.current_time()
-            with pytest.raises(PushError) as caught:
+            with pytest.raises(PushTimeoutError) as caught:
                 await registry.push(tmp_path / "one.tar", "paused/registry")
             assert anyio.current_time() - started < 5
         finally:
