@@ -114,17 +114,26 @@ MEMORY_BUDGET = 96 << 20
 of JSON documents a layout's check holds (docs/errors.md), and one 8 MiB document's passing
 copies as it is parsed (its bytes, its text, what it parses to)."""
 
+TRACING_SLOWDOWN = 4
+"""How many times ``seconds`` a call may take where ``tracemalloc`` traces: tracing every
+allocation makes Python code several times slower (the layout of one layer named 1,000
+times through 30 links reads in 0.3 s, and in 2.6 s traced), and a deadline here is there
+to catch a reading that never ends, not a slow machine."""
+
 
 def within(seconds: float, call: Callable[[], None], unblock: Callable[[], None]) -> None:
     """Run ``call`` on a thread of its own, in this context; re-raise what it raises.
 
     Raises:
-        AssertionError: it has not ended after ``seconds``. ``unblock`` is then
+        AssertionError: it has not ended after ``seconds`` (``TRACING_SLOWDOWN`` times
+            that where ``tracemalloc`` traces). ``unblock`` is then
             called, a few times, so that a thread stuck on a FIFO can end (a
             thread cannot be stopped from outside). Or, where ``tracemalloc``
             traces (the unit tests; fuzzing would be slower), its peak of
             memory passed ``MEMORY_BUDGET``.
     """
+    if tracemalloc.is_tracing():
+        seconds *= TRACING_SLOWDOWN
     tracemalloc.reset_peak()
     start = tracemalloc.get_traced_memory()[0]
     outcome: list[BaseException | None] = []
