@@ -265,9 +265,10 @@ class Registry:
         Exactly the image named is exported: a name without a tag means
         ``:latest``, as in Docker; an image id or ``name@digest`` works too
         (with ``ref=``, as an id has no name to push under). The export starts
-        at once, overlapping the registry's bring-up, and is streamed to a
-        temporary directory in constant memory, removed afterwards. The image
-        is never pulled.
+        at once, overlapping the registry's bring-up. For crane it is streamed
+        to a temporary directory in constant memory, removed afterwards; the
+        native pusher streams it into the registry with no file written. The
+        image is never pulled.
 
         By default the image is written as an OCI image layout and pushed as
         it is: layers the engine keeps uncompressed stay so (the registry is on

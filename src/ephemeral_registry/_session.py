@@ -1,8 +1,11 @@
 """One registry's identity, and the state its parts share.
 
-The ``Registry`` handle, the bring-up, the pushers and the teardown each hold
-the same ``Session``: the registry's names and labels, what exists now
-(``created``), and the block's state (closed, kept).
+The ``Registry`` handle, the bring-up and the teardown each hold the same
+``Session``: the registry's names, labels and secrets (credentials, its own
+certificate authority, the token its answers carry), what exists now
+(``created``), and the block's state (closed, kept, whether the caller saw
+the bring-up's failure). A pusher gets only the parts it needs (a name,
+labels, ``created``).
 """
 
 from __future__ import annotations

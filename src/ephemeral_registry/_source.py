@@ -1,8 +1,10 @@
 """What can be pushed: a ``docker save`` tarball or an OCI image layout directory.
 
-Checked before any container starts. Whether a tarball really holds one
-image is crane's to say: its refusal comes back as a PushError with its
-message.
+Checked before any container starts, a tarball by its first block only.
+Whether a tarball is a usable ``docker save`` of one image, and a layout's
+files what its descriptors say, is found as the source is read, with either
+pusher (crane's ``check_source`` reads it with the native pusher's readers
+first): an InvalidSourceError then too.
 """
 
 from __future__ import annotations

@@ -78,7 +78,11 @@ class PushResult:
 
 
 class LogLine(str):
-    """One line of crane's output: a ``str``, plus the stream it came from."""
+    """One line of a push's output: a ``str``, plus the stream it came from.
+
+    crane's lines come on its own streams; the native pusher's, and this
+    library's own (as a blob is pushed, the digest), on ``stderr``.
+    """
 
     stream: Literal["stdout", "stderr"]
 

@@ -23,10 +23,13 @@ that asyncio and trio tests alike can await it. Cancelling the test's await
 cancels the call on the plugin's loop. ``on_log`` callbacks, plain or async,
 are called on the test's loop, as if the registry ran there.
 
-Options (command line, or ``addopts``): ``--ephemeral-registry-image``,
-``--ephemeral-registry-crane-image``, ``--ephemeral-registry-pull`` (``never``
-for offline machines) and ``--ephemeral-registry-keep-on-failure``. They, and
-the ``EPHEMERAL_REGISTRY_*_IMAGE`` environment variables, are checked at
+Options (command line, or ``addopts``): ``--ephemeral-registry-<flag>`` for
+each of ``ephemeral_registry()``'s options that has a command-line flag
+(``--ephemeral-registry-pull=never`` for offline machines,
+``--ephemeral-registry-pusher``, ...; ``--ephemeral-registry-image`` is
+``--ephemeral-registry-registry-image``'s first name), and
+``--ephemeral-registry-keep-on-failure``. They, and the
+``EPHEMERAL_REGISTRY_*_IMAGE`` environment variables, are checked at
 start-up by ``ephemeral_registry()``'s rules: a bad one is a usage error
 before any test runs, not an error at each fixture's setup.
 

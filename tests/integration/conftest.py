@@ -1,4 +1,8 @@
-"""Integration tests: the real engine, the real registry, the real crane."""
+"""Integration tests: the real engine, the real registry, the real crane.
+
+Every test under this folder is marked ``integration``: ``pytest -m "not integration"``
+runs the rest with no engine.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,16 @@ from pathlib import Path
 import pytest
 
 from .support import testbed
+
+HERE = Path(__file__).parent
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test collected under tests/integration, and only those."""
+    for item in items:
+        if item.path.is_relative_to(HERE):
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -116,8 +116,6 @@ class TarReader:
         self._padding = 0  # after it
         self._extended_bytes = 0  # of the whole archive's extended headers
         self._records = 0  # of its PAX records
-        self.offset = 0
-        """Bytes consumed so far."""
 
     async def _read(self, size: int) -> bytes:
         try:
@@ -126,7 +124,6 @@ class TarReader:
             raise FormatError("the tar archive ends in the middle of a member") from None
         if len(data) != size:
             raise FormatError("the tar archive ends in the middle of a member")
-        self.offset += size
         return data
 
     async def read(self, size: int) -> bytes:

@@ -19,8 +19,6 @@ import pytest
 
 from ..support import testbed
 
-pytestmark = pytest.mark.integration
-
 DEFAULT_ENGINE = "unix:///var/run/docker.sock"
 """Debian's Docker 20.10, beside which the other engines of the test bed run."""
 
