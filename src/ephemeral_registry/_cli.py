@@ -43,7 +43,7 @@ from . import (
     find_leftovers,
     sweep,
 )
-from ._discovery import check_address
+from ._addresses import check_address
 from ._docker import find_engine_address, open_engine
 from ._options import OPTIONS, check_against_engine, given_flags, resolve
 

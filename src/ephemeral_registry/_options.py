@@ -7,18 +7,15 @@ fails with an ``InvalidArgumentError`` and leaves nothing behind.
 from __future__ import annotations
 
 import importlib
-import ipaddress
-import logging
 import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, cast, get_args
 
+from ._addresses import check_host_ip, host_address
 from ._discovery import EngineAddress
 from ._errors import InvalidArgumentError
-
-logger = logging.getLogger("ephemeral_registry")
 
 PullPolicy = Literal["missing", "never", "always"]
 Pusher = Literal["crane", "native"]
@@ -285,39 +282,6 @@ def check_layer_compression(value: object) -> LayerCompression:
     return cast(LayerCompression, value)
 
 
-def _host_ip(value: object) -> str:
-    """The one check of ``host_ip``: an IP address written out, without a zone.
-
-    ``ipaddress`` also takes an integer, bytes, or an IPv6 address with a zone
-    (``::1%lo``); the engine publishes a port on none of these (on a zoned
-    address it publishes nothing, and the bring-up waits out ``ready_timeout``).
-    """
-    if not isinstance(value, str):
-        raise InvalidArgumentError(
-            "host_ip", value, "must be an IP address written as text, such as '127.0.0.1'"
-        )
-    try:
-        address = ipaddress.ip_address(value)
-    except ValueError:
-        raise InvalidArgumentError(
-            "host_ip", value, "must be an IP address such as 127.0.0.1 (not a host name)"
-        ) from None
-    if isinstance(address, ipaddress.IPv6Address) and address.scope_id is not None:
-        raise InvalidArgumentError(
-            "host_ip",
-            value,
-            f"must be an address without a zone (%{address.scope_id}): an engine publishes a"
-            f" port on an address alone; pass {value.partition('%')[0]}",
-        )
-    if address.is_unspecified:
-        logger.warning(
-            "host_ip=%s publishes the registry on every interface: anyone who can reach this"
-            " machine can push to it and pull from it.",
-            value,
-        )
-    return str(address)
-
-
 def _require(option: str, package: str, extra: str) -> None:
     """Fail before anything is created if ``option=True`` needs a package that is missing."""
     try:
@@ -366,7 +330,7 @@ def resolve(**given: object) -> Options:
             "relay_image", values["relay_image"], RELAY_IMAGE_ENV, DEFAULT_RELAY_IMAGE
         ),
         pull=cast(PullPolicy, pull),  # checked above
-        host_ip=_host_ip(values["host_ip"]),
+        host_ip=check_host_ip(values["host_ip"]),
         ready_timeout=_seconds("ready_timeout", values["ready_timeout"]),
         cleanup_timeout=_seconds("cleanup_timeout", values["cleanup_timeout"]),
         pull_timeout=_seconds("pull_timeout", values["pull_timeout"]),
@@ -407,57 +371,3 @@ def check_against_engine(options: Options, engine: EngineAddress) -> None:
         check_tunnel(engine)
     else:
         host_address(options.host_ip, engine)  # refuses loopback for a remote engine
-
-
-def host_address(host_ip: str, engine: EngineAddress | None = None) -> str:
-    """The address a process here uses to reach a port the engine published on ``host_ip``.
-
-    On this host, loopback stands for every interface. An engine on another
-    host (``engine.is_remote``) is reached at its own address; publishing on
-    its loopback is refused, as nothing here could reach it (but a tunnel).
-
-    Raises:
-        InvalidArgumentError: a remote engine and a loopback ``host_ip``.
-    """
-    address = ipaddress.ip_address(host_ip)
-    if engine is not None and engine.is_remote:
-        if address.is_loopback:
-            raise InvalidArgumentError(
-                "host_ip",
-                host_ip,
-                f"the engine at {engine.url} (from {engine.found_by}) is on another host, where"
-                " a port published on loopback cannot be reached from here; pass host_ip= the"
-                " address on that host to publish on (0.0.0.0 for every interface)",
-            )
-        if address.is_unspecified:
-            host = str(engine.host)
-            return f"[{host}]" if ":" in host else host
-    if address.is_unspecified:
-        address = ipaddress.ip_address("::1" if address.version == 6 else "127.0.0.1")
-    return f"[{address}]" if address.version == 6 else str(address)
-
-
-def podman_host_ip(host_ip: str, *, rootless: bool) -> str:
-    """``host_ip`` as Podman can publish on it: it differs from Docker for IPv6.
-
-    The registry's network is IPv4 only. Docker's docker-proxy, and rootless
-    Podman's rootlessport, relay a connection that arrives over IPv6; Podman
-    as root forwards a published port with netavark's NAT rules alone, which
-    cannot turn IPv6 into IPv4. There ``::`` is every interface, reached over
-    IPv4, and any other IPv6 address is refused.
-
-    Raises:
-        InvalidArgumentError: an IPv6 address other than ``::``, on Podman as root.
-    """
-    address = ipaddress.ip_address(host_ip)
-    if address.is_unspecified:
-        return "0.0.0.0"
-    if address.version == 4 or rootless:
-        return host_ip
-    raise InvalidArgumentError(
-        "host_ip",
-        host_ip,
-        "Podman as root forwards a published port over IPv4 only (no process relays IPv6 to"
-        " the registry's IPv4 network): pass an IPv4 address, such as 127.0.0.1, or :: for"
-        " every interface",
-    )

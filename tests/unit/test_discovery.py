@@ -14,10 +14,10 @@ import anyio
 import pytest
 
 from ephemeral_registry import DockerUnavailableError, InvalidArgumentError, _discovery
+from ephemeral_registry._addresses import host_address
 from ephemeral_registry._discovery import EngineAddress, TlsFiles, discover
 from ephemeral_registry._docker import open_engine
 from ephemeral_registry._files import FileProblem
-from ephemeral_registry._options import host_address
 from ephemeral_registry._ssh import Target
 
 from .leftovers import no_thread_left

@@ -27,8 +27,6 @@ from ephemeral_registry._options import (
     check_against_engine,
     check_tunnel,
     given_flags,
-    host_address,
-    podman_host_ip,
     resolve,
 )
 
@@ -155,21 +153,6 @@ def test_loopback_publishing_logs_nothing(caplog: pytest.LogCaptureFixture) -> N
     assert caplog.text == ""
 
 
-@pytest.mark.parametrize(
-    ("host_ip", "address"),
-    [
-        ("127.0.0.1", "127.0.0.1"),
-        ("0.0.0.0", "127.0.0.1"),
-        ("::1", "[::1]"),
-        ("::", "[::1]"),
-        ("192.0.2.7", "192.0.2.7"),
-    ],
-)
-def test_host_address_is_what_a_host_process_dials(host_ip: str, address: str) -> None:
-    """Unspecified addresses are reached through loopback; IPv6 is bracketed."""
-    assert host_address(host_ip) == address
-
-
 def test_options_are_checked_against_where_the_engine_is() -> None:
     """A remote engine needs a host_ip not on loopback, unless a tunnel reaches it."""
     local = EngineAddress("unix:///var/run/docker.sock", "the default socket")
@@ -210,28 +193,6 @@ def test_a_tunnel_over_ssh_without_asyncssh_is_refused(monkeypatch: pytest.Monke
     with pytest.raises(InvalidArgumentError, match=r"ephemeral-registry\[ssh\]") as caught:
         check_tunnel(EngineAddress("ssh://box", "DOCKER_HOST"))
     assert caught.value.argument == "tunnel"
-
-
-@pytest.mark.parametrize(
-    ("host_ip", "rootless", "published"),
-    [
-        ("127.0.0.1", False, "127.0.0.1"),
-        ("0.0.0.0", False, "0.0.0.0"),
-        ("::", False, "0.0.0.0"),
-        ("::", True, "0.0.0.0"),
-        ("::1", True, "::1"),
-    ],
-)
-def test_podman_publishes_ipv6_as_it_can(host_ip: str, rootless: bool, published: str) -> None:
-    """:: is every interface, over IPv4; rootless Podman relays IPv6 itself."""
-    assert podman_host_ip(host_ip, rootless=rootless) == published
-
-
-@pytest.mark.parametrize("host_ip", ["::1", "fd00::2"])
-def test_podman_as_root_refuses_other_ipv6_addresses(host_ip: str) -> None:
-    """Its NAT rules cannot carry IPv6 to the IPv4 network: said plainly, with what to pass."""
-    with pytest.raises(InvalidArgumentError, match=r"IPv4 only.*127\.0\.0\.1"):
-        podman_host_ip(host_ip, rootless=False)
 
 
 def options_table() -> str:
