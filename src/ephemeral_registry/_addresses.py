@@ -1,4 +1,4 @@
-"""The rules for addresses: engine addresses (``DOCKER_HOST``, ``--docker-host``, a
+"""The rules for addresses: engine addresses (``DOCKER_HOST``, ``docker_host=``, a
 context's endpoint) and the host addresses a registry's port is published on and
 reached at.
 
@@ -87,6 +87,19 @@ def check_address(url: str, found_by: str) -> None:
         raise DockerUnavailableError(
             found_by, f"{url!r} is not an engine address: its host {problem}", tried=(found_by,)
         )
+
+
+def check_docker_host(value: object) -> str:
+    """Check a ``docker_host`` argument: an engine address, as ``check_address`` says.
+
+    Raises:
+        InvalidArgumentError: it is not one.
+    """
+    try:
+        check_address(value, "docker_host")  # type: ignore[arg-type]  # any value is checked
+    except DockerUnavailableError as exc:
+        raise InvalidArgumentError("docker_host", value, exc.reason) from None
+    return value  # type: ignore[return-value]  # a str: checked above
 
 
 def _host_problem(host: str) -> str | None:

@@ -292,7 +292,7 @@ class BringUp:
             raise ImageNotFoundError(image, policy)
         logger.info("pulling %s", image)
         try:
-            await self._engine.pull(image, timeout=self._options.pull_timeout)
+            await self._engine.pull(image, timeout=self._options.timeouts.pull)
         except DockerEngineError as exc:
             raise ImagePullError(
                 image, str(exc), option=option, env=OPTION_ENVS.get(option)
@@ -313,7 +313,7 @@ class BringUp:
         """Poll the pull endpoint until the registry answers with its token; stop early if
         its container exits, or if it listens but the endpoint does not reach it."""
         url = f"{endpoints.scheme}://{endpoints.pull_endpoint}/v2/"
-        timeout = self._options.ready_timeout
+        timeout = self._options.timeouts.ready
         exit_code: int | None = None
         unreachable: str | None = None
         poll_result = None

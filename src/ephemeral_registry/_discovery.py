@@ -2,7 +2,9 @@
 
 In this order, the first that applies wins:
 
-1. the ``docker=`` argument (an ``aiodocker.Docker`` client);
+1. the ``docker=`` argument (an ``aiodocker.Docker`` client), or the
+   ``docker_host=`` argument (an address, as the docker CLI's ``-H``), with
+   TLS as for ``DOCKER_HOST``;
 2. ``DOCKER_HOST`` (``unix://``, ``tcp://`` or ``ssh://``), with TLS when
    ``DOCKER_TLS_VERIFY`` is set (certificates from ``DOCKER_CERT_PATH``, by
    default ``~/.docker``);
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
 DEFAULT_SOCKET = "/var/run/docker.sock"
 PODMAN_SOCKET = "/run/podman/podman.sock"
 DEFAULT_CONTEXT = "default"
+DOCKER_HOST_ARGUMENT = "the docker_host= argument"
 MAX_CONFIG = 1 << 20
 """The largest docker config or context file read."""
 MAX_TLS_FILE = 1 << 20
@@ -144,16 +147,25 @@ class EngineAddress:
 
 
 def discover(
-    environ: Mapping[str, str] | None = None, *, home: Path | None = None
+    environ: Mapping[str, str] | None = None,
+    *,
+    home: Path | None = None,
+    docker_host: str | None = None,
 ) -> EngineAddress:
-    """The engine the docker CLI would talk to; see the module docstring for the order.
+    """The engine the docker CLI would talk to (with ``docker_host``, as ``docker -H``);
+    see the module docstring for the order.
 
     Raises:
         DockerUnavailableError: a named context does not exist, or no engine
             address applies and no socket exists; it lists what was tried.
+            ``docker_host`` is no engine address (``_addresses.check_docker_host``
+            says so as an InvalidArgumentError, before this).
     """
     env = os.environ if environ is None else environ
     home = Path.home() if home is None else home
+    if docker_host is not None:
+        check_address(docker_host, DOCKER_HOST_ARGUMENT)
+        return EngineAddress(docker_host, DOCKER_HOST_ARGUMENT, _env_tls(env, home, docker_host))
     tried: list[str] = []
     if host := env.get("DOCKER_HOST"):
         check_address(host, "DOCKER_HOST")

@@ -6,6 +6,7 @@ fails with an ``InvalidArgumentError`` and leaves nothing behind.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import math
 import os
@@ -13,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, cast, get_args
 
-from ._addresses import check_host_ip, host_address
+from ._addresses import check_docker_host, check_host_ip, host_address
 from ._discovery import EngineAddress
 from ._errors import InvalidArgumentError
 
@@ -49,6 +50,47 @@ CRANE_IMAGE_ENV = "EPHEMERAL_REGISTRY_CRANE_IMAGE"
 RELAY_IMAGE_ENV = "EPHEMERAL_REGISTRY_RELAY_IMAGE"
 
 
+def _seconds(argument: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidArgumentError(argument, value, "must be a number of seconds")
+    if not (value > 0 and math.isfinite(value)):
+        raise InvalidArgumentError(argument, value, "must be a positive, finite number of seconds")
+    return float(value)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Timeouts:
+    """The time limits of one registry, in seconds, as one value (as httpx's ``Timeout``).
+
+    Pass it as ``ephemeral_registry(timeouts=...)``; change one limit with
+    ``dataclasses.replace(Timeouts(), push=1200)``. Each is a positive, finite
+    number of seconds; ``Timeouts()`` holds the defaults. The options
+    ``ready_timeout`` and the like set one limit each, as the command line's
+    ``--ready-timeout`` does; they are not given together with ``timeouts``.
+
+    Raises:
+        InvalidArgumentError: a limit that is not a positive, finite number
+            (``argument`` is ``timeouts.NAME``).
+    """
+
+    ready: float = 30.0
+    """From the registry container's start, until it answers ``GET /v2/``."""
+    push: float = 600.0
+    """One push, once a push slot is free: the wait for the registry, the check or
+    export of its source, and the upload."""
+    pull: float = 600.0
+    """One image pull."""
+    request: float = 30.0
+    """Any other single request to the engine."""
+    cleanup: float = 15.0
+    """The removal of everything on exit (and of a cancelled push's crane container)."""
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            value = _seconds(f"timeouts.{field.name}", getattr(self, field.name))
+            object.__setattr__(self, field.name, value)  # an int given becomes a float
+
+
 @dataclass(frozen=True)
 class Option:
     """One option of ``ephemeral_registry()``, as the command line, the pytest plugin and
@@ -67,6 +109,8 @@ class Option:
     """The default, said in words where the value alone does not say it."""
     flag: bool = True
     """Whether the command line and the pytest plugin offer it."""
+    metavar: str | None = None
+    """What ``--help`` calls its value (by default, its name in capitals)."""
 
     @property
     def flag_name(self) -> str:
@@ -91,8 +135,14 @@ class Option:
                 type=self.kind,
                 choices=self.choices or None,
                 default=None,
+                metavar=self.metavar,
                 help=help_text,
             )
+
+
+def _timeout_said(name: str) -> str:
+    seconds = getattr(Timeouts(), name)
+    return f"{seconds:g} s (Timeouts.{name})"
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -132,25 +182,48 @@ OPTIONS: tuple[Option, ...] = (
         " another host needs one of its addresses)",
     ),
     Option(
+        "timeouts",
+        None,
+        "the time limits, as one Timeouts value (not with the *_timeout options)",
+        kind=object,
+        default_text="Timeouts()",
+        flag=False,
+    ),
+    Option(
         "ready_timeout",
-        30.0,
+        None,
         "seconds the registry has, from its container's start, to answer GET /v2/",
         kind=float,
+        default_text=_timeout_said("ready"),
     ),
-    Option("cleanup_timeout", 15.0, "seconds the removal on exit may take", kind=float),
-    Option("pull_timeout", 600.0, "seconds one image pull may take", kind=float),
+    Option(
+        "cleanup_timeout",
+        None,
+        "seconds the removal on exit may take",
+        kind=float,
+        default_text=_timeout_said("cleanup"),
+    ),
+    Option(
+        "pull_timeout",
+        None,
+        "seconds one image pull may take",
+        kind=float,
+        default_text=_timeout_said("pull"),
+    ),
     Option(
         "request_timeout",
-        30.0,
+        None,
         "seconds any other single request to the engine may take",
         kind=float,
+        default_text=_timeout_said("request"),
     ),
     Option(
         "push_timeout",
-        600.0,
+        None,
         "seconds one push may take once a push slot is free: the wait for the registry,"
         " the check or export and the upload",
         kind=float,
+        default_text=_timeout_said("push"),
     ),
     Option(
         "max_concurrent_pushes",
@@ -199,10 +272,25 @@ OPTIONS: tuple[Option, ...] = (
         kind=bool,
         flag=False,
     ),
+    Option(
+        "docker_host",
+        None,
+        "the engine's address (unix:///path, tcp://host:port, ssh://[user@]host), as the"
+        " docker CLI's -H takes it: it wins over DOCKER_HOST and every context",
+        default_text="found as the docker CLI finds it",
+        metavar="URL",
+    ),
 )
-"""The options of ``ephemeral_registry()``, defined once: its signature, ``Options``, the
-command line's flags, the pytest plugin's options and the documentation's table are made
-from these, or checked against them by the tests."""
+"""The options of ``ephemeral_registry()`` (all but ``docker=``, a client object), defined
+once: the command line's flags, the pytest plugin's options and the documentation's table
+are made from these; its signature, its docstring, the arguments it hands ``resolve()`` and
+``Options`` are checked against them by the tests (``tests/unit/test_options.py``)."""
+TIMEOUT_OPTIONS = {
+    option.name: option.name.removesuffix("_timeout")
+    for option in OPTIONS
+    if option.name.endswith("_timeout")
+}
+"""The options that set one of ``Timeouts``' limits, and its field's name."""
 OPTION_ENVS = {option.name: option.env for option in OPTIONS if option.env}
 """The environment variable that is an option's default, for the options that have one."""
 
@@ -217,18 +305,15 @@ def given_flags(values: Callable[[str], object]) -> dict[str, object]:
 
 @dataclass(frozen=True)
 class Options:
-    """Checked options of one registry (a field for each of ``OPTIONS``)."""
+    """Checked options of one registry: a field for each of ``OPTIONS``, but the
+    ``*_timeout`` options, which ``timeouts`` holds."""
 
     registry_image: str
     crane_image: str
     relay_image: str
     pull: PullPolicy
     host_ip: str
-    ready_timeout: float
-    cleanup_timeout: float
-    pull_timeout: float
-    request_timeout: float
-    push_timeout: float
+    timeouts: Timeouts
     max_concurrent_pushes: int
     auth: bool
     tls: bool = False
@@ -237,6 +322,8 @@ class Options:
     layer_compression: LayerCompression | None = None
     """``None``: each pusher's own default."""
     sweep_leftovers: bool = True
+    docker_host: str | None = None
+    """``None``: the engine is found as the docker CLI finds it (or is ``docker=``'s)."""
 
 
 def _image(argument: str, given: object, env: str, default: str) -> str:
@@ -252,14 +339,6 @@ def _image(argument: str, given: object, env: str, default: str) -> str:
             source, image, "an image reference may not be empty or hold spaces"
         )
     return image
-
-
-def _seconds(argument: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidArgumentError(argument, value, "must be a number of seconds")
-    if not (value > 0 and math.isfinite(value)):
-        raise InvalidArgumentError(argument, value, "must be a positive, finite number of seconds")
-    return float(value)
 
 
 def _count(argument: str, value: object) -> int:
@@ -331,11 +410,7 @@ def resolve(**given: object) -> Options:
         ),
         pull=cast(PullPolicy, pull),  # checked above
         host_ip=check_host_ip(values["host_ip"]),
-        ready_timeout=_seconds("ready_timeout", values["ready_timeout"]),
-        cleanup_timeout=_seconds("cleanup_timeout", values["cleanup_timeout"]),
-        pull_timeout=_seconds("pull_timeout", values["pull_timeout"]),
-        request_timeout=_seconds("request_timeout", values["request_timeout"]),
-        push_timeout=_seconds("push_timeout", values["push_timeout"]),
+        timeouts=_timeouts(values),
         max_concurrent_pushes=_count("max_concurrent_pushes", values["max_concurrent_pushes"]),
         auth=auth,
         tls=tls,
@@ -343,7 +418,46 @@ def resolve(**given: object) -> Options:
         pusher=check_pusher(values["pusher"]),
         layer_compression=None if compression is None else check_layer_compression(compression),
         sweep_leftovers=sweep,
+        docker_host=None
+        if values["docker_host"] is None
+        else check_docker_host(values["docker_host"]),
     )
+
+
+def _timeouts(values: dict[str, object]) -> Timeouts:
+    """The limits of ``timeouts=``, or of the ``*_timeout`` options given (the rest their
+    defaults): one or the other, never both."""
+    timeouts = values["timeouts"]
+    given = {name: values[name] for name in TIMEOUT_OPTIONS if values[name] is not None}
+    if timeouts is None:
+        limits = {TIMEOUT_OPTIONS[name]: _seconds(name, value) for name, value in given.items()}
+        return Timeouts(**limits)
+    if not isinstance(timeouts, Timeouts):
+        raise InvalidArgumentError("timeouts", timeouts, "must be a Timeouts")
+    if given:
+        names = ", ".join(f"{name}=" for name in given)
+        field = TIMEOUT_OPTIONS[next(iter(given))]
+        raise InvalidArgumentError(
+            "timeouts",
+            timeouts,
+            f"and {names} cannot both be given: set the limit in timeouts"
+            f" (dataclasses.replace(timeouts, {field}=...))",
+        )
+    return timeouts
+
+
+def check_engine_choice(docker: object, docker_host: object) -> None:
+    """Refuse ``docker=`` and ``docker_host=`` together: the client names its engine.
+
+    Raises:
+        InvalidArgumentError: both are given.
+    """
+    if docker is not None and docker_host is not None:
+        raise InvalidArgumentError(
+            "docker_host",
+            docker_host,
+            "and docker= cannot both be given: a client talks to its own engine; pass one",
+        )
 
 
 def check_tunnel(engine: EngineAddress) -> None:

@@ -64,7 +64,7 @@ class Registry:
                 name=session.name,
                 labels=session.labels("push"),
                 created=session.created,
-                cleanup_timeout=options.cleanup_timeout,
+                cleanup_timeout=options.timeouts.cleanup,
             ),
             "native": NativePusher(engine, bring_up.running.get, direct=not options.tunnel),
         }
@@ -215,7 +215,7 @@ class Registry:
         async with self._push_slots:
             self._check_open()
             try:
-                with anyio.move_on_after(self._options.push_timeout):
+                with anyio.move_on_after(self._options.timeouts.push):
                     return await self._while_the_registry_runs(job, chosen.push)
             except EphemeralRegistryError as exc:
                 if exc is self._bring_up.running.error:
@@ -229,7 +229,7 @@ class Registry:
 
     def _timed_out(self, job: Job) -> EphemeralRegistryError:
         """The error for a push that ran past ``push_timeout``: it says what was under way."""
-        limit = self._options.push_timeout
+        limit = self._options.timeouts.push
         report = job.report
         if report.phase == "check":
             reason = f"reading the source to check it took longer than push_timeout={limit:g} s"

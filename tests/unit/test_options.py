@@ -18,10 +18,12 @@ from ephemeral_registry import (
     DEFAULT_REGISTRY_IMAGE,
     DEFAULT_RELAY_IMAGE,
     InvalidArgumentError,
+    Timeouts,
 )
 from ephemeral_registry._discovery import EngineAddress
 from ephemeral_registry._options import (
     OPTIONS,
+    TIMEOUT_OPTIONS,
     Option,
     Options,
     check_against_engine,
@@ -98,6 +100,10 @@ def test_environment_overrides_defaults_and_arguments_override_both(
         ("max_concurrent_pushes", 0, "at least 1"),
         ("max_concurrent_pushes", 2.5, "whole number"),
         ("auth", "yes", "True or False"),
+        ("layer_compression", "zstd", '"gzip" or "none"'),
+        ("docker_host", "nonsense", "is not an engine address"),
+        ("docker_host", "tcp://", "names no host"),
+        ("timeouts", 30.0, "must be a Timeouts"),
     ],
 )
 def test_bad_arguments_are_refused(argument: str, value: object, problem: str) -> None:
@@ -222,7 +228,8 @@ def test_the_documentation_shows_every_option_as_defined() -> None:
 
 def test_ephemeral_registry_takes_exactly_the_options() -> None:
     """Its keyword arguments are OPTIONS, in order and with their defaults, and docker;
-    its docstring says what each does; Options has a field for each."""
+    its docstring says what each does; Options has a field for each but the *_timeout
+    options, which its timeouts hold."""
     from ephemeral_registry import ephemeral_registry
 
     parameters = inspect.signature(ephemeral_registry).parameters
@@ -231,15 +238,94 @@ def test_ephemeral_registry_takes_exactly_the_options() -> None:
         assert parameters[option.name].default == option.default, option.name
         assert parameters[option.name].kind is inspect.Parameter.KEYWORD_ONLY
         assert f"        {option.name}: " in (ephemeral_registry.__doc__ or ""), option.name
-    assert [field.name for field in dataclasses.fields(Options)] == [o.name for o in OPTIONS]
+    fields = [field.name for field in dataclasses.fields(Options)]
+    assert fields == [o.name for o in OPTIONS if o.name not in TIMEOUT_OPTIONS]
+
+
+BAD: dict[str, Any] = {
+    "registry_image": "",
+    "crane_image": "two words",
+    "relay_image": " busybox",
+    "pull": "sometimes",
+    "host_ip": "localhost",
+    "timeouts": 30,
+    "ready_timeout": -1,
+    "cleanup_timeout": 0,
+    "pull_timeout": math.inf,
+    "request_timeout": "30",
+    "push_timeout": -2.0,
+    "max_concurrent_pushes": 0,
+    "auth": "yes",
+    "tls": 1,
+    "tunnel": "no",
+    "pusher": "docker",
+    "layer_compression": "zstd",
+    "sweep_leftovers": None,
+    "docker_host": "nonsense",
+}
+"""A value of each option that resolve() refuses."""
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("name", [option.name for option in OPTIONS])
+async def test_ephemeral_registry_hands_each_argument_to_the_checks(
+    name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Each argument reaches resolve() as itself: a bad value of it is refused at entry,
+    named, before the engine (a socket that does not exist) is looked for."""
+    from ephemeral_registry import ephemeral_registry
+
+    assert set(BAD) == {option.name for option in OPTIONS}  # a bad value for each
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    with pytest.raises(InvalidArgumentError) as caught:
+        async with ephemeral_registry(**{name: BAD[name]}):
+            pytest.fail("entered with a bad argument")
+    assert caught.value.argument == name
+
+
+def test_timeouts_hold_one_limit_for_each_timeout_option() -> None:
+    """Timeouts' fields are the *_timeout options' names; each option's default text is
+    its field's default; an option sets its limit, the rest keep theirs."""
+    assert {field.name for field in dataclasses.fields(Timeouts)} == set(TIMEOUT_OPTIONS.values())
+    for name, field in TIMEOUT_OPTIONS.items():
+        default = getattr(Timeouts(), field)
+        assert f"{default:g} s" in next(o for o in OPTIONS if o.name == name).default_said
+        assert getattr(resolved().timeouts, field) == default
+        changed = resolve(**{name: 7}).timeouts
+        assert changed == dataclasses.replace(Timeouts(), **{field: 7.0})
+
+
+def test_timeouts_are_a_checked_value() -> None:
+    """Timeouts(...) refuses a limit that is not a positive, finite number of seconds,
+    naming the field; an int is kept as a float; it is frozen."""
+    assert Timeouts(push=60).push == 60.0
+    assert isinstance(Timeouts(push=60).push, float)
+    for value in (0, -1, math.inf, math.nan, "5", True):
+        with pytest.raises(InvalidArgumentError) as caught:
+            Timeouts(ready=value)  # type: ignore[arg-type]
+        assert caught.value.argument == "timeouts.ready"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Timeouts().ready = 1.0  # type: ignore[misc]
+
+
+def test_timeouts_are_given_one_way_only() -> None:
+    """timeouts= is the limits; with any *_timeout beside it, an InvalidArgumentError
+    naming both."""
+    limits = Timeouts(ready=5, push=50)
+    assert resolve(timeouts=limits).timeouts is limits
+    with pytest.raises(InvalidArgumentError, match="ready_timeout=, push_timeout=") as caught:
+        resolve(timeouts=limits, ready_timeout=5.0, push_timeout=1.0)
+    assert caught.value.argument == "timeouts"
+    assert "dataclasses.replace(timeouts, ready=...)" in str(caught.value)
 
 
 def test_resolve_gives_the_defaults_and_refuses_what_is_no_option() -> None:
     """Nothing given: every default; a name that is not an option is an InvalidArgumentError."""
     options = resolve()
     for option in OPTIONS:
-        if option.env is None:
+        if option.env is None and option.name not in {"timeouts", *TIMEOUT_OPTIONS}:
             assert getattr(options, option.name) == option.default, option.name
+    assert options.timeouts == Timeouts()
     with pytest.raises(InvalidArgumentError) as caught:
         resolve(ready_timeuot=3)
     assert caught.value.argument == "ready_timeuot"
@@ -257,7 +343,7 @@ def _sample(option: Option) -> tuple[list[str], object]:
 
 def test_the_command_line_offers_every_option() -> None:
     """``push`` and ``serve`` take a flag for each option, parsed to its type; an option
-    not given is left to the library's default."""
+    not given is left to the library's default. ``--docker-host`` is ``-H`` too."""
     from ephemeral_registry._cli import parser
 
     flagged = [option for option in OPTIONS if option.flag]
@@ -268,6 +354,8 @@ def test_the_command_line_offers_every_option() -> None:
         assert given_flags(functools.partial(getattr, args)) == expected
         unset = parser().parse_args([command, *(["img"] if command == "push" else [])])
         assert given_flags(functools.partial(getattr, unset)) == {}
+    short = parser().parse_args(["prune", "-H", "unix:///x.sock"])
+    assert short.docker_host == "unix:///x.sock"
 
 
 class _Group:
