@@ -62,7 +62,7 @@ async def ephemeral_registry(
     tls: bool = False,
     tunnel: bool = False,
     pusher: Pusher = "crane",
-    layer_compression: LayerCompression | None = None,
+    layer_compression: LayerCompression = "gzip",
     sweep_leftovers: bool = True,
     docker_host: str | None = None,
     docker: aiodocker.Docker | None = None,
@@ -123,13 +123,18 @@ async def ephemeral_registry(
             container on the registry's network) or ``"native"`` (over HTTP from
             this process, the export streamed into the registry in one pass, no
             container, no temporary files). Each push may choose otherwise.
-        layer_compression: how layers that the engine keeps uncompressed are
-            pushed: ``"gzip"`` (what every client reads) or ``"none"`` (faster;
-            some pullers insist on gzip). By default, each pusher's own way: the
-            native pusher gzips them (ISA-L, level 1), crane pushes an image of
-            the engine's as they are (crane would gzip each layer twice) and a
-            tarball's gzipped (crane's own way). Layers that come compressed
-            (gzip, zstd) are pushed as they are, and so is an OCI layout.
+        layer_compression: how layers that are not compressed are pushed,
+            whichever the pusher: ``"gzip"`` (the default: what every puller
+            reads) gzips them (the native pusher as they stream, ISA-L level 1;
+            crane from a ``docker save`` tarball, as it does a tarball's), and
+            ``"none"`` pushes them as they are (faster, for a registry on this
+            machine; some pullers insist on gzip). Layers that come compressed
+            (gzip, zstd) are pushed as they are, and so is an OCI layout,
+            whatever this says. Where a pusher cannot do what it says (crane:
+            ``"none"`` for a tarball, whose layers it gzips itself; ``"gzip"``
+            with ``platform=`` or ``platforms=``), the push is refused with an
+            ``InvalidArgumentError`` before anything is created, never pushed
+            otherwise.
         sweep_leftovers: once the registry is up (or has failed), remove in the
             background what dead processes on this host left behind (see ``sweep()``).
         docker_host: the engine's address, as the docker CLI's ``-H`` takes it

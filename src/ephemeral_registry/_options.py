@@ -260,10 +260,10 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "layer_compression",
-        None,
-        "how layers the engine keeps uncompressed are pushed",
+        "gzip",
+        "how layers the engine keeps uncompressed are pushed, whichever the pusher"
+        " (gzip: what every puller reads; none: as they are)",
         choices=get_args(LayerCompression),
-        default_text="each pusher's own way: crane's none, native's gzip",
     ),
     Option(
         "sweep_leftovers",
@@ -319,8 +319,7 @@ class Options:
     tls: bool = False
     tunnel: bool = False
     pusher: Pusher = "crane"
-    layer_compression: LayerCompression | None = None
-    """``None``: each pusher's own default."""
+    layer_compression: LayerCompression = "gzip"
     sweep_leftovers: bool = True
     docker_host: str | None = None
     """``None``: the engine is found as the docker CLI finds it (or is ``docker=``'s)."""
@@ -397,7 +396,6 @@ def resolve(**given: object) -> Options:
     pull = values["pull"]
     if pull not in get_args(PullPolicy):
         raise InvalidArgumentError("pull", pull, 'must be "missing", "never" or "always"')
-    compression = values["layer_compression"]
     return Options(
         registry_image=_image(
             "registry_image", values["registry_image"], REGISTRY_IMAGE_ENV, DEFAULT_REGISTRY_IMAGE
@@ -416,7 +414,7 @@ def resolve(**given: object) -> Options:
         tls=tls,
         tunnel=tunnel,
         pusher=check_pusher(values["pusher"]),
-        layer_compression=None if compression is None else check_layer_compression(compression),
+        layer_compression=check_layer_compression(values["layer_compression"]),
         sweep_leftovers=sweep,
         docker_host=None
         if values["docker_host"] is None

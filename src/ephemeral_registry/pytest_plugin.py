@@ -24,8 +24,7 @@ cancels the call on the plugin's loop. ``on_log`` callbacks, plain or async,
 are called on the test's loop, as if the registry ran there.
 
 Options (command line, or ``addopts``): ``--ephemeral-registry-NAME`` for each
-option of ``ephemeral_registry()`` the command line offers
-(``--ephemeral-registry-registry-image``, also ``--ephemeral-registry-image``,
+option of ``ephemeral_registry()`` the command line offers (``--ephemeral-registry-registry-image``,
 ``--ephemeral-registry-pull`` ``never`` for offline machines,
 ``--ephemeral-registry-docker-host``, ...), and
 ``--ephemeral-registry-keep-on-failure``. They, and the
@@ -130,7 +129,6 @@ class RegistryHandle:
         ref: str | None = None,
         *,
         on_log: OnLog | None = None,
-        compress_layers: bool = False,
         platform: str | None = None,
         platforms: str | Sequence[str] | None = None,
         pusher: Pusher | None = None,
@@ -144,7 +142,6 @@ class RegistryHandle:
             ref,
             on_log=_relay(on_log),
             on_progress=_relay(on_progress),
-            compress_layers=compress_layers,
             platform=platform,
             platforms=platforms,
             pusher=pusher,
@@ -208,10 +205,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("ephemeral-registry")
     for option in OPTIONS:
         if option.flag:
-            names = [plugin_flag(option)]
-            if option.name == "registry_image":
-                names.append("--ephemeral-registry-image")  # its first name, kept
-            option.add_to(group.addoption, *names)
+            option.add_to(group.addoption, plugin_flag(option))
     group.addoption(
         "--ephemeral-registry-keep-on-failure",
         action="store_true",
