@@ -39,6 +39,7 @@ from ._options import REGISTRY_2_IMAGE as REGISTRY_2_IMAGE
 from ._options import LayerCompression as LayerCompression
 from ._options import PullPolicy as PullPolicy
 from ._options import Pusher as Pusher
+from ._options import Timeouts as Timeouts
 from ._types import ContainerState as ContainerState
 from ._types import Credentials as Credentials
 from ._types import Endpoints as Endpoints
@@ -119,6 +120,7 @@ __all__ = [
     "RegistryClosedError",
     "RegistryNotReadyError",
     "RegistryUnreachableError",
+    "Timeouts",
     "ephemeral_registry",
     "find_leftovers",
     "sweep",

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import ipaddress
 import logging
 import re
 from pathlib import Path
@@ -38,6 +37,7 @@ import anyio.to_thread
 import httpx
 
 from . import _auth, _scratch, _tls
+from ._addresses import host_address, podman_host_ip, tunnel_host
 from ._concurrency import Outcome, race, run_all
 from ._discovery import EngineAddress
 from ._docker import ContainerSpec, Engine
@@ -53,7 +53,7 @@ from ._errors import (
     RegistryNotReadyError,
     RegistryUnreachableError,
 )
-from ._options import OPTION_ENVS, Options, PullPolicy, host_address, podman_host_ip
+from ._options import OPTION_ENVS, Options, PullPolicy
 from ._pushers.base import Running
 from ._readiness import ATTEMPT_TIMEOUT, http_client, is_own_answer, poll_until_ready, token_env
 from ._relay import ApiTunnel, relay_spec
@@ -188,7 +188,7 @@ class BringUp:
             assert self._serving is not None
             port = await self._serving.start(self._tunnel.serve)
         elif options.tunnel:  # to where the port is published, as the engine's host reaches it
-            port = await self._engine.tunnel(_tunnel_host(host_ip), port)
+            port = await self._engine.tunnel(tunnel_host(host_ip), port)
         endpoints = Endpoints(
             network=self._session.name,
             push_endpoint=f"{self._session.name}:{REGISTRY_PORT}",
@@ -292,7 +292,7 @@ class BringUp:
             raise ImageNotFoundError(image, policy)
         logger.info("pulling %s", image)
         try:
-            await self._engine.pull(image, timeout=self._options.pull_timeout)
+            await self._engine.pull(image, timeout=self._options.timeouts.pull)
         except DockerEngineError as exc:
             raise ImagePullError(
                 image, str(exc), option=option, env=OPTION_ENVS.get(option)
@@ -313,7 +313,7 @@ class BringUp:
         """Poll the pull endpoint until the registry answers with its token; stop early if
         its container exits, or if it listens but the endpoint does not reach it."""
         url = f"{endpoints.scheme}://{endpoints.pull_endpoint}/v2/"
-        timeout = self._options.ready_timeout
+        timeout = self._options.timeouts.ready
         exit_code: int | None = None
         unreachable: str | None = None
         poll_result = None
@@ -485,12 +485,3 @@ def _server_error(line: str) -> str | None:
         return None
     found = _LOGGED_MESSAGE.search(line)
     return found.group(1).replace('\\"', '"') if found else line
-
-
-def _tunnel_host(host_ip: str) -> str:
-    """Where a tunnel's far end connects to reach a port published on ``host_ip``: that
-    address, or the engine host's loopback for every interface."""
-    address = ipaddress.ip_address(host_ip)
-    if address.is_unspecified:
-        return "::1" if address.version == 6 else "127.0.0.1"
-    return str(address)

@@ -27,7 +27,6 @@ import anyio
 import anyio.abc
 
 from . import (
-    DockerUnavailableError,
     Endpoints,
     EphemeralRegistryError,
     ImageNotFoundError,
@@ -43,9 +42,8 @@ from . import (
     find_leftovers,
     sweep,
 )
-from ._discovery import check_address
 from ._docker import find_engine_address, open_engine
-from ._options import OPTIONS, check_against_engine, given_flags, resolve
+from ._options import BY_NAME, OPTIONS, check_against_engine, given_flags, resolve
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -189,11 +187,11 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
         check_command(getattr(args, "command", []))
     except ValueError as exc:
         return str(exc)
-    if args.docker_host:
+    if args.docker_host is not None:
         try:
-            check_address(args.docker_host, "--docker-host")
-        except DockerUnavailableError as exc:
-            return f"--docker-host: {exc.reason}"
+            resolve(docker_host=args.docker_host)
+        except InvalidArgumentError as exc:
+            return f"--docker-host: {exc.problem}"
     return None
 
 
@@ -210,7 +208,7 @@ async def _check_options(args: argparse.Namespace) -> None:
         DockerUnavailableError: no engine address applies.
     """
     options = resolve(**_registry_options(args))
-    check_against_engine(options, await find_engine_address(None))
+    check_against_engine(options, await find_engine_address(None, options.docker_host))
 
 
 def is_file(source: str) -> bool:
@@ -244,7 +242,7 @@ def _file_ref(path: Path) -> str:
     return f"{name if len(name) >= 2 else 'image'}:latest"
 
 
-async def _check_sources(sources: Sequence[str], ref: str | None) -> None:
+async def _check_sources(sources: Sequence[str], ref: str | None, docker_host: str | None) -> None:
     """Refuse a bad SOURCE or ``--as`` before anything is made, as the library refuses options.
 
     The library checks them when the push starts, by which time the registry's
@@ -260,7 +258,8 @@ async def _check_sources(sources: Sequence[str], ref: str | None) -> None:
         else:
             images.append(_reference.local_image(source))
     if images:
-        async with open_engine(None, request_timeout=CHECK_TIMEOUT) as engine:
+        address = await find_engine_address(None, docker_host)
+        async with open_engine(None, address, request_timeout=CHECK_TIMEOUT) as engine:
             for image in images:
                 if not await engine.has_image(image):
                     raise ImageNotFoundError(image)
@@ -293,7 +292,7 @@ def _push_fields(result: PushResult) -> dict[str, str]:
 
 async def _push(args: argparse.Namespace, output: Output) -> int:
     await _check_options(args)
-    await _check_sources([args.source], args.ref)
+    await _check_sources([args.source], args.ref, args.docker_host)
     async with ephemeral_registry(**_registry_options(args)) as registry:
         output.status("bringing up the registry")
         result = await _push_source(registry, args.source, args.ref, output)
@@ -322,7 +321,7 @@ async def _push(args: argparse.Namespace, output: Output) -> int:
 
 async def _serve(args: argparse.Namespace, output: Output) -> int:
     await _check_options(args)
-    await _check_sources(args.push, None)
+    await _check_sources(args.push, None, args.docker_host)
     async with ephemeral_registry(**_registry_options(args)) as registry:
         output.status("bringing up the registry")
         endpoints = await registry.ready()
@@ -340,14 +339,16 @@ def _leftover_fields(leftover: Leftover) -> dict[str, Any]:
 
 async def _prune(args: argparse.Namespace, output: Output) -> int:
     if args.all:
-        found = await find_leftovers(all_owners=True, sessions=args.sessions)
+        found = await find_leftovers(
+            all_owners=True, sessions=args.sessions, docker_host=args.docker_host
+        )
         if not found:
             output.status("nothing labelled by ephemeral-registry")
             return 0
         output.status(f"will remove every resource labelled by ephemeral-registry ({len(found)}):")
         for leftover in found:
             output.status(f"  {leftover.kind} {leftover.name} (owner pid {leftover.owner_pid})")
-    removed = await sweep(all_owners=args.all, sessions=args.sessions)
+    removed = await sweep(all_owners=args.all, sessions=args.sessions, docker_host=args.docker_host)
     for leftover in removed:
         output.result(_leftover_fields(leftover))
     if not removed and not args.all:
@@ -390,16 +391,10 @@ def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="results as JSON lines on stdout")
     common.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
-    common.add_argument(
-        "--docker-host",
-        "-H",
-        metavar="URL",
-        help="the engine (unix:///path or tcp://host:port), as DOCKER_HOST; by default it is"
-        " found as the docker CLI finds it",
-    )
+    BY_NAME["docker_host"].add_to(common.add_argument, "--docker-host", "-H")  # prune's too
     images = argparse.ArgumentParser(add_help=False)
     for option in OPTIONS:
-        if option.flag:
+        if option.flag and option.name != "docker_host":
             option.add_to(images.add_argument, option.flag_name)
 
     top = argparse.ArgumentParser(
@@ -477,9 +472,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problem is not None:
         output.error(problem)
         return EXIT_USAGE
-    if args.docker_host:
-        # As the docker CLI's -H: it wins over DOCKER_HOST and every context.
-        os.environ["DOCKER_HOST"] = args.docker_host
     commands = {"push": _push, "serve": _serve, "prune": _prune}
     return anyio.run(_run, lambda: commands[args.name](args, output), output)
 

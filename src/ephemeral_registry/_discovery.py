@@ -2,7 +2,9 @@
 
 In this order, the first that applies wins:
 
-1. the ``docker=`` argument (an ``aiodocker.Docker`` client);
+1. the ``docker=`` argument (an ``aiodocker.Docker`` client), or the
+   ``docker_host=`` argument (an address, as the docker CLI's ``-H``), with
+   TLS as for ``DOCKER_HOST``;
 2. ``DOCKER_HOST`` (``unix://``, ``tcp://`` or ``ssh://``), with TLS when
    ``DOCKER_TLS_VERIFY`` is set (certificates from ``DOCKER_CERT_PATH``, by
    default ``~/.docker``);
@@ -19,22 +21,22 @@ An engine reached over TCP or SSH by any name but ``localhost`` or a
 loopback address is on another host: what it publishes on its loopback
 cannot be reached from here (but through a tunnel, over SSH), and its
 registry is pulled from at that host's address. ``ssh://`` engines are
-reached as ``_ssh`` says.
+reached as ``_ssh`` says. What an engine address may be is ``_addresses``'.
 """
 
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from . import _scratch
+from ._addresses import check_address, is_remote_host
 from ._errors import DockerUnavailableError
 from ._files import FileProblem, read_regular
 
@@ -44,14 +46,11 @@ if TYPE_CHECKING:
 DEFAULT_SOCKET = "/var/run/docker.sock"
 PODMAN_SOCKET = "/run/podman/podman.sock"
 DEFAULT_CONTEXT = "default"
-SCHEMES = ("unix", "tcp", "http", "https", "ssh")
-"""The engine addresses understood, as the docker CLI spells them."""
+DOCKER_HOST_ARGUMENT = "the docker_host= argument"
 MAX_CONFIG = 1 << 20
 """The largest docker config or context file read."""
 MAX_TLS_FILE = 1 << 20
 """The largest TLS file (CA, certificate, key) read."""
-MAX_HOST_NAME = 253
-"""The longest DNS name (RFC 1035)."""
 
 
 @dataclass(frozen=True)
@@ -135,13 +134,7 @@ class EngineAddress:
     @property
     def is_remote(self) -> bool:
         """Whether the engine is on another host, as far as its address says."""
-        host = self.host
-        if host is None or host == "localhost":
-            return False
-        try:
-            return not ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            return True  # a name: how another host is reached
+        return is_remote_host(self.host)
 
     @property
     def client_url(self) -> str:
@@ -154,16 +147,25 @@ class EngineAddress:
 
 
 def discover(
-    environ: Mapping[str, str] | None = None, *, home: Path | None = None
+    environ: Mapping[str, str] | None = None,
+    *,
+    home: Path | None = None,
+    docker_host: str | None = None,
 ) -> EngineAddress:
-    """The engine the docker CLI would talk to; see the module docstring for the order.
+    """The engine the docker CLI would talk to (with ``docker_host``, as ``docker -H``);
+    see the module docstring for the order.
 
     Raises:
         DockerUnavailableError: a named context does not exist, or no engine
             address applies and no socket exists; it lists what was tried.
+            ``docker_host`` is no engine address (``_addresses.check_docker_host``
+            says so as an InvalidArgumentError, before this).
     """
     env = os.environ if environ is None else environ
     home = Path.home() if home is None else home
+    if docker_host is not None:
+        check_address(docker_host, DOCKER_HOST_ARGUMENT)
+        return EngineAddress(docker_host, DOCKER_HOST_ARGUMENT, _env_tls(env, home, docker_host))
     tried: list[str] = []
     if host := env.get("DOCKER_HOST"):
         check_address(host, "DOCKER_HOST")
@@ -194,64 +196,6 @@ def discover(
     raise DockerUnavailableError(
         "no engine address", "none of these applies: " + "; ".join(tried), tried=tuple(tried)
     )
-
-
-def check_address(url: str, found_by: str) -> None:
-    """Raise DockerUnavailableError unless ``url`` is an engine address this library reaches.
-
-    Any value is checked without another exception escaping: a control
-    character (a NUL, say), written or percent-encoded, and a host name
-    that DNS cannot carry (a label over 63 bytes) are refused here, not
-    found later by the system, ``idna`` or asyncssh as untyped errors.
-    """
-    if not isinstance(url, str):
-        raise DockerUnavailableError(found_by, f"{url!r} is not a string", tried=(found_by,))
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - parsing the port is the check (ValueError when out of range)
-        decoded = unquote(url, errors="strict")
-    except (ValueError, UnicodeError) as exc:
-        raise DockerUnavailableError(
-            found_by, f"{url!r} is not an engine address ({exc})", tried=(found_by,)
-        ) from None
-    if any(ord(character) < 0x20 or ord(character) == 0x7F for character in url + decoded):
-        raise DockerUnavailableError(
-            found_by,
-            f"{url!r} is not an engine address: it holds a control character",
-            tried=(found_by,),
-        )
-    if parts.scheme not in SCHEMES:
-        raise DockerUnavailableError(
-            found_by,
-            f"{url!r} is not an engine address this library reaches: it takes "
-            + ", ".join(f"{scheme}://" for scheme in SCHEMES),
-            tried=(found_by,),
-        )
-    if parts.scheme == "unix" and not parts.path:
-        raise DockerUnavailableError(found_by, f"{url!r} names no socket", tried=(found_by,))
-    if parts.scheme != "unix" and not parts.hostname:
-        raise DockerUnavailableError(found_by, f"{url!r} names no host", tried=(found_by,))
-    if parts.scheme != "unix" and (problem := _host_problem(parts.hostname or "")):
-        raise DockerUnavailableError(
-            found_by, f"{url!r} is not an engine address: its host {problem}", tried=(found_by,)
-        )
-
-
-def _host_problem(host: str) -> str | None:
-    """What makes ``host`` no name or address that a connection can be opened to, if anything."""
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        pass
-    else:
-        return None
-    try:
-        encoded = host.encode("idna")  # what the resolver is given, by asyncio and asyncssh
-    except UnicodeError as exc:
-        return f"is no DNS name ({exc.__cause__ or exc})"
-    if len(encoded) > MAX_HOST_NAME:
-        return f"is no DNS name (over {MAX_HOST_NAME} bytes)"
-    return None
 
 
 def _read_json(path: Path) -> object:

@@ -267,24 +267,31 @@ def _address(client: aiodocker.Docker) -> str:
     return str(getattr(client, "_connection_info", client.docker_host))
 
 
-def engine_address(client: aiodocker.Docker | None) -> EngineAddress:
-    """Where ``client`` talks to, or else where the docker CLI would (see ``_discovery``).
+def engine_address(
+    client: aiodocker.Docker | None, docker_host: str | None = None
+) -> EngineAddress:
+    """Where ``client`` talks to, or else ``docker_host``, or else where the docker CLI
+    would (see ``_discovery``).
 
     Blocking but bounded (it reads the docker config): see ``find_engine_address``.
     """
     if client is not None:
         return EngineAddress(_address(client), "the docker= argument")
-    return discover()
+    return discover(docker_host=docker_host)
 
 
-async def find_engine_address(client: aiodocker.Docker | None) -> EngineAddress:
+async def find_engine_address(
+    client: aiodocker.Docker | None, docker_host: str | None = None
+) -> EngineAddress:
     """``engine_address`` on a worker thread, off the event loop.
 
     Cancellation: the discovery is abandoned and the cancellation propagates;
     its thread ends soon, as every read it makes is bounded and never blocks
     (``_files``).
     """
-    return await anyio.to_thread.run_sync(engine_address, client, abandon_on_cancel=True)
+    return await anyio.to_thread.run_sync(
+        engine_address, client, docker_host, abandon_on_cancel=True
+    )
 
 
 @asynccontextmanager

@@ -24,11 +24,12 @@ from ._concurrency import require_asyncio
 from ._docker import Engine, find_engine_address, open_engine
 from ._errors import RegistryClosedError
 from ._options import (
-    OPTIONS,
     LayerCompression,
     PullPolicy,
     Pusher,
+    Timeouts,
     check_against_engine,
+    check_engine_choice,
     resolve,
 )
 from ._registry import Registry
@@ -38,7 +39,6 @@ from ._teardown import tear_down
 
 logger = logging.getLogger("ephemeral_registry")
 
-OPTION_NAMES = tuple(option.name for option in OPTIONS)
 EXIT_WATCH = "ephemeral-registry: the watch for the registry's exit"
 """The name of the task that watches the registry's container."""
 
@@ -51,18 +51,20 @@ async def ephemeral_registry(
     relay_image: str | None = None,
     pull: PullPolicy = "missing",
     host_ip: str = "127.0.0.1",
-    ready_timeout: float = 30.0,
-    cleanup_timeout: float = 15.0,
-    pull_timeout: float = 600.0,
-    request_timeout: float = 30.0,
-    push_timeout: float = 600.0,
+    timeouts: Timeouts | None = None,
+    ready_timeout: float | None = None,
+    cleanup_timeout: float | None = None,
+    pull_timeout: float | None = None,
+    request_timeout: float | None = None,
+    push_timeout: float | None = None,
     max_concurrent_pushes: int = 4,
     auth: bool = False,
     tls: bool = False,
     tunnel: bool = False,
     pusher: Pusher = "crane",
-    layer_compression: LayerCompression | None = None,
+    layer_compression: LayerCompression = "gzip",
     sweep_leftovers: bool = True,
+    docker_host: str | None = None,
     docker: aiodocker.Docker | None = None,
 ) -> AsyncIterator[Registry]:
     """Bring up a throwaway registry on a private Docker network, and remove it on exit.
@@ -86,13 +88,17 @@ async def ephemeral_registry(
             machine; an engine on another host (``tcp://`` by name or by a
             non-loopback address) needs an address of that host, and the pull
             endpoint is then that address (or the engine's, for 0.0.0.0).
+        timeouts: the time limits, as one ``Timeouts`` value; by default
+            ``Timeouts()``. Not with any of the ``*_timeout`` arguments below.
         ready_timeout: seconds the registry has, from its container's start, to
-            answer ``GET /v2/``.
-        cleanup_timeout: seconds the removal on exit may take.
-        pull_timeout: seconds one image pull may take.
-        request_timeout: seconds any other single request to the engine may take.
-        push_timeout: seconds one push may take, its check or export included;
-            past it the push raises ``PushTimeoutError``.
+            answer ``GET /v2/`` (``Timeouts.ready``, 30 by default).
+        cleanup_timeout: seconds the removal on exit may take (``Timeouts.cleanup``, 15).
+        pull_timeout: seconds one image pull may take (``Timeouts.pull``, 600).
+        request_timeout: seconds any other single request to the engine may take
+            (``Timeouts.request``, 30).
+        push_timeout: seconds one push may take once a push slot is free: the
+            wait for the registry, the check or export, the upload
+            (``Timeouts.push``, 600); past it the push raises ``PushTimeoutError``.
         max_concurrent_pushes: how many pushes run at once; more wait their turn.
         auth: protect the registry with a generated user name and password
             (htpasswd, needs ``ephemeral-registry[auth]``): pushes use them by
@@ -117,25 +123,36 @@ async def ephemeral_registry(
             container on the registry's network) or ``"native"`` (over HTTP from
             this process, the export streamed into the registry in one pass, no
             container, no temporary files). Each push may choose otherwise.
-        layer_compression: how layers that the engine keeps uncompressed are
-            pushed: ``"gzip"`` (what every client reads) or ``"none"`` (faster;
-            some pullers insist on gzip). By default, each pusher's own way: the
-            native pusher gzips them (ISA-L, level 1), crane pushes an image of
-            the engine's as they are (crane would gzip each layer twice) and a
-            tarball's gzipped (crane's own way). Layers that come compressed
-            (gzip, zstd) are pushed as they are, and so is an OCI layout.
+        layer_compression: how layers that are not compressed are pushed,
+            whichever the pusher: ``"gzip"`` (the default: what every puller
+            reads) gzips them (the native pusher as they stream, ISA-L level 1;
+            crane from a ``docker save`` tarball, as it does a tarball's), and
+            ``"none"`` pushes them as they are (faster, for a registry on this
+            machine; some pullers insist on gzip). Layers that come compressed
+            (gzip, zstd) are pushed as they are, and so is an OCI layout,
+            whatever this says. Where a pusher cannot do what it says (crane:
+            ``"none"`` for a tarball, whose layers it gzips itself; ``"gzip"``
+            with ``platform=`` or ``platforms=``), the push is refused with an
+            ``InvalidArgumentError`` before anything is created, never pushed
+            otherwise.
         sweep_leftovers: once the registry is up (or has failed), remove in the
             background what dead processes on this host left behind (see ``sweep()``).
+        docker_host: the engine's address, as the docker CLI's ``-H`` takes it
+            (``unix:///path``, ``tcp://host:port``, ``ssh://[user@]host``): it
+            wins over ``DOCKER_HOST`` and every context; TLS is as for
+            ``DOCKER_HOST`` (``DOCKER_TLS_VERIFY``, ``DOCKER_CERT_PATH``). Not
+            with ``docker``.
         docker: an ``aiodocker.Docker`` client to use; it is left open. By
-            default the engine is found as the docker CLI finds it
-            (``DOCKER_HOST``, ``DOCKER_CONTEXT`` or the current context, then
-            the default, rootless and Podman sockets), and a client for it is
-            made and closed.
+            default (and without ``docker_host``) the engine is found as the
+            docker CLI finds it (``DOCKER_HOST``, ``DOCKER_CONTEXT`` or the
+            current context, then the default, rootless and Podman sockets),
+            and a client for it is made and closed.
 
     Raises:
         AsyncioRequiredError: at entry, when the event loop is not asyncio's (trio's, say).
         InvalidArgumentError: at entry, for a bad argument (a loopback ``host_ip``
-            for an engine on another host, say); from ``ready()``, for an IPv6
+            for an engine on another host, ``docker`` and ``docker_host``
+            together, ``timeouts`` with a ``*_timeout``, say); from ``ready()``, for an IPv6
             ``host_ip`` that Podman as root cannot publish on. Nothing is created.
         DockerUnavailableError: at entry, when no engine address applies (it
             lists what was tried) or an ``ssh://`` engine cannot be reached (the
@@ -150,16 +167,36 @@ async def ephemeral_registry(
 
     Cancellation: cancelling the block, at any point, cancels the bring-up and
     then removes the network and containers created so far, shielded from the
-    cancellation and bounded by ``cleanup_timeout``; the cancellation is then
+    cancellation and bounded by the cleanup timeout; the cancellation is then
     re-raised. Requests that create a resource are never abandoned half-way,
     so nothing the engine created escapes the removal.
     """
-    given = dict(locals())  # the arguments, by name: each is one of OPTIONS (but docker)
     require_asyncio("ephemeral_registry()")
-    options = resolve(**{name: given[name] for name in OPTION_NAMES})
-    address = await find_engine_address(docker)
+    check_engine_choice(docker, docker_host)
+    options = resolve(
+        registry_image=registry_image,
+        crane_image=crane_image,
+        relay_image=relay_image,
+        pull=pull,
+        host_ip=host_ip,
+        timeouts=timeouts,
+        ready_timeout=ready_timeout,
+        cleanup_timeout=cleanup_timeout,
+        pull_timeout=pull_timeout,
+        request_timeout=request_timeout,
+        push_timeout=push_timeout,
+        max_concurrent_pushes=max_concurrent_pushes,
+        auth=auth,
+        tls=tls,
+        tunnel=tunnel,
+        pusher=pusher,
+        layer_compression=layer_compression,
+        sweep_leftovers=sweep_leftovers,
+        docker_host=docker_host,
+    )
+    address = await find_engine_address(docker, options.docker_host)
     check_against_engine(options, address)
-    async with open_engine(docker, address, request_timeout=options.request_timeout) as engine:
+    async with open_engine(docker, address, request_timeout=options.timeouts.request) as engine:
         session = Session.new(auth=options.auth, tls=options.tls)
         live_sessions.add(session.session_id)
         bring_up = BringUp(engine, options, session, engine_address=address)
@@ -189,7 +226,7 @@ async def ephemeral_registry(
             body_error = exc
         session.closed = True
         bring_up.close()
-        problem = await tear_down(engine, session, timeout=options.cleanup_timeout)
+        problem = await tear_down(engine, session, timeout=options.timeouts.cleanup)
         if body_error is None:
             try:
                 # A cancellation that arrived during the (shielded) removal is

@@ -6,19 +6,17 @@ fails with an ``InvalidArgumentError`` and leaves nothing behind.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
-import ipaddress
-import logging
 import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, cast, get_args
 
+from ._addresses import check_docker_host, check_host_ip, host_address
 from ._discovery import EngineAddress
 from ._errors import InvalidArgumentError
-
-logger = logging.getLogger("ephemeral_registry")
 
 PullPolicy = Literal["missing", "never", "always"]
 Pusher = Literal["crane", "native"]
@@ -52,6 +50,47 @@ CRANE_IMAGE_ENV = "EPHEMERAL_REGISTRY_CRANE_IMAGE"
 RELAY_IMAGE_ENV = "EPHEMERAL_REGISTRY_RELAY_IMAGE"
 
 
+def _seconds(argument: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidArgumentError(argument, value, "must be a number of seconds")
+    if not (value > 0 and math.isfinite(value)):
+        raise InvalidArgumentError(argument, value, "must be a positive, finite number of seconds")
+    return float(value)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Timeouts:
+    """The time limits of one registry, in seconds, as one value (as httpx's ``Timeout``).
+
+    Pass it as ``ephemeral_registry(timeouts=...)``; change one limit with
+    ``dataclasses.replace(Timeouts(), push=1200)``. Each is a positive, finite
+    number of seconds; ``Timeouts()`` holds the defaults. The options
+    ``ready_timeout`` and the like set one limit each, as the command line's
+    ``--ready-timeout`` does; they are not given together with ``timeouts``.
+
+    Raises:
+        InvalidArgumentError: a limit that is not a positive, finite number
+            (``argument`` is ``timeouts.NAME``).
+    """
+
+    ready: float = 30.0
+    """From the registry container's start, until it answers ``GET /v2/``."""
+    push: float = 600.0
+    """One push, once a push slot is free: the wait for the registry, the check or
+    export of its source, and the upload."""
+    pull: float = 600.0
+    """One image pull."""
+    request: float = 30.0
+    """Any other single request to the engine."""
+    cleanup: float = 15.0
+    """The removal of everything on exit (and of a cancelled push's crane container)."""
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            value = _seconds(f"timeouts.{field.name}", getattr(self, field.name))
+            object.__setattr__(self, field.name, value)  # an int given becomes a float
+
+
 @dataclass(frozen=True)
 class Option:
     """One option of ``ephemeral_registry()``, as the command line, the pytest plugin and
@@ -70,6 +109,8 @@ class Option:
     """The default, said in words where the value alone does not say it."""
     flag: bool = True
     """Whether the command line and the pytest plugin offer it."""
+    metavar: str | None = None
+    """What ``--help`` calls its value (by default, its name in capitals)."""
 
     @property
     def flag_name(self) -> str:
@@ -94,8 +135,14 @@ class Option:
                 type=self.kind,
                 choices=self.choices or None,
                 default=None,
+                metavar=self.metavar,
                 help=help_text,
             )
+
+
+def _timeout_said(name: str) -> str:
+    seconds = getattr(Timeouts(), name)
+    return f"{seconds:g} s (Timeouts.{name})"
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -135,25 +182,48 @@ OPTIONS: tuple[Option, ...] = (
         " another host needs one of its addresses)",
     ),
     Option(
+        "timeouts",
+        None,
+        "the time limits, as one Timeouts value (not with the *_timeout options)",
+        kind=object,
+        default_text="Timeouts()",
+        flag=False,
+    ),
+    Option(
         "ready_timeout",
-        30.0,
+        None,
         "seconds the registry has, from its container's start, to answer GET /v2/",
         kind=float,
+        default_text=_timeout_said("ready"),
     ),
-    Option("cleanup_timeout", 15.0, "seconds the removal on exit may take", kind=float),
-    Option("pull_timeout", 600.0, "seconds one image pull may take", kind=float),
+    Option(
+        "cleanup_timeout",
+        None,
+        "seconds the removal on exit may take",
+        kind=float,
+        default_text=_timeout_said("cleanup"),
+    ),
+    Option(
+        "pull_timeout",
+        None,
+        "seconds one image pull may take",
+        kind=float,
+        default_text=_timeout_said("pull"),
+    ),
     Option(
         "request_timeout",
-        30.0,
+        None,
         "seconds any other single request to the engine may take",
         kind=float,
+        default_text=_timeout_said("request"),
     ),
     Option(
         "push_timeout",
-        600.0,
+        None,
         "seconds one push may take once a push slot is free: the wait for the registry,"
         " the check or export and the upload",
         kind=float,
+        default_text=_timeout_said("push"),
     ),
     Option(
         "max_concurrent_pushes",
@@ -190,10 +260,10 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "layer_compression",
-        None,
-        "how layers the engine keeps uncompressed are pushed",
+        "gzip",
+        "how layers the engine keeps uncompressed are pushed, whichever the pusher"
+        " (gzip: what every puller reads; none: as they are)",
         choices=get_args(LayerCompression),
-        default_text="each pusher's own way: crane's none, native's gzip",
     ),
     Option(
         "sweep_leftovers",
@@ -202,10 +272,25 @@ OPTIONS: tuple[Option, ...] = (
         kind=bool,
         flag=False,
     ),
+    Option(
+        "docker_host",
+        None,
+        "the engine's address (unix:///path, tcp://host:port, ssh://[user@]host), as the"
+        " docker CLI's -H takes it: it wins over DOCKER_HOST and every context",
+        default_text="found as the docker CLI finds it",
+        metavar="URL",
+    ),
 )
-"""The options of ``ephemeral_registry()``, defined once: its signature, ``Options``, the
-command line's flags, the pytest plugin's options and the documentation's table are made
-from these, or checked against them by the tests."""
+"""The options of ``ephemeral_registry()`` (all but ``docker=``, a client object), defined
+once: the command line's flags, the pytest plugin's options and the documentation's table
+are made from these; its signature, its docstring, the arguments it hands ``resolve()`` and
+``Options`` are checked against them by the tests (``tests/unit/test_options.py``)."""
+TIMEOUT_OPTIONS = {
+    option.name: option.name.removesuffix("_timeout")
+    for option in OPTIONS
+    if option.name.endswith("_timeout")
+}
+"""The options that set one of ``Timeouts``' limits, and its field's name."""
 OPTION_ENVS = {option.name: option.env for option in OPTIONS if option.env}
 """The environment variable that is an option's default, for the options that have one."""
 
@@ -220,26 +305,24 @@ def given_flags(values: Callable[[str], object]) -> dict[str, object]:
 
 @dataclass(frozen=True)
 class Options:
-    """Checked options of one registry (a field for each of ``OPTIONS``)."""
+    """Checked options of one registry: a field for each of ``OPTIONS``, but the
+    ``*_timeout`` options, which ``timeouts`` holds."""
 
     registry_image: str
     crane_image: str
     relay_image: str
     pull: PullPolicy
     host_ip: str
-    ready_timeout: float
-    cleanup_timeout: float
-    pull_timeout: float
-    request_timeout: float
-    push_timeout: float
+    timeouts: Timeouts
     max_concurrent_pushes: int
     auth: bool
     tls: bool = False
     tunnel: bool = False
     pusher: Pusher = "crane"
-    layer_compression: LayerCompression | None = None
-    """``None``: each pusher's own default."""
+    layer_compression: LayerCompression = "gzip"
     sweep_leftovers: bool = True
+    docker_host: str | None = None
+    """``None``: the engine is found as the docker CLI finds it (or is ``docker=``'s)."""
 
 
 def _image(argument: str, given: object, env: str, default: str) -> str:
@@ -255,14 +338,6 @@ def _image(argument: str, given: object, env: str, default: str) -> str:
             source, image, "an image reference may not be empty or hold spaces"
         )
     return image
-
-
-def _seconds(argument: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidArgumentError(argument, value, "must be a number of seconds")
-    if not (value > 0 and math.isfinite(value)):
-        raise InvalidArgumentError(argument, value, "must be a positive, finite number of seconds")
-    return float(value)
 
 
 def _count(argument: str, value: object) -> int:
@@ -283,39 +358,6 @@ def check_layer_compression(value: object) -> LayerCompression:
     if value not in get_args(LayerCompression):
         raise InvalidArgumentError("layer_compression", value, 'must be "gzip" or "none"')
     return cast(LayerCompression, value)
-
-
-def _host_ip(value: object) -> str:
-    """The one check of ``host_ip``: an IP address written out, without a zone.
-
-    ``ipaddress`` also takes an integer, bytes, or an IPv6 address with a zone
-    (``::1%lo``); the engine publishes a port on none of these (on a zoned
-    address it publishes nothing, and the bring-up waits out ``ready_timeout``).
-    """
-    if not isinstance(value, str):
-        raise InvalidArgumentError(
-            "host_ip", value, "must be an IP address written as text, such as '127.0.0.1'"
-        )
-    try:
-        address = ipaddress.ip_address(value)
-    except ValueError:
-        raise InvalidArgumentError(
-            "host_ip", value, "must be an IP address such as 127.0.0.1 (not a host name)"
-        ) from None
-    if isinstance(address, ipaddress.IPv6Address) and address.scope_id is not None:
-        raise InvalidArgumentError(
-            "host_ip",
-            value,
-            f"must be an address without a zone (%{address.scope_id}): an engine publishes a"
-            f" port on an address alone; pass {value.partition('%')[0]}",
-        )
-    if address.is_unspecified:
-        logger.warning(
-            "host_ip=%s publishes the registry on every interface: anyone who can reach this"
-            " machine can push to it and pull from it.",
-            value,
-        )
-    return str(address)
 
 
 def _require(option: str, package: str, extra: str) -> None:
@@ -354,7 +396,6 @@ def resolve(**given: object) -> Options:
     pull = values["pull"]
     if pull not in get_args(PullPolicy):
         raise InvalidArgumentError("pull", pull, 'must be "missing", "never" or "always"')
-    compression = values["layer_compression"]
     return Options(
         registry_image=_image(
             "registry_image", values["registry_image"], REGISTRY_IMAGE_ENV, DEFAULT_REGISTRY_IMAGE
@@ -366,20 +407,55 @@ def resolve(**given: object) -> Options:
             "relay_image", values["relay_image"], RELAY_IMAGE_ENV, DEFAULT_RELAY_IMAGE
         ),
         pull=cast(PullPolicy, pull),  # checked above
-        host_ip=_host_ip(values["host_ip"]),
-        ready_timeout=_seconds("ready_timeout", values["ready_timeout"]),
-        cleanup_timeout=_seconds("cleanup_timeout", values["cleanup_timeout"]),
-        pull_timeout=_seconds("pull_timeout", values["pull_timeout"]),
-        request_timeout=_seconds("request_timeout", values["request_timeout"]),
-        push_timeout=_seconds("push_timeout", values["push_timeout"]),
+        host_ip=check_host_ip(values["host_ip"]),
+        timeouts=_timeouts(values),
         max_concurrent_pushes=_count("max_concurrent_pushes", values["max_concurrent_pushes"]),
         auth=auth,
         tls=tls,
         tunnel=tunnel,
         pusher=check_pusher(values["pusher"]),
-        layer_compression=None if compression is None else check_layer_compression(compression),
+        layer_compression=check_layer_compression(values["layer_compression"]),
         sweep_leftovers=sweep,
+        docker_host=None
+        if values["docker_host"] is None
+        else check_docker_host(values["docker_host"]),
     )
+
+
+def _timeouts(values: dict[str, object]) -> Timeouts:
+    """The limits of ``timeouts=``, or of the ``*_timeout`` options given (the rest their
+    defaults): one or the other, never both."""
+    timeouts = values["timeouts"]
+    given = {name: values[name] for name in TIMEOUT_OPTIONS if values[name] is not None}
+    if timeouts is None:
+        limits = {TIMEOUT_OPTIONS[name]: _seconds(name, value) for name, value in given.items()}
+        return Timeouts(**limits)
+    if not isinstance(timeouts, Timeouts):
+        raise InvalidArgumentError("timeouts", timeouts, "must be a Timeouts")
+    if given:
+        names = ", ".join(f"{name}=" for name in given)
+        field = TIMEOUT_OPTIONS[next(iter(given))]
+        raise InvalidArgumentError(
+            "timeouts",
+            timeouts,
+            f"and {names} cannot both be given: set the limit in timeouts"
+            f" (dataclasses.replace(timeouts, {field}=...))",
+        )
+    return timeouts
+
+
+def check_engine_choice(docker: object, docker_host: object) -> None:
+    """Refuse ``docker=`` and ``docker_host=`` together: the client names its engine.
+
+    Raises:
+        InvalidArgumentError: both are given.
+    """
+    if docker is not None and docker_host is not None:
+        raise InvalidArgumentError(
+            "docker_host",
+            docker_host,
+            "and docker= cannot both be given: a client talks to its own engine; pass one",
+        )
 
 
 def check_tunnel(engine: EngineAddress) -> None:
@@ -407,57 +483,3 @@ def check_against_engine(options: Options, engine: EngineAddress) -> None:
         check_tunnel(engine)
     else:
         host_address(options.host_ip, engine)  # refuses loopback for a remote engine
-
-
-def host_address(host_ip: str, engine: EngineAddress | None = None) -> str:
-    """The address a process here uses to reach a port the engine published on ``host_ip``.
-
-    On this host, loopback stands for every interface. An engine on another
-    host (``engine.is_remote``) is reached at its own address; publishing on
-    its loopback is refused, as nothing here could reach it (but a tunnel).
-
-    Raises:
-        InvalidArgumentError: a remote engine and a loopback ``host_ip``.
-    """
-    address = ipaddress.ip_address(host_ip)
-    if engine is not None and engine.is_remote:
-        if address.is_loopback:
-            raise InvalidArgumentError(
-                "host_ip",
-                host_ip,
-                f"the engine at {engine.url} (from {engine.found_by}) is on another host, where"
-                " a port published on loopback cannot be reached from here; pass host_ip= the"
-                " address on that host to publish on (0.0.0.0 for every interface)",
-            )
-        if address.is_unspecified:
-            host = str(engine.host)
-            return f"[{host}]" if ":" in host else host
-    if address.is_unspecified:
-        address = ipaddress.ip_address("::1" if address.version == 6 else "127.0.0.1")
-    return f"[{address}]" if address.version == 6 else str(address)
-
-
-def podman_host_ip(host_ip: str, *, rootless: bool) -> str:
-    """``host_ip`` as Podman can publish on it: it differs from Docker for IPv6.
-
-    The registry's network is IPv4 only. Docker's docker-proxy, and rootless
-    Podman's rootlessport, relay a connection that arrives over IPv6; Podman
-    as root forwards a published port with netavark's NAT rules alone, which
-    cannot turn IPv6 into IPv4. There ``::`` is every interface, reached over
-    IPv4, and any other IPv6 address is refused.
-
-    Raises:
-        InvalidArgumentError: an IPv6 address other than ``::``, on Podman as root.
-    """
-    address = ipaddress.ip_address(host_ip)
-    if address.is_unspecified:
-        return "0.0.0.0"
-    if address.version == 4 or rootless:
-        return host_ip
-    raise InvalidArgumentError(
-        "host_ip",
-        host_ip,
-        "Podman as root forwards a published port over IPv4 only (no process relays IPv6 to"
-        " the registry's IPv4 network): pass an IPv4 address, such as 127.0.0.1, or :: for"
-        " every interface",
-    )

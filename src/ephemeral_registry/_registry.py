@@ -9,7 +9,6 @@ the block around it is ``_lifecycle``'s.
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Awaitable, Callable, Sequence
 
 import anyio
@@ -64,7 +63,7 @@ class Registry:
                 name=session.name,
                 labels=session.labels("push"),
                 created=session.created,
-                cleanup_timeout=options.cleanup_timeout,
+                cleanup_timeout=options.timeouts.cleanup,
             ),
             "native": NativePusher(engine, bring_up.running.get, direct=not options.tunnel),
         }
@@ -216,7 +215,7 @@ class Registry:
         async with self._push_slots:
             self._check_open()
             try:
-                with anyio.move_on_after(self._options.push_timeout):
+                with anyio.move_on_after(self._options.timeouts.push):
                     return await self._while_the_registry_runs(job, chosen.push)
             except EphemeralRegistryError as exc:
                 if exc is self._bring_up.running.error:
@@ -230,7 +229,7 @@ class Registry:
 
     def _timed_out(self, job: Job) -> PushTimeoutError:
         """The error for a push that ran past ``push_timeout``: it says what was under way."""
-        limit = self._options.push_timeout
+        limit = self._options.timeouts.push
         report = job.report
         ref = str(job.reference)
         if report.phase == "check":
@@ -253,7 +252,6 @@ class Registry:
         ref: str | None = None,
         *,
         on_log: OnLog | None = None,
-        compress_layers: bool = False,
         platform: str | None = None,
         platforms: str | Sequence[str] | None = None,
         pusher: Pusher | None = None,
@@ -270,17 +268,15 @@ class Registry:
         native pusher streams it into the registry with no file written. The
         image is never pulled.
 
-        By default the image is written as an OCI image layout and pushed as
-        it is: layers the engine keeps uncompressed stay so (the registry is on
-        this machine, so gzip would only cost CPU, and crane gzips each layer
-        twice), and layers it keeps compressed (gzip or zstd, as a containerd
-        image store may) keep their compression. The pushed image is the same
-        image: same config, so the same image id where the engine names images
-        by their config. With ``layer_compression="gzip"`` (the native
-        pusher's default) the layers the engine keeps uncompressed are gzipped:
-        the native pusher does it as they stream; for crane the ``docker save``
-        tarball goes to crane, which gzips the layers, as ``push()`` does for
-        a tarball.
+        Layers the engine keeps compressed (gzip or zstd, as a containerd
+        image store may) keep their compression; those it keeps uncompressed
+        are gzipped with ``layer_compression="gzip"`` (the default, whichever
+        the pusher: the native pusher gzips them as they stream; crane is handed
+        the ``docker save`` tarball and gzips them, as ``push()`` does for a
+        tarball) and stay so with ``"none"`` (the image is then written as an
+        OCI image layout and pushed as it is: faster, for a registry on this
+        machine). The pushed image is the same image: same config, so the same
+        image id where the engine names images by their config.
 
         Args:
             image: a name, ``name@digest`` or id the local engine knows.
@@ -292,8 +288,6 @@ class Registry:
                 as the export's size is known only at its end; crane's counts
                 the export's bytes (total ``None``) and then, once crane starts,
                 those of the blobs it pushes, of a total that counts both.
-            compress_layers: the old name of ``layer_compression="gzip"``
-                (deprecated).
             platform: ``os/architecture[/variant]`` of the image to push, where
                 the engine holds it for several (a containerd image store);
                 by default the only one there is, or else the engine's own.
@@ -308,7 +302,8 @@ class Registry:
                 pass: no container, no temporary files.
             layer_compression: ``"gzip"`` or ``"none"``, for layers the engine
                 keeps uncompressed; by default the registry's. crane cannot choose
-                a ``platform`` with ``"gzip"``.
+                a ``platform`` (or ``platforms``) with ``"gzip"``: it refuses, with an
+                ``InvalidArgumentError`` before anything is created.
 
         Raises:
             ImageNotFoundError: the engine does not hold ``image`` (or not for
@@ -321,7 +316,6 @@ class Registry:
         container already started is removed as in ``push()``.
         """
         self._check_open()
-        compression = _compression(layer_compression, compress_layers)
         wanted = None if platform is None else _platform.parse(platform)
         several = None if platforms is None else _platform.parse_many(platforms)
         if wanted is not None and several is not None:
@@ -340,7 +334,12 @@ class Registry:
         if not await self._engine.has_image(image):
             raise ImageNotFoundError(image)
         return await self._push(
-            FromEngine(image, wanted, several), reference, on_log, on_progress, pusher, compression
+            FromEngine(image, wanted, several),
+            reference,
+            on_log,
+            on_progress,
+            pusher,
+            layer_compression,
         )
 
     async def _holds(self, name: str) -> bool:
@@ -398,24 +397,6 @@ class Registry:
     def _check_open(self) -> None:
         if self._session.closed:
             raise RegistryClosedError()
-
-
-def _compression(layer_compression: str | None, compress_layers: bool) -> str | None:
-    """``push_image``'s layer compression, from ``compress_layers``, its old name, too."""
-    if not compress_layers:
-        return layer_compression
-    warnings.warn(
-        'compress_layers=True is layer_compression="gzip" now, for either pusher',
-        DeprecationWarning,
-        stacklevel=3,
-    )
-    if layer_compression not in (None, "gzip"):
-        raise InvalidArgumentError(
-            "compress_layers",
-            compress_layers,
-            f"contradicts layer_compression={layer_compression!r}",
-        )
-    return "gzip"
 
 
 def _names_a_file(name: str) -> bool:

@@ -75,7 +75,7 @@ class Target:
 
     @classmethod
     def of(cls, url: str) -> Target:
-        """The target of ``url`` (checked by ``_discovery.check_address`` first)."""
+        """The target of ``url`` (checked by ``_addresses.check_address`` first)."""
         parts = urlsplit(url)
         return cls(
             host=parts.hostname or "",

@@ -21,15 +21,18 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import aiodocker
 import anyio.to_thread
 
 from . import _labels, _scratch
+from ._addresses import check_docker_host
 from ._concurrency import require_asyncio, run_all
-from ._docker import Engine, Labelled, open_engine
+from ._docker import Engine, Labelled, find_engine_address, open_engine
+from ._options import check_engine_choice
 from ._resources import remove
 
 logger = logging.getLogger("ephemeral_registry")
@@ -195,21 +198,44 @@ async def _remove(engine: Engine, resources: Iterable[Labelled]) -> None:
     )
 
 
+def _check_engine(docker: aiodocker.Docker | None, docker_host: str | None) -> None:
+    """Refuse ``docker_host`` when it is no engine address or comes with ``docker``."""
+    check_engine_choice(docker, docker_host)
+    if docker_host is not None:
+        check_docker_host(docker_host)
+
+
+@asynccontextmanager
+async def _engine(
+    docker: aiodocker.Docker | None, docker_host: str | None, request_timeout: float
+) -> AsyncIterator[Engine]:
+    _check_engine(docker, docker_host)
+    address = await find_engine_address(docker, docker_host)
+    async with open_engine(docker, address, request_timeout=request_timeout) as engine:
+        yield engine
+
+
 async def find_leftovers(
     *,
     all_owners: bool = False,
     sessions: Collection[str] | None = None,
     docker: aiodocker.Docker | None = None,
+    docker_host: str | None = None,
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
 ) -> list[Leftover]:
     """List what ``sweep()`` would remove, removing nothing.
 
     With ``all_owners=True``: every container and network this library
     labelled, whoever owns it, and every directory it made on this host but
-    those this process uses. With ``sessions``: only those sessions'.
+    those this process uses. With ``sessions``: only those sessions'. The engine is
+    ``docker``'s, ``docker_host``'s or found as for ``ephemeral_registry()``.
+
+    Raises:
+        InvalidArgumentError: ``docker_host`` is no engine address, or is given
+            with ``docker``.
     """
     require_asyncio("find_leftovers()")
-    async with open_engine(docker, request_timeout=request_timeout) as engine:
+    async with _engine(docker, docker_host, request_timeout) as engine:
         found = await _find(engine, all_owners=all_owners, sessions=sessions)
     here = _labels.Owner.current()
     directories = await anyio.to_thread.run_sync(
@@ -223,6 +249,7 @@ async def sweep(
     all_owners: bool = False,
     sessions: Collection[str] | None = None,
     docker: aiodocker.Docker | None = None,
+    docker_host: str | None = None,
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
 ) -> list[Leftover]:
     """Remove the containers, networks and directories whose owner process is gone; return
@@ -241,8 +268,12 @@ async def sweep(
     this process uses: only for when nothing of this library runs.
     With ``sessions`` (``Registry.session_id`` values), only those sessions'
     resources are considered, as for a registry kept for debugging.
+    The engine is ``docker``'s, ``docker_host``'s (as the docker CLI's ``-H``),
+    or found as for ``ephemeral_registry()``.
 
     Raises:
+        InvalidArgumentError: ``docker_host`` is no engine address, or is given
+            with ``docker``; nothing is removed.
         DockerUnavailableError, DockerEngineError: the engine failed. The
             directories, which need no engine, are removed first all the same.
 
@@ -250,10 +281,11 @@ async def sweep(
     next sweep.
     """
     require_asyncio("sweep()")
+    _check_engine(docker, docker_host)
     directories = await anyio.to_thread.run_sync(
         functools.partial(_sweep_directories, all_owners=all_owners, sessions=sessions)
     )
-    async with open_engine(docker, request_timeout=request_timeout) as engine:
+    async with _engine(docker, docker_host, request_timeout) as engine:
         found = await _find(engine, all_owners=all_owners, sessions=sessions)
         await _remove(engine, found)
     for resource in found:

@@ -23,15 +23,14 @@ that asyncio and trio tests alike can await it. Cancelling the test's await
 cancels the call on the plugin's loop. ``on_log`` callbacks, plain or async,
 are called on the test's loop, as if the registry ran there.
 
-Options (command line, or ``addopts``): ``--ephemeral-registry-<flag>`` for
-each of ``ephemeral_registry()``'s options that has a command-line flag
-(``--ephemeral-registry-pull=never`` for offline machines,
-``--ephemeral-registry-pusher``, ...; ``--ephemeral-registry-image`` is
-``--ephemeral-registry-registry-image``'s first name), and
+Options (command line, or ``addopts``): ``--ephemeral-registry-NAME`` for each
+option of ``ephemeral_registry()`` the command line offers (``--ephemeral-registry-registry-image``,
+``--ephemeral-registry-pull`` ``never`` for offline machines,
+``--ephemeral-registry-docker-host``, ...), and
 ``--ephemeral-registry-keep-on-failure``. They, and the
-``EPHEMERAL_REGISTRY_*_IMAGE`` environment variables, are checked at
-start-up by ``ephemeral_registry()``'s rules: a bad one is a usage error
-before any test runs, not an error at each fixture's setup.
+``EPHEMERAL_REGISTRY_*_IMAGE`` environment variables, are checked at start-up
+by ``ephemeral_registry()``'s rules: a bad one is a usage error before any
+test runs, not an error at each fixture's setup.
 
 pytest-xdist: each worker is its own process and gets its own registry.
 Sharing one across workers would make one worker its owner, and its exit
@@ -60,6 +59,7 @@ from ._options import (
     BY_NAME,
     OPTIONS,
     LayerCompression,
+    Option,
     Pusher,
     check_against_engine,
     given_flags,
@@ -129,7 +129,6 @@ class RegistryHandle:
         ref: str | None = None,
         *,
         on_log: OnLog | None = None,
-        compress_layers: bool = False,
         platform: str | None = None,
         platforms: str | Sequence[str] | None = None,
         pusher: Pusher | None = None,
@@ -143,7 +142,6 @@ class RegistryHandle:
             ref,
             on_log=_relay(on_log),
             on_progress=_relay(on_progress),
-            compress_layers=compress_layers,
             platform=platform,
             platforms=platforms,
             pusher=pusher,
@@ -207,15 +205,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("ephemeral-registry")
     for option in OPTIONS:
         if option.flag:
-            names = [f"--ephemeral-registry-{option.flag_name.removeprefix('--')}"]
-            if option.name == "registry_image":
-                names.append("--ephemeral-registry-image")  # its first name, kept
-            option.add_to(group.addoption, *names)
+            option.add_to(group.addoption, plugin_flag(option))
     group.addoption(
         "--ephemeral-registry-keep-on-failure",
         action="store_true",
         help="leave registries in place when a test fails, for debugging",
     )
+
+
+def plugin_flag(option: Option) -> str:
+    """The plugin's flag for ``option``: ``--ephemeral-registry-`` and its name."""
+    return f"--ephemeral-registry-{option.flag_name.removeprefix('--')}"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -240,9 +240,9 @@ def _check_options(given: dict[str, Any]) -> None:
         InvalidArgumentError: as ``ephemeral_registry()`` would.
     """
     options = resolve(**given)
-    if "tunnel" in given or "host_ip" in given:
+    if given.keys() & {"tunnel", "host_ip", "docker_host"}:
         try:
-            engine = discover()
+            engine = discover(docker_host=options.docker_host)
         except DockerUnavailableError:
             return
         check_against_engine(options, engine)
@@ -253,7 +253,7 @@ def _usage(exc: InvalidArgumentError) -> str:
     option = BY_NAME.get(exc.argument)
     if option is None or not option.flag:  # an environment variable
         return f"ephemeral-registry: {exc}"
-    return f"--ephemeral-registry-{option.flag_name[2:]}={exc.value!r}: {exc.problem}"
+    return f"{plugin_flag(option)}={exc.value!r}: {exc.problem}"
 
 
 @pytest.hookimpl(wrapper=True)

@@ -14,10 +14,11 @@ import anyio
 import pytest
 
 from ephemeral_registry import DockerUnavailableError, InvalidArgumentError, _discovery
+from ephemeral_registry._addresses import host_address
 from ephemeral_registry._discovery import EngineAddress, TlsFiles, discover
 from ephemeral_registry._docker import open_engine
 from ephemeral_registry._files import FileProblem
-from ephemeral_registry._options import host_address
+from ephemeral_registry._options import check_engine_choice, resolve
 from ephemeral_registry._ssh import Target
 
 from .leftovers import no_thread_left
@@ -209,8 +210,41 @@ def test_a_docker_config_of_the_wrong_shape_is_a_typed_error(tmp_path: Path, con
 def test_a_docker_host_that_is_no_engine_address_is_a_typed_error(
     tmp_path: Path, host: str, problem: str
 ) -> None:
+    """The same verdict, by the same rules (_addresses), whether the address comes from
+    DOCKER_HOST or from the docker_host= argument (an InvalidArgumentError there)."""
     with pytest.raises(DockerUnavailableError, match=problem):
         discover({"DOCKER_HOST": host}, home=tmp_path)
+    with pytest.raises(InvalidArgumentError, match=problem) as caught:
+        resolve(docker_host=host)
+    assert caught.value.argument == "docker_host"
+
+
+def test_docker_host_wins_over_the_environment_and_contexts_as_the_clis_h(
+    tmp_path: Path,
+) -> None:
+    """docker_host= is the engine whatever DOCKER_HOST and DOCKER_CONTEXT say; TLS is as
+    the environment says for DOCKER_HOST."""
+    env = {
+        "DOCKER_HOST": "unix:///elsewhere.sock",
+        "DOCKER_CONTEXT": "no-such-context",
+        "DOCKER_TLS_VERIFY": "1",
+        "DOCKER_CERT_PATH": str(tmp_path / "certs"),
+    }
+    found = discover(env, home=tmp_path, docker_host="tcp://box:2376")
+    assert (found.url, found.found_by) == ("tcp://box:2376", "the docker_host= argument")
+    assert found.tls == TlsFiles(tmp_path / "certs", verify=True)
+    assert found.client_url == "https://box:2376"
+    socket = discover(env, home=tmp_path, docker_host="unix:///run/x.sock")
+    assert (socket.url, socket.tls) == ("unix:///run/x.sock", None)
+
+
+def test_docker_and_docker_host_are_not_given_together() -> None:
+    """A client names its engine already: both at once is an InvalidArgumentError."""
+    check_engine_choice(None, "unix:///x.sock")
+    check_engine_choice(object(), None)
+    with pytest.raises(InvalidArgumentError, match="docker= cannot both be given") as caught:
+        check_engine_choice(object(), "unix:///x.sock")
+    assert caught.value.argument == "docker_host"
 
 
 @pytest.mark.parametrize(

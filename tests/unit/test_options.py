@@ -18,17 +18,17 @@ from ephemeral_registry import (
     DEFAULT_REGISTRY_IMAGE,
     DEFAULT_RELAY_IMAGE,
     InvalidArgumentError,
+    Timeouts,
 )
 from ephemeral_registry._discovery import EngineAddress
 from ephemeral_registry._options import (
     OPTIONS,
+    TIMEOUT_OPTIONS,
     Option,
     Options,
     check_against_engine,
     check_tunnel,
     given_flags,
-    host_address,
-    podman_host_ip,
     resolve,
 )
 
@@ -100,6 +100,11 @@ def test_environment_overrides_defaults_and_arguments_override_both(
         ("max_concurrent_pushes", 0, "at least 1"),
         ("max_concurrent_pushes", 2.5, "whole number"),
         ("auth", "yes", "True or False"),
+        ("layer_compression", None, '"gzip" or "none"'),
+        ("layer_compression", "zstd", '"gzip" or "none"'),
+        ("docker_host", "nonsense", "is not an engine address"),
+        ("docker_host", "tcp://", "names no host"),
+        ("timeouts", 30.0, "must be a Timeouts"),
     ],
 )
 def test_bad_arguments_are_refused(argument: str, value: object, problem: str) -> None:
@@ -155,21 +160,6 @@ def test_loopback_publishing_logs_nothing(caplog: pytest.LogCaptureFixture) -> N
     assert caplog.text == ""
 
 
-@pytest.mark.parametrize(
-    ("host_ip", "address"),
-    [
-        ("127.0.0.1", "127.0.0.1"),
-        ("0.0.0.0", "127.0.0.1"),
-        ("::1", "[::1]"),
-        ("::", "[::1]"),
-        ("192.0.2.7", "192.0.2.7"),
-    ],
-)
-def test_host_address_is_what_a_host_process_dials(host_ip: str, address: str) -> None:
-    """Unspecified addresses are reached through loopback; IPv6 is bracketed."""
-    assert host_address(host_ip) == address
-
-
 def test_options_are_checked_against_where_the_engine_is() -> None:
     """A remote engine needs a host_ip not on loopback, unless a tunnel reaches it."""
     local = EngineAddress("unix:///var/run/docker.sock", "the default socket")
@@ -212,28 +202,6 @@ def test_a_tunnel_over_ssh_without_asyncssh_is_refused(monkeypatch: pytest.Monke
     assert caught.value.argument == "tunnel"
 
 
-@pytest.mark.parametrize(
-    ("host_ip", "rootless", "published"),
-    [
-        ("127.0.0.1", False, "127.0.0.1"),
-        ("0.0.0.0", False, "0.0.0.0"),
-        ("::", False, "0.0.0.0"),
-        ("::", True, "0.0.0.0"),
-        ("::1", True, "::1"),
-    ],
-)
-def test_podman_publishes_ipv6_as_it_can(host_ip: str, rootless: bool, published: str) -> None:
-    """:: is every interface, over IPv4; rootless Podman relays IPv6 itself."""
-    assert podman_host_ip(host_ip, rootless=rootless) == published
-
-
-@pytest.mark.parametrize("host_ip", ["::1", "fd00::2"])
-def test_podman_as_root_refuses_other_ipv6_addresses(host_ip: str) -> None:
-    """Its NAT rules cannot carry IPv6 to the IPv4 network: said plainly, with what to pass."""
-    with pytest.raises(InvalidArgumentError, match=r"IPv4 only.*127\.0\.0\.1"):
-        podman_host_ip(host_ip, rootless=False)
-
-
 def options_table() -> str:
     """The documentation's table of options, made from ``OPTIONS``."""
     rows = ["| option | default | meaning | command line |", "| --- | --- | --- | --- |"]
@@ -261,7 +229,8 @@ def test_the_documentation_shows_every_option_as_defined() -> None:
 
 def test_ephemeral_registry_takes_exactly_the_options() -> None:
     """Its keyword arguments are OPTIONS, in order and with their defaults, and docker;
-    its docstring says what each does; Options has a field for each."""
+    its docstring says what each does; Options has a field for each but the *_timeout
+    options, which its timeouts hold."""
     from ephemeral_registry import ephemeral_registry
 
     parameters = inspect.signature(ephemeral_registry).parameters
@@ -270,15 +239,100 @@ def test_ephemeral_registry_takes_exactly_the_options() -> None:
         assert parameters[option.name].default == option.default, option.name
         assert parameters[option.name].kind is inspect.Parameter.KEYWORD_ONLY
         assert f"        {option.name}: " in (ephemeral_registry.__doc__ or ""), option.name
-    assert [field.name for field in dataclasses.fields(Options)] == [o.name for o in OPTIONS]
+    fields = [field.name for field in dataclasses.fields(Options)]
+    assert fields == [o.name for o in OPTIONS if o.name not in TIMEOUT_OPTIONS]
+
+
+BAD: dict[str, Any] = {
+    "registry_image": "",
+    "crane_image": "two words",
+    "relay_image": " busybox",
+    "pull": "sometimes",
+    "host_ip": "localhost",
+    "timeouts": 30,
+    "ready_timeout": -1,
+    "cleanup_timeout": 0,
+    "pull_timeout": math.inf,
+    "request_timeout": "30",
+    "push_timeout": -2.0,
+    "max_concurrent_pushes": 0,
+    "auth": "yes",
+    "tls": 1,
+    "tunnel": "no",
+    "pusher": "docker",
+    "layer_compression": "zstd",
+    "sweep_leftovers": None,
+    "docker_host": "nonsense",
+}
+"""A value of each option that resolve() refuses."""
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("name", [option.name for option in OPTIONS])
+async def test_ephemeral_registry_hands_each_argument_to_the_checks(
+    name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Each argument reaches resolve() as itself: a bad value of it is refused at entry,
+    named, before the engine (a socket that does not exist) is looked for."""
+    from ephemeral_registry import ephemeral_registry
+
+    assert set(BAD) == {option.name for option in OPTIONS}  # a bad value for each
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    with pytest.raises(InvalidArgumentError) as caught:
+        async with ephemeral_registry(**{name: BAD[name]}):
+            pytest.fail("entered with a bad argument")
+    assert caught.value.argument == name
+
+
+def test_timeouts_hold_one_limit_for_each_timeout_option() -> None:
+    """Timeouts' fields are the *_timeout options' names; each option's default text is
+    its field's default; an option sets its limit, the rest keep theirs."""
+    assert {field.name for field in dataclasses.fields(Timeouts)} == set(TIMEOUT_OPTIONS.values())
+    for name, field in TIMEOUT_OPTIONS.items():
+        default = getattr(Timeouts(), field)
+        assert f"{default:g} s" in next(o for o in OPTIONS if o.name == name).default_said
+        assert getattr(resolved().timeouts, field) == default
+        changed = resolve(**{name: 7}).timeouts
+        assert changed == dataclasses.replace(Timeouts(), **{field: 7.0})
+
+
+def test_timeouts_are_a_checked_value() -> None:
+    """Timeouts(...) refuses a limit that is not a positive, finite number of seconds,
+    naming the field; an int is kept as a float; it is frozen."""
+    assert Timeouts(push=60).push == 60.0
+    assert isinstance(Timeouts(push=60).push, float)
+    for value in (0, -1, math.inf, math.nan, "5", True):
+        with pytest.raises(InvalidArgumentError) as caught:
+            Timeouts(ready=value)  # type: ignore[arg-type]
+        assert caught.value.argument == "timeouts.ready"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Timeouts().ready = 1.0  # type: ignore[misc]
+
+
+def test_timeouts_are_given_one_way_only() -> None:
+    """timeouts= is the limits; with any *_timeout beside it, an InvalidArgumentError
+    naming both."""
+    limits = Timeouts(ready=5, push=50)
+    assert resolve(timeouts=limits).timeouts is limits
+    with pytest.raises(InvalidArgumentError, match="ready_timeout=, push_timeout=") as caught:
+        resolve(timeouts=limits, ready_timeout=5.0, push_timeout=1.0)
+    assert caught.value.argument == "timeouts"
+    assert "dataclasses.replace(timeouts, ready=...)" in str(caught.value)
+
+
+def test_layer_compression_is_gzip_by_default() -> None:
+    """One default whichever the pusher: gzip, what every puller reads."""
+    assert resolve(pusher="crane").layer_compression == "gzip"
+    assert resolve(pusher="native").layer_compression == "gzip"
 
 
 def test_resolve_gives_the_defaults_and_refuses_what_is_no_option() -> None:
     """Nothing given: every default; a name that is not an option is an InvalidArgumentError."""
     options = resolve()
     for option in OPTIONS:
-        if option.env is None:
+        if option.env is None and option.name not in {"timeouts", *TIMEOUT_OPTIONS}:
             assert getattr(options, option.name) == option.default, option.name
+    assert options.timeouts == Timeouts()
     with pytest.raises(InvalidArgumentError) as caught:
         resolve(ready_timeuot=3)
     assert caught.value.argument == "ready_timeuot"
@@ -296,7 +350,7 @@ def _sample(option: Option) -> tuple[list[str], object]:
 
 def test_the_command_line_offers_every_option() -> None:
     """``push`` and ``serve`` take a flag for each option, parsed to its type; an option
-    not given is left to the library's default."""
+    not given is left to the library's default. ``--docker-host`` is ``-H`` too."""
     from ephemeral_registry._cli import parser
 
     flagged = [option for option in OPTIONS if option.flag]
@@ -307,6 +361,8 @@ def test_the_command_line_offers_every_option() -> None:
         assert given_flags(functools.partial(getattr, args)) == expected
         unset = parser().parse_args([command, *(["img"] if command == "push" else [])])
         assert given_flags(functools.partial(getattr, unset)) == {}
+    short = parser().parse_args(["prune", "-H", "unix:///x.sock"])
+    assert short.docker_host == "unix:///x.sock"
 
 
 class _Group:
@@ -323,17 +379,16 @@ class _Group:
 
 
 def test_the_pytest_plugin_offers_every_option() -> None:
-    """--ephemeral-registry-NAME for each option that has a flag (and the image's first name)."""
+    """--ephemeral-registry-NAME for each option that has a flag, and no other name."""
     from ephemeral_registry.pytest_plugin import pytest_addoption
 
     group = _Group()
     pytest_addoption(group)  # type: ignore[arg-type]
     for option in OPTIONS:
         if option.flag:
-            assert f"--ephemeral-registry{option.flag_name[1:]}" in group.added[option.name]
+            assert group.added[option.name] == (f"--ephemeral-registry{option.flag_name[1:]}",)
         else:
             assert option.name not in group.added
-    assert "--ephemeral-registry-image" in group.added["registry_image"]
 
 
 def test_the_plugin_checks_where_the_engine_is_only_for_options_given(

@@ -52,6 +52,13 @@ def test_returned_values_are_frozen() -> None:
         pass
     else:
         raise AssertionError("Endpoints is mutable")
+    timeouts = ephemeral_registry.Timeouts()
+    try:
+        timeouts.push = 1.0  # type: ignore[misc]
+    except AttributeError:
+        pass
+    else:
+        raise AssertionError("Timeouts is mutable")
 
 
 def test_importing_the_package_leaves_the_engine_and_http_clients_unloaded() -> None:

@@ -64,8 +64,9 @@ class Job:
 
     what: FromFile | FromEngine
     reference: Reference
-    layer_compression: LayerCompression | None
-    """For layers the engine keeps uncompressed; ``None``: the pusher's default."""
+    layer_compression: LayerCompression
+    """For layers that are not compressed: one meaning whichever the pusher (see
+    ``ephemeral_registry()``); a pusher that cannot do it refuses the job in ``check``."""
     report: Report
 
 

@@ -8,9 +8,10 @@ removal).
 
 crane reads a file: a caller's tarball or layout is read through the native
 pusher's readers first (``check_source``), so that a corrupt one is the same
-error whichever pusher; an image of the engine is exported into a temporary
-OCI layout (or, with layer compression ``gzip``, a ``docker save`` tarball,
-whose layers crane gzips), checked as it is written.
+error whichever pusher; an image of the engine is exported as a ``docker
+save`` tarball, whose layers crane gzips (layer compression ``gzip``, the
+default), or with ``none`` into a temporary OCI layout pushed as it is;
+either is checked as it is written.
 
 The file reaches crane's container in one of two ways, chosen once per engine
 (``Engine.shares_files``, see ``_host``): bind-mounted read-only where the
@@ -47,7 +48,6 @@ from .._export import check_tarball, exported
 from .._logs import Lines, Stream
 from .._oci.errors import FormatError
 from .._oci.layout import Layout, read_layout
-from .._options import LayerCompression
 from .._platform import Platforms
 from .._reference import Reference
 from .._resources import Created
@@ -58,11 +58,6 @@ from .base import FromFile, Job, Ready, Running
 from .report import Report
 
 logger = logging.getLogger("ephemeral_registry")
-
-DEFAULT_COMPRESSION: LayerCompression = "none"
-"""For an image of the engine: its layers as the engine keeps them (an OCI layout).
-The registry is on this machine, so gzip would only cost time, and crane gzips each
-layer twice."""
 
 LOG_GRACE = 2.0
 """How long the followed output may go on after crane exited before it is stopped."""
@@ -99,7 +94,6 @@ class CranePusher:
     def check(self, job: Job) -> None:
         what = job.what
         if isinstance(what, FromFile):
-            # Asked for, not crane's default for an image of the engine.
             if job.layer_compression == "none" and not what.source.is_layout:
                 raise InvalidArgumentError(
                     "layer_compression",
@@ -107,7 +101,7 @@ class CranePusher:
                     "cannot be crane's for a tarball, whose layers crane gzips itself;"
                     ' push it with pusher="native"',
                 )
-        elif (what.platform or what.platforms) is not None and _compression(job) == "gzip":
+        elif (what.platform or what.platforms) is not None and job.layer_compression == "gzip":
             option, value = (
                 ("platform", str(what.platform))
                 if what.platforms is None
@@ -116,8 +110,9 @@ class CranePusher:
             raise InvalidArgumentError(
                 option,
                 value,
-                'cannot be chosen for crane with layer_compression="gzip" (a docker save'
-                ' tarball holds one platform); use the native pusher, or "none"',
+                'cannot be chosen for crane with layer_compression="gzip", the default (crane'
+                " gzips a docker save tarball, which holds one platform): pass"
+                ' layer_compression="none", or pusher="native"',
             )
         # What push() does first, set before it starts: a time limit that ends the push
         # before its first step has run must still say what was under way.
@@ -136,7 +131,7 @@ class CranePusher:
             what.image,
             platform=what.platform,
             platforms=what.platforms,
-            as_tarball=_compression(job) == "gzip",
+            as_tarball=job.layer_compression == "gzip",
             timeout=math.inf,  # the push's own time limit bounds it
             session=self._labels.get(_labels.SESSION),  # in the directory's name, for sweeps
             # Progress from the first second: the export's bytes (of a total not
@@ -260,11 +255,6 @@ async def check_source(source: Source, report: Report) -> Checked:
 
 def _platforms_value(platforms: Platforms) -> str | list[str]:
     return platforms if platforms == "all" else [str(platform) for platform in platforms]
-
-
-def _compression(job: Job) -> LayerCompression:
-    """The job's layer compression: as asked, else crane's own way."""
-    return job.layer_compression or DEFAULT_COMPRESSION
 
 
 def crane_files(endpoints: Endpoints) -> dict[str, bytes]:

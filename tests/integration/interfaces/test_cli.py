@@ -282,3 +282,16 @@ async def test_push_with_the_native_pusher() -> None:
     assert fields["ref"].endswith("/native/cli:latest")
     assert "native stderr: pushed blob: sha256:" in err
     assert "crane" not in err
+
+
+async def test_prune_asks_the_engine_given_by_h_over_docker_host() -> None:
+    """-H names prune's engine too, over a DOCKER_HOST that names none (it is passed to
+    sweep(), not put into the environment); without -H, that DOCKER_HOST is the error."""
+    env = {**ENV, "DOCKER_HOST": "unix:///nonexistent/docker.sock"}
+    command = [sys.executable, "-m", "ephemeral_registry", "prune"]
+    with anyio.fail_after(60):
+        given = await anyio.run_process([*command, "-H", testbed.ENGINE], env=env, check=False)
+        unset = await anyio.run_process(command, env=env, check=False)
+    assert given.returncode == 0, given.stderr.decode()
+    assert unset.returncode == 1
+    assert "/nonexistent/docker.sock" in unset.stderr.decode()

@@ -15,7 +15,7 @@ from ..support import testbed
 pytestmark = pytest.mark.anyio
 
 OPTIONS = (
-    f"--ephemeral-registry-image={testbed.REGISTRY3}",
+    f"--ephemeral-registry-registry-image={testbed.REGISTRY3}",
     f"--ephemeral-registry-crane-image={testbed.CRANE}",
     "--ephemeral-registry-pull=never",
     "-p",

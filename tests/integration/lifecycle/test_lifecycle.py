@@ -19,6 +19,7 @@ from ephemeral_registry import (
     Endpoints,
     ImageNotFoundError,
     ImagePullError,
+    InvalidArgumentError,
     RegistryClosedError,
     RegistryNotReadyError,
 )
@@ -244,6 +245,28 @@ async def test_an_unreachable_engine_is_reported_within_two_seconds(
     assert time.monotonic() - started < 2
     assert address.split("://")[1] in caught.value.address
     assert "DOCKER_HOST" in str(caught.value)
+
+
+async def test_docker_host_names_the_engine_whatever_the_environment_says(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """docker_host= wins over DOCKER_HOST (as the docker CLI's -H) and leaves the
+    environment as it was; the registry comes up on that engine and is removed."""
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    async with registry_under_test(docker_host=testbed.ENGINE) as registry:
+        endpoints = await registry.ready()
+        assert (await get(endpoints.pull_endpoint, "/v2/")).status_code == 200
+        assert os.environ["DOCKER_HOST"] == "unix:///nonexistent/docker.sock"
+    assert session_resources(registry) == set()
+
+
+async def test_docker_and_docker_host_together_are_refused_before_anything_is_made() -> None:
+    """A client names its engine already: InvalidArgumentError at entry."""
+    async with aiodocker.Docker(url=testbed.ENGINE) as client:
+        with pytest.raises(InvalidArgumentError) as caught:
+            async with registry_under_test(docker=client, docker_host=testbed.ENGINE):
+                pytest.fail("entered with both")
+    assert caught.value.argument == "docker_host"
 
 
 async def test_pull_never_with_a_missing_image_creates_nothing() -> None:

@@ -448,15 +448,16 @@ async def test_pushing_after_the_block_exits_is_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("layer_compression", "layer_type"),
     [
-        (None, "application/vnd.oci.image.layer.v1.tar"),
+        (None, "application/vnd.docker.image.rootfs.diff.tar.gzip"),
         ("gzip", "application/vnd.docker.image.rootfs.diff.tar.gzip"),
+        ("none", "application/vnd.oci.image.layer.v1.tar"),
     ],
 )
-async def test_push_image_layers_are_uncompressed_unless_asked(
+async def test_push_image_layers_are_gzipped_unless_none_is_asked(
     layer_compression: LayerCompression | None, layer_type: str
 ) -> None:
-    """By default crane pushes an image's layers as they are; layer_compression="gzip" has
-    crane gzip them."""
+    """By default (the registry's gzip, as for the native pusher) crane gzips an image's
+    layers; layer_compression="none" pushes them as they are."""
     async with registry_under_test() as registry:
         result = await registry.push_image(testbed.SAMPLE, layer_compression=layer_compression)
         endpoints = await registry.ready()
@@ -469,3 +470,21 @@ async def test_push_image_layers_are_uncompressed_unless_asked(
         assert {layer["mediaType"] for layer in response.json()["layers"]} == {layer_type}
         source = testbed.config_digest(testbed.SAMPLE)
         assert await testbed.pulled_config_digest(result.ref) == source
+
+
+async def test_by_default_either_pusher_gzips_an_images_layers() -> None:
+    """layer_compression means the same whichever the pusher: the same call pushes the
+    same image, its layers gzipped, by crane or by the native pusher."""
+    async with registry_under_test() as registry:
+        endpoints = await registry.ready()
+        for pusher in ("crane", "native"):
+            result = await registry.push_image(testbed.SAMPLE, f"default/{pusher}", pusher=pusher)
+            response = await get(
+                endpoints.pull_endpoint,
+                f"/v2/default/{pusher}/manifests/{result.digest}",
+                Accept=MANIFEST_TYPES,
+            )
+            manifest = response.json()
+            kinds = {layer["mediaType"] for layer in manifest["layers"]}
+            assert all(kind.endswith("gzip") for kind in kinds), (pusher, kinds)
+            assert manifest["config"]["digest"] == testbed.config_digest(testbed.SAMPLE)

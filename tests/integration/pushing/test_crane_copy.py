@@ -116,14 +116,15 @@ async def test_an_oci_layout_is_copied_in_and_pushed(tmp_path: Path, copied: lis
     assert files == {"oci-layout", "index.json"} | {f"blobs/{d.replace(':', '/')}" for d in blobs}
 
 
-@pytest.mark.parametrize("layer_compression", [None, "gzip"])
+@pytest.mark.parametrize("layer_compression", ["none", "gzip"])
 async def test_push_image_copies_its_export_in_and_leaves_no_temporary_file(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
     copied: list[Crane],
-    layer_compression: LayerCompression | None,
+    layer_compression: LayerCompression,
 ) -> None:
-    """The export (a layout, or with gzip a tarball) is copied in; the temporary one goes."""
+    """The export (with none a layout, with gzip a tarball) is copied in; the temporary one
+    goes."""
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     monkeypatch.setattr(tempfile, "tempdir", None)
     async with registry_under_test() as registry:
