@@ -63,8 +63,6 @@ LAYOUT_UPLOADS = 2
 """How many blobs of an OCI layout go up at once: two fill the registry better than one."""
 DIRECT_PROBE_TIMEOUT = 0.5
 """How long the registry's own address has to answer before pushes take the published port."""
-DEFAULT_COMPRESSION: LayerCompression = "gzip"
-"""For layers the engine keeps uncompressed: every client reads gzip, and level 1 is cheap."""
 
 
 class NativePusher:
@@ -85,7 +83,7 @@ class NativePusher:
         pass  # every job is one it can push
 
     async def push(self, job: Job) -> PushResult:
-        compression: LayerCompression = job.layer_compression or DEFAULT_COMPRESSION
+        compression = job.layer_compression
         what = job.what
         if isinstance(what, FromFile):
             if what.source.is_layout:
