@@ -154,12 +154,12 @@ class NativePusher:
                         await unpacker.run()
                     if platforms is None:
                         chosen = await unpacker.choose(platform, engine_platform)
-                        manifest = await self._push_image(api, store, chosen)
+                        manifest = await self._push_image(store, chosen)
                         await api.put_manifest(job.reference.tag, manifest, OCI_MANIFEST)
                     else:
                         manifests = []
                         for each in await unpacker.choose_many(platforms):
-                            one = await self._push_image(api, store, each)
+                            one = await self._push_image(store, each)
                             # An index may name only manifests the registry holds.
                             await api.put_manifest(_digest(one), one, OCI_MANIFEST)
                             manifests.append((one, each.platform))
@@ -171,7 +171,7 @@ class NativePusher:
         return await _finish(job, endpoints, manifest)
 
     @staticmethod
-    async def _push_image(api: distribution.Api, store: UploadStore, image: Image) -> bytes:
+    async def _push_image(store: UploadStore, image: Image) -> bytes:
         """Push what of ``image`` is not pushed yet (held layers, its config); return its
         manifest, not pushed."""
         layers = [
