@@ -54,9 +54,9 @@ from ._errors import (
     RegistryUnreachableError,
 )
 from ._options import OPTION_ENVS, Options, PullPolicy, host_address, podman_host_ip
-from ._pushers.base import Running
 from ._readiness import ATTEMPT_TIMEOUT, http_client, is_own_answer, poll_until_ready, token_env
 from ._relay import ApiTunnel, relay_spec
+from ._running import Running
 from ._session import Session
 from ._types import ContainerState, Endpoints
 

@@ -15,6 +15,7 @@ LAYERS = [
     {"_registry"},
     {"_bring_up", "_teardown"},
     {"_pushers.base", "_pushers.crane", "_pushers.native"},
+    {"_running"},
 ]
 """From the top down: a module may import those of the layers below its own, never above."""
 

@@ -51,10 +51,11 @@ from .._options import LayerCompression
 from .._platform import Platforms
 from .._reference import Reference
 from .._resources import Created
+from .._running import Running
 from .._source import MOUNT_POINT, Source
 from .._tls import CRANE_ENV
 from .._types import Endpoints, LogLine, PushResult
-from .base import FromFile, Job, Ready, Running
+from .base import FromFile, Job, Ready
 from .report import Report
 
 logger = logging.getLogger("ephemeral_registry")
