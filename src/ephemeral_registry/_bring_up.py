@@ -1,4 +1,4 @@
-"""The bring-up of one registry: image, network, container, port, readiness; then its watch.
+"""The bring-up of one registry: image, network, container, port, readiness.
 
 After one ``/_ping`` that says which engine this is::
 
@@ -14,9 +14,8 @@ engines where joining a network at once is not safe); the tunnel's listener
 (``_relay``) then serves here, and the poll goes through it.
 
 Each resource is recorded in the session's ``created`` as soon as its create
-answers, for the teardown. Once the registry answers, ``watch_for_exit``
-waits for its container to exit (killed, out of memory), so that pushes
-under way end at once with a ``PushError`` that says so.
+answers, for the teardown. Once the registry answers, the watch on its
+container (``_watch``) takes over.
 
 Cancellation: each step is cancelled where it is; what was created is in
 ``created``, and the teardown removes it. A tunnel's listener and
@@ -29,7 +28,6 @@ import contextlib
 import functools
 import ipaddress
 import logging
-import re
 from pathlib import Path
 
 import anyio
@@ -48,7 +46,6 @@ from ._errors import (
     EphemeralRegistryError,
     ImageNotFoundError,
     ImagePullError,
-    PushError,
     RegistryClosedError,
     RegistryNotReadyError,
     RegistryUnreachableError,
@@ -65,8 +62,6 @@ logger = logging.getLogger("ephemeral_registry")
 REGISTRY_PORT = 5000
 LOG_LINES = 50
 """How many of the registry's last log lines a RegistryNotReadyError carries."""
-REGISTRY_ERROR_LINES = 5
-"""How many of the registry's own error lines a PushError carries."""
 UNREACHABLE_CHECK_AFTER = 0.5
 """Seconds without an answer before the bring-up asks whether the endpoint reaches the registry."""
 LISTENING = "listening on"
@@ -93,8 +88,6 @@ class BringUp:
         """The registry, once it answers; or the bring-up's error."""
         self.crane_image: Outcome[str] = Outcome()
         """The crane image, once the engine holds it; or why it cannot."""
-        self.exited: Outcome[str] = Outcome()
-        """Set, to what happened, once the registry's container has exited (killed, say)."""
         self._serving: anyio.abc.TaskGroup | None = None
         """Where a tunnel through the engine's API is served, for as long as ``run`` runs."""
         self._tunnel: ApiTunnel | None = None
@@ -420,71 +413,6 @@ class BringUp:
                 "%s: could not read the container's state or logs: %s", self._session.name, exc
             )
         return state, logs
-
-    async def exit_now(self) -> str | None:
-        """What happened to the registry's container, if it has exited (asked at once)."""
-        if self.exited.done:
-            return await self.exited.get()
-        if self._session.created.registry is None:
-            return None
-        try:
-            state = await self._engine.state(self._session.created.registry)
-        except EphemeralRegistryError:
-            return None
-        if state.exit_code is None:
-            return None
-        how = " (out of memory)" if state.oom_killed else ""
-        return (
-            f"the registry container {self._session.name} exited with code {state.exit_code}{how}"
-        )
-
-    async def watch_for_exit(self) -> None:
-        """Once the registry is up, wait for its container to exit; tell the pushes."""
-        try:
-            await self.running.get()
-        except Exception:
-            return  # no registry to watch
-        container_id = self._session.created.registry
-        if container_id is None:
-            return
-        try:
-            await self._engine.wait(container_id)
-        except EphemeralRegistryError as exc:  # removed meanwhile, say: nothing to tell
-            logger.debug("%s: watching the registry container: %s", self._session.name, exc)
-            return
-        exited = await self.exit_now()
-        if exited is not None:
-            logger.warning("%s: %s", self._session.name, exited)
-            self.exited.set_value(exited)
-
-    async def with_registry_errors(self, failure: PushError) -> PushError:
-        """The failure with the registry's own last error lines added (a full disk, say):
-        a registry that fails an upload often just closes the connection."""
-        lines: tuple[str, ...] = ()
-        if self._session.created.registry is not None:
-            with contextlib.suppress(EphemeralRegistryError):
-                logged = await self._engine.tail_logs(self._session.created.registry, LOG_LINES)
-                errors = [f"registry: {error}" for error in map(_server_error, logged) if error]
-                lines = tuple(errors[-REGISTRY_ERROR_LINES:])
-        if not lines:
-            return failure
-        output = failure.output + lines
-        return PushError(failure.ref, failure.reason, exit_code=failure.exit_code, output=output)
-
-
-_LOGGED_MESSAGE = re.compile(r'\bmsg="((?:[^"\\]|\\.)*)"')
-
-
-def _server_error(line: str) -> str | None:
-    """The message of a registry log line that reports an error of its own, else None.
-
-    Registry 2 and 3 log with logrus (``level=error msg="..."``); answers to a
-    client's mistake (4xx, a HEAD for a blob it lacks, say) are left out.
-    """
-    if "level=error" not in line or "http.response.status=4" in line:
-        return None
-    found = _LOGGED_MESSAGE.search(line)
-    return found.group(1).replace('\\"', '"') if found else line
 
 
 def _tunnel_host(host_ip: str) -> str:

@@ -35,6 +35,7 @@ from ._registry import Registry
 from ._session import Session
 from ._sweep import live_sessions, sweep_in_background
 from ._teardown import tear_down
+from ._watch import Watch
 
 logger = logging.getLogger("ephemeral_registry")
 
@@ -162,14 +163,15 @@ async def ephemeral_registry(
         session = Session.new(auth=options.auth, tls=options.tls)
         live_sessions.add(session.session_id)
         bring_up = BringUp(engine, options, session, engine_address=address)
-        registry = Registry(engine, options, session, bring_up)
+        watch = Watch(engine, session, bring_up.running.get)
+        registry = Registry(engine, options, session, bring_up, watch)
         logger.debug("%s: bringing up %s", session.name, options.registry_image)
         body_error: BaseException | None = None
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(bring_up.run)
                 tg.start_soon(bring_up.prepare_crane_image)
-                tg.start_soon(bring_up.watch_for_exit, name=EXIT_WATCH)
+                tg.start_soon(watch.run, name=EXIT_WATCH)
                 if options.sweep_leftovers:
                     tg.start_soon(_sweep_after, bring_up, engine)
                 try:

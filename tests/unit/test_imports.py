@@ -13,7 +13,7 @@ LAYERS = [
     {"__init__", "__main__", "_cli", "pytest_plugin"},
     {"_lifecycle"},
     {"_registry"},
-    {"_bring_up", "_teardown"},
+    {"_bring_up", "_teardown", "_watch"},
     {"_pushers.base", "_pushers.crane", "_pushers.native"},
     {"_running"},
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ephemeral_registry._bring_up import _server_error
+from ephemeral_registry._watch import _server_error
 
 PAYLOAD = (
     'time="2026-11-28T13:44:38Z" level=error msg="unknown error reading request payload: write'
