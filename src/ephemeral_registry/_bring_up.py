@@ -5,7 +5,6 @@ After one ``/_ping`` that says which engine this is::
     check/pull registry image ─┐   (with pull="never", the check comes first)
                                ├─> create container ─> start ─> read port ─> GET /v2/ poll
     create network ────────────┘              (until 200 or 401, or until the container exits)
-    check/pull crane image (for pushes; its failure fails pushes, not the registry)
 
 With ``tunnel=True`` on an engine not reached over SSH, the relay image is
 checked (or pulled) beside the registry's, and its container is created and
@@ -44,13 +43,12 @@ from ._errors import (
     DockerUnavailableError,
     EngineTimeoutError,
     EphemeralRegistryError,
-    ImageNotFoundError,
-    ImagePullError,
     RegistryClosedError,
     RegistryNotReadyError,
     RegistryUnreachableError,
 )
-from ._options import OPTION_ENVS, Options, PullPolicy, host_address, podman_host_ip
+from ._images import ensure_image
+from ._options import Options, host_address, podman_host_ip
 from ._readiness import ATTEMPT_TIMEOUT, http_client, is_own_answer, poll_until_ready, token_env
 from ._relay import ApiTunnel, relay_spec
 from ._running import Running
@@ -86,8 +84,6 @@ class BringUp:
         self._engine_address = engine_address
         self.running: Outcome[Running] = Outcome()
         """The registry, once it answers; or the bring-up's error."""
-        self.crane_image: Outcome[str] = Outcome()
-        """The crane image, once the engine holds it; or why it cannot."""
         self._serving: anyio.abc.TaskGroup | None = None
         """Where a tunnel through the engine's API is served, for as long as ``run`` runs."""
         self._tunnel: ApiTunnel | None = None
@@ -111,9 +107,8 @@ class BringUp:
 
     def close(self) -> None:
         """The block has exited: what has not come yet never will."""
-        for outcome in (self.running, self.crane_image):
-            if not outcome.done:
-                outcome.set_error(RegistryClosedError())
+        if not self.running.done:
+            self.running.set_error(RegistryClosedError())
 
     async def _start(self) -> Running:
         options = self._options
@@ -274,33 +269,8 @@ class BringUp:
             raise
 
     async def _ensure_image(self, image: str, option: str) -> None:
-        """Make sure the engine holds ``image``, pulling it as the pull policy allows.
-
-        ``option`` is the option that chose it, for the error to say how to choose another.
-        """
-        policy: PullPolicy = self._options.pull
-        if policy != "always" and await self._engine.has_image(image):
-            return
-        if policy == "never":
-            raise ImageNotFoundError(image, policy)
-        logger.info("pulling %s", image)
-        try:
-            await self._engine.pull(image, timeout=self._options.pull_timeout)
-        except DockerEngineError as exc:
-            raise ImagePullError(
-                image, str(exc), option=option, env=OPTION_ENVS.get(option)
-            ) from exc
-
-    async def prepare_crane_image(self) -> None:
-        """Check (or pull) the crane image early, so that the first push does not wait for it."""
-        image = self._options.crane_image
-        try:
-            await self._ensure_image(image, "crane_image")
-        except Exception as exc:  # fails pushes, not the registry
-            logger.debug("%s: crane image %s not available: %s", self._session.name, image, exc)
-            self.crane_image.set_error(exc)
-        else:
-            self.crane_image.set_value(image)
+        """Make sure the engine holds ``image`` (``option`` chose it), as the pull policy allows."""
+        await ensure_image(self._engine, image, option, self._options)
 
     async def _await_answer(self, container_id: str, endpoints: Endpoints) -> None:
         """Poll the pull endpoint until the registry answers with its token; stop early if

@@ -35,7 +35,7 @@ from ._options import (
     check_pusher,
 )
 from ._pushers.base import BasePusher, FromEngine, FromFile, Job
-from ._pushers.crane import CranePusher
+from ._pushers.crane import CraneImage, CranePusher
 from ._pushers.native import NativePusher
 from ._pushers.report import Report
 from ._session import Session
@@ -51,7 +51,13 @@ class Registry:
     """
 
     def __init__(
-        self, engine: Engine, options: Options, session: Session, bring_up: BringUp, watch: Watch
+        self,
+        engine: Engine,
+        options: Options,
+        session: Session,
+        bring_up: BringUp,
+        watch: Watch,
+        crane_image: CraneImage,
     ) -> None:
         self._engine = engine
         self._options = options
@@ -63,7 +69,7 @@ class Registry:
             "crane": CranePusher(
                 engine,
                 bring_up.running.get,
-                bring_up.crane_image.get,
+                crane_image,
                 name=session.name,
                 labels=session.labels("push"),
                 created=session.created,
