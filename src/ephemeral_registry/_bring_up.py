@@ -1,11 +1,10 @@
-"""The bring-up of one registry: image, network, container, port, readiness; then its watch.
+"""The bring-up of one registry: image, network, container, port, readiness.
 
 After one ``/_ping`` that says which engine this is::
 
     check/pull registry image ─┐   (with pull="never", the check comes first)
                                ├─> create container ─> start ─> read port ─> GET /v2/ poll
     create network ────────────┘              (until 200 or 401, or until the container exits)
-    check/pull crane image (for pushes; its failure fails pushes, not the registry)
 
 With ``tunnel=True`` on an engine not reached over SSH, the relay image is
 checked (or pulled) beside the registry's, and its container is created and
@@ -14,9 +13,8 @@ engines where joining a network at once is not safe); the tunnel's listener
 (``_relay``) then serves here, and the poll goes through it.
 
 Each resource is recorded in the session's ``created`` as soon as its create
-answers, for the teardown. Once the registry answers, ``watch_for_exit``
-waits for its container to exit (killed, out of memory), so that pushes
-under way end at once with a ``PushError`` that says so.
+answers, for the teardown. Once the registry answers, the watch on its
+container (``_watch``) takes over.
 
 Cancellation: each step is cancelled where it is; what was created is in
 ``created``, and the teardown removes it. A tunnel's listener and
@@ -28,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import re
 from pathlib import Path
 
 import anyio
@@ -46,17 +43,15 @@ from ._errors import (
     DockerUnavailableError,
     EngineTimeoutError,
     EphemeralRegistryError,
-    ImageNotFoundError,
-    ImagePullError,
-    PushError,
     RegistryClosedError,
     RegistryNotReadyError,
     RegistryUnreachableError,
 )
-from ._options import OPTION_ENVS, Options, PullPolicy
-from ._pushers.base import Running
+from ._images import ensure_image
+from ._options import Options
 from ._readiness import ATTEMPT_TIMEOUT, http_client, is_own_answer, poll_until_ready, token_env
 from ._relay import ApiTunnel, relay_spec
+from ._running import Running
 from ._session import Session
 from ._types import ContainerState, Endpoints
 
@@ -65,8 +60,6 @@ logger = logging.getLogger("ephemeral_registry")
 REGISTRY_PORT = 5000
 LOG_LINES = 50
 """How many of the registry's last log lines a RegistryNotReadyError carries."""
-REGISTRY_ERROR_LINES = 5
-"""How many of the registry's own error lines a PushError carries."""
 UNREACHABLE_CHECK_AFTER = 0.5
 """Seconds without an answer before the bring-up asks whether the endpoint reaches the registry."""
 LISTENING = "listening on"
@@ -91,10 +84,6 @@ class BringUp:
         self._engine_address = engine_address
         self.running: Outcome[Running] = Outcome()
         """The registry, once it answers; or the bring-up's error."""
-        self.crane_image: Outcome[str] = Outcome()
-        """The crane image, once the engine holds it; or why it cannot."""
-        self.exited: Outcome[str] = Outcome()
-        """Set, to what happened, once the registry's container has exited (killed, say)."""
         self._serving: anyio.abc.TaskGroup | None = None
         """Where a tunnel through the engine's API is served, for as long as ``run`` runs."""
         self._tunnel: ApiTunnel | None = None
@@ -118,9 +107,8 @@ class BringUp:
 
     def close(self) -> None:
         """The block has exited: what has not come yet never will."""
-        for outcome in (self.running, self.crane_image):
-            if not outcome.done:
-                outcome.set_error(RegistryClosedError())
+        if not self.running.done:
+            self.running.set_error(RegistryClosedError())
 
     async def _start(self) -> Running:
         options = self._options
@@ -281,33 +269,8 @@ class BringUp:
             raise
 
     async def _ensure_image(self, image: str, option: str) -> None:
-        """Make sure the engine holds ``image``, pulling it as the pull policy allows.
-
-        ``option`` is the option that chose it, for the error to say how to choose another.
-        """
-        policy: PullPolicy = self._options.pull
-        if policy != "always" and await self._engine.has_image(image):
-            return
-        if policy == "never":
-            raise ImageNotFoundError(image, policy)
-        logger.info("pulling %s", image)
-        try:
-            await self._engine.pull(image, timeout=self._options.timeouts.pull)
-        except DockerEngineError as exc:
-            raise ImagePullError(
-                image, str(exc), option=option, env=OPTION_ENVS.get(option)
-            ) from exc
-
-    async def prepare_crane_image(self) -> None:
-        """Check (or pull) the crane image early, so that the first push does not wait for it."""
-        image = self._options.crane_image
-        try:
-            await self._ensure_image(image, "crane_image")
-        except Exception as exc:  # fails pushes, not the registry
-            logger.debug("%s: crane image %s not available: %s", self._session.name, image, exc)
-            self.crane_image.set_error(exc)
-        else:
-            self.crane_image.set_value(image)
+        """Make sure the engine holds ``image`` (``option`` chose it), as the pull policy allows."""
+        await ensure_image(self._engine, image, option, self._options)
 
     async def _await_answer(self, container_id: str, endpoints: Endpoints) -> None:
         """Poll the pull endpoint until the registry answers with its token; stop early if
@@ -420,68 +383,3 @@ class BringUp:
                 "%s: could not read the container's state or logs: %s", self._session.name, exc
             )
         return state, logs
-
-    async def exit_now(self) -> str | None:
-        """What happened to the registry's container, if it has exited (asked at once)."""
-        if self.exited.done:
-            return await self.exited.get()
-        if self._session.created.registry is None:
-            return None
-        try:
-            state = await self._engine.state(self._session.created.registry)
-        except EphemeralRegistryError:
-            return None
-        if state.exit_code is None:
-            return None
-        how = " (out of memory)" if state.oom_killed else ""
-        return (
-            f"the registry container {self._session.name} exited with code {state.exit_code}{how}"
-        )
-
-    async def watch_for_exit(self) -> None:
-        """Once the registry is up, wait for its container to exit; tell the pushes."""
-        try:
-            await self.running.get()
-        except Exception:
-            return  # no registry to watch
-        container_id = self._session.created.registry
-        if container_id is None:
-            return
-        try:
-            await self._engine.wait(container_id)
-        except EphemeralRegistryError as exc:  # removed meanwhile, say: nothing to tell
-            logger.debug("%s: watching the registry container: %s", self._session.name, exc)
-            return
-        exited = await self.exit_now()
-        if exited is not None:
-            logger.warning("%s: %s", self._session.name, exited)
-            self.exited.set_value(exited)
-
-    async def with_registry_errors(self, failure: PushError) -> PushError:
-        """The failure with the registry's own last error lines added (a full disk, say):
-        a registry that fails an upload often just closes the connection."""
-        lines: tuple[str, ...] = ()
-        if self._session.created.registry is not None:
-            with contextlib.suppress(EphemeralRegistryError):
-                logged = await self._engine.tail_logs(self._session.created.registry, LOG_LINES)
-                errors = [f"registry: {error}" for error in map(_server_error, logged) if error]
-                lines = tuple(errors[-REGISTRY_ERROR_LINES:])
-        if not lines:
-            return failure
-        output = failure.output + lines
-        return PushError(failure.ref, failure.reason, exit_code=failure.exit_code, output=output)
-
-
-_LOGGED_MESSAGE = re.compile(r'\bmsg="((?:[^"\\]|\\.)*)"')
-
-
-def _server_error(line: str) -> str | None:
-    """The message of a registry log line that reports an error of its own, else None.
-
-    Registry 2 and 3 log with logrus (``level=error msg="..."``); answers to a
-    client's mistake (4xx, a HEAD for a blob it lacks, say) are left out.
-    """
-    if "level=error" not in line or "http.response.status=4" in line:
-        return None
-    found = _LOGGED_MESSAGE.search(line)
-    return found.group(1).replace('\\"', '"') if found else line

@@ -2,10 +2,12 @@
 
 Entering the block starts the bring-up (``_bring_up``) in the background and
 hands back the ``Registry`` handle at once; ``await registry.ready()`` waits
-for it. Beside it run the check of the crane image, the watch for the
-registry's exit and, once the bring-up is done, the sweep of dead processes'
-leftovers. Leaving the block, by any path, cancels them and removes
-everything the bring-up and the pushes created (``_teardown``).
+for it. Beside it run the watch for the registry's exit (``_watch``), the
+check of the crane image (``CraneImage``: at once when the block's pusher is
+crane, else when a push first chooses crane) and, once the bring-up is done,
+the sweep of dead processes' leftovers. Leaving the block, by any path,
+cancels them and removes everything the bring-up and the pushes created
+(``_teardown``).
 """
 
 from __future__ import annotations
@@ -32,10 +34,12 @@ from ._options import (
     check_engine_choice,
     resolve,
 )
+from ._pushers.crane import CraneImage
 from ._registry import Registry
 from ._session import Session
 from ._sweep import live_sessions, sweep_in_background
 from ._teardown import tear_down
+from ._watch import Watch
 
 logger = logging.getLogger("ephemeral_registry")
 
@@ -77,6 +81,8 @@ async def ephemeral_registry(
             else registry 3.0.0 pinned by digest.
         crane_image: the crane image used for pushes; default
             ``$EPHEMERAL_REGISTRY_CRANE_IMAGE``, else crane pinned by digest.
+            Checked (or pulled) beside the bring-up when ``pusher="crane"``; with
+            ``"native"``, only if a push chooses crane (else a missing one fails nothing).
         relay_image: the image of a tunnel's relay container, for ``tunnel=True``
             on an engine not reached over SSH (any image with busybox's ``sh``,
             ``nc`` and ``sleep``); default ``$EPHEMERAL_REGISTRY_RELAY_IMAGE``, else
@@ -200,14 +206,18 @@ async def ephemeral_registry(
         session = Session.new(auth=options.auth, tls=options.tls)
         live_sessions.add(session.session_id)
         bring_up = BringUp(engine, options, session, engine_address=address)
-        registry = Registry(engine, options, session, bring_up)
+        watch = Watch(engine, session, bring_up.running.get)
+        crane = CraneImage(engine, options, name=session.name)
+        registry = Registry(engine, options, session, bring_up, watch, crane)
         logger.debug("%s: bringing up %s", session.name, options.registry_image)
         body_error: BaseException | None = None
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(bring_up.run)
-                tg.start_soon(bring_up.prepare_crane_image)
-                tg.start_soon(bring_up.watch_for_exit, name=EXIT_WATCH)
+                tg.start_soon(crane.run)
+                if options.pusher == "crane":  # ready beside the registry, for the first push
+                    crane.want()
+                tg.start_soon(watch.run, name=EXIT_WATCH)
                 if options.sweep_leftovers:
                     tg.start_soon(_sweep_after, bring_up, engine)
                 try:
@@ -226,6 +236,7 @@ async def ephemeral_registry(
             body_error = exc
         session.closed = True
         bring_up.close()
+        crane.close()
         problem = await tear_down(engine, session, timeout=options.timeouts.cleanup)
         if body_error is None:
             try:

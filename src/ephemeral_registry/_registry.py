@@ -2,8 +2,9 @@
 
 The handle chooses a pusher per push (``_pushers``) and does what is the same
 for every pusher: the push slot, the time limit, the registry's exit while a
-push runs, the closed registry. The bring-up it waits for is ``_bring_up``'s;
-the block around it is ``_lifecycle``'s.
+push runs, the closed registry. The bring-up it waits for is ``_bring_up``'s,
+the watch on the registry's exit and log ``_watch``'s; the block around it
+is ``_lifecycle``'s.
 """
 
 from __future__ import annotations
@@ -33,11 +34,12 @@ from ._options import (
     check_pusher,
 )
 from ._pushers.base import BasePusher, FromEngine, FromFile, Job
-from ._pushers.crane import CranePusher
+from ._pushers.crane import CraneImage, CranePusher
 from ._pushers.native import NativePusher
 from ._pushers.report import Report
 from ._session import Session
 from ._types import Endpoints, OnLog, OnProgress, PushResult
+from ._watch import Watch
 
 
 class Registry:
@@ -48,18 +50,25 @@ class Registry:
     """
 
     def __init__(
-        self, engine: Engine, options: Options, session: Session, bring_up: BringUp
+        self,
+        engine: Engine,
+        options: Options,
+        session: Session,
+        bring_up: BringUp,
+        watch: Watch,
+        crane_image: CraneImage,
     ) -> None:
         self._engine = engine
         self._options = options
         self._session = session
         self._bring_up = bring_up
+        self._watch = watch
         self._push_slots = anyio.Semaphore(options.max_concurrent_pushes)
         self._pushers: dict[Pusher, BasePusher] = {
             "crane": CranePusher(
                 engine,
                 bring_up.running.get,
-                bring_up.crane_image.get,
+                crane_image,
                 name=session.name,
                 labels=session.labels("push"),
                 created=session.created,
@@ -223,7 +232,7 @@ class Registry:
                 if self._session.closed:  # the teardown removed the registry under it
                     raise RegistryClosedError() from exc
                 if isinstance(exc, PushError):
-                    raise await self._bring_up.with_registry_errors(exc) from exc
+                    raise await self._watch.with_registry_errors(exc) from exc
                 raise
         raise self._timed_out(job)
 
@@ -362,12 +371,12 @@ class Registry:
             result = await push(job)
 
         async def stopped() -> None:
-            await self._bring_up.exited.get()
+            await self._watch.exited.get()
 
         try:
             await race(run, stopped)
         except PushError as exc:  # the exit may have been its cause (before it was seen): say so
-            exited = await self._bring_up.exit_now()
+            exited = await self._watch.exit_now()
             if exited is None:
                 raise
             raise PushError(
@@ -379,7 +388,7 @@ class Registry:
         if result is None:
             raise PushError(
                 str(job.reference),
-                f"{await self._bring_up.exited.get()} during the push",
+                f"{await self._watch.exited.get()} during the push",
                 exit_code=None,
                 output=job.report.output,
             )

@@ -13,8 +13,9 @@ LAYERS = [
     {"__init__", "__main__", "_cli", "pytest_plugin"},
     {"_lifecycle"},
     {"_registry"},
-    {"_bring_up", "_teardown"},
+    {"_bring_up", "_teardown", "_watch"},
     {"_pushers.base", "_pushers.crane", "_pushers.native"},
+    {"_running"},
 ]
 """From the top down: a module may import those of the layers below its own, never above."""
 

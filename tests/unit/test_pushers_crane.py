@@ -10,7 +10,7 @@ import pytest
 from ephemeral_registry import Endpoints, InvalidArgumentError, LayerCompression
 from ephemeral_registry._platform import Platform
 from ephemeral_registry._pushers.base import FromEngine, FromFile, Job
-from ephemeral_registry._pushers.crane import CranePusher, crane_spec
+from ephemeral_registry._pushers.crane import CraneImage, CranePusher, crane_spec
 from ephemeral_registry._pushers.report import Report
 from ephemeral_registry._reference import parse
 from ephemeral_registry._resources import Created
@@ -29,7 +29,7 @@ def _pusher() -> CranePusher:
     return CranePusher(
         None,  # type: ignore[arg-type]  # a check asks the engine nothing
         never,
-        never,
+        CraneImage(None, None, name="n"),  # type: ignore[arg-type]  # nor for crane's image
         name="n",
         labels={},
         created=Created("n"),

@@ -18,24 +18,10 @@ from typing import Protocol
 from .._options import LayerCompression
 from .._platform import Platform, Platforms
 from .._reference import Reference
+from .._running import Running
 from .._source import Source
-from .._types import Endpoints, PushResult
+from .._types import PushResult
 from .report import Report
-
-
-@dataclass(frozen=True)
-class Running:
-    """A registry that answers: where to reach it, and its container."""
-
-    endpoints: Endpoints
-    container_id: str
-    address: str | None
-    """The container's address on the registry's network, where the engine says."""
-    gateway: str | None = None
-    """That network's gateway: this host's own address when the network is this host's."""
-    token: str = ""
-    """What the registry sends in ``TOKEN_HEADER``: proof that an answer is its own."""
-
 
 Ready = Callable[[], Awaitable[Running]]
 """Waits for the registry to answer (a pusher may start its work before)."""

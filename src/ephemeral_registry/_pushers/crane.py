@@ -32,7 +32,6 @@ import itertools
 import logging
 import math
 import re
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import anyio
@@ -41,20 +40,29 @@ import anyio.lowlevel
 from .. import _archive, _auth, _labels, _source, _tls
 from .._archive import Archive
 from .._auth import DOCKER_CONFIG, archive
-from .._concurrency import run_all
+from .._concurrency import Outcome, run_all
 from .._docker import ContainerSpec, Engine
-from .._errors import EphemeralRegistryError, InvalidArgumentError, InvalidSourceError, PushError
+from .._errors import (
+    EphemeralRegistryError,
+    InvalidArgumentError,
+    InvalidSourceError,
+    PushError,
+    RegistryClosedError,
+)
 from .._export import check_tarball, exported
+from .._images import ensure_image
 from .._logs import Lines, Stream
 from .._oci.errors import FormatError
 from .._oci.layout import Layout, read_layout
+from .._options import Options
 from .._platform import Platforms
 from .._reference import Reference
 from .._resources import Created
+from .._running import Running
 from .._source import MOUNT_POINT, Source
 from .._tls import CRANE_ENV
 from .._types import Endpoints, LogLine, PushResult
-from .base import FromFile, Job, Ready, Running
+from .base import FromFile, Job, Ready
 from .report import Report
 
 logger = logging.getLogger("ephemeral_registry")
@@ -66,6 +74,66 @@ LOG_GRACE = 2.0
 _BLOB_LANDED = re.compile(r"\b(?:pushed|existing|mounted) blob:? (sha256:[0-9a-f]{64})")
 
 
+class CraneImage:
+    """crane's image, made sure of (checked, or pulled as the pull policy allows) once
+    per block, and only if crane runs.
+
+    ``run`` is the block's task: it waits until the image is wanted, then
+    makes sure of it once, and keeps the outcome, value or error, for every
+    push (a missing image fails each crane push, never the registry). A
+    crane push wants it as it starts, so that its check or export overlaps
+    the preparation, and waits for it only before crane's container is made;
+    pushes at once share the one preparation, which a push's cancellation
+    leaves running. When the block's pusher is crane, the life cycle wants it
+    at once, so that it is ready beside the registry, as the first push's
+    speed asks; when it is native, the image is never asked about unless a
+    push chooses crane, so a missing crane image fails nothing.
+
+    Cancellation: ``run`` is cancelled with the block; ``close`` then ends
+    every wait with ``RegistryClosedError``.
+    """
+
+    def __init__(self, engine: Engine, options: Options, *, name: str) -> None:
+        self._engine = engine
+        self._options = options
+        self._name = name
+        self._wanted = anyio.Event()
+        self._outcome: Outcome[str] = Outcome()
+
+    def want(self) -> None:
+        """Start making sure of the image, if that has not started yet."""
+        self._wanted.set()
+
+    async def get(self) -> str:
+        """The image, once the engine holds it.
+
+        Raises:
+            ImageNotFoundError: the engine lacks it, and ``pull="never"``.
+            ImagePullError: it could not be pulled.
+            RegistryClosedError: the block has exited.
+            EphemeralRegistryError: the engine's error, asking for it.
+        """
+        self.want()
+        return await self._outcome.get()
+
+    async def run(self) -> None:
+        """Once wanted, make sure of the image; its outcome goes to ``get``, never raised here."""
+        await self._wanted.wait()
+        image = self._options.crane_image
+        try:
+            await ensure_image(self._engine, image, "crane_image", self._options)
+        except Exception as exc:  # fails pushes, not the registry
+            logger.debug("%s: crane image %s not available: %s", self._name, image, exc)
+            self._outcome.set_error(exc)
+        else:
+            self._outcome.set_value(image)
+
+    def close(self) -> None:
+        """The block has exited: an image not made sure of yet never will be."""
+        if not self._outcome.done:
+            self._outcome.set_error(RegistryClosedError())
+
+
 class CranePusher:
     """Pushes with crane, one container per push."""
 
@@ -73,7 +141,7 @@ class CranePusher:
         self,
         engine: Engine,
         ready: Ready,
-        crane_image: Callable[[], Awaitable[str]],
+        crane_image: CraneImage,
         *,
         name: str,
         labels: dict[str, str],
@@ -119,6 +187,7 @@ class CranePusher:
         job.report.phase = "check" if isinstance(what, FromFile) else "export"
 
     async def push(self, job: Job) -> PushResult:
+        self._crane_image.want()  # made sure of while the source is checked or exported
         what = job.what
         if isinstance(what, FromFile):  # its phase is "check" (see check())
             checked = await check_source(what.source, job.report)
@@ -161,7 +230,7 @@ class CranePusher:
     ) -> PushResult:
         job.report.phase = "push"
         running = await self._ready()
-        crane_image = await self._crane_image()
+        crane_image = await self._crane_image.get()
         rootless = await self._engine.rootless()
         mounted = mount and await self._engine.shares_files()
         spec = crane_spec(

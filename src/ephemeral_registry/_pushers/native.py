@@ -52,9 +52,10 @@ from .._oci.stream import CHUNK, ReadExactly, file_reader
 from .._options import LayerCompression
 from .._platform import Platform, Platforms
 from .._readiness import http_client, is_own_answer
+from .._running import Running
 from .._types import Endpoints, PushResult
 from . import distribution
-from .base import FromFile, Job, Ready, Running
+from .base import FromFile, Job, Ready
 from .upload import BlobCache, UploadStore
 
 logger = logging.getLogger("ephemeral_registry")

@@ -31,6 +31,7 @@ from ephemeral_registry import (
 from ephemeral_registry._docker import Engine
 
 from ..support import testbed
+from ..support.engine_proxy import EngineProxy
 from ..support.helpers import get, registry_under_test, saved, session_resources
 
 pytestmark = pytest.mark.anyio
@@ -432,6 +433,50 @@ async def test_a_missing_crane_image_fails_pushes_not_the_registry(tmp_path: Pat
         for _ in range(2):
             with pytest.raises(ImageNotFoundError, match="no-crane"):
                 await registry.push(tarball, "xy")
+
+
+def _crane_image_checks(proxy: EngineProxy) -> list[str]:
+    """The engine requests that asked about the test bed's crane image."""
+    return [request for request in proxy.requests if f"/images/{testbed.CRANE}/" in request]
+
+
+async def test_the_crane_image_is_checked_beside_the_bring_up_when_crane_is_the_pusher(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """pusher="crane" (the default): the crane image is checked once, beside the bring-up
+    (one request, sent long before the registry answers), and not again by a push."""
+    tarball = await saved(testbed.SAMPLE, tmp_path)
+    async with EngineProxy.running(tmp_path / "engine.sock") as proxy:
+        monkeypatch.setenv("DOCKER_HOST", proxy.url)
+        async with registry_under_test() as registry:
+            await registry.ready()
+            assert len(_crane_image_checks(proxy)) == 1, proxy.requests
+            await registry.push(tarball, "crane/sample")
+            assert len(_crane_image_checks(proxy)) == 1
+        assert session_resources(registry) == set()
+
+
+async def test_crane_pushes_at_once_check_the_crane_image_once(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """In a native block, the crane image is checked by the first crane push, once for all."""
+    tarball = await saved(testbed.SAMPLE, tmp_path)
+    async with EngineProxy.running(tmp_path / "engine.sock") as proxy:
+        monkeypatch.setenv("DOCKER_HOST", proxy.url)
+        async with registry_under_test(pusher="native") as registry:
+            await registry.ready()
+            assert _crane_image_checks(proxy) == []
+            results: list[PushResult] = []
+
+            async def push(ref: str) -> None:
+                results.append(await registry.push(tarball, ref, pusher="crane"))
+
+            async with anyio.create_task_group() as tg:
+                for ref in ("at-once/one", "at-once/two", "at-once/three"):
+                    tg.start_soon(push, ref)
+            assert len(results) == 3
+            assert len(_crane_image_checks(proxy)) == 1, _crane_image_checks(proxy)
+        assert session_resources(registry) == set()
 
 
 async def test_pushing_after_the_block_exits_is_refused(tmp_path: Path) -> None:

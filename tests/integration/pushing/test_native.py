@@ -11,6 +11,7 @@ import os
 import secrets
 import tarfile
 import tempfile
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import httpx
 import pytest
 
 from ephemeral_registry import (
+    ImageNotFoundError,
     InvalidArgumentError,
     LogLine,
     PushError,
@@ -29,6 +31,7 @@ from ephemeral_registry import (
 from ephemeral_registry._pushers import distribution
 
 from ..support import testbed
+from ..support.engine_proxy import EngineProxy
 from ..support.helpers import get, registry_under_test, session_resources
 
 pytestmark = pytest.mark.anyio
@@ -217,6 +220,35 @@ async def test_a_refused_upload_is_a_push_error_with_the_registry_answer(
 
 
 _real = distribution.with_digest
+
+
+async def test_a_native_block_never_asks_for_the_crane_image(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """With pusher="native", a crane image the engine lacks (pull="never") fails nothing and
+    is never asked about: the registry comes up and pushes natively, and leaves nothing. A
+    push that chooses crane is the first to ask, and fails with ImageNotFoundError."""
+    absent = "ephemeral-registry-testbed/no-crane-for-native"
+    since = time.time()
+    async with EngineProxy.running(tmp_path / "engine.sock") as proxy:
+        monkeypatch.setenv("DOCKER_HOST", proxy.url)
+
+        def asked() -> list[str]:
+            return [request for request in proxy.requests if absent in request]
+
+        async with registry_under_test(pusher="native", crane_image=absent) as registry:
+            result = await registry.push_image(testbed.SAMPLE, "native/sample")
+            assert result.digest.startswith("sha256:")
+            assert await testbed.pulled_config_digest(result.ref) == testbed.config_digest(
+                testbed.SAMPLE
+            )
+            assert asked() == []
+            with pytest.raises(ImageNotFoundError, match=absent) as caught:
+                await registry.push_image(testbed.SAMPLE, "crane/sample", pusher="crane")
+            assert caught.value.pull == "never"
+            assert len(asked()) == 1, asked()
+        assert session_resources(registry) == set()
+    assert testbed.containers_created(registry.session_id, since) == [registry.name]
 
 
 async def test_an_authenticated_registry_takes_native_pushes() -> None:
