@@ -14,6 +14,10 @@ slow moment of the machine falls on both:
 - conversion: the same with a 200 MB image (``benchmarks/images.sh``), until pushed
   (each pusher).
 
+Each push names its layer compression, crane's ``"none"`` and the native pusher's
+``"gzip"`` (each pusher's default before issue 25 made ``"gzip"`` both's), so that
+both versions push the same layers.
+
 Usage: .venv/bin/python benchmarks/before_after.py --before COMMIT [--runs N]
 (after scripts/setup and benchmarks/images.sh; DOCKER_HOST picks the engine)
 """
@@ -47,7 +51,12 @@ async def main(what, pusher, image, registry_image, crane_image):
         if what == "bring-up":
             await registry.ready()
         else:
-            await registry.push_image(image, "before-after/image")
+            # The same layers both times: each pusher's compression named, as crane's
+            # default changed (issue 25: "gzip" for both; crane's was "none").
+            compression = "none" if pusher == "crane" else "gzip"
+            await registry.push_image(
+                image, "before-after/image", layer_compression=compression
+            )
         done = time.perf_counter()
     print(json.dumps([done - started, time.perf_counter() - done]))
 
