@@ -39,7 +39,7 @@ import anyio
 from shell_baseline import CRANE, REGISTRY
 
 from ephemeral_registry import Registry, _host, ephemeral_registry
-from ephemeral_registry._docker import Engine, WriteArchive
+from ephemeral_registry._engine import Engine, WriteArchive
 
 IMAGE = "ephemeral-registry-benchmark/bulk-0:200"
 IMAGE_500 = "ephemeral-registry-benchmark/bulk:500"

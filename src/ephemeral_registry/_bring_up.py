@@ -40,7 +40,7 @@ import httpx
 from . import _auth, _scratch, _tls
 from ._concurrency import Outcome, race, run_all
 from ._discovery import EngineAddress
-from ._docker import ContainerSpec, Engine
+from ._engine import ContainerSpec, Engine
 from ._errors import (
     DockerEngineError,
     DockerUnavailableError,

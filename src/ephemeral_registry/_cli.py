@@ -44,7 +44,7 @@ from . import (
     sweep,
 )
 from ._discovery import check_address
-from ._docker import find_engine_address, open_engine
+from ._engine import find_engine_address, open_engine
 from ._options import OPTIONS, check_against_engine, given_flags, resolve
 
 EXIT_ERROR = 1

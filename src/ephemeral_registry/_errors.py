@@ -20,7 +20,7 @@ EphemeralRegistryError
 ```
 
 Errors from aiodocker and httpx are translated into these once, where they are
-caught (``_docker.py`` and ``_readiness.py``), with the original kept as
+caught (``_engine/docker.py`` and ``_readiness.py``), with the original kept as
 ``__cause__``.
 """
 

@@ -47,7 +47,7 @@ from anyio import Path as AsyncPath
 
 from . import _scratch
 from ._concurrency import opened
-from ._docker import Engine
+from ._engine import Engine
 from ._errors import EphemeralRegistryError, ExportError, ImageNotFoundError
 from ._oci.content import Blob, Compression, Config, Digests, read_config, strings
 from ._oci.documents import MAX_DOCUMENT, kind_of, parse_array, parse_object

@@ -21,7 +21,7 @@ import anyio.lowlevel
 
 from ._bring_up import BringUp
 from ._concurrency import require_asyncio
-from ._docker import Engine, find_engine_address, open_engine
+from ._engine import Engine, find_engine_address, open_engine
 from ._errors import RegistryClosedError
 from ._options import (
     OPTIONS,

@@ -29,7 +29,7 @@ import anyio.to_thread
 
 from . import _labels, _scratch
 from ._concurrency import require_asyncio, run_all
-from ._docker import Engine, Labelled, open_engine
+from ._engine import Engine, Labelled, open_engine
 from ._resources import remove
 
 logger = logging.getLogger("ephemeral_registry")

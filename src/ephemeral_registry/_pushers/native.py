@@ -44,7 +44,7 @@ import httpx
 from isal import isal_zlib
 
 from .._concurrency import Outcome, StartSoon, beside, opened, run_all
-from .._docker import Engine
+from .._engine import Engine
 from .._errors import ExportError, InvalidSourceError, PushError
 from .._export import (
     CHUNK,

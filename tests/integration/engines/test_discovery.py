@@ -19,7 +19,7 @@ import anyio
 import pytest
 
 from ephemeral_registry import DockerUnavailableError, InvalidArgumentError
-from ephemeral_registry._docker import Engine
+from ephemeral_registry._engine import Engine
 
 from ..support import testbed
 from ..support.cli import ENV, cli

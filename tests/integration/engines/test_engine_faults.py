@@ -26,7 +26,7 @@ from ephemeral_registry import (
     PushError,
     sweep,
 )
-from ephemeral_registry._docker import Engine
+from ephemeral_registry._engine import Engine
 
 from ..support import testbed
 from ..support.engine_proxy import EngineProxy

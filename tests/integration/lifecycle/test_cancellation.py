@@ -24,7 +24,7 @@ import anyio.lowlevel
 import pytest
 
 from ephemeral_registry import Registry, _host
-from ephemeral_registry._docker import Engine
+from ephemeral_registry._engine import Engine
 from ephemeral_registry._export import EXPORT_PREFIX
 from ephemeral_registry._lifecycle import EXIT_WATCH
 

@@ -22,7 +22,7 @@ from ephemeral_registry import (
     RegistryClosedError,
     RegistryNotReadyError,
 )
-from ephemeral_registry._docker import ContainerSpec, Engine
+from ephemeral_registry._engine import ContainerSpec, Engine
 from ephemeral_registry._labels import Owner, labels, new_session_id
 from ephemeral_registry._readiness import TOKEN_HEADER
 

@@ -27,7 +27,7 @@ from ephemeral_registry import (
     PushResult,
     RegistryClosedError,
 )
-from ephemeral_registry._docker import Engine
+from ephemeral_registry._engine import Engine
 
 from ..support import testbed
 from ..support.helpers import get, registry_under_test, saved, session_resources

@@ -30,7 +30,7 @@ from ephemeral_registry import (
     _host,
 )
 from ephemeral_registry._discovery import EngineAddress
-from ephemeral_registry._docker import Engine, open_engine
+from ephemeral_registry._engine import Engine, open_engine
 from ephemeral_registry._source import MOUNT_POINT
 
 from ..support import testbed

@@ -32,14 +32,14 @@ import anyio
 from aiodocker.networks import DockerNetwork
 from aiodocker.stream import Stream as AttachedStream
 
-from . import _host, _ssh
-from ._concurrency import opened, run_all
-from ._discovery import EngineAddress, discover
-from ._errors import DockerEngineError, DockerUnavailableError, EngineTimeoutError, ExportError
-from ._files import FileProblem
-from ._logs import FrameError, Frames, Lines, Stream
-from ._platform import Platform
-from ._types import ContainerState
+from .. import _host, _ssh
+from .._concurrency import opened, run_all
+from .._discovery import EngineAddress, discover
+from .._errors import DockerEngineError, DockerUnavailableError, EngineTimeoutError, ExportError
+from .._files import FileProblem
+from .._logs import FrameError, Frames, Lines, Stream
+from .._platform import Platform
+from .._types import ContainerState
 
 logger = logging.getLogger("ephemeral_registry")
 
