@@ -189,7 +189,7 @@ async def test_a_late_refusal_before_any_frame_is_read_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Podman 4.3 answers 200 and then fails to look the container up (under load)."""
-    monkeypatch.setattr("ephemeral_registry._engine.docker._RETRY_DELAY", 0)
+    monkeypatch.setattr("ephemeral_registry._engine.retry.DELAY", 0)
     frame = b"\x01\x00\x00\x00\x00\x00\x00\x03hi\n"
     runner, socket = await _logs_server(tmp_path, [PODMAN_LATE_ERROR, PODMAN_LATE_ERROR, frame])
     try:
@@ -202,7 +202,7 @@ async def test_a_late_refusal_before_any_frame_is_read_again(
 async def test_a_late_refusal_that_lasts_is_the_engines_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("ephemeral_registry._engine.docker._RETRY_DELAY", 0)
+    monkeypatch.setattr("ephemeral_registry._engine.retry.DELAY", 0)
     runner, socket = await _logs_server(tmp_path, [PODMAN_LATE_ERROR] * 5)
     try:
         with pytest.raises(DockerEngineError, match="failed to obtain logs") as raised:

@@ -2,7 +2,8 @@
 
 This is the only module that imports aiodocker. It hands out typed values
 instead of aiodocker's dictionaries, bounds every request in time, and
-translates aiodocker's errors into ours in one place (``_translate``).
+translates aiodocker's errors into ours in one place (``errors``); the
+engine's passing refusals are tried again by one helper (``retry``).
 
 Cancellation: a request that creates something (a network, a container) is
 shielded from cancellation, so that its answer always arrives and the new
@@ -14,7 +15,7 @@ Every other request is cancelled like any other await.
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import ipaddress
 import json
 import logging
@@ -40,16 +41,13 @@ from .._files import FileProblem
 from .._logs import FrameError, Frames, Lines, Stream
 from .._platform import Platform
 from .._types import ContainerState
+from .errors import BROKEN_CONNECTION, BROKEN_STREAM, NotFound, translated
+from .retry import retry
 
 logger = logging.getLogger("ephemeral_registry")
 
-# aiodocker reports a failed connection as this pseudo HTTP status.
-_CANNOT_CONNECT = 900
-_NOT_FOUND = 404
 _CONFLICT = 409
 _GONE_POLL = 0.05
-_RETRIES = 5  # for an engine's passing refusals: see each use
-_RETRY_DELAY = 0.5
 _SERVER_ERROR = 500
 _ERROR_DOCUMENT_LIMIT = 64 * 1024
 """The most of an error document read from an answer that began as a stream."""
@@ -75,10 +73,6 @@ def error_document_message(document: bytes) -> str:
     if isinstance(message, str) and message:
         return message[:1000]
     return f"the answer is not framed: {document[:200]!r}"
-
-
-class NotFound(Exception):
-    """The engine answered 404 to a caller that handles it (``absent_ok``). Never escapes."""
 
 
 @dataclass(frozen=True)
@@ -230,8 +224,7 @@ class Attached:
     def _broken(self) -> Iterator[None]:
         try:
             yield
-        except (aiohttp.ClientError, OSError, RuntimeError) as exc:
-            # RuntimeError: aiodocker's write to a stream it has closed.
+        except BROKEN_STREAM as exc:
             reason = f"the connection broke off while the engine ran {self._operation} ({exc!r})"
             raise DockerUnavailableError(self._address, reason) from exc
 
@@ -389,28 +382,18 @@ class Engine:
         limit_name: str = "request_timeout",
         absent_ok: bool = False,
     ) -> Iterator[None]:
-        """Bound the request in time and turn aiodocker's errors into ours: the one place.
-
-        A 404 raises ``NotFound`` where the caller said it handles an absent
-        resource (``absent_ok``), else ``DockerEngineError`` with status 404.
-        """
+        """A request bounded by ``timeout`` (by default ``request_timeout``), its errors
+        ours (see ``errors``): a 404 is ``NotFound`` where the caller handles an absent
+        resource (``absent_ok``), else ``DockerEngineError`` with status 404."""
         limit = self._request_timeout if timeout is None else timeout
-        try:
-            with anyio.fail_after(limit):
-                yield
-        except TimeoutError as exc:
-            raise EngineTimeoutError(_address(self._client), operation, limit, limit_name) from exc
-        except (aiohttp.ClientError, asyncio.IncompleteReadError) as exc:
-            # Raised by aiohttp itself when the connection is cut mid-answer:
-            # the engine stopped (or restarted) while answering.
-            reason = f"the connection broke off during a request to {operation} ({exc!r})"
-            raise DockerUnavailableError(_address(self._client), reason) from exc
-        except aiodocker.DockerError as exc:
-            if exc.status == _CANNOT_CONNECT:
-                raise DockerUnavailableError(_address(self._client), exc.message) from exc
-            if exc.status == _NOT_FOUND and absent_ok:
-                raise NotFound(exc.message) from exc
-            raise DockerEngineError(operation, exc.status, exc.message) from exc
+        with translated(
+            _address(self._client),
+            operation,
+            limit=limit,
+            limit_name=limit_name,
+            absent_ok=absent_ok,
+        ):
+            yield
 
     @asynccontextmanager
     async def _streamed(
@@ -556,15 +539,11 @@ class Engine:
         meanwhile) fails the request before anything is made ("route ip+net:
         no such network interface"): that is tried again, a few times.
         """
-        for attempt in range(_RETRIES):
-            try:
-                return await self._create_network_once(name, labels)
-            except DockerEngineError as exc:
-                if "no such network interface" not in str(exc) or attempt == _RETRIES - 1:
-                    raise
-                logger.debug("creating the network %s again: %s", name, exc)
-            await anyio.sleep(_RETRY_DELAY)
-        raise AssertionError("unreachable")  # pragma: no cover
+        return await retry(
+            functools.partial(self._create_network_once, name, labels),
+            passing=lambda exc: _refused(exc, "no such network interface"),
+            what=f"creating the network {name}",
+        )
 
     async def _create_network_once(self, name: str, labels: Mapping[str, str]) -> str:
         with anyio.CancelScope(shield=True), self._translate(f"create the network {name}"):
@@ -580,35 +559,32 @@ class Engine:
         just removed ("has active endpoints"): the endpoints it names are then
         forced off the network and the removal is tried again, a few times.
         """
-        for attempt in range(_RETRIES):
-            if await self._remove_network_once(network_id, last=attempt == _RETRIES - 1):
-                return
-            await anyio.sleep(_RETRY_DELAY)
+        operation = f"remove the network {network_id[:12]}"
 
-    async def _remove_network_once(self, network_id: str, *, last: bool) -> bool:
-        """One removal request; False when endpoints were attached (now forced off)."""
-        try:
-            with self._translate(f"remove the network {network_id[:12]}", absent_ok=True):
-                try:
-                    await self._network(network_id).delete()
-                except aiodocker.DockerError as exc:
-                    if "active endpoints" not in exc.message or last:
-                        raise
-                    attached = await self._network(network_id).show()
-                    endpoints = (attached.get("Containers") or {}).values()
-                    logger.debug(
-                        "retrying the removal of %s: %s; endpoints listed: %s",
-                        network_id[:12],
-                        exc,
-                        [endpoint.get("Name") for endpoint in endpoints],
-                    )
-                    for endpoint in endpoints:
-                        with suppress(DockerEngineError):  # gone meanwhile
-                            await self.disconnect(network_id, str(endpoint["Name"]))
-                    return False
-        except NotFound:
-            pass
-        return True
+        async def attempt() -> None:
+            with self._translate(operation, absent_ok=True):
+                await self._network(network_id).delete()
+
+        async def force_endpoints_off(exc: Exception) -> None:
+            with self._translate(operation, absent_ok=True):
+                attached = await self._network(network_id).show()
+            endpoints = (attached.get("Containers") or {}).values()
+            logger.debug(
+                "endpoints listed on %s: %s",
+                network_id[:12],
+                [endpoint.get("Name") for endpoint in endpoints],
+            )
+            for endpoint in endpoints:
+                with suppress(DockerEngineError):  # gone meanwhile
+                    await self.disconnect(network_id, str(endpoint["Name"]))
+
+        with suppress(NotFound):
+            await retry(
+                attempt,
+                passing=lambda exc: _refused(exc, "active endpoints"),
+                what=f"removing the network {network_id[:12]}",
+                before_again=force_endpoints_off,
+            )
 
     async def disconnect(self, network_id: str, container_id: str) -> None:
         """Force a container's endpoint off a network; either being gone already is fine."""
@@ -675,16 +651,11 @@ class Engine:
         cancellation propagates. What the engine unpacked stays in the
         container, which its owner removes.
         """
-        for attempt in range(_RETRIES):
-            try:
-                await self._copy_archive_once(container_id, write)
-            except DockerEngineError as exc:
-                if "broken pipe" not in str(exc) or attempt == _RETRIES - 1:
-                    raise
-                logger.debug("copying into %s again: %s", container_id[:12], exc)
-            else:
-                return
-            await anyio.sleep(_RETRY_DELAY)
+        await retry(
+            functools.partial(self._copy_archive_once, container_id, write),
+            passing=lambda exc: _refused(exc, "broken pipe"),
+            what=f"copying into {container_id[:12]}",
+        )
 
     async def _copy_archive_once(self, container_id: str, write: WriteArchive) -> None:
         limit = self._request_timeout
@@ -844,16 +815,16 @@ class Engine:
             DockerEngineError: the engine refused, or its answer is not framed.
         """
         operation = f"read the output of {container_id[:12]}"
-        for attempt in range(_RETRIES):
-            try:
-                await self._read_output_once(container_id, on_frame, follow, timeout, operation)
-            except _LateRefusal as exc:
-                if attempt == _RETRIES - 1:
-                    raise DockerEngineError(operation, _SERVER_ERROR, str(exc)) from exc
-                logger.debug("reading the output of %s again: %s", container_id[:12], exc)
-            else:
-                return
-            await anyio.sleep(_RETRY_DELAY)
+        try:
+            await retry(
+                functools.partial(
+                    self._read_output_once, container_id, on_frame, follow, timeout, operation
+                ),
+                passing=lambda exc: isinstance(exc, _LateRefusal),
+                what=f"reading the output of {container_id[:12]}",
+            )
+        except _LateRefusal as exc:
+            raise DockerEngineError(operation, _SERVER_ERROR, str(exc)) from exc
 
     async def _read_output_once(
         self,
@@ -899,7 +870,7 @@ class Engine:
             async with self._streamed("GET", f"images/{image}/get") as response:
                 try:
                     yield response.content
-                except (aiohttp.ClientError, asyncio.IncompleteReadError) as exc:
+                except BROKEN_CONNECTION as exc:
                     raise ExportError(image, f"the stream broke off ({exc!r})") from exc
 
     async def save_image(
@@ -935,28 +906,23 @@ class Engine:
         load sometimes answers that it could not stop the container in time
         (its processes were still dying): that is retried a few times.
         """
-        for attempt in range(_RETRIES):
-            if await self._remove_once(container_id, last=attempt == _RETRIES - 1):
-                return
-            await anyio.sleep(_RETRY_DELAY)
+        operation = f"remove the container {container_id[:12]}"
 
-    async def _remove_once(self, container_id: str, *, last: bool) -> bool:
-        """One removal request; False when the engine could not stop the container yet."""
-        try:
-            with self._translate(f"remove the container {container_id[:12]}", absent_ok=True):
+        async def attempt() -> None:
+            with self._translate(operation, absent_ok=True):
                 try:
                     await self._client.containers.container(container_id).delete(force=True, v=True)
                 except aiodocker.DockerError as exc:
-                    if exc.status == _CONFLICT and "already in progress" in exc.message:
-                        await self._wait_until_gone(container_id)
-                    elif "could not be stopped" in exc.message and not last:
-                        logger.debug("retrying the removal of %s: %s", container_id[:12], exc)
-                        return False
-                    else:
+                    if exc.status != _CONFLICT or "already in progress" not in exc.message:
                         raise
-        except NotFound:
-            pass
-        return True
+                    await self._wait_until_gone(container_id)
+
+        with suppress(NotFound):
+            await retry(
+                attempt,
+                passing=lambda exc: _refused(exc, "could not be stopped"),
+                what=f"removing {container_id[:12]}",
+            )
 
     async def _wait_until_gone(self, container_id: str) -> None:
         container = self._client.containers.container(container_id)
@@ -978,6 +944,11 @@ class Engine:
             )
             for c in found
         ]
+
+
+def _refused(exc: Exception, passing: str) -> bool:
+    """Whether ``exc`` is the engine's refusal that says ``passing``."""
+    return isinstance(exc, DockerEngineError) and passing in exc.message
 
 
 def _raise_pull_error(operation: str, line: str) -> None:
