@@ -1,30 +1,21 @@
 """The container engine, as the rest of the library sees it.
 
-``docker`` is the implementation for the Docker API (Docker and Podman),
-the only module that imports aiodocker.
+``base`` is what the library asks of an engine (``Engine``) and the typed
+values it hands over; ``docker`` implements it over the Docker API (Docker
+and Podman), the only module that imports aiodocker, with ``errors`` (its
+errors translated into ours, one table) and ``retry`` (an engine's passing
+refusals tried again, one helper); ``quirks`` is what differs from one
+engine to another.
 """
 
-from .docker import (
-    Attached as Attached,
-)
-from .docker import (
-    ContainerSpec as ContainerSpec,
-)
-from .docker import (
-    Engine as Engine,
-)
-from .docker import (
-    Identity as Identity,
-)
-from .docker import (
-    Labelled as Labelled,
-)
-from .docker import (
-    WriteArchive as WriteArchive,
-)
-from .docker import (
-    find_engine_address as find_engine_address,
-)
-from .docker import (
-    open_engine as open_engine,
-)
+from .base import Attached as Attached
+from .base import Attachment as Attachment
+from .base import ContainerSpec as ContainerSpec
+from .base import Engine as Engine
+from .base import ExportStream as ExportStream
+from .base import Labelled as Labelled
+from .base import WriteArchive as WriteArchive
+from .docker import DockerEngine as DockerEngine
+from .docker import find_engine_address as find_engine_address
+from .docker import open_engine as open_engine
+from .quirks import Identity as Identity

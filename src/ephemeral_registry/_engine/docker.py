@@ -16,16 +16,14 @@ Every other request is cancelled like any other await.
 from __future__ import annotations
 
 import functools
-import ipaddress
 import json
 import logging
 import math
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager, suppress
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import aiodocker
 import aiohttp
@@ -41,7 +39,16 @@ from .._files import FileProblem
 from .._logs import FrameError, Frames, Lines, Stream
 from .._platform import Platform
 from .._types import ContainerState
+from .base import (
+    Attached,
+    Attachment,
+    ContainerSpec,
+    Engine,
+    Labelled,
+    WriteArchive,
+)
 from .errors import BROKEN_CONNECTION, BROKEN_STREAM, NotFound, translated
+from .quirks import Identity
 from .retry import retry
 
 logger = logging.getLogger("ephemeral_registry")
@@ -51,12 +58,7 @@ _GONE_POLL = 0.05
 _SERVER_ERROR = 500
 _ERROR_DOCUMENT_LIMIT = 64 * 1024
 """The most of an error document read from an answer that began as a stream."""
-_CONCURRENT_REMOVAL_API = (1, 52)  # Docker 29.0
 _EXPORT_CHUNK = 1 << 20
-
-
-WriteArchive = Callable[[Callable[[bytes], Awaitable[None]]], Awaitable[None]]
-"""Writes a tar, a chunk at a time, to the ``send`` it is given (see ``_archive``)."""
 
 
 class _LateRefusal(Exception):
@@ -75,140 +77,7 @@ def error_document_message(document: bytes) -> str:
     return f"the answer is not framed: {document[:200]!r}"
 
 
-@dataclass(frozen=True)
-class ContainerSpec:
-    """What to create: the parts of the engine's container config this library uses."""
-
-    name: str
-    image: str
-    labels: Mapping[str, str]
-    network: str
-    command: tuple[str, ...] = ()
-    env: Mapping[str, str] = field(default_factory=dict)
-    publish_port: int | None = None
-    """A container port to publish on a free host port chosen by the engine."""
-    host_ip: str = "127.0.0.1"
-    read_only_mount: tuple[Path, str] | None = None
-    """A host path bind-mounted read-only at a path in the container."""
-    user: str | None = None
-    """``uid:gid`` to run as, instead of the image's user."""
-    hosts: Mapping[str, str] = field(default_factory=dict)
-    """Names to resolve in ``/etc/hosts``, to their addresses."""
-
-    def to_api(self, product: Literal["docker", "podman"] = "docker") -> dict[str, Any]:
-        """The create request's body, for an engine of ``product``."""
-        config: dict[str, Any] = {
-            "Image": self.image,
-            "Labels": dict(self.labels),
-            "Env": [f"{key}={value}" for key, value in self.env.items()],
-            "HostConfig": {"NetworkMode": self.network},
-        }
-        if self.command:
-            config["Cmd"] = list(self.command)
-        if self.user is not None:
-            config["User"] = self.user
-        if self.hosts:
-            config["HostConfig"]["ExtraHosts"] = [f"{n}:{a}" for n, a in self.hosts.items()]
-        if self.read_only_mount is not None:
-            source, target = self.read_only_mount
-            config["HostConfig"]["Mounts"] = [
-                {"Type": "bind", "Source": str(source), "Target": target, "ReadOnly": True}
-            ]
-        if self.publish_port is not None:
-            port = f"{self.publish_port}/tcp"
-            config["ExposedPorts"] = {port: {}}
-            # An empty HostPort lets the engine pick a free port; read it back after start.
-            config["HostConfig"]["PortBindings"] = {
-                port: [{"HostIp": _host_ip(self.host_ip, product), "HostPort": ""}]
-            }
-        return config
-
-
-def _host_ip(host_ip: str, product: Literal["docker", "podman"]) -> str:
-    """The ``HostIp`` of a port binding on ``host_ip``.
-
-    Podman differs for every interface: given ``0.0.0.0`` (or ``::``), its
-    netavark writes the address into the forwarding rule as a destination
-    (``-d 0.0.0.0/32``), which no packet has, and the port answers nowhere
-    (containers/podman#17407). An empty ``HostIp`` means every interface there,
-    as ``podman run -p PORT`` sends it.
-    """
-    if product == "podman" and ipaddress.ip_address(host_ip).is_unspecified:
-        return ""
-    return host_ip
-
-
-@dataclass(frozen=True)
-class Attachment:
-    """Where a running container can be reached."""
-
-    host_port: int | None
-    """The host port the engine chose for a published container port."""
-    address: str | None
-    """The container's IP address on its network."""
-    gateway: str | None = None
-    """Its network's gateway, the engine host's own address on that network."""
-
-
-@dataclass(frozen=True)
-class Identity:
-    """Which engine answers, from the headers of its ``/_ping``."""
-
-    product: Literal["docker", "podman"]
-    api_version: tuple[int, int]
-    """The newest Docker API version it speaks, e.g. ``(1, 41)``."""
-    server: str
-    """Its ``Server`` header, e.g. ``Docker/20.10.24 (linux)`` or ``Libpod/4.3.1 (linux)``."""
-
-    @property
-    def removes_concurrently(self) -> bool:
-        """Whether a network may be removed while its containers are being removed.
-
-        Only Docker 29 (API 1.52) and later. Docker 20.10 (API 1.41)
-        deadlocked its network controller under load when a container's
-        removal overlapped the disconnection of its endpoint and the removal
-        of its network: every later request hung. Podman 4.3 left the
-        container's port forwarding (netavark's DNAT rules) and the network's
-        firewall chains behind, and a stale DNAT rule then hijacks that host
-        port for whatever publishes on it next. Docker 29 held under load
-        (tests/integration/engines/test_load.py) with nothing left behind.
-        """
-        return self.product == "docker" and self.api_version >= _CONCURRENT_REMOVAL_API
-
-    @property
-    def joins_concurrently(self) -> bool:
-        """Whether containers may join one network at the same moment.
-
-        Not Docker before 29: libnetwork keeps a count of each network's
-        endpoints whose concurrent updates can lose one (its endpoint_cnt
-        object, moby/moby#42119). The network then answers every removal
-        with "has active endpoints", with none listed, until the engine
-        restarts. Seen on Docker 20.10 under the load test; newer engines no
-        longer keep the count, and Podman never did.
-        """
-        return self.product != "docker" or self.api_version >= _CONCURRENT_REMOVAL_API
-
-    @classmethod
-    def from_headers(cls, headers: Mapping[str, str]) -> Identity:
-        major, _, minor = headers.get("Api-Version", "1.24").partition(".")
-        return cls(
-            product="podman" if "Libpod-Api-Version" in headers else "docker",
-            api_version=(int(major), int(minor or 0)),
-            server=headers.get("Server", "?"),
-        )
-
-
-@dataclass(frozen=True)
-class Labelled:
-    """A container or network found by its labels."""
-
-    kind: Literal["container", "network"]
-    id: str
-    name: str
-    labels: Mapping[str, str]
-
-
-class Attached:
+class DockerAttached(Attached):
     """A process run in a container (``Engine.attached``): its stdin, stdout and stderr over
     one connection to the engine, which the engine hands over to the process ("hijacked").
 
@@ -286,7 +155,7 @@ async def open_engine(
     address: EngineAddress | None = None,
     *,
     request_timeout: float,
-) -> AsyncIterator[Engine]:
+) -> AsyncIterator[DockerEngine]:
     """The engine ``client`` talks to, or else a new client's for ``address`` (by
     default, the one discovered); an ``ssh://`` address is reached over one SSH
     connection (``_ssh``), which the engine's tunnels use too.
@@ -299,7 +168,7 @@ async def open_engine(
             SSH connection failed (the reason says how).
     """
     if client is not None:
-        yield Engine(client, request_timeout=request_timeout)
+        yield DockerEngine(client, request_timeout=request_timeout)
         return
     address = address or await find_engine_address(None)
     async with AsyncExitStack() as stack:
@@ -321,14 +190,14 @@ async def open_engine(
                 f"{address.url} ({address.found_by})", f"cannot make a client for it ({exc})"
             ) from exc
         try:
-            yield Engine(own, request_timeout=request_timeout, address=address.url, ssh=ssh)
+            yield DockerEngine(own, request_timeout=request_timeout, address=address.url, ssh=ssh)
         finally:
             with anyio.CancelScope(shield=True):
                 await own.close()
 
 
-class Engine:
-    """Typed, time-bounded requests to one Docker engine.
+class DockerEngine(Engine):
+    """Typed, time-bounded requests to one engine over the Docker API (Docker, Podman).
 
     The requests that can come first on a new client (``has_image``,
     ``list_containers``, ``list_networks``) identify the engine first, so that
@@ -611,7 +480,7 @@ class Engine:
 
     async def create_container(self, spec: ContainerSpec) -> str:
         """Create a container and return its id. Shielded: see the module docstring."""
-        config = spec.to_api((await self.identify()).product)
+        config = container_config(spec, await self.identify())
         with anyio.CancelScope(shield=True), self._translate(f"create the container {spec.name}"):
             container = await self._client.containers.create(config, name=spec.name)
         return str(container.id)
@@ -721,7 +590,7 @@ class Engine:
         try:
             with self._translate(f"start {operation}"):
                 await stream.__aenter__()
-            yield Attached(stream, self.address, operation)
+            yield DockerAttached(stream, self.address, operation)
         finally:
             await stream.close()  # never waits: it closes the connection there and then
 
@@ -944,6 +813,35 @@ class Engine:
             )
             for c in found
         ]
+
+
+def container_config(spec: ContainerSpec, identity: Identity) -> dict[str, Any]:
+    """The create request's body for ``spec``, on the engine ``identity`` names."""
+    config: dict[str, Any] = {
+        "Image": spec.image,
+        "Labels": dict(spec.labels),
+        "Env": [f"{key}={value}" for key, value in spec.env.items()],
+        "HostConfig": {"NetworkMode": spec.network},
+    }
+    if spec.command:
+        config["Cmd"] = list(spec.command)
+    if spec.user is not None:
+        config["User"] = spec.user
+    if spec.hosts:
+        config["HostConfig"]["ExtraHosts"] = [f"{n}:{a}" for n, a in spec.hosts.items()]
+    if spec.read_only_mount is not None:
+        source, target = spec.read_only_mount
+        config["HostConfig"]["Mounts"] = [
+            {"Type": "bind", "Source": str(source), "Target": target, "ReadOnly": True}
+        ]
+    if spec.publish_port is not None:
+        port = f"{spec.publish_port}/tcp"
+        config["ExposedPorts"] = {port: {}}
+        # An empty HostPort lets the engine pick a free port; read it back after start.
+        config["HostConfig"]["PortBindings"] = {
+            port: [{"HostIp": identity.every_interface(spec.host_ip), "HostPort": ""}]
+        }
+    return config
 
 
 def _refused(exc: Exception, passing: str) -> bool:

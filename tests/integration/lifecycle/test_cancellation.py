@@ -24,7 +24,7 @@ import anyio.lowlevel
 import pytest
 
 from ephemeral_registry import Registry, _host
-from ephemeral_registry._engine import Engine
+from ephemeral_registry._engine import DockerEngine
 from ephemeral_registry._export import EXPORT_PREFIX
 from ephemeral_registry._lifecycle import EXIT_WATCH
 
@@ -53,7 +53,7 @@ class CancelAtCall:
         self.scope: anyio.CancelScope | None = None
         self.hit = ""
         for name in ENGINE_CALLS:
-            monkeypatch.setattr(Engine, name, self._wrap(name, getattr(Engine, name)))
+            monkeypatch.setattr(DockerEngine, name, self._wrap(name, getattr(DockerEngine, name)))
 
     def arm(self, target: int, *, after: bool) -> anyio.CancelScope:
         self.calls, self.target, self.after, self.hit = [], target, after, ""
@@ -68,7 +68,7 @@ class CancelAtCall:
     def _wrap(
         self, name: str, call: Callable[..., Awaitable[Any]]
     ) -> Callable[..., Awaitable[Any]]:
-        async def wrapper(engine: Engine, *args: Any, **kwargs: Any) -> Any:
+        async def wrapper(engine: DockerEngine, *args: Any, **kwargs: Any) -> Any:
             if anyio.get_current_task().name == EXIT_WATCH:
                 return await call(engine, *args, **kwargs)  # not numbered: see run_once
             self.calls.append(name)
@@ -209,9 +209,9 @@ async def test_cancelling_during_the_teardown_still_removes_everything(
     """
     scope = anyio.CancelScope()
     armed = False
-    original = getattr(Engine, call)
+    original = getattr(DockerEngine, call)
 
-    async def cancelling(self: Engine, *args: Any) -> Any:
+    async def cancelling(self: DockerEngine, *args: Any) -> Any:
         if armed and not after:
             scope.cancel()
         result = await original(self, *args)
@@ -219,7 +219,7 @@ async def test_cancelling_during_the_teardown_still_removes_everything(
             scope.cancel()
         return result
 
-    monkeypatch.setattr(Engine, call, cancelling)
+    monkeypatch.setattr(DockerEngine, call, cancelling)
     with scope:
         async with registry_under_test() as registry:
             await registry.ready()
