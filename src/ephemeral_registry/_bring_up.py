@@ -40,7 +40,7 @@ import httpx
 from . import _auth, _scratch, _tls
 from ._concurrency import Outcome, race, run_all
 from ._discovery import EngineAddress
-from ._engine import ContainerSpec, Engine
+from ._engine import ContainerSpec, Engine, quirks
 from ._engine.retry import retry
 from ._errors import (
     DockerEngineError,
@@ -263,7 +263,7 @@ class BringUp:
 
         return await retry(
             attempt,
-            passing=lambda exc: exc is taken and "address already in use" in taken.message,
+            passing=lambda exc: exc is taken and quirks.PORT_TAKEN in taken.message,
             what=f"{self._session.name}: the engine's port was taken; making its container",
             attempts=PORT_ATTEMPTS,
             delay=0,

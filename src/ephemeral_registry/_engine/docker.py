@@ -39,6 +39,7 @@ from .._files import FileProblem
 from .._logs import FrameError, Frames, Lines, Stream
 from .._platform import Platform
 from .._types import ContainerState
+from . import quirks
 from .base import (
     Attached,
     Attachment,
@@ -410,7 +411,7 @@ class DockerEngine(Engine):
         """
         return await retry(
             functools.partial(self._create_network_once, name, labels),
-            passing=lambda exc: _refused(exc, "no such network interface"),
+            passing=lambda exc: _refused(exc, quirks.NETWORK_INTERFACE_GONE),
             what=f"creating the network {name}",
         )
 
@@ -450,7 +451,7 @@ class DockerEngine(Engine):
         with suppress(NotFound):
             await retry(
                 attempt,
-                passing=lambda exc: _refused(exc, "active endpoints"),
+                passing=lambda exc: _refused(exc, quirks.ENDPOINTS_LEFT),
                 what=f"removing the network {network_id[:12]}",
                 before_again=force_endpoints_off,
             )
@@ -522,7 +523,7 @@ class DockerEngine(Engine):
         """
         await retry(
             functools.partial(self._copy_archive_once, container_id, write),
-            passing=lambda exc: _refused(exc, "broken pipe"),
+            passing=lambda exc: _refused(exc, quirks.UNPACKER_PIPE_BROKE),
             what=f"copying into {container_id[:12]}",
         )
 
@@ -782,14 +783,14 @@ class DockerEngine(Engine):
                 try:
                     await self._client.containers.container(container_id).delete(force=True, v=True)
                 except aiodocker.DockerError as exc:
-                    if exc.status != _CONFLICT or "already in progress" not in exc.message:
+                    if exc.status != _CONFLICT or quirks.REMOVAL_UNDER_WAY not in exc.message:
                         raise
                     await self._wait_until_gone(container_id)
 
         with suppress(NotFound):
             await retry(
                 attempt,
-                passing=lambda exc: _refused(exc, "could not be stopped"),
+                passing=lambda exc: _refused(exc, quirks.NOT_STOPPED_YET),
                 what=f"removing {container_id[:12]}",
             )
 

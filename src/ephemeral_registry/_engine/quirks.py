@@ -6,11 +6,11 @@ it. The engines this library knows:
 
 - Docker 20.10 (API 1.41): containers join a network one at a time; a
   network is removed once its containers are gone (``joins_concurrently``,
-  ``removes_concurrently``).
+  ``removes_concurrently``); it lists endpoints already gone (``ENDPOINTS_LEFT``).
 - Docker 29 (API 1.52) and later: both overlap safely.
 - Podman (4.3 and later): every interface is an empty ``HostIp``
-  (``every_interface``); it answers some requests 200 and refuses them
-  later, and refuses others in passing (see ``docker``'s uses of ``retry``).
+  (``every_interface``); under load, it refuses some requests in passing
+  (the refusals below, each tried again where its request is made).
 - rootless engines (Podman's usual way, rootless Docker): ``Engine.rootless()``;
   a crane container runs as its root there (``_pushers.crane``), and Podman
   as root publishes over IPv4 only (``_options.podman_host_ip``).
@@ -90,3 +90,37 @@ class Identity:
             api_version=(int(major), int(minor or 0)),
             server=headers.get("Server", "?"),
         )
+
+
+# Passing refusals: what an engine answers for a moment before it takes the same
+# request again. Each is matched in the refusal's message and tried again (``retry``)
+# by the request it names, in ``docker``.
+
+NETWORK_INTERFACE_GONE = "no such network interface"
+"""``create_network`` on Podman: it looks for a free subnet among the addresses of
+the interfaces it sees, and one that goes away while it looks (another network's,
+removed meanwhile) fails the request before anything is made."""
+
+ENDPOINTS_LEFT = "active endpoints"
+"""``remove_network`` on Docker 20.10: it sometimes still lists the endpoint of a
+container it has just removed; the endpoints it names are forced off first."""
+
+UNPACKER_PIPE_BROKE = "broken pipe"
+"""``copy_archive_in`` on Podman: it unpacks through a helper process whose pipe
+sometimes breaks under load; unpacking again is harmless."""
+
+NOT_STOPPED_YET = "could not be stopped"
+"""``remove_container`` on Podman under load: the container's processes were still
+dying when it gave up waiting for them."""
+
+REMOVAL_UNDER_WAY = "already in progress"
+"""``remove_container`` (status 409) when another request is removing it (a retry
+after the engine came back, say): that removal is waited for, not tried again."""
+
+PORT_TAKEN = "address already in use"
+"""``start`` on Podman under load: it picks the free host port itself, and two
+containers sometimes get the same one. The bring-up makes that container again."""
+
+# Podman 4 answers a container's logs with 200 and only then looks the container up;
+# when that fails (it does under load), its error document is the body, before any
+# frame. ``docker`` reads it as a passing refusal too (its ``_LateRefusal``).
