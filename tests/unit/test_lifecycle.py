@@ -3,6 +3,7 @@ at every engine call, the calls read from the engine interface."""
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -146,13 +147,42 @@ class CancelAt:
                 self.scope.cancel()  # arrives at the library's next await
 
 
-async def run(scenario: Scenario, cancel: CancelAt | None = None) -> FakeEngine:
+@dataclass
+class Counted:
+    """The numbered calls and returns of each engine method in one run (see ``CancelAt``)."""
+
+    calls: collections.Counter[str] = field(default_factory=collections.Counter)
+    returns: collections.Counter[str] = field(default_factory=collections.Counter)
+
+    async def before(self, name: str) -> None:
+        if anyio.get_current_task().name != EXIT_WATCH:
+            self.calls[name] += 1
+
+    def after_call(self, name: str) -> None:
+        if anyio.get_current_task().name != EXIT_WATCH:
+            self.returns[name] += 1
+
+
+_counted: dict[str, Counted] = {}
+
+
+async def counted(name: str) -> Counted:
+    """The scenario's calls, counted in a run of its own, once per test session."""
+    if name not in _counted:
+        _counted[name] = Counted()
+        await run(SCENARIOS[name], _counted[name])
+    return _counted[name]
+
+
+async def run(scenario: Scenario, cancel: CancelAt | Counted | None = None) -> FakeEngine:
     """The scenario's block on a fresh fake engine; the engine, afterwards."""
     given = options(**scenario.given)
     engine = scenario.engine(given)
     scope = anyio.CancelScope()
-    if cancel is not None:
+    if isinstance(cancel, CancelAt):
         engine.before, engine.after, scope = cancel.before, cancel.after_call, cancel.scope
+    elif cancel is not None:
+        engine.before, engine.after = cancel.before, cancel.after_call
     async with engine.publishing():
         with scope:
             async with life_cycle(engine, given, scenario.address) as registry:
@@ -215,11 +245,10 @@ async def test_a_cancellation_at_any_engine_call_leaves_nothing(name: str) -> No
     with the reason."""
     sessions = set(live_sessions)
     runs = 0
-    for scenario in SCENARIOS.values():
-        counted = CancelAt(name, 0, after=False)  # counts, never cancels
-        await run(scenario, counted)
-        points = [(nth, False) for nth in range(1, counted.calls + 1)]
-        points += [(nth, True) for nth in range(1, counted.returns + 1)]
+    for scenario_name, scenario in SCENARIOS.items():
+        count = await counted(scenario_name)
+        points = [(nth, False) for nth in range(1, count.calls[name] + 1)]
+        points += [(nth, True) for nth in range(1, count.returns[name] + 1)]
         for nth, after in points:
             cancel = CancelAt(name, nth, after)
             engine = await run(scenario, cancel)

@@ -12,6 +12,7 @@ Two ways to find the points:
 
 from __future__ import annotations
 
+import inspect
 import os
 import tempfile
 import time
@@ -24,7 +25,7 @@ import anyio.lowlevel
 import pytest
 
 from ephemeral_registry import Registry, _host
-from ephemeral_registry._engine import DockerEngine
+from ephemeral_registry._engine import DockerEngine, Engine
 from ephemeral_registry._export import EXPORT_PREFIX
 from ephemeral_registry._lifecycle import EXIT_WATCH
 
@@ -33,12 +34,16 @@ from ..support.helpers import get, registry_under_test, saved, session_resources
 
 pytestmark = pytest.mark.anyio
 
-ENGINE_CALLS = (
-    "has_image", "pull", "create_network", "remove_network", "list_networks",
-    "create_container", "start", "attachment", "state", "wait", "tail_logs",
-    "read_output", "save_image", "remove_container", "list_containers", "shares_files",
-    "copy_archive_in",
-)  # fmt: skip
+ENGINE_CALLS = tuple(
+    sorted(
+        name
+        for name in Engine.__abstractmethods__
+        if inspect.iscoroutinefunction(getattr(DockerEngine, name))
+    )
+)
+"""Every request of the engine interface that is awaited: all but its properties and the
+two that open a block instead (``attached``, ``export``). A call made inside another
+(``identify`` inside ``has_image``, say) is numbered too."""
 
 Operation = Callable[[Registry], Awaitable[object]]
 
