@@ -2,10 +2,10 @@
 
 ``base`` is what the library asks of an engine (``Engine``) and the typed
 values it hands over; ``docker`` implements it over the Docker API (Docker
-and Podman), the only module that imports aiodocker, with ``errors`` (its
-errors translated into ours, one table) and ``retry`` (an engine's passing
-refusals tried again, one helper); ``quirks`` is what differs from one
-engine to another.
+and Podman), with ``errors`` (aiodocker's and aiohttp's errors translated
+into ours, one table): the only modules that use aiodocker. ``retry`` tries
+an engine's passing refusals again (one helper); ``quirks`` is what differs
+from one engine to another.
 """
 
 from .base import Attached as Attached

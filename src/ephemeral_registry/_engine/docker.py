@@ -1,6 +1,7 @@
-"""The Docker engine, as the rest of the library sees it.
+"""The engine interface (``base``) over the Docker API: Docker and Podman.
 
-This is the only module that imports aiodocker. It hands out typed values
+With ``errors``, the only module that uses aiodocker (elsewhere it is only
+the type of the public ``docker=`` argument). It hands out typed values
 instead of aiodocker's dictionaries, bounds every request in time, and
 translates aiodocker's errors into ours in one place (``errors``); the
 engine's passing refusals are tried again by one helper (``retry``).
