@@ -32,7 +32,7 @@ LOCAL = EngineAddress("unix:///fake/engine.sock", "the test")
 OVER_SSH = EngineAddress("ssh://box", "the test")
 
 OUTSIDE_THE_LIFE_CYCLE = {
-    "attached": "a tunnel's relay, per connection (tests/integration/engines/test_tunnel.py)",
+    "attached": "a tunnel's relay, per connection",
     "copy_archive_in": "crane's source, per push",
     "export": "the native pusher's source, per push",
     "platform": "a push's platform check",
@@ -40,7 +40,8 @@ OUTSIDE_THE_LIFE_CYCLE = {
     "save_image": "crane's tarball, per push",
     "shares_files": "crane's choice of mount or copy, per push",
 }
-"""The engine calls no block makes unless it pushes, and where they are tested."""
+"""The engine calls a block makes only to push (or to relay a connection), each with
+why; tests/integration/lifecycle/test_cancellation.py cancels at those of a push."""
 
 
 def options(**given: Any) -> Options:
