@@ -10,7 +10,7 @@ For the ~200 MB benchmark image (benchmarks/images.sh), prints the median time o
 each with the source bind-mounted into crane's container (what the library
 does where the engine sees this host's files) and copied in through the
 engine's API (what it does elsewhere), the choice forced either way; and the
-time the copy itself took (``Engine.copy_archive_in``), beside the docker
+time the copy itself took (``DockerEngine.copy_archive_in``), beside the docker
 CLI's own ``docker cp`` of the tarball into a created container (the
 engine's floor for the same bytes). Each run brings up a
 registry of its own and waits until it is ready, so that only the push is
@@ -39,7 +39,7 @@ import anyio
 from shell_baseline import CRANE, REGISTRY
 
 from ephemeral_registry import Registry, _host, ephemeral_registry
-from ephemeral_registry._docker import Engine, WriteArchive
+from ephemeral_registry._engine import DockerEngine, WriteArchive
 
 IMAGE = "ephemeral-registry-benchmark/bulk-0:200"
 IMAGE_500 = "ephemeral-registry-benchmark/bulk:500"
@@ -47,7 +47,7 @@ WAYS = ("mount", "copy")
 
 
 def force(way: str) -> None:
-    """Make every engine answer ``Engine.shares_files()`` so: mount for True, copy for False."""
+    """Make every engine answer ``shares_files()`` so: mount for True, copy for False."""
 
     async def decided(*args: object, **kwargs: object) -> bool:
         return way == "mount"
@@ -56,17 +56,17 @@ def force(way: str) -> None:
 
 
 copies: list[float] = []
-"""How long each ``Engine.copy_archive_in`` took, in seconds."""
-_copy_archive_in = Engine.copy_archive_in
+"""How long each ``DockerEngine.copy_archive_in`` took, in seconds."""
+_copy_archive_in = DockerEngine.copy_archive_in
 
 
-async def _timed_copy(engine: Engine, container_id: str, write: WriteArchive) -> None:
+async def _timed_copy(engine: DockerEngine, container_id: str, write: WriteArchive) -> None:
     started = time.perf_counter()
     await _copy_archive_in(engine, container_id, write)
     copies.append(time.perf_counter() - started)
 
 
-Engine.copy_archive_in = _timed_copy  # type: ignore[method-assign,assignment]
+DockerEngine.copy_archive_in = _timed_copy  # type: ignore[method-assign,assignment]
 
 
 async def docker_cp(tarball: Path) -> float:

@@ -37,7 +37,8 @@ from . import _auth, _scratch, _tls
 from ._addresses import host_address, podman_host_ip, tunnel_host
 from ._concurrency import Outcome, race, run_all
 from ._discovery import EngineAddress
-from ._docker import ContainerSpec, Engine
+from ._engine import ContainerSpec, Engine, quirks
+from ._engine.retry import retry
 from ._errors import (
     DockerEngineError,
     DockerUnavailableError,
@@ -220,7 +221,11 @@ class BringUp:
         sometimes get the same one: the second start fails with "address
         already in use". That container is then made again (a new port).
         """
-        for attempt in range(PORT_ATTEMPTS):
+        container_id = ""
+        taken: DockerEngineError | None = None  # the start's refusal, only
+
+        async def attempt() -> str:
+            nonlocal container_id, taken
             try:
                 container_id = self._session.created.registry = await self._engine.create_container(
                     spec
@@ -236,14 +241,22 @@ class BringUp:
                 async with joining:
                     await self._engine.start(container_id)
             except DockerEngineError as exc:
-                if "address already in use" not in exc.message or attempt == PORT_ATTEMPTS - 1:
-                    raise
-                logger.debug("%s: the engine's port was taken, again: %s", self._session.name, exc)
-                await self._engine.remove_container(container_id)
-                self._session.created.forget(container_id)
-            else:
-                return container_id
-        raise AssertionError("not reached")  # the last attempt returns or raises
+                taken = exc
+                raise
+            return container_id
+
+        async def remove_it(exc: Exception) -> None:
+            await self._engine.remove_container(container_id)
+            self._session.created.forget(container_id)
+
+        return await retry(
+            attempt,
+            passing=lambda exc: exc is taken and quirks.PORT_TAKEN in taken.message,
+            what=f"{self._session.name}: the engine's port was taken; making its container",
+            attempts=PORT_ATTEMPTS,
+            delay=0,
+            before_again=remove_it,
+        )
 
     async def _start_relay(self, joining: contextlib.AbstractAsyncContextManager[object]) -> str:
         """Create and start the relay container of a tunnel through the engine's API (holding

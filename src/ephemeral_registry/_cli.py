@@ -42,7 +42,7 @@ from . import (
     find_leftovers,
     sweep,
 )
-from ._docker import find_engine_address, open_engine
+from ._engine import find_engine_address, open_engine
 from ._options import BY_NAME, OPTIONS, check_against_engine, given_flags, resolve
 
 EXIT_ERROR = 1

@@ -41,8 +41,8 @@ EphemeralRegistryError
 itself; `except PushError` every push that did not complete.
 
 Errors from aiodocker, aiohttp and httpx are translated into these once,
-where they are caught (the module that speaks to the engine, the readiness
-probe, the native pusher), with the original kept as `__cause__`. Every
+where they are caught (``_engine/``, the readiness probe, the native
+pusher), with the original kept as `__cause__`. Every
 error pickles (a process pool can send it back): the copy has the same
 type, message, attributes and notes (not its `__cause__`, which pickle never
 keeps).

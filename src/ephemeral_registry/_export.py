@@ -35,7 +35,7 @@ from anyio import Path as AsyncPath
 
 from . import _scratch
 from ._concurrency import opened
-from ._docker import Engine
+from ._engine import Engine
 from ._errors import EphemeralRegistryError, ExportError, ImageNotFoundError
 from ._oci.content import Blob, read_blob, sha256_of
 from ._oci.documents import MAX_DOCUMENT

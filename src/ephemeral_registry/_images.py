@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from ._docker import Engine
+from ._engine import Engine
 from ._errors import DockerEngineError, ImageNotFoundError, ImagePullError
 from ._options import OPTION_ENVS, Options, PullPolicy
 

@@ -23,10 +23,12 @@ import anyio.lowlevel
 
 from ._bring_up import BringUp
 from ._concurrency import require_asyncio
-from ._docker import Engine, find_engine_address, open_engine
+from ._discovery import EngineAddress
+from ._engine import Engine, find_engine_address, open_engine
 from ._errors import RegistryClosedError
 from ._options import (
     LayerCompression,
+    Options,
     PullPolicy,
     Pusher,
     Timeouts,
@@ -202,59 +204,74 @@ async def ephemeral_registry(
     )
     address = await find_engine_address(docker, options.docker_host)
     check_against_engine(options, address)
-    async with open_engine(docker, address, request_timeout=options.timeouts.request) as engine:
-        session = Session.new(auth=options.auth, tls=options.tls)
-        live_sessions.add(session.session_id)
-        bring_up = BringUp(engine, options, session, engine_address=address)
-        watch = Watch(engine, session, bring_up.running.get)
-        crane = CraneImage(engine, options, name=session.name)
-        registry = Registry(engine, options, session, bring_up, watch, crane)
-        logger.debug("%s: bringing up %s", session.name, options.registry_image)
-        body_error: BaseException | None = None
-        try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(bring_up.run)
-                tg.start_soon(crane.run)
-                if options.pusher == "crane":  # ready beside the registry, for the first push
-                    crane.want()
-                tg.start_soon(watch.run, name=EXIT_WATCH)
-                if options.sweep_leftovers:
-                    tg.start_soon(_sweep_after, bring_up, engine)
-                try:
-                    yield registry
-                except anyio.get_cancelled_exc_class():
-                    raise  # the task group must see it; it comes out as itself
-                except BaseException as exc:
-                    # The block's own exception, kept out of the task group (which
-                    # would wrap it in a group) and re-raised below as the very
-                    # object raised, once the removal is done.
-                    body_error = exc
-                finally:
-                    tg.cancel_scope.cancel()
-        except BaseException as exc:
-            # A cancellation, re-raised below once the removal is done.
-            body_error = exc
-        session.closed = True
-        bring_up.close()
-        crane.close()
-        problem = await tear_down(engine, session, timeout=options.timeouts.cleanup)
-        if body_error is None:
+    async with (
+        open_engine(docker, address, request_timeout=options.timeouts.request) as engine,
+        life_cycle(engine, options, address) as registry,
+    ):
+        yield registry
+
+
+@asynccontextmanager
+async def life_cycle(
+    engine: Engine, options: Options, address: EngineAddress
+) -> AsyncIterator[Registry]:
+    """One registry's life on ``engine``, reached at ``address``: the block of
+    ``ephemeral_registry()`` once its options are resolved and its engine is open.
+
+    What ``ephemeral_registry()`` says of its block, and of cancelling it, holds here.
+    """
+    session = Session.new(auth=options.auth, tls=options.tls)
+    live_sessions.add(session.session_id)
+    bring_up = BringUp(engine, options, session, engine_address=address)
+    watch = Watch(engine, session, bring_up.running.get)
+    crane = CraneImage(engine, options, name=session.name)
+    registry = Registry(engine, options, session, bring_up, watch, crane)
+    logger.debug("%s: bringing up %s", session.name, options.registry_image)
+    body_error: BaseException | None = None
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(bring_up.run)
+            tg.start_soon(crane.run)
+            if options.pusher == "crane":  # ready beside the registry, for the first push
+                crane.want()
+            tg.start_soon(watch.run, name=EXIT_WATCH)
+            if options.sweep_leftovers:
+                tg.start_soon(_sweep_after, bring_up, engine)
             try:
-                # A cancellation that arrived during the (shielded) removal is
-                # raised here, at the exit, not at the caller's next await.
-                await anyio.lowlevel.checkpoint_if_cancelled()
-            except BaseException:
-                if problem is not None:
-                    logger.error("%s", problem)  # noqa: TRY400 (the traceback is the cancellation's)
-                raise
-        if problem is not None:
-            if body_error is None:
-                raise problem
-            body_error.add_note(str(problem))
-            logger.error("%s", problem)
-        if body_error is not None:
-            raise body_error
-        _raise_unseen_failure(session, bring_up)
+                yield registry
+            except anyio.get_cancelled_exc_class():
+                raise  # the task group must see it; it comes out as itself
+            except BaseException as exc:
+                # The block's own exception, kept out of the task group (which
+                # would wrap it in a group) and re-raised below as the very
+                # object raised, once the removal is done.
+                body_error = exc
+            finally:
+                tg.cancel_scope.cancel()
+    except BaseException as exc:
+        # A cancellation, re-raised below once the removal is done.
+        body_error = exc
+    session.closed = True
+    bring_up.close()
+    crane.close()
+    problem = await tear_down(engine, session, timeout=options.timeouts.cleanup)
+    if body_error is None:
+        try:
+            # A cancellation that arrived during the (shielded) removal is
+            # raised here, at the exit, not at the caller's next await.
+            await anyio.lowlevel.checkpoint_if_cancelled()
+        except BaseException:
+            if problem is not None:
+                logger.error("%s", problem)  # noqa: TRY400 (the traceback is the cancellation's)
+            raise
+    if problem is not None:
+        if body_error is None:
+            raise problem
+        body_error.add_note(str(problem))
+        logger.error("%s", problem)
+    if body_error is not None:
+        raise body_error
+    _raise_unseen_failure(session, bring_up)
 
 
 async def _sweep_after(bring_up: BringUp, engine: Engine) -> None:

@@ -6,7 +6,7 @@ stderr; three zero bytes; the payload's length, big-endian) and then the
 payload. Reading both streams on one request keeps their relative order,
 which two requests lose.
 
-Everything here is pure: no I/O, no awaiting. ``_docker`` reads the bytes,
+Everything here is pure: no I/O, no awaiting. ``_engine.docker`` reads the bytes,
 the crane pusher decides when to stop.
 """
 
@@ -25,7 +25,7 @@ _STREAMS: dict[int, Stream] = {1: "stdout", 2: "stderr"}
 
 
 class FrameError(ValueError):
-    """The bytes do not follow the engine's framing. Internal: ``_docker`` translates it."""
+    """The bytes do not follow the engine's framing. Internal: ``_engine.docker`` translates it."""
 
 
 @dataclass

@@ -17,7 +17,7 @@ import anyio
 from . import _platform, _reference, _source
 from ._bring_up import BringUp
 from ._concurrency import race
-from ._docker import Engine
+from ._engine import Engine
 from ._errors import (
     EphemeralRegistryError,
     ImageNotFoundError,

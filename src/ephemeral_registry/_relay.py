@@ -76,7 +76,7 @@ import anyio.abc
 from anyio.abc import SocketAttribute
 
 from ._concurrency import race
-from ._docker import Attached, ContainerSpec, Engine
+from ._engine import Attached, ContainerSpec, Engine
 from ._errors import EphemeralRegistryError
 from ._session import Session
 

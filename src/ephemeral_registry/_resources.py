@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import anyio
 
 from ._concurrency import run_all
-from ._docker import Engine
+from ._engine import Engine
 from ._errors import DockerEngineError
 
 

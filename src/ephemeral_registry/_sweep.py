@@ -31,7 +31,7 @@ import anyio.to_thread
 from . import _labels, _scratch
 from ._addresses import check_docker_host
 from ._concurrency import require_asyncio, run_all
-from ._docker import Engine, Labelled, find_engine_address, open_engine
+from ._engine import Engine, Labelled, find_engine_address, open_engine
 from ._options import check_engine_choice
 from ._resources import remove
 

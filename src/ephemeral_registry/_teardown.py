@@ -22,7 +22,7 @@ import shutil
 import anyio
 
 from . import _labels
-from ._docker import Engine
+from ._engine import Engine
 from ._errors import CleanupError, EphemeralRegistryError
 from ._resources import remove
 from ._session import Session

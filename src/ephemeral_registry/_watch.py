@@ -19,7 +19,7 @@ import re
 from collections.abc import Awaitable, Callable
 
 from ._concurrency import Outcome
-from ._docker import Engine
+from ._engine import Engine
 from ._errors import EphemeralRegistryError, PushError
 from ._running import Running
 from ._session import Session

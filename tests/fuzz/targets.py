@@ -22,7 +22,7 @@ import asyncssh  # noqa: F401 - imported here, not first in a recorded call: see
 from ephemeral_registry import DockerUnavailableError, EphemeralRegistryError, _archive
 from ephemeral_registry._archive import of_layout, write
 from ephemeral_registry._discovery import EngineAddress, discover
-from ephemeral_registry._docker import open_engine
+from ephemeral_registry._engine import open_engine
 from ephemeral_registry._logs import MAX_LINE, FrameError, Frames, Lines
 from ephemeral_registry._oci import layout as _oci_layout
 from ephemeral_registry._oci.errors import FormatError

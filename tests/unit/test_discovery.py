@@ -16,7 +16,7 @@ import pytest
 from ephemeral_registry import DockerUnavailableError, InvalidArgumentError, _discovery
 from ephemeral_registry._addresses import host_address
 from ephemeral_registry._discovery import EngineAddress, TlsFiles, discover
-from ephemeral_registry._docker import open_engine
+from ephemeral_registry._engine import open_engine
 from ephemeral_registry._files import FileProblem
 from ephemeral_registry._options import check_engine_choice, resolve
 from ephemeral_registry._ssh import Target

@@ -16,6 +16,7 @@ LAYERS = [
     {"_bring_up", "_teardown", "_watch"},
     {"_pushers.base", "_pushers.crane", "_pushers.native"},
     {"_running"},
+    {"_engine", "_engine.base", "_engine.docker", "_engine.errors", "_engine.quirks"},
 ]
 """From the top down: a module may import those of the layers below its own, never above."""
 
@@ -68,3 +69,23 @@ def test_there_are_no_import_cycles() -> None:
             if name not in seen:
                 seen.add(name)
                 todo.extend(graph.get(name, ()))
+
+
+def test_only_the_docker_engine_uses_aiodocker_and_aiohttp() -> None:
+    """Everything else holds an ``Engine`` and the typed values of ``_engine.base``."""
+    users: dict[str, set[str]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                names = [node.module]
+            for name in names:
+                top = name.partition(".")[0]
+                if top in ("aiodocker", "aiohttp"):
+                    users.setdefault(top, set()).add(_module(path))
+    assert users == {
+        "aiodocker": {"_engine.docker", "_engine.errors", "_lifecycle", "_sweep"},
+        "aiohttp": {"_engine.docker", "_engine.errors"},
+    }, "_lifecycle and _sweep: only the type of their public docker= argument"

@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 
 from ephemeral_registry import Endpoints, InvalidArgumentError, LayerCompression
+from ephemeral_registry._engine import Identity
+from ephemeral_registry._engine.docker import container_config
 from ephemeral_registry._platform import Platform
 from ephemeral_registry._pushers.base import FromEngine, FromFile, Job
 from ephemeral_registry._pushers.crane import CraneImage, CranePusher, crane_spec
@@ -98,7 +100,7 @@ def test_crane_runs_as_the_same_user_whether_its_source_is_mounted_or_copied(
         rootless=rootless,
         mounted=mounted,
     )
-    config = spec.to_api()
+    config = container_config(spec, Identity("docker", (1, 41), "Docker/20.10.24 (linux)"))
     mounts = config["HostConfig"].get("Mounts")
     if mounted:
         assert mounts == [

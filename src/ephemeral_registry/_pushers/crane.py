@@ -41,7 +41,7 @@ from .. import _archive, _auth, _labels, _source, _tls
 from .._archive import Archive
 from .._auth import DOCKER_CONFIG, archive
 from .._concurrency import Outcome, run_all
-from .._docker import ContainerSpec, Engine
+from .._engine import ContainerSpec, Engine
 from .._errors import (
     EphemeralRegistryError,
     InvalidArgumentError,

@@ -38,7 +38,7 @@ import anyio.to_thread
 import httpx
 
 from .._concurrency import beside, opened
-from .._docker import Engine
+from .._engine import Engine
 from .._errors import ExportError, InvalidSourceError, PushError
 from .._export import Fail, reading
 from .._interfaces import is_interface_address

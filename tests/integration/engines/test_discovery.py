@@ -19,7 +19,7 @@ import anyio
 import pytest
 
 from ephemeral_registry import DockerUnavailableError, InvalidArgumentError
-from ephemeral_registry._docker import Engine
+from ephemeral_registry._engine import DockerEngine
 
 from ..support import testbed
 from ..support.cli import ENV, cli
@@ -165,12 +165,12 @@ async def test_a_rootless_engine_is_known_by_its_socket_and_over_tcp_by_its_info
     (Podman's Rootless field, Docker's security options) where there is no socket."""
     expected = testbed.is_rootless()
     async with aiodocker.Docker(url=testbed.ENGINE) as client:
-        assert await Engine(client, request_timeout=30).rootless() is expected
+        assert await DockerEngine(client, request_timeout=30).rootless() is expected
     async with (
         EngineProxy.over_tcp() as over_tcp,
         aiodocker.Docker(url=over_tcp.url.replace("tcp://", "http://")) as client,
     ):
-        assert await Engine(client, request_timeout=30).rootless() is expected
+        assert await DockerEngine(client, request_timeout=30).rootless() is expected
     assert [r for r in over_tcp.requests if r.split()[1].endswith("/info")], over_tcp.requests
 
 

@@ -27,7 +27,7 @@ from ephemeral_registry import (
     PushTimeoutError,
     sweep,
 )
-from ephemeral_registry._docker import Engine
+from ephemeral_registry._engine import DockerEngine
 
 from ..support import testbed
 from ..support.engine_proxy import EngineProxy
@@ -53,18 +53,18 @@ async def client(proxy: EngineProxy) -> AsyncIterator[aiodocker.Docker]:
 def before_call(
     monkeypatch: pytest.MonkeyPatch, name: str, action: Callable[[], Awaitable[None]]
 ) -> None:
-    """Run ``action`` just before the library's first call to ``Engine.<name>``."""
-    call = getattr(Engine, name)
+    """Run ``action`` just before the library's first call to ``DockerEngine.<name>``."""
+    call = getattr(DockerEngine, name)
     done = False
 
-    async def wrapper(engine: Engine, *args: Any, **kwargs: Any) -> Any:
+    async def wrapper(engine: DockerEngine, *args: Any, **kwargs: Any) -> Any:
         nonlocal done
         if not done:
             done = True
             await action()
         return await call(engine, *args, **kwargs)
 
-    monkeypatch.setattr(Engine, name, wrapper)
+    monkeypatch.setattr(DockerEngine, name, wrapper)
 
 
 async def sweep_after_return(proxy: EngineProxy, session: str) -> None:
@@ -180,14 +180,14 @@ async def test_the_registry_killed_during_a_push(tmp_path: Path, pusher: str) ->
 
 
 def removed_before(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
-    """Someone else removes the container just before the library's ``Engine.<name>`` call."""
-    call = getattr(Engine, name)
+    """Someone else removes the container just before the library's ``DockerEngine.<name>`` call."""
+    call = getattr(DockerEngine, name)
 
-    async def wrapper(engine: Engine, container_id: str, *args: Any, **kwargs: Any) -> Any:
+    async def wrapper(engine: DockerEngine, container_id: str, *args: Any, **kwargs: Any) -> Any:
         await testbed.adocker("rm", "-f", "-v", container_id)  # its volume too: nothing left
         return await call(engine, container_id, *args, **kwargs)
 
-    monkeypatch.setattr(Engine, name, wrapper)
+    monkeypatch.setattr(DockerEngine, name, wrapper)
 
 
 @pytest.mark.parametrize(
@@ -215,13 +215,13 @@ async def test_an_image_removed_before_its_export_is_a_docker_engine_error(
     """push_image of an image that goes away between its check and its export: a 404."""
     image = f"{testbed.PREFIX}/vanishing:{testbed.LABEL.split('.')[0]}"
     await testbed.adocker("tag", testbed.SAMPLE, image)
-    export = Engine.export
+    export = DockerEngine.export
 
-    def export_after_removal(engine: Engine, name: str, *, timeout: float) -> Any:
+    def export_after_removal(engine: DockerEngine, name: str, *, timeout: float) -> Any:
         testbed.docker("rmi", image)
         return export(engine, name, timeout=timeout)
 
-    monkeypatch.setattr(Engine, "export", export_after_removal)
+    monkeypatch.setattr(DockerEngine, "export", export_after_removal)
     try:
         async with registry_under_test() as registry:
             with pytest.raises(EphemeralRegistryError) as caught:
@@ -238,13 +238,13 @@ async def test_an_export_that_runs_past_push_timeout_is_a_push_timeout(
 ) -> None:
     """A stuck export is the push's PushTimeoutError (a TimeoutError), naming the export and
     push_timeout, not the engine's EngineTimeoutError nor "start one"."""
-    export = Engine.export
+    export = DockerEngine.export
 
-    def export_stuck(engine: Engine, image: str, *, timeout: float) -> Any:
+    def export_stuck(engine: DockerEngine, image: str, *, timeout: float) -> Any:
         proxy.hang()
         return export(engine, image, timeout=timeout)
 
-    monkeypatch.setattr(Engine, "export", export_stuck)
+    monkeypatch.setattr(DockerEngine, "export", export_stuck)
     started = anyio.current_time()
     with anyio.fail_after(20):
         async with registry_under_test(docker=client, push_timeout=2.0, **FAST) as registry:

@@ -12,6 +12,7 @@ Two ways to find the points:
 
 from __future__ import annotations
 
+import inspect
 import os
 import tempfile
 import time
@@ -24,7 +25,7 @@ import anyio.lowlevel
 import pytest
 
 from ephemeral_registry import Registry, _host
-from ephemeral_registry._docker import Engine
+from ephemeral_registry._engine import DockerEngine, Engine
 from ephemeral_registry._export import EXPORT_PREFIX
 from ephemeral_registry._lifecycle import EXIT_WATCH
 
@@ -33,12 +34,16 @@ from ..support.helpers import get, registry_under_test, saved, session_resources
 
 pytestmark = pytest.mark.anyio
 
-ENGINE_CALLS = (
-    "has_image", "pull", "create_network", "remove_network", "list_networks",
-    "create_container", "start", "attachment", "state", "wait", "tail_logs",
-    "read_output", "save_image", "remove_container", "list_containers", "shares_files",
-    "copy_archive_in",
-)  # fmt: skip
+ENGINE_CALLS = tuple(
+    sorted(
+        name
+        for name in Engine.__abstractmethods__
+        if inspect.iscoroutinefunction(getattr(DockerEngine, name))
+    )
+)
+"""Every request of the engine interface that is awaited: all but its properties and the
+two that open a block instead (``attached``, ``export``). A call made inside another
+(``identify`` inside ``has_image``, say) is numbered too."""
 
 Operation = Callable[[Registry], Awaitable[object]]
 
@@ -53,7 +58,7 @@ class CancelAtCall:
         self.scope: anyio.CancelScope | None = None
         self.hit = ""
         for name in ENGINE_CALLS:
-            monkeypatch.setattr(Engine, name, self._wrap(name, getattr(Engine, name)))
+            monkeypatch.setattr(DockerEngine, name, self._wrap(name, getattr(DockerEngine, name)))
 
     def arm(self, target: int, *, after: bool) -> anyio.CancelScope:
         self.calls, self.target, self.after, self.hit = [], target, after, ""
@@ -68,7 +73,7 @@ class CancelAtCall:
     def _wrap(
         self, name: str, call: Callable[..., Awaitable[Any]]
     ) -> Callable[..., Awaitable[Any]]:
-        async def wrapper(engine: Engine, *args: Any, **kwargs: Any) -> Any:
+        async def wrapper(engine: DockerEngine, *args: Any, **kwargs: Any) -> Any:
             if anyio.get_current_task().name == EXIT_WATCH:
                 return await call(engine, *args, **kwargs)  # not numbered: see run_once
             self.calls.append(name)
@@ -209,9 +214,9 @@ async def test_cancelling_during_the_teardown_still_removes_everything(
     """
     scope = anyio.CancelScope()
     armed = False
-    original = getattr(Engine, call)
+    original = getattr(DockerEngine, call)
 
-    async def cancelling(self: Engine, *args: Any) -> Any:
+    async def cancelling(self: DockerEngine, *args: Any) -> Any:
         if armed and not after:
             scope.cancel()
         result = await original(self, *args)
@@ -219,7 +224,7 @@ async def test_cancelling_during_the_teardown_still_removes_everything(
             scope.cancel()
         return result
 
-    monkeypatch.setattr(Engine, call, cancelling)
+    monkeypatch.setattr(DockerEngine, call, cancelling)
     with scope:
         async with registry_under_test() as registry:
             await registry.ready()

@@ -23,7 +23,7 @@ from ephemeral_registry import (
     RegistryClosedError,
     RegistryNotReadyError,
 )
-from ephemeral_registry._docker import ContainerSpec, Engine
+from ephemeral_registry._engine import ContainerSpec, DockerEngine
 from ephemeral_registry._labels import Owner, labels, new_session_id
 from ephemeral_registry._readiness import TOKEN_HEADER
 
@@ -379,14 +379,16 @@ async def test_the_teardown_overlaps_removals_only_where_the_engine_is_safe(
     """
     events: list[str] = []
     for name in ("remove_container", "disconnect", "remove_network"):
-        call = getattr(Engine, name)
+        call = getattr(DockerEngine, name)
 
-        async def logged(engine: Engine, *args: str, _call: Any = call, _name: str = name) -> None:
+        async def logged(
+            engine: DockerEngine, *args: str, _call: Any = call, _name: str = name
+        ) -> None:
             events.append(f"{_name} starts")
             await _call(engine, *args)
             events.append(f"{_name} ends")
 
-        monkeypatch.setattr(Engine, name, logged)
+        monkeypatch.setattr(DockerEngine, name, logged)
     async with registry_under_test() as registry:
         await registry.ready()
         identity = registry._engine.known_identity
@@ -440,7 +442,7 @@ async def test_a_network_that_still_lists_an_endpoint_is_removed_all_the_same() 
     session = new_session_id()
     marks = labels(session, Owner.current(), "test")
     async with aiodocker.Docker(url=testbed.ENGINE) as client:
-        engine = Engine(client, request_timeout=30)
+        engine = DockerEngine(client, request_timeout=30)
         name = f"ephemeral-registry-test-{session}"
         network = await engine.create_network(name, marks)
         spec = ContainerSpec(name, testbed.REGISTRY2, marks, network=network)

@@ -28,7 +28,7 @@ from ephemeral_registry import (
     PushTimeoutError,
     RegistryClosedError,
 )
-from ephemeral_registry._docker import Engine
+from ephemeral_registry._engine import DockerEngine
 
 from ..support import testbed
 from ..support.engine_proxy import EngineProxy
@@ -347,9 +347,9 @@ async def test_eight_pushes_into_one_registry_at_once_all_land(
     """
     results: dict[int, PushResult] = {}
     starting, most_at_once = 0, 0
-    start = Engine.start
+    start = DockerEngine.start
 
-    async def counted_start(engine: Engine, container_id: str) -> None:
+    async def counted_start(engine: DockerEngine, container_id: str) -> None:
         nonlocal starting, most_at_once
         starting += 1
         most_at_once = max(most_at_once, starting)
@@ -359,7 +359,7 @@ async def test_eight_pushes_into_one_registry_at_once_all_land(
         finally:
             starting -= 1
 
-    monkeypatch.setattr(Engine, "start", counted_start)
+    monkeypatch.setattr(DockerEngine, "start", counted_start)
     async with registry_under_test(max_concurrent_pushes=3) as registry:
 
         async def push(number: int) -> None:

@@ -30,7 +30,7 @@ from ephemeral_registry import (
     _host,
 )
 from ephemeral_registry._discovery import EngineAddress
-from ephemeral_registry._docker import Engine, open_engine
+from ephemeral_registry._engine import DockerEngine, open_engine
 from ephemeral_registry._source import MOUNT_POINT
 
 from ..support import testbed
@@ -60,9 +60,9 @@ def copied(monkeypatch: pytest.MonkeyPatch) -> list[Crane]:
         return False
 
     monkeypatch.setattr(_host, "shares_files", does_not_share)
-    start = Engine.start
+    start = DockerEngine.start
 
-    async def looked_at_first(engine: Engine, container_id: str) -> None:
+    async def looked_at_first(engine: DockerEngine, container_id: str) -> None:
         info = json.loads(await testbed.adocker("container", "inspect", container_id))[0]
         if "-push-" in info["Name"]:
             crane = Crane(info["Mounts"], info["Config"]["User"])
@@ -72,7 +72,7 @@ def copied(monkeypatch: pytest.MonkeyPatch) -> list[Crane]:
             cranes.append(crane)
         await start(engine, container_id)
 
-    monkeypatch.setattr(Engine, "start", looked_at_first)
+    monkeypatch.setattr(DockerEngine, "start", looked_at_first)
     return cranes
 
 

@@ -1,8 +1,10 @@
-"""The Docker engine, as the rest of the library sees it.
+"""The engine interface (``base``) over the Docker API: Docker and Podman.
 
-This is the only module that imports aiodocker. It hands out typed values
+With ``errors``, the only module that uses aiodocker (elsewhere it is only
+the type of the public ``docker=`` argument). It hands out typed values
 instead of aiodocker's dictionaries, bounds every request in time, and
-translates aiodocker's errors into ours in one place (``_translate``).
+translates aiodocker's errors into ours in one place (``errors``); the
+engine's passing refusals are tried again by one helper (``retry``).
 
 Cancellation: a request that creates something (a network, a container) is
 shielded from cancellation, so that its answer always arrives and the new
@@ -14,17 +16,15 @@ Every other request is cancelled like any other await.
 
 from __future__ import annotations
 
-import asyncio
-import ipaddress
+import functools
 import json
 import logging
 import math
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager, suppress
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import aiodocker
 import aiohttp
@@ -32,33 +32,35 @@ import anyio
 from aiodocker.networks import DockerNetwork
 from aiodocker.stream import Stream as AttachedStream
 
-from . import _host, _ssh
-from ._concurrency import opened, run_all
-from ._discovery import EngineAddress, discover
-from ._errors import DockerEngineError, DockerUnavailableError, EngineTimeoutError, ExportError
-from ._files import FileProblem
-from ._logs import FrameError, Frames, Lines, Stream
-from ._platform import Platform
-from ._types import ContainerState
+from .. import _host, _ssh
+from .._concurrency import opened, run_all
+from .._discovery import EngineAddress, discover
+from .._errors import DockerEngineError, DockerUnavailableError, EngineTimeoutError, ExportError
+from .._files import FileProblem
+from .._logs import FrameError, Frames, Lines, Stream
+from .._platform import Platform
+from .._types import ContainerState
+from . import quirks
+from .base import (
+    Attached,
+    Attachment,
+    ContainerSpec,
+    Engine,
+    Labelled,
+    WriteArchive,
+)
+from .errors import BROKEN_CONNECTION, BROKEN_STREAM, NotFound, translated
+from .quirks import Identity
+from .retry import retry
 
 logger = logging.getLogger("ephemeral_registry")
 
-# aiodocker reports a failed connection as this pseudo HTTP status.
-_CANNOT_CONNECT = 900
-_NOT_FOUND = 404
 _CONFLICT = 409
 _GONE_POLL = 0.05
-_RETRIES = 5  # for an engine's passing refusals: see each use
-_RETRY_DELAY = 0.5
 _SERVER_ERROR = 500
 _ERROR_DOCUMENT_LIMIT = 64 * 1024
 """The most of an error document read from an answer that began as a stream."""
-_CONCURRENT_REMOVAL_API = (1, 52)  # Docker 29.0
 _EXPORT_CHUNK = 1 << 20
-
-
-WriteArchive = Callable[[Callable[[bytes], Awaitable[None]]], Awaitable[None]]
-"""Writes a tar, a chunk at a time, to the ``send`` it is given (see ``_archive``)."""
 
 
 class _LateRefusal(Exception):
@@ -77,144 +79,7 @@ def error_document_message(document: bytes) -> str:
     return f"the answer is not framed: {document[:200]!r}"
 
 
-class NotFound(Exception):
-    """The engine answered 404 to a caller that handles it (``absent_ok``). Never escapes."""
-
-
-@dataclass(frozen=True)
-class ContainerSpec:
-    """What to create: the parts of the engine's container config this library uses."""
-
-    name: str
-    image: str
-    labels: Mapping[str, str]
-    network: str
-    command: tuple[str, ...] = ()
-    env: Mapping[str, str] = field(default_factory=dict)
-    publish_port: int | None = None
-    """A container port to publish on a free host port chosen by the engine."""
-    host_ip: str = "127.0.0.1"
-    read_only_mount: tuple[Path, str] | None = None
-    """A host path bind-mounted read-only at a path in the container."""
-    user: str | None = None
-    """``uid:gid`` to run as, instead of the image's user."""
-    hosts: Mapping[str, str] = field(default_factory=dict)
-    """Names to resolve in ``/etc/hosts``, to their addresses."""
-
-    def to_api(self, product: Literal["docker", "podman"] = "docker") -> dict[str, Any]:
-        """The create request's body, for an engine of ``product``."""
-        config: dict[str, Any] = {
-            "Image": self.image,
-            "Labels": dict(self.labels),
-            "Env": [f"{key}={value}" for key, value in self.env.items()],
-            "HostConfig": {"NetworkMode": self.network},
-        }
-        if self.command:
-            config["Cmd"] = list(self.command)
-        if self.user is not None:
-            config["User"] = self.user
-        if self.hosts:
-            config["HostConfig"]["ExtraHosts"] = [f"{n}:{a}" for n, a in self.hosts.items()]
-        if self.read_only_mount is not None:
-            source, target = self.read_only_mount
-            config["HostConfig"]["Mounts"] = [
-                {"Type": "bind", "Source": str(source), "Target": target, "ReadOnly": True}
-            ]
-        if self.publish_port is not None:
-            port = f"{self.publish_port}/tcp"
-            config["ExposedPorts"] = {port: {}}
-            # An empty HostPort lets the engine pick a free port; read it back after start.
-            config["HostConfig"]["PortBindings"] = {
-                port: [{"HostIp": _host_ip(self.host_ip, product), "HostPort": ""}]
-            }
-        return config
-
-
-def _host_ip(host_ip: str, product: Literal["docker", "podman"]) -> str:
-    """The ``HostIp`` of a port binding on ``host_ip``.
-
-    Podman differs for every interface: given ``0.0.0.0`` (or ``::``), its
-    netavark writes the address into the forwarding rule as a destination
-    (``-d 0.0.0.0/32``), which no packet has, and the port answers nowhere
-    (containers/podman#17407). An empty ``HostIp`` means every interface there,
-    as ``podman run -p PORT`` sends it.
-    """
-    if product == "podman" and ipaddress.ip_address(host_ip).is_unspecified:
-        return ""
-    return host_ip
-
-
-@dataclass(frozen=True)
-class Attachment:
-    """Where a running container can be reached."""
-
-    host_port: int | None
-    """The host port the engine chose for a published container port."""
-    address: str | None
-    """The container's IP address on its network."""
-    gateway: str | None = None
-    """Its network's gateway, the engine host's own address on that network."""
-
-
-@dataclass(frozen=True)
-class Identity:
-    """Which engine answers, from the headers of its ``/_ping``."""
-
-    product: Literal["docker", "podman"]
-    api_version: tuple[int, int]
-    """The newest Docker API version it speaks, e.g. ``(1, 41)``."""
-    server: str
-    """Its ``Server`` header, e.g. ``Docker/20.10.24 (linux)`` or ``Libpod/4.3.1 (linux)``."""
-
-    @property
-    def removes_concurrently(self) -> bool:
-        """Whether a network may be removed while its containers are being removed.
-
-        Only Docker 29 (API 1.52) and later. Docker 20.10 (API 1.41)
-        deadlocked its network controller under load when a container's
-        removal overlapped the disconnection of its endpoint and the removal
-        of its network: every later request hung. Podman 4.3 left the
-        container's port forwarding (netavark's DNAT rules) and the network's
-        firewall chains behind, and a stale DNAT rule then hijacks that host
-        port for whatever publishes on it next. Docker 29 held under load
-        (tests/integration/engines/test_load.py) with nothing left behind.
-        """
-        return self.product == "docker" and self.api_version >= _CONCURRENT_REMOVAL_API
-
-    @property
-    def joins_concurrently(self) -> bool:
-        """Whether containers may join one network at the same moment.
-
-        Not Docker before 29: libnetwork keeps a count of each network's
-        endpoints whose concurrent updates can lose one (its endpoint_cnt
-        object, moby/moby#42119). The network then answers every removal
-        with "has active endpoints", with none listed, until the engine
-        restarts. Seen on Docker 20.10 under the load test; newer engines no
-        longer keep the count, and Podman never did.
-        """
-        return self.product != "docker" or self.api_version >= _CONCURRENT_REMOVAL_API
-
-    @classmethod
-    def from_headers(cls, headers: Mapping[str, str]) -> Identity:
-        major, _, minor = headers.get("Api-Version", "1.24").partition(".")
-        return cls(
-            product="podman" if "Libpod-Api-Version" in headers else "docker",
-            api_version=(int(major), int(minor or 0)),
-            server=headers.get("Server", "?"),
-        )
-
-
-@dataclass(frozen=True)
-class Labelled:
-    """A container or network found by its labels."""
-
-    kind: Literal["container", "network"]
-    id: str
-    name: str
-    labels: Mapping[str, str]
-
-
-class Attached:
+class DockerAttached(Attached):
     """A process run in a container (``Engine.attached``): its stdin, stdout and stderr over
     one connection to the engine, which the engine hands over to the process ("hijacked").
 
@@ -230,8 +95,7 @@ class Attached:
     def _broken(self) -> Iterator[None]:
         try:
             yield
-        except (aiohttp.ClientError, OSError, RuntimeError) as exc:
-            # RuntimeError: aiodocker's write to a stream it has closed.
+        except BROKEN_STREAM as exc:
             reason = f"the connection broke off while the engine ran {self._operation} ({exc!r})"
             raise DockerUnavailableError(self._address, reason) from exc
 
@@ -300,7 +164,7 @@ async def open_engine(
     address: EngineAddress | None = None,
     *,
     request_timeout: float,
-) -> AsyncIterator[Engine]:
+) -> AsyncIterator[DockerEngine]:
     """The engine ``client`` talks to, or else a new client's for ``address`` (by
     default, the one discovered); an ``ssh://`` address is reached over one SSH
     connection (``_ssh``), which the engine's tunnels use too.
@@ -313,7 +177,7 @@ async def open_engine(
             SSH connection failed (the reason says how).
     """
     if client is not None:
-        yield Engine(client, request_timeout=request_timeout)
+        yield DockerEngine(client, request_timeout=request_timeout)
         return
     address = address or await find_engine_address(None)
     async with AsyncExitStack() as stack:
@@ -335,14 +199,14 @@ async def open_engine(
                 f"{address.url} ({address.found_by})", f"cannot make a client for it ({exc})"
             ) from exc
         try:
-            yield Engine(own, request_timeout=request_timeout, address=address.url, ssh=ssh)
+            yield DockerEngine(own, request_timeout=request_timeout, address=address.url, ssh=ssh)
         finally:
             with anyio.CancelScope(shield=True):
                 await own.close()
 
 
-class Engine:
-    """Typed, time-bounded requests to one Docker engine.
+class DockerEngine(Engine):
+    """Typed, time-bounded requests to one engine over the Docker API (Docker, Podman).
 
     The requests that can come first on a new client (``has_image``,
     ``list_containers``, ``list_networks``) identify the engine first, so that
@@ -396,28 +260,18 @@ class Engine:
         limit_name: str = "request_timeout",
         absent_ok: bool = False,
     ) -> Iterator[None]:
-        """Bound the request in time and turn aiodocker's errors into ours: the one place.
-
-        A 404 raises ``NotFound`` where the caller said it handles an absent
-        resource (``absent_ok``), else ``DockerEngineError`` with status 404.
-        """
+        """A request bounded by ``timeout`` (by default ``request_timeout``), its errors
+        ours (see ``errors``): a 404 is ``NotFound`` where the caller handles an absent
+        resource (``absent_ok``), else ``DockerEngineError`` with status 404."""
         limit = self._request_timeout if timeout is None else timeout
-        try:
-            with anyio.fail_after(limit):
-                yield
-        except TimeoutError as exc:
-            raise EngineTimeoutError(_address(self._client), operation, limit, limit_name) from exc
-        except (aiohttp.ClientError, asyncio.IncompleteReadError) as exc:
-            # Raised by aiohttp itself when the connection is cut mid-answer:
-            # the engine stopped (or restarted) while answering.
-            reason = f"the connection broke off during a request to {operation} ({exc!r})"
-            raise DockerUnavailableError(_address(self._client), reason) from exc
-        except aiodocker.DockerError as exc:
-            if exc.status == _CANNOT_CONNECT:
-                raise DockerUnavailableError(_address(self._client), exc.message) from exc
-            if exc.status == _NOT_FOUND and absent_ok:
-                raise NotFound(exc.message) from exc
-            raise DockerEngineError(operation, exc.status, exc.message) from exc
+        with translated(
+            _address(self._client),
+            operation,
+            limit=limit,
+            limit_name=limit_name,
+            absent_ok=absent_ok,
+        ):
+            yield
 
     @asynccontextmanager
     async def _streamed(
@@ -563,15 +417,11 @@ class Engine:
         meanwhile) fails the request before anything is made ("route ip+net:
         no such network interface"): that is tried again, a few times.
         """
-        for attempt in range(_RETRIES):
-            try:
-                return await self._create_network_once(name, labels)
-            except DockerEngineError as exc:
-                if "no such network interface" not in str(exc) or attempt == _RETRIES - 1:
-                    raise
-                logger.debug("creating the network %s again: %s", name, exc)
-            await anyio.sleep(_RETRY_DELAY)
-        raise AssertionError("unreachable")  # pragma: no cover
+        return await retry(
+            functools.partial(self._create_network_once, name, labels),
+            passing=lambda exc: _refused(exc, quirks.NETWORK_INTERFACE_GONE),
+            what=f"creating the network {name}",
+        )
 
     async def _create_network_once(self, name: str, labels: Mapping[str, str]) -> str:
         with anyio.CancelScope(shield=True), self._translate(f"create the network {name}"):
@@ -587,35 +437,32 @@ class Engine:
         just removed ("has active endpoints"): the endpoints it names are then
         forced off the network and the removal is tried again, a few times.
         """
-        for attempt in range(_RETRIES):
-            if await self._remove_network_once(network_id, last=attempt == _RETRIES - 1):
-                return
-            await anyio.sleep(_RETRY_DELAY)
+        operation = f"remove the network {network_id[:12]}"
 
-    async def _remove_network_once(self, network_id: str, *, last: bool) -> bool:
-        """One removal request; False when endpoints were attached (now forced off)."""
-        try:
-            with self._translate(f"remove the network {network_id[:12]}", absent_ok=True):
-                try:
-                    await self._network(network_id).delete()
-                except aiodocker.DockerError as exc:
-                    if "active endpoints" not in exc.message or last:
-                        raise
-                    attached = await self._network(network_id).show()
-                    endpoints = (attached.get("Containers") or {}).values()
-                    logger.debug(
-                        "retrying the removal of %s: %s; endpoints listed: %s",
-                        network_id[:12],
-                        exc,
-                        [endpoint.get("Name") for endpoint in endpoints],
-                    )
-                    for endpoint in endpoints:
-                        with suppress(DockerEngineError):  # gone meanwhile
-                            await self.disconnect(network_id, str(endpoint["Name"]))
-                    return False
-        except NotFound:
-            pass
-        return True
+        async def attempt() -> None:
+            with self._translate(operation, absent_ok=True):
+                await self._network(network_id).delete()
+
+        async def force_endpoints_off(exc: Exception) -> None:
+            with self._translate(operation, absent_ok=True):
+                attached = await self._network(network_id).show()
+            endpoints = (attached.get("Containers") or {}).values()
+            logger.debug(
+                "endpoints listed on %s: %s",
+                network_id[:12],
+                [endpoint.get("Name") for endpoint in endpoints],
+            )
+            for endpoint in endpoints:
+                with suppress(DockerEngineError):  # gone meanwhile
+                    await self.disconnect(network_id, str(endpoint["Name"]))
+
+        with suppress(NotFound):
+            await retry(
+                attempt,
+                passing=lambda exc: _refused(exc, quirks.ENDPOINTS_LEFT),
+                what=f"removing the network {network_id[:12]}",
+                before_again=force_endpoints_off,
+            )
 
     async def disconnect(self, network_id: str, container_id: str) -> None:
         """Force a container's endpoint off a network; either being gone already is fine."""
@@ -642,7 +489,7 @@ class Engine:
 
     async def create_container(self, spec: ContainerSpec) -> str:
         """Create a container and return its id. Shielded: see the module docstring."""
-        config = spec.to_api((await self.identify()).product)
+        config = container_config(spec, await self.identify())
         with anyio.CancelScope(shield=True), self._translate(f"create the container {spec.name}"):
             container = await self._client.containers.create(config, name=spec.name)
         return str(container.id)
@@ -682,16 +529,11 @@ class Engine:
         cancellation propagates. What the engine unpacked stays in the
         container, which its owner removes.
         """
-        for attempt in range(_RETRIES):
-            try:
-                await self._copy_archive_once(container_id, write)
-            except DockerEngineError as exc:
-                if "broken pipe" not in str(exc) or attempt == _RETRIES - 1:
-                    raise
-                logger.debug("copying into %s again: %s", container_id[:12], exc)
-            else:
-                return
-            await anyio.sleep(_RETRY_DELAY)
+        await retry(
+            functools.partial(self._copy_archive_once, container_id, write),
+            passing=lambda exc: _refused(exc, quirks.UNPACKER_PIPE_BROKE),
+            what=f"copying into {container_id[:12]}",
+        )
 
     async def _copy_archive_once(self, container_id: str, write: WriteArchive) -> None:
         limit = self._request_timeout
@@ -757,7 +599,7 @@ class Engine:
         try:
             with self._translate(f"start {operation}"):
                 await stream.__aenter__()
-            yield Attached(stream, self.address, operation)
+            yield DockerAttached(stream, self.address, operation)
         finally:
             await stream.close()  # never waits: it closes the connection there and then
 
@@ -851,16 +693,16 @@ class Engine:
             DockerEngineError: the engine refused, or its answer is not framed.
         """
         operation = f"read the output of {container_id[:12]}"
-        for attempt in range(_RETRIES):
-            try:
-                await self._read_output_once(container_id, on_frame, follow, timeout, operation)
-            except _LateRefusal as exc:
-                if attempt == _RETRIES - 1:
-                    raise DockerEngineError(operation, _SERVER_ERROR, str(exc)) from exc
-                logger.debug("reading the output of %s again: %s", container_id[:12], exc)
-            else:
-                return
-            await anyio.sleep(_RETRY_DELAY)
+        try:
+            await retry(
+                functools.partial(
+                    self._read_output_once, container_id, on_frame, follow, timeout, operation
+                ),
+                passing=lambda exc: isinstance(exc, _LateRefusal),
+                what=f"reading the output of {container_id[:12]}",
+            )
+        except _LateRefusal as exc:
+            raise DockerEngineError(operation, _SERVER_ERROR, str(exc)) from exc
 
     async def _read_output_once(
         self,
@@ -906,7 +748,7 @@ class Engine:
             async with self._streamed("GET", f"images/{image}/get") as response:
                 try:
                     yield response.content
-                except (aiohttp.ClientError, asyncio.IncompleteReadError) as exc:
+                except BROKEN_CONNECTION as exc:
                     raise ExportError(image, f"the stream broke off ({exc!r})") from exc
 
     async def save_image(
@@ -942,28 +784,23 @@ class Engine:
         load sometimes answers that it could not stop the container in time
         (its processes were still dying): that is retried a few times.
         """
-        for attempt in range(_RETRIES):
-            if await self._remove_once(container_id, last=attempt == _RETRIES - 1):
-                return
-            await anyio.sleep(_RETRY_DELAY)
+        operation = f"remove the container {container_id[:12]}"
 
-    async def _remove_once(self, container_id: str, *, last: bool) -> bool:
-        """One removal request; False when the engine could not stop the container yet."""
-        try:
-            with self._translate(f"remove the container {container_id[:12]}", absent_ok=True):
+        async def attempt() -> None:
+            with self._translate(operation, absent_ok=True):
                 try:
                     await self._client.containers.container(container_id).delete(force=True, v=True)
                 except aiodocker.DockerError as exc:
-                    if exc.status == _CONFLICT and "already in progress" in exc.message:
-                        await self._wait_until_gone(container_id)
-                    elif "could not be stopped" in exc.message and not last:
-                        logger.debug("retrying the removal of %s: %s", container_id[:12], exc)
-                        return False
-                    else:
+                    if exc.status != _CONFLICT or quirks.REMOVAL_UNDER_WAY not in exc.message:
                         raise
-        except NotFound:
-            pass
-        return True
+                    await self._wait_until_gone(container_id)
+
+        with suppress(NotFound):
+            await retry(
+                attempt,
+                passing=lambda exc: _refused(exc, quirks.NOT_STOPPED_YET),
+                what=f"removing {container_id[:12]}",
+            )
 
     async def _wait_until_gone(self, container_id: str) -> None:
         container = self._client.containers.container(container_id)
@@ -985,6 +822,40 @@ class Engine:
             )
             for c in found
         ]
+
+
+def container_config(spec: ContainerSpec, identity: Identity) -> dict[str, Any]:
+    """The create request's body for ``spec``, on the engine ``identity`` names."""
+    config: dict[str, Any] = {
+        "Image": spec.image,
+        "Labels": dict(spec.labels),
+        "Env": [f"{key}={value}" for key, value in spec.env.items()],
+        "HostConfig": {"NetworkMode": spec.network},
+    }
+    if spec.command:
+        config["Cmd"] = list(spec.command)
+    if spec.user is not None:
+        config["User"] = spec.user
+    if spec.hosts:
+        config["HostConfig"]["ExtraHosts"] = [f"{n}:{a}" for n, a in spec.hosts.items()]
+    if spec.read_only_mount is not None:
+        source, target = spec.read_only_mount
+        config["HostConfig"]["Mounts"] = [
+            {"Type": "bind", "Source": str(source), "Target": target, "ReadOnly": True}
+        ]
+    if spec.publish_port is not None:
+        port = f"{spec.publish_port}/tcp"
+        config["ExposedPorts"] = {port: {}}
+        # An empty HostPort lets the engine pick a free port; read it back after start.
+        config["HostConfig"]["PortBindings"] = {
+            port: [{"HostIp": identity.every_interface(spec.host_ip), "HostPort": ""}]
+        }
+    return config
+
+
+def _refused(exc: Exception, passing: str) -> bool:
+    """Whether ``exc`` is the engine's refusal that says ``passing``."""
+    return isinstance(exc, DockerEngineError) and passing in exc.message
 
 
 def _raise_pull_error(operation: str, line: str) -> None:

@@ -8,11 +8,10 @@ import aiodocker
 import aiohttp.web
 import pytest
 
-from ephemeral_registry._docker import (
-    ContainerSpec,
-    Engine,
-    Identity,
+from ephemeral_registry._engine import ContainerSpec, DockerEngine, Identity
+from ephemeral_registry._engine.docker import (
     _raise_pull_error,
+    container_config,
     error_document_message,
 )
 from ephemeral_registry._errors import DockerEngineError
@@ -77,8 +76,11 @@ def test_hosts_go_to_etc_hosts() -> None:
         hosts={"ephemeral-registry-abc": "10.89.0.2"},
         read_only_mount=(Path("/tmp/x"), "/src"),
     )
-    assert spec.to_api()["HostConfig"]["ExtraHosts"] == ["ephemeral-registry-abc:10.89.0.2"]
-    assert "ExtraHosts" not in ContainerSpec("r", "i", {}, "net").to_api()["HostConfig"]
+    docker = Identity.from_headers(PINGS["docker 20.10"])
+    config = container_config(spec, docker)
+    assert config["HostConfig"]["ExtraHosts"] == ["ephemeral-registry-abc:10.89.0.2"]
+    bare = ContainerSpec("r", "i", {}, "net")
+    assert "ExtraHosts" not in container_config(bare, docker)["HostConfig"]
 
 
 @pytest.mark.parametrize(
@@ -95,8 +97,9 @@ def test_every_interface_is_an_empty_host_ip_for_podman(
 ) -> None:
     """Podman's netavark takes 0.0.0.0 as a literal destination; Docker takes it as meant."""
     spec = ContainerSpec("r", "i", {}, "net", publish_port=5000, host_ip=host_ip)
-    for product, sent in (("docker", docker), ("podman", podman)):
-        bindings = spec.to_api(product)["HostConfig"]["PortBindings"]  # type: ignore[arg-type]
+    for engine, sent in (("docker 29", docker), ("podman 4.3", podman)):
+        identity = Identity.from_headers(PINGS[engine])
+        bindings = container_config(spec, identity)["HostConfig"]["PortBindings"]
         assert bindings == {"5000/tcp": [{"HostIp": sent, "HostPort": ""}]}
 
 
@@ -177,7 +180,7 @@ async def _read_all(socket: str) -> list[tuple[str, bytes]]:
 
     client = aiodocker.Docker(url=f"unix://{socket}", api_version="v1.41")
     try:
-        engine = Engine(client, request_timeout=5)
+        engine = DockerEngine(client, request_timeout=5)
         await engine.read_output("c" * 64, on_frame, follow=True, timeout=5)
     finally:
         await client.close()
@@ -189,7 +192,7 @@ async def test_a_late_refusal_before_any_frame_is_read_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Podman 4.3 answers 200 and then fails to look the container up (under load)."""
-    monkeypatch.setattr("ephemeral_registry._docker._RETRY_DELAY", 0)
+    monkeypatch.setattr("ephemeral_registry._engine.retry.DELAY", 0)
     frame = b"\x01\x00\x00\x00\x00\x00\x00\x03hi\n"
     runner, socket = await _logs_server(tmp_path, [PODMAN_LATE_ERROR, PODMAN_LATE_ERROR, frame])
     try:
@@ -202,7 +205,7 @@ async def test_a_late_refusal_before_any_frame_is_read_again(
 async def test_a_late_refusal_that_lasts_is_the_engines_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("ephemeral_registry._docker._RETRY_DELAY", 0)
+    monkeypatch.setattr("ephemeral_registry._engine.retry.DELAY", 0)
     runner, socket = await _logs_server(tmp_path, [PODMAN_LATE_ERROR] * 5)
     try:
         with pytest.raises(DockerEngineError, match="failed to obtain logs") as raised:
