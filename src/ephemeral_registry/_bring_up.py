@@ -59,7 +59,7 @@ from ._types import ContainerState, Endpoints
 logger = logging.getLogger("ephemeral_registry")
 
 REGISTRY_PORT = 5000
-LOG_LINES = 50
+NOT_READY_LOG_LINES = 50
 """How many of the registry's last log lines a RegistryNotReadyError carries."""
 UNREACHABLE_CHECK_AFTER = 0.5
 """Seconds without an answer before the bring-up asks whether the endpoint reaches the registry."""
@@ -126,10 +126,13 @@ class BringUp:
             # A missing image is bad input here: fail before creating anything.
             # The check is one inspect request, a few milliseconds.
             for option, each in images.items():
-                await self._ensure_image(each, option)
+                await ensure_image(self._engine, each, option, self._options)
             await self._create_network()
         else:
-            ensure = (functools.partial(self._ensure_image, *each[::-1]) for each in images.items())
+            ensure = (
+                functools.partial(ensure_image, self._engine, image, option, self._options)
+                for option, image in images.items()
+            )
             await run_all(*ensure, self._create_network)
         pull_host = "127.0.0.1" if options.tunnel else host_address(host_ip, self._engine_address)
         authority = self._session.authority
@@ -281,10 +284,6 @@ class BringUp:
             self._session.created.uncertain = True
             raise
 
-    async def _ensure_image(self, image: str, option: str) -> None:
-        """Make sure the engine holds ``image`` (``option`` chose it), as the pull policy allows."""
-        await ensure_image(self._engine, image, option, self._options)
-
     async def _await_answer(self, container_id: str, endpoints: Endpoints) -> None:
         """Poll the pull endpoint until the registry answers with its token; stop early if
         its container exits, or if it listens but the endpoint does not reach it."""
@@ -390,7 +389,7 @@ class BringUp:
         logs: tuple[str, ...] = ()
         try:
             state = await self._engine.state(container_id)
-            logs = await self._engine.tail_logs(container_id, LOG_LINES)
+            logs = await self._engine.tail_logs(container_id, NOT_READY_LOG_LINES)
         except EphemeralRegistryError as exc:
             logger.debug(
                 "%s: could not read the container's state or logs: %s", self._session.name, exc

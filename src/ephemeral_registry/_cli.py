@@ -42,6 +42,7 @@ from . import (
     find_leftovers,
     sweep,
 )
+from ._addresses import check_docker_host
 from ._engine import find_engine_address, open_engine
 from ._options import BY_NAME, OPTIONS, check_against_engine, given_flags, resolve
 
@@ -189,10 +190,18 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
         return str(exc)
     if args.docker_host is not None:
         try:
-            resolve(docker_host=args.docker_host)
+            check_docker_host(args.docker_host)
         except InvalidArgumentError as exc:
             return f"--docker-host: {exc.problem}"
     return None
+
+
+def _command_env(args: argparse.Namespace) -> dict[str, str] | None:
+    """COMMAND's environment: this process's, with ``DOCKER_HOST`` set to ``-H``'s engine
+    if one was given, so that a ``docker`` in COMMAND reaches the engine pushed to."""
+    if args.docker_host is None:
+        return None
+    return {**os.environ, "DOCKER_HOST": args.docker_host}
 
 
 def _registry_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -309,7 +318,9 @@ async def _push(args: argparse.Namespace, output: Output) -> int:
         output.status(f"running {' '.join(command)}")
         output.done_with_status()
         try:
-            done = await anyio.run_process(command, check=False, stdout=None, stderr=None)
+            done = await anyio.run_process(
+                command, check=False, stdout=None, stderr=None, env=_command_env(args)
+            )
         except FileNotFoundError:
             output.error(f"command not found: {command[0]}")
             return EXIT_NOT_FOUND

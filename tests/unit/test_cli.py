@@ -96,12 +96,26 @@ def test_a_source_written_as_a_path_is_a_file_even_when_missing(tmp_path: Path) 
         assert not is_file(source), source
 
 
+def test_a_good_h_is_not_blamed_for_another_options_fault(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """-H is checked as an engine address alone: a bad image variable is named as itself
+    (and only where it is used), not as --docker-host's fault."""
+    monkeypatch.setenv("EPHEMERAL_REGISTRY_CRANE_IMAGE", "bad image")
+    engine = f"unix://{tmp_path}/no-engine.sock"
+    assert main(["push", "-H", engine, "app"]) == 2
+    _, err = capsys.readouterr()
+    assert "--docker-host" not in err
+    assert "EPHEMERAL_REGISTRY_CRANE_IMAGE" in err or "crane_image" in err
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
         (["push", "app", "--", "sh", "-c", "echo ${HOME}"], "unknown placeholder {HOME}"),
         (["push", "app", "--", "{"], "stray '{'"),
         (["push", "-H", "nonsense", "app"], "--docker-host: 'nonsense' is not an engine address"),
+        (["prune", "-H", "nonsense"], "--docker-host: 'nonsense' is not an engine address"),
         (["push", "--push-timeout", "-1", "app"], "push_timeout=-1.0: must be a positive"),
         (["push", "--push-timeout", "inf", "app"], "push_timeout=inf"),
         (["push", "--host-ip", "::1%lo", "app"], "without a zone"),

@@ -3,7 +3,9 @@
 ``base`` is what the library asks of an engine (``Engine``) and the typed
 values it hands over; ``docker`` implements it over the Docker API (Docker
 and Podman), with ``errors`` (aiodocker's and aiohttp's errors translated
-into ours, one table): the only modules that use aiodocker. ``retry`` tries
+into ours, one table): the only modules that call aiodocker (the life cycle
+and the sweep name ``aiodocker.Docker`` only as the type of the public
+``docker=`` argument). ``retry`` tries
 an engine's passing refusals again (one helper); ``quirks`` is what differs
 from one engine to another.
 """

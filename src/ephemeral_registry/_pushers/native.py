@@ -162,7 +162,7 @@ class NativePusher:
                         for each in await unpacker.choose_many(platforms):
                             one = await self._push_image(store, each)
                             # An index may name only manifests the registry holds.
-                            await api.put_manifest(_digest(one), one, OCI_MANIFEST)
+                            await api.put_manifest(sha256_of(one), one, OCI_MANIFEST)
                             manifests.append((one, each.platform))
                         manifest = index_json(manifests)
                         await api.put_manifest(job.reference.tag, manifest, OCI_INDEX)
@@ -341,14 +341,9 @@ def _failed(job: Job, exc: Exception) -> PushError:
     return PushError(str(job.reference), problem, exit_code=None, output=job.report.output)
 
 
-def _digest(manifest: bytes) -> str:
-    """What the registry names a manifest (or an index): the digest of its bytes."""
-    return sha256_of(manifest)
-
-
 async def _finish(job: Job, endpoints: Endpoints, manifest: bytes) -> PushResult:
     """Tell the pushed digest as crane does (``ENDPOINT/REPO@DIGEST``); report the end."""
-    digest = _digest(manifest)
+    digest = sha256_of(manifest)  # what the registry names it
     await job.report.say(f"{endpoints.push_endpoint}/{job.reference.repository}@{digest}")
     return await job.report.finish(endpoints.pull_endpoint, digest)
 

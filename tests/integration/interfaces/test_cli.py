@@ -284,6 +284,21 @@ async def test_push_with_the_native_pusher() -> None:
     assert "crane" not in err
 
 
+async def test_the_command_reaches_the_engine_given_by_h() -> None:
+    """COMMAND's DOCKER_HOST is -H's engine, the one pushed to (a docker in COMMAND finds
+    the image there), over a DOCKER_HOST of the caller's that names none."""
+    env = {**ENV, "DOCKER_HOST": "unix:///nonexistent/docker.sock"}
+    command = [sys.executable, "-m", "ephemeral_registry", "push", "--quiet", "-H"]
+    with anyio.fail_after(60):
+        done = await anyio.run_process(
+            [*command, testbed.ENGINE, testbed.SAMPLE, "--", "sh", "-c", 'echo "$DOCKER_HOST"'],
+            env=env,
+            check=False,
+        )
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout.decode().strip() == testbed.ENGINE
+
+
 async def test_prune_asks_the_engine_given_by_h_over_docker_host() -> None:
     """-H names prune's engine too, over a DOCKER_HOST that names none (it is passed to
     sweep(), not put into the environment); without -H, that DOCKER_HOST is the error."""
