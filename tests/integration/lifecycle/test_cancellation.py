@@ -24,9 +24,8 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from ephemeral_registry import Registry, _host
+from ephemeral_registry import Registry, _host, _scratch
 from ephemeral_registry._engine import DockerEngine, Engine
-from ephemeral_registry._export import EXPORT_PREFIX
 from ephemeral_registry._lifecycle import EXIT_WATCH
 
 from ..support import testbed
@@ -178,9 +177,10 @@ async def test_cancellation_at_increasing_delays_during_an_export_and_push(
     duration = time.monotonic() - started
 
     def exports() -> set[Path]:
-        """This process's user's temporary exports (another user's runs are not this test's)."""
-        found = Path(tempfile.gettempdir()).glob(f"{EXPORT_PREFIX}*")
-        return {path for path in found if path.lstat().st_uid == os.getuid()}
+        """This process's temporary exports (by the pid in their names: another process's
+        runs, of this user or another, are not this test's)."""
+        found = _scratch.find([Path(tempfile.gettempdir())])
+        return {each.path for each in found if each.kind == "export" and each.pid == os.getpid()}
 
     before = exports()
     steps = 16
