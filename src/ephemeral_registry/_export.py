@@ -245,8 +245,7 @@ async def export_image(
     ``platform=None`` takes the only image there is, or else the engine's own
     platform; ``platforms`` makes it an index of several; ``layer_compression``
     says what becomes of uncompressed layers (see ``unpack_save``).
-    ``timeout`` bounds the whole export (the engine's stream; the gzipping
-    that follows it is bounded by the push's own time limit).
+    ``timeout`` bounds the whole export, the gzipping included.
 
     Raises:
         ImageNotFoundError: the save holds no image for ``platform``.
