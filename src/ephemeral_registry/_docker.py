@@ -33,7 +33,7 @@ from aiodocker.networks import DockerNetwork
 from aiodocker.stream import Stream as AttachedStream
 
 from . import _host, _ssh
-from ._concurrency import run_all
+from ._concurrency import opened, run_all
 from ._discovery import EngineAddress, discover
 from ._errors import DockerEngineError, DockerUnavailableError, EngineTimeoutError, ExportError
 from ._files import FileProblem
@@ -54,6 +54,7 @@ _SERVER_ERROR = 500
 _ERROR_DOCUMENT_LIMIT = 64 * 1024
 """The most of an error document read from an answer that began as a stream."""
 _CONCURRENT_REMOVAL_API = (1, 52)  # Docker 29.0
+_EXPORT_CHUNK = 1 << 20
 
 
 WriteArchive = Callable[[Callable[[bytes], Awaitable[None]]], Awaitable[None]]
@@ -907,6 +908,31 @@ class Engine:
                     yield response.content
                 except (aiohttp.ClientError, asyncio.IncompleteReadError) as exc:
                     raise ExportError(image, f"the stream broke off ({exc!r})") from exc
+
+    async def save_image(
+        self,
+        image: str,
+        destination: Path,
+        *,
+        timeout: float,
+        on_bytes: Callable[[int], Awaitable[None]] | None = None,
+    ) -> int:
+        """Write ``docker save IMAGE`` to ``destination``, a chunk at a time; return its size.
+
+        Memory stays constant whatever the image's size. ``on_bytes`` is told
+        the size of each chunk once it is written.
+        """
+        size = 0
+        async with (
+            self.export(image, timeout=timeout) as content,
+            opened(destination, "wb") as file,
+        ):
+            async for chunk in content.iter_chunked(_EXPORT_CHUNK):
+                await file.write(chunk)
+                size += len(chunk)
+                if on_bytes is not None:
+                    await on_bytes(len(chunk))
+        return size
 
     async def remove_container(self, container_id: str) -> None:
         """Kill and remove a container and its anonymous volumes; return once it is gone.

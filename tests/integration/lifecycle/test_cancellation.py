@@ -36,7 +36,7 @@ pytestmark = pytest.mark.anyio
 ENGINE_CALLS = (
     "has_image", "pull", "create_network", "remove_network", "list_networks",
     "create_container", "start", "attachment", "state", "wait", "tail_logs",
-    "read_output", "remove_container", "list_containers", "shares_files",
+    "read_output", "save_image", "remove_container", "list_containers", "shares_files",
     "copy_archive_in",
 )  # fmt: skip
 
