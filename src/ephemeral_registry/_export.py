@@ -75,7 +75,7 @@ class Layout:
     images: tuple[Image, ...]
     """The images it holds: one, unless several platforms were asked for."""
     size: int
-    """The bytes of all blobs it holds."""
+    """The bytes of all blobs written, less those of the layers replaced by their gzip."""
 
 
 class _LayoutStore:

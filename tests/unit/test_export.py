@@ -229,7 +229,7 @@ async def test_gzip_replaces_each_uncompressed_layer_by_its_gzip(tmp_path: Path)
     blobs = [path for path in (layout / "blobs" / "sha256").iterdir() if path.is_file()]
     assert not [path for path in blobs if path.name.startswith(".")]
     written = sum(path.stat().st_size for path in blobs)
-    assert result.size == written + len(plain)  # plain was written once per save member
+    assert result.size == written + len(plain)  # plain came twice, as two members of the save
 
 
 async def test_gzip_leaves_compressed_layers_as_they_are(tmp_path: Path) -> None:
