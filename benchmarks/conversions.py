@@ -6,8 +6,8 @@
   ``docker run`` the registry, a TCP probe, ``docker run`` crane;
 - four conversions of four ~200 MB images into one registry at once, against
   four baseline conversions one after another;
-- the same one conversion with ``layer_compression="gzip"`` (crane gzips the
-  layers, as the baseline's does), to show what the overlap alone gains;
+- the same one conversion with ``layer_compression="gzip"`` (the library gzips
+  the layers into crane's layout; the baseline's crane gzips them itself);
 - the same conversions with the native pusher (gzip and uncompressed layers);
 - two floors no pusher can beat: the engine's ``docker save`` alone, and the
   registry's ingest of 200 MiB sent from memory;

@@ -1,18 +1,19 @@
 """The glue between the engine and the ``docker save`` reader (``_oci.save``).
 
 Here a local image is exported (``docker save``) for crane, into a
-temporary directory: as an OCI image layout, in one streamed pass, or as
-the tarball the engine wrote, checked. A caller's tarball is checked here
-too. And here the reader's ``FormatError`` becomes the library's error,
-once (``reading``): ``ExportError`` for the engine's export,
-``InvalidSourceError`` for a caller's tarball, ``ImageNotFoundError`` for a
-platform the save does not hold.
+temporary directory, as an OCI image layout, in one streamed pass. A
+caller's tarball is checked here too. And here the reader's ``FormatError``
+becomes the library's error, once (``reading``): ``ExportError`` for the
+engine's export, ``InvalidSourceError`` for a caller's tarball,
+``ImageNotFoundError`` for a platform the save does not hold.
 
 The tar stream is unpacked as it arrives into an OCI image layout, each
-member written once, as a blob named by its digest. Layers are pushed as
-they came: uncompressed ones stay uncompressed (crane would otherwise gzip
-each layer twice; for a registry on the same machine that is pure CPU cost),
-compressed ones are recognised by their content and keep their compression.
+member written once, as a blob named by its digest. Compressed layers
+(gzip, zstd: a containerd image store keeps them so) are recognised by their
+content and keep their compression. Uncompressed ones stay so with layer
+compression ``none``; with ``gzip`` each is gzipped here once the image is
+chosen (ISA-L, level 1, as the native pusher does), into a new blob that
+replaces it, so crane pushes the same image as the native pusher.
 
 Memory stays constant: data goes from the engine's socket to disk a chunk at
 a time (decompression for the check is bounded too).
@@ -20,7 +21,9 @@ a time (decompression for the check is bounded too).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import hashlib
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -31,7 +34,9 @@ from pathlib import Path
 # anyio imports its parts on first use. Imported here, with this module, they are
 # not compiled first deep inside a running task, where CPython 3.11.7's compile()
 # can fail under pytest's assertion rewriting (SystemError, CPython gh-106905).
+import anyio.to_thread
 from anyio import Path as AsyncPath
+from isal import isal_zlib
 
 from . import _scratch
 from ._concurrency import opened
@@ -43,12 +48,17 @@ from ._oci.errors import FormatError, NotForPlatform
 from ._oci.manifests import index_json, manifest_json
 from ._oci.media_types import OCI_INDEX, OCI_MANIFEST
 from ._oci.save import CheckStore, EnginePlatform, Image, Unpacker
-from ._oci.stream import ReadExactly, file_reader
+from ._oci.stream import CHUNK, ReadExactly, file_reader
+from ._oci.threads import check_cancelled
+from ._options import LayerCompression
 from ._platform import Platform, Platforms
 
 logger = logging.getLogger("ephemeral_registry")
 EXPORT_PREFIX = "ephemeral-registry-export-"
 """The name of each temporary export's directory begins so (``_scratch``'s kind ``export``)."""
+
+GZIP_LEVEL = 1
+"""The gzip level of uncompressed layers gzipped here: the native pusher's (``_pushers.upload``)."""
 
 Fail = Callable[[str], EphemeralRegistryError]
 """Makes the error for a problem with the input: whose input it was decides its type."""
@@ -65,7 +75,7 @@ class Layout:
     images: tuple[Image, ...]
     """The images it holds: one, unless several platforms were asked for."""
     size: int
-    """The bytes of all blobs written."""
+    """The bytes of all blobs written, less those of the layers replaced by their gzip."""
 
 
 class _LayoutStore:
@@ -86,6 +96,19 @@ class _LayoutStore:
         self.written += size
         return blob
 
+    async def gzipped(self, blob: Blob) -> Blob:
+        """The uncompressed layer ``blob`` gzipped into a new blob, which replaces it.
+
+        Cancellation: stops at the next chunk; the partial file stays for the
+        layout's owner to remove.
+        """
+        source, temporary = self.path(blob.digest), self.blobs / ".gzipping"
+        digest, size = await anyio.to_thread.run_sync(_gzip_file, source, temporary)
+        await AsyncPath(temporary).rename(self.path(digest))
+        await AsyncPath(source).unlink()  # the layout does not hold both: disk space
+        self.written += size - blob.size
+        return Blob(digest, size, "gzip", blob.diff_id)
+
     async def content(self, blob: Blob) -> bytes | None:
         if blob.size > MAX_DOCUMENT:
             return None
@@ -97,14 +120,53 @@ class _LayoutStore:
         return len(document)
 
 
+def _gzip_file(source: Path, target: Path) -> tuple[str, int]:
+    """Gzip ``source`` into ``target`` a chunk at a time; return what was written's digest
+    and size (blocking: on a worker thread, whose task's cancellation is checked between
+    chunks)."""
+    compressor = isal_zlib.compressobj(GZIP_LEVEL, isal_zlib.DEFLATED, 31)
+    digest = hashlib.sha256()
+    size = 0
+    with source.open("rb") as reading_file, target.open("wb") as writing_file:
+        while True:
+            check_cancelled()
+            chunk = reading_file.read(CHUNK)
+            out = compressor.compress(chunk) if chunk else compressor.flush()
+            digest.update(out)
+            writing_file.write(out)
+            size += len(out)
+            if not chunk:
+                return f"sha256:{digest.hexdigest()}", size
+
+
+async def gzip_layers(store: _LayoutStore, images: list[Image]) -> list[Image]:
+    """``images`` with each uncompressed layer gzipped into the layout (``_LayoutStore.gzipped``),
+    each once, however many images name it; compressed layers and configs as they are.
+
+    Cancellation: stops at the next chunk; what was written stays for the layout's owner.
+    """
+    done: dict[str, Blob] = {}
+    result = []
+    for image in images:
+        layers = []
+        for layer in image.layers:
+            if layer.compression == "none":
+                if layer.digest not in done:
+                    done[layer.digest] = await store.gzipped(layer)
+                layer = done[layer.digest]
+            layers.append(layer)
+        result.append(dataclasses.replace(image, layers=layers))
+    return result
+
+
 @dataclass(frozen=True)
 class Export:
     """An image exported for a push, in a temporary directory."""
 
     path: Path
-    """The OCI layout, or the ``docker save`` tarball."""
-    layout: Layout | None
-    """The layout as it was written (its blobs' sizes, say); ``None`` for a tarball."""
+    """The OCI layout."""
+    layout: Layout
+    """The layout as it was written (its blobs' sizes, say)."""
 
 
 @asynccontextmanager
@@ -114,40 +176,34 @@ async def exported(
     *,
     platform: Platform | None,
     platforms: Platforms | None = None,
-    as_tarball: bool,
+    layer_compression: LayerCompression,
     timeout: float,
     session: str | None = None,
     on_bytes: Callable[[int], Awaitable[None]] | None = None,
 ) -> AsyncIterator[Export]:
     """``image`` exported into a temporary directory, for a push; removed on exit.
 
-    Yields an OCI layout (see ``export_image``) or, ``as_tarball``, the
-    ``docker save`` tarball as the engine wrote it (crane then gzips its layers).
-    ``on_bytes`` is told each piece of the engine's export as it is read.
+    Yields an OCI layout (see ``export_image``), its uncompressed layers
+    gzipped with ``layer_compression="gzip"``. ``on_bytes`` is told each
+    piece of the engine's export as it is read (the gzipping tells nothing).
     The directory's name carries this process and ``session`` (see ``_scratch``):
     should the process be killed, a sweep removes it.
 
     Cancellation: the export stops, and the directory is removed.
     """
     with _scratch.made("export", session=session) as directory:
-        layout = None
-        if as_tarball:
-            source = Path(directory) / "image.tar"
-            size = await engine.save_image(image, source, timeout=timeout, on_bytes=on_bytes)
-            await check_tarball(source, fail=functools.partial(ExportError, image))
-        else:
-            source = Path(directory) / "layout"
-            layout = await export_image(
-                engine,
-                image,
-                source,
-                platform=platform,
-                platforms=platforms,
-                timeout=timeout,
-                on_bytes=on_bytes,
-            )
-            size = layout.size
-        logger.debug("exported %s (%d bytes)", image, size)
+        source = Path(directory) / "layout"
+        layout = await export_image(
+            engine,
+            image,
+            source,
+            platform=platform,
+            platforms=platforms,
+            layer_compression=layer_compression,
+            timeout=timeout,
+            on_bytes=on_bytes,
+        )
+        logger.debug("exported %s (%d bytes)", image, layout.size)
         yield Export(source, layout)
 
 
@@ -180,14 +236,16 @@ async def export_image(
     *,
     platform: Platform | None,
     platforms: Platforms | None = None,
+    layer_compression: LayerCompression = "none",
     timeout: float,
     on_bytes: Callable[[int], Awaitable[None]] | None = None,
 ) -> Layout:
     """Export ``image`` from the engine into an OCI layout at ``layout`` (an empty directory).
 
     ``platform=None`` takes the only image there is, or else the engine's own
-    platform; ``platforms`` makes it an index of several (see ``unpack_save``).
-    ``timeout`` bounds the whole export.
+    platform; ``platforms`` makes it an index of several; ``layer_compression``
+    says what becomes of uncompressed layers (see ``unpack_save``).
+    ``timeout`` bounds the whole export, the gzipping included.
 
     Raises:
         ImageNotFoundError: the save holds no image for ``platform``.
@@ -215,6 +273,7 @@ async def export_image(
             layout,
             platform=platform,
             platforms=platforms,
+            layer_compression=layer_compression,
             engine_platform=engine.platform,
         )
 
@@ -226,6 +285,7 @@ async def unpack_save(
     *,
     platform: Platform | None = None,
     platforms: Platforms | None = None,
+    layer_compression: LayerCompression = "none",
     engine_platform: EnginePlatform,
 ) -> Layout:
     """Read a ``docker save`` tar stream and write one of its images as an OCI layout at ``layout``.
@@ -237,6 +297,11 @@ async def unpack_save(
     names an image index instead: of every complete image the save holds,
     or of the one for each platform named. ``layout`` must be an empty
     directory.
+
+    Compressed layers keep their compression. Uncompressed ones stay so with
+    ``layer_compression="none"``; with ``"gzip"`` each chosen image's are
+    gzipped (``gzip_layers``): the manifest names the gzipped blob, the
+    config (its diff_ids) is unchanged, the uncompressed blob is removed.
 
     Raises:
         ImageNotFoundError: no image for ``platform`` (or one of ``platforms``).
@@ -255,6 +320,8 @@ async def unpack_save(
             chosen = [await unpacker.choose(platform, engine_platform)]
         else:
             chosen = await unpacker.choose_many(platforms)
+    if layer_compression == "gzip":
+        chosen = await gzip_layers(store, chosen)
     written = store.written
     manifests = [manifest_json(one.config, one.layers) for one in chosen]
     for manifest in manifests:

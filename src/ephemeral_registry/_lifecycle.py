@@ -133,14 +133,14 @@ async def ephemeral_registry(
             container, no temporary files). Each push may choose otherwise.
         layer_compression: how layers that are not compressed are pushed,
             whichever the pusher: ``"gzip"`` (the default: what every puller
-            reads) gzips them (the native pusher as they stream, ISA-L level 1;
-            crane from a ``docker save`` tarball, as it does a tarball's), and
-            ``"none"`` pushes them as they are (faster, for a registry on this
-            machine; some pullers insist on gzip). Layers that come compressed
-            (gzip, zstd) are pushed as they are, and so is an OCI layout,
-            whatever this says. Where a pusher cannot do what it says (crane:
-            ``"none"`` for a tarball, whose layers it gzips itself; ``"gzip"``
-            with ``platform=`` or ``platforms=``), the push is refused with an
+            reads) gzips them (ISA-L level 1: the native pusher as they stream;
+            for crane, into the OCI layout of the export before crane pushes
+            it, so both push the same image), and ``"none"`` pushes them as
+            they are (faster, for a registry on this machine; some pullers
+            insist on gzip). Layers that come compressed (gzip, zstd) are
+            pushed as they are, and so is an OCI layout, whatever this says.
+            Where a pusher cannot do what it says (crane: ``"none"`` for a
+            tarball, whose layers it gzips itself), the push is refused with an
             ``InvalidArgumentError`` before anything is created, never pushed
             otherwise.
         sweep_leftovers: once the registry is up (or has failed), remove in the

@@ -280,10 +280,10 @@ class Registry:
         Layers the engine keeps compressed (gzip or zstd, as a containerd
         image store may) keep their compression; those it keeps uncompressed
         are gzipped with ``layer_compression="gzip"`` (the default, whichever
-        the pusher: the native pusher gzips them as they stream; crane is handed
-        the ``docker save`` tarball and gzips them, as ``push()`` does for a
-        tarball) and stay so with ``"none"`` (the image is then written as an
-        OCI image layout and pushed as it is: faster, for a registry on this
+        the pusher: the native pusher gzips them as they stream; for crane the
+        image is written as an OCI image layout and they are gzipped into it,
+        at the same level, before crane pushes it, so both pushers push the
+        same image) and stay so with ``"none"`` (faster, for a registry on this
         machine). The pushed image is the same image: same config, so the same
         image id where the engine names images by their config.
 
@@ -310,9 +310,8 @@ class Registry:
                 native pusher streams the export into the registry in one
                 pass: no container, no temporary files.
             layer_compression: ``"gzip"`` or ``"none"``, for layers the engine
-                keeps uncompressed; by default the registry's. crane cannot choose
-                a ``platform`` (or ``platforms``) with ``"gzip"``: it refuses, with an
-                ``InvalidArgumentError`` before anything is created.
+                keeps uncompressed; by default the registry's. Either, with any
+                ``platform`` or ``platforms``, whatever the pusher.
 
         Raises:
             ImageNotFoundError: the engine does not hold ``image`` (or not for

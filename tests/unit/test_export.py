@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.from_thread
 import pytest
 import zstandard
 
-from ephemeral_registry import ExportError, ImageNotFoundError, InvalidSourceError
-from ephemeral_registry._export import check_tarball, unpack_save
+from ephemeral_registry import ExportError, ImageNotFoundError, InvalidSourceError, _export
+from ephemeral_registry._export import Layout, check_tarball, unpack_save
+from ephemeral_registry._oci import threads
 from ephemeral_registry._oci.documents import MAX_DOCUMENT
 from ephemeral_registry._oci.media_types import (
     OCI_INDEX,
@@ -26,6 +28,7 @@ from ephemeral_registry._oci.media_types import (
     OCI_LAYER_ZSTD,
     OCI_MANIFEST,
 )
+from ephemeral_registry._oci.stream import CHUNK
 from ephemeral_registry._platform import Platform
 
 PLATFORM = Platform("linux", "amd64")
@@ -192,6 +195,86 @@ async def test_a_compressed_layer_that_does_not_match_its_diff_id_is_an_error(
     members, _ = docker_save([compress(layer("zipped"))], diff_ids=[sha(layer("other"))])
     with pytest.raises(ExportError, match="its config says"):
         await unpacked(save_tar(members), tmp_path)
+
+
+async def gzip_unpacked(tar: bytes, layout: Path) -> tuple[dict[str, Any], Layout]:
+    result = await unpack_save(
+        "x:1", reader(tar), layout, layer_compression="gzip", engine_platform=engine_platform
+    )
+    return json.loads(blob_bytes(layout, result.manifest_digest)), result
+
+
+async def test_gzip_replaces_each_uncompressed_layer_by_its_gzip(tmp_path: Path) -> None:
+    """The manifest names a gzip blob whose content is the layer (its diff_id), the config is
+    unchanged, and the uncompressed blob is gone; a layer named twice is gzipped once."""
+    plain, other = layer("plain"), layer("other" * 300_000)  # the second spans chunks
+    members, config = docker_save([plain, other, plain])
+    manifest, result = await gzip_unpacked(save_tar(members), tmp_path / "layout")
+    layout = tmp_path / "layout"
+    assert manifest["config"]["digest"] == sha(config)
+    entries = manifest["layers"]
+    assert {entry["mediaType"] for entry in entries} == {OCI_LAYER_GZIP}
+    assert entries[0] == entries[2]
+    for entry, data in zip(entries, [plain, other, plain], strict=True):
+        stored = blob_bytes(layout, entry["digest"])
+        assert sha(stored) == entry["digest"]
+        assert len(stored) == entry["size"]
+        assert sha(gzip.decompress(stored)) == sha(data)  # the config's diff_id
+        assert not (layout / "blobs" / "sha256" / sha(data).removeprefix("sha256:")).exists()
+    (image,) = result.images
+    assert [(blob.digest, blob.size, blob.compression) for blob in image.layers] == [
+        (entry["digest"], entry["size"], "gzip") for entry in entries
+    ]
+    assert [blob.diff_id for blob in image.layers] == [sha(plain), sha(other), sha(plain)]
+    blobs = [path for path in (layout / "blobs" / "sha256").iterdir() if path.is_file()]
+    assert not [path for path in blobs if path.name.startswith(".")]
+    written = sum(path.stat().st_size for path in blobs)
+    assert result.size == written + len(plain)  # plain came twice, as two members of the save
+
+
+async def test_gzip_leaves_compressed_layers_as_they_are(tmp_path: Path) -> None:
+    """A gzip and a zstd layer keep their bytes and media types; only the plain one is gzipped."""
+    one, two, three = layer("gzip"), layer("zstd"), layer("none")
+    members, _ = docker_save(
+        [gzip.compress(one), zstd(two), three], diff_ids=[sha(one), sha(two), sha(three)]
+    )
+    manifest, _ = await gzip_unpacked(save_tar(members), tmp_path / "layout")
+    assert [(entry["mediaType"], entry["digest"]) for entry in manifest["layers"][:2]] == [
+        (OCI_LAYER_GZIP, sha(gzip.compress(one))),
+        (OCI_LAYER_ZSTD, sha(zstd(two))),
+    ]
+    assert manifest["layers"][2]["mediaType"] == OCI_LAYER_GZIP
+    assert manifest["layers"][2]["digest"] != sha(three)
+
+
+async def test_gzip_cancelled_between_chunks_leaves_its_files_in_the_layout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cancelled at a chunk of the gzipping: it stops there, and what it wrote stays in the
+    layout, for the layout's owner (the export's temporary directory) to remove."""
+    big = layer("x" * (3 * CHUNK))
+    members, _ = docker_save([big])
+    checks = 0
+    scope = anyio.CancelScope()
+
+    def check_cancelled() -> None:
+        nonlocal checks
+        checks += 1
+        if checks == 2:  # the first chunk is written: cancel before the second
+            anyio.from_thread.run_sync(scope.cancel)
+        threads.check_cancelled()
+
+    monkeypatch.setattr(_export, "check_cancelled", check_cancelled)
+    layout = tmp_path / "layout"
+    with scope:
+        await gzip_unpacked(save_tar(members), layout)
+    assert scope.cancelled_caught
+    assert checks == 2
+    assert [path.name for path in tmp_path.iterdir()] == ["layout"]
+    partial = layout / "blobs" / "sha256" / ".gzipping"
+    assert partial.is_file()
+    assert blob_bytes(layout, sha(big)) == big  # not removed: its gzip is not whole
+    assert not (layout / "index.json").exists()
 
 
 class OciSave:

@@ -63,24 +63,16 @@ def test_a_layout_is_taken_whatever_the_compression(
     _pusher().check(_job(_file(tmp_path, layout=True), compression))
 
 
-def test_a_platform_with_gzip_is_refused() -> None:
-    """A docker save tarball (crane's way to gzip) holds one platform: choosing one is refused,
-    saying what to pass instead; without gzip it is taken."""
-    platform = Platform("linux", "arm64")
-    with pytest.raises(InvalidArgumentError) as caught:
-        _pusher().check(_job(FromEngine("img", platform), "gzip"))
-    assert caught.value.argument == "platform"
-    assert 'layer_compression="none", or pusher="native"' in str(caught.value)
-    _pusher().check(_job(FromEngine("img", platform), "none"))
-
-
-@pytest.mark.parametrize("platforms", ["all", (Platform("linux", "arm64"),)])
-def test_several_platforms_with_gzip_are_refused(platforms: Any) -> None:
-    """An index needs an OCI layout: crane's gzip goes through a tarball of one platform."""
-    with pytest.raises(InvalidArgumentError) as caught:
-        _pusher().check(_job(FromEngine("img", None, platforms), "gzip"))
-    assert caught.value.argument == "platforms"
-    _pusher().check(_job(FromEngine("img", None, platforms), "none"))
+@pytest.mark.parametrize("compression", ["gzip", "none"])
+@pytest.mark.parametrize(
+    ("platform", "platforms"),
+    [(Platform("linux", "arm64"), None), (None, "all"), (None, (Platform("linux", "arm64"),))],
+)
+def test_a_platform_is_taken_whatever_the_compression(
+    platform: Platform | None, platforms: Any, compression: LayerCompression
+) -> None:
+    """An image of the engine goes through an OCI layout either way, which holds any platform."""
+    _pusher().check(_job(FromEngine("img", platform, platforms), compression))
 
 
 @pytest.mark.parametrize(("mounted", "rootless"), [(True, False), (False, False), (False, True)])

@@ -8,10 +8,11 @@ removal).
 
 crane reads a file: a caller's tarball or layout is read through the native
 pusher's readers first (``check_source``), so that a corrupt one is the same
-error whichever pusher; an image of the engine is exported as a ``docker
-save`` tarball, whose layers crane gzips (layer compression ``gzip``, the
-default), or with ``none`` into a temporary OCI layout pushed as it is;
-either is checked as it is written.
+error whichever pusher; an image of the engine is exported into a
+temporary OCI layout, checked as it is written, its uncompressed layers
+gzipped by this library with layer compression ``gzip`` (the default) and
+left so with ``none``, compressed ones kept (``_export``): crane pushes the
+layout as it is, the same image as the native pusher.
 
 The file reaches crane's container in one of two ways, chosen once per engine
 (``Engine.shares_files``, see ``_host``): bind-mounted read-only where the
@@ -55,7 +56,6 @@ from .._logs import Lines, Stream
 from .._oci.errors import FormatError
 from .._oci.layout import Layout, read_layout
 from .._options import Options
-from .._platform import Platforms
 from .._reference import Reference
 from .._resources import Created
 from .._running import Running
@@ -161,26 +161,16 @@ class CranePusher:
 
     def check(self, job: Job) -> None:
         what = job.what
-        if isinstance(what, FromFile):
-            if job.layer_compression == "none" and not what.source.is_layout:
-                raise InvalidArgumentError(
-                    "layer_compression",
-                    "none",
-                    "cannot be crane's for a tarball, whose layers crane gzips itself;"
-                    ' push it with pusher="native"',
-                )
-        elif (what.platform or what.platforms) is not None and job.layer_compression == "gzip":
-            option, value = (
-                ("platform", str(what.platform))
-                if what.platforms is None
-                else ("platforms", _platforms_value(what.platforms))
-            )
+        if (
+            isinstance(what, FromFile)
+            and job.layer_compression == "none"
+            and not what.source.is_layout
+        ):
             raise InvalidArgumentError(
-                option,
-                value,
-                'cannot be chosen for crane with layer_compression="gzip", the default (crane'
-                " gzips a docker save tarball, which holds one platform): pass"
-                ' layer_compression="none", or pusher="native"',
+                "layer_compression",
+                "none",
+                "cannot be crane's for a tarball, whose layers crane gzips itself;"
+                ' push it with pusher="native"',
             )
         # What push() does first, set before it starts: a time limit that ends the push
         # before its first step has run must still say what was under way.
@@ -200,7 +190,7 @@ class CranePusher:
             what.image,
             platform=what.platform,
             platforms=what.platforms,
-            as_tarball=job.layer_compression == "gzip",
+            layer_compression=job.layer_compression,
             timeout=math.inf,  # the push's own time limit bounds it
             session=self._labels.get(_labels.SESSION),  # in the directory's name, for sweeps
             # Progress from the first second: the export's bytes (of a total not
@@ -212,17 +202,14 @@ class CranePusher:
             checked = Checked({}, several=False)
             if job.report.wants_progress:
                 await job.report.advance(0, at_once=True)  # the export's last bytes
-                if export.layout is None:  # a tarball: crane tells nothing of its blobs
-                    pushed = (await anyio.Path(export.path).stat()).st_size
-                else:  # sizes as written, not read again
-                    sizes = {
-                        blob.digest: blob.size
-                        for image in export.layout.images
-                        for blob in (image.config, *image.layers)
-                    }
-                    checked = Checked(sizes, several=False)
-                    pushed = sum(sizes.values())
-                job.report.total = job.report.done + pushed
+                # Sizes as written (gzipped ones too), not read again.
+                sizes = {
+                    blob.digest: blob.size
+                    for image in export.layout.images
+                    for blob in (image.config, *image.layers)
+                }
+                checked = Checked(sizes, several=False)
+                job.report.total = job.report.done + sum(sizes.values())
             return await self._run(source, job, checked)
 
     async def _run(
@@ -320,10 +307,6 @@ async def check_source(source: Source, report: Report) -> Checked:
     sizes = {digest: blob.size for digest, blob in layout.blobs().items()}
     report.total = sum(sizes.values())
     return Checked(sizes, several=len(layout.entries) > 1, layout=layout)
-
-
-def _platforms_value(platforms: Platforms) -> str | list[str]:
-    return platforms if platforms == "all" else [str(platform) for platform in platforms]
 
 
 def crane_files(endpoints: Endpoints) -> dict[str, bytes]:

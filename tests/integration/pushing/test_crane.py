@@ -304,6 +304,21 @@ async def test_bad_input_is_refused_before_anything_is_created(
     assert testbed.containers_created(registry.session_id, since) == [registry.name]
 
 
+async def test_a_tarball_with_no_compression_is_refused_by_crane_before_anything(
+    tmp_path: Path,
+) -> None:
+    """crane gzips a tarball's layers itself: layer_compression="none" for one is refused,
+    saying to use the native pusher, and no crane container is created."""
+    tarball = await saved(testbed.SAMPLE, tmp_path)
+    since = time.time()
+    async with registry_under_test() as registry:
+        with pytest.raises(InvalidArgumentError, match='pusher="native"') as caught:
+            await registry.push(tarball, "never/pushed", layer_compression="none")
+        assert caught.value.argument == "layer_compression"
+        await registry.ready()
+    assert testbed.containers_created(registry.session_id, since) == [registry.name]
+
+
 async def test_push_image_of_a_missing_image_creates_nothing() -> None:
     """ImageNotFoundError; the image is never pulled and no crane container is created."""
     since = time.time()
@@ -493,16 +508,17 @@ async def test_pushing_after_the_block_exits_is_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("layer_compression", "layer_type"),
     [
-        (None, "application/vnd.docker.image.rootfs.diff.tar.gzip"),
-        ("gzip", "application/vnd.docker.image.rootfs.diff.tar.gzip"),
+        (None, "application/vnd.oci.image.layer.v1.tar+gzip"),
+        ("gzip", "application/vnd.oci.image.layer.v1.tar+gzip"),
         ("none", "application/vnd.oci.image.layer.v1.tar"),
     ],
 )
 async def test_push_image_layers_are_gzipped_unless_none_is_asked(
     layer_compression: LayerCompression | None, layer_type: str
 ) -> None:
-    """By default (the registry's gzip, as for the native pusher) crane gzips an image's
-    layers; layer_compression="none" pushes them as they are."""
+    """By default (the registry's gzip, as for the native pusher) the image's layers are
+    gzipped (into crane's layout, by the library); layer_compression="none" pushes them as
+    they are."""
     async with registry_under_test() as registry:
         result = await registry.push_image(testbed.SAMPLE, layer_compression=layer_compression)
         endpoints = await registry.ready()
@@ -519,7 +535,8 @@ async def test_push_image_layers_are_gzipped_unless_none_is_asked(
 
 async def test_by_default_either_pusher_gzips_an_images_layers() -> None:
     """layer_compression means the same whichever the pusher: the same call pushes the
-    same image, its layers gzipped, by crane or by the native pusher."""
+    same image, its layers gzipped, by crane or by the native pusher: the same layers."""
+    layers: dict[str, list[tuple[str, str, int]]] = {}
     async with registry_under_test() as registry:
         endpoints = await registry.ready()
         for pusher in ("crane", "native"):
@@ -533,3 +550,7 @@ async def test_by_default_either_pusher_gzips_an_images_layers() -> None:
             kinds = {layer["mediaType"] for layer in manifest["layers"]}
             assert all(kind.endswith("gzip") for kind in kinds), (pusher, kinds)
             assert manifest["config"]["digest"] == testbed.config_digest(testbed.SAMPLE)
+            layers[pusher] = [
+                (layer["mediaType"], layer["digest"], layer["size"]) for layer in manifest["layers"]
+            ]
+    assert layers["crane"] == layers["native"]

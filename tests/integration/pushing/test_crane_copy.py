@@ -123,8 +123,8 @@ async def test_push_image_copies_its_export_in_and_leaves_no_temporary_file(
     copied: list[Crane],
     layer_compression: LayerCompression,
 ) -> None:
-    """The export (with none a layout, with gzip a tarball) is copied in; the temporary one
-    goes."""
+    """The export (a layout, its plain layers gzipped with gzip) is copied in; the temporary
+    one goes."""
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     monkeypatch.setattr(tempfile, "tempdir", None)
     async with registry_under_test() as registry:

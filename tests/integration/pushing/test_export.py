@@ -131,10 +131,9 @@ async def test_compressed_layers_are_pushed_as_they_are(
 async def test_a_multi_platform_image_pushes_the_engines_platform_or_the_one_named(
     pusher: str,
 ) -> None:
-    """The engine's own platform by default; platform= picks another; a missing one is named
-    (crane chooses a platform with layer_compression="none" only)."""
+    """The engine's own platform by default; platform= picks another; a missing one is named."""
     image = f"{PREFIX}/multi:latest"
-    async with registry_under_test(pusher=pusher, layer_compression="none") as registry:
+    async with registry_under_test(pusher=pusher) as registry:
         endpoints = await registry.ready()
         native = await registry.push_image(image, "multi/native:1")
         arm = await registry.push_image(image, "multi/arm:1", platform="linux/arm64")
