@@ -21,7 +21,6 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import anyio
@@ -297,23 +296,6 @@ class FakeEngine(Engine):
             self.leave("export")
 
         return exported()
-
-    @recorded
-    async def save_image(
-        self,
-        image: str,
-        destination: Path,
-        *,
-        timeout: float,
-        on_bytes: Callable[[int], Awaitable[None]] | None = None,
-    ) -> int:
-        if image not in self.images:
-            raise DockerEngineError(f"export the image {image}", 404, "no such image")
-        data = self.saved.get(image, b"")
-        destination.write_bytes(data)
-        if on_bytes is not None:
-            await on_bytes(len(data))
-        return len(data)
 
     # Networks
 

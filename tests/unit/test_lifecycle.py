@@ -37,7 +37,6 @@ OUTSIDE_THE_LIFE_CYCLE = {
     "export": "the native pusher's source, per push",
     "platform": "a push's platform check",
     "read_output": "crane's output, per push",
-    "save_image": "crane's tarball, per push",
     "shares_files": "crane's choice of mount or copy, per push",
 }
 """The engine calls a block makes only to push (or to relay a connection), each with

@@ -183,18 +183,6 @@ class Engine(ABC):
             ExportError: the stream broke off while the block read it.
         """
 
-    @abstractmethod
-    async def save_image(
-        self,
-        image: str,
-        destination: Path,
-        *,
-        timeout: float,
-        on_bytes: Callable[[int], Awaitable[None]] | None = None,
-    ) -> int:
-        """Write ``docker save IMAGE`` to ``destination``, a chunk at a time; return its
-        size. ``on_bytes`` is told the size of each chunk once it is written."""
-
     # Networks
 
     @abstractmethod

@@ -23,7 +23,6 @@ import math
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager, suppress
-from pathlib import Path
 from typing import Any
 
 import aiodocker
@@ -33,7 +32,7 @@ from aiodocker.networks import DockerNetwork
 from aiodocker.stream import Stream as AttachedStream
 
 from .. import _host, _ssh
-from .._concurrency import opened, run_all
+from .._concurrency import run_all
 from .._discovery import EngineAddress, discover
 from .._errors import DockerEngineError, DockerUnavailableError, EngineTimeoutError, ExportError
 from .._files import FileProblem
@@ -60,7 +59,6 @@ _GONE_POLL = 0.05
 _SERVER_ERROR = 500
 _ERROR_DOCUMENT_LIMIT = 64 * 1024
 """The most of an error document read from an answer that began as a stream."""
-_EXPORT_CHUNK = 1 << 20
 
 
 class _LateRefusal(Exception):
@@ -750,31 +748,6 @@ class DockerEngine(Engine):
                     yield response.content
                 except BROKEN_CONNECTION as exc:
                     raise ExportError(image, f"the stream broke off ({exc!r})") from exc
-
-    async def save_image(
-        self,
-        image: str,
-        destination: Path,
-        *,
-        timeout: float,
-        on_bytes: Callable[[int], Awaitable[None]] | None = None,
-    ) -> int:
-        """Write ``docker save IMAGE`` to ``destination``, a chunk at a time; return its size.
-
-        Memory stays constant whatever the image's size. ``on_bytes`` is told
-        the size of each chunk once it is written.
-        """
-        size = 0
-        async with (
-            self.export(image, timeout=timeout) as content,
-            opened(destination, "wb") as file,
-        ):
-            async for chunk in content.iter_chunked(_EXPORT_CHUNK):
-                await file.write(chunk)
-                size += len(chunk)
-                if on_bytes is not None:
-                    await on_bytes(len(chunk))
-        return size
 
     async def remove_container(self, container_id: str) -> None:
         """Kill and remove a container and its anonymous volumes; return once it is gone.
