@@ -11,6 +11,7 @@ import shutil
 import tarfile
 import time
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -27,6 +28,7 @@ from ephemeral_registry import (
     PushResult,
     PushTimeoutError,
     RegistryClosedError,
+    _host,
 )
 from ephemeral_registry._engine import DockerEngine
 
@@ -455,12 +457,24 @@ def _crane_image_checks(proxy: EngineProxy) -> list[str]:
     return [request for request in proxy.requests if f"/images/{testbed.CRANE}/" in request]
 
 
+def _files_as_the_engine_behind_the_proxy_sees_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whether crane's source is bind-mounted or copied in is the real engine's answer, not the
+    proxy's (a socket of this host's): a Desktop-shaped engine has a /tmp of its own."""
+    shares_files = _host.shares_files
+
+    async def behind_the_proxy(address: str, *args: Any, **kwargs: Any) -> bool:
+        return await shares_files(testbed.ENGINE, *args, **kwargs)
+
+    monkeypatch.setattr(_host, "shares_files", behind_the_proxy)
+
+
 async def test_the_crane_image_is_checked_beside_the_bring_up_when_crane_is_the_pusher(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """pusher="crane" (the default): the crane image is checked once, beside the bring-up
     (one request, sent long before the registry answers), and not again by a push."""
     tarball = await saved(testbed.SAMPLE, tmp_path)
+    _files_as_the_engine_behind_the_proxy_sees_them(monkeypatch)
     async with EngineProxy.running(tmp_path / "engine.sock") as proxy:
         monkeypatch.setenv("DOCKER_HOST", proxy.url)
         async with registry_under_test() as registry:
@@ -476,6 +490,7 @@ async def test_crane_pushes_at_once_check_the_crane_image_once(
 ) -> None:
     """In a native block, the crane image is checked by the first crane push, once for all."""
     tarball = await saved(testbed.SAMPLE, tmp_path)
+    _files_as_the_engine_behind_the_proxy_sees_them(monkeypatch)
     async with EngineProxy.running(tmp_path / "engine.sock") as proxy:
         monkeypatch.setenv("DOCKER_HOST", proxy.url)
         async with registry_under_test(pusher="native") as registry:
