@@ -50,12 +50,15 @@ async def test_the_credentials_are_copied_in_before_the_registry_starts() -> Non
         assert await tear_down(engine, session, timeout=5) is None
 
 
+PORT_TAKEN = DockerEngineError("start the container", 500, "address already in use")
+"""Podman's refusal to start a container whose host port another one got."""
+
+
 @pytest.mark.anyio
 async def test_a_taken_port_makes_the_container_again() -> None:
     """Podman under load gives two containers one port: the second start fails."""
-    taken = DockerEngineError("start the container", 500, "address already in use")
     async with FakeEngine(images=images()).publishing() as engine:
-        engine.fail["start"] = [taken]
+        engine.fail["start"] = [PORT_TAKEN]
         bring_up, session = await brought_up(engine)
         running = await bring_up.running.get()
         (container,) = engine.containers.values()
@@ -67,11 +70,10 @@ async def test_a_taken_port_makes_the_container_again() -> None:
 
 @pytest.mark.anyio
 async def test_a_port_taken_every_time_is_the_engines_error_the_last_container_recorded() -> None:
-    taken = DockerEngineError("start the container", 500, "address already in use")
     async with FakeEngine(images=images()).publishing() as engine:
-        engine.fail["start"] = [taken] * PORT_ATTEMPTS
+        engine.fail["start"] = [PORT_TAKEN] * PORT_ATTEMPTS
         bring_up, session = await brought_up(engine)
-        assert bring_up.running.error is taken
+        assert bring_up.running.error is PORT_TAKEN
         assert engine.calls.count("create_container") == PORT_ATTEMPTS
         (container,) = engine.containers.values()
         assert session.created.registry == container.id
