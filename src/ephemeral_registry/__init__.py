@@ -22,6 +22,7 @@ from ._errors import EngineError as EngineError
 from ._errors import EngineTimeoutError as EngineTimeoutError
 from ._errors import EphemeralRegistryError as EphemeralRegistryError
 from ._errors import ExportError as ExportError
+from ._errors import ForbiddenError as ForbiddenError
 from ._errors import ImageNotFoundError as ImageNotFoundError
 from ._errors import ImagePullError as ImagePullError
 from ._errors import InvalidArgumentError as InvalidArgumentError
@@ -36,6 +37,7 @@ from ._options import DEFAULT_CRANE_IMAGE as DEFAULT_CRANE_IMAGE
 from ._options import DEFAULT_REGISTRY_IMAGE as DEFAULT_REGISTRY_IMAGE
 from ._options import DEFAULT_RELAY_IMAGE as DEFAULT_RELAY_IMAGE
 from ._options import REGISTRY_2_IMAGE as REGISTRY_2_IMAGE
+from ._options import Backend as Backend
 from ._options import LayerCompression as LayerCompression
 from ._options import PullPolicy as PullPolicy
 from ._options import Pusher as Pusher
@@ -91,6 +93,7 @@ __all__ = [
     "DEFAULT_RELAY_IMAGE",
     "REGISTRY_2_IMAGE",
     "AsyncioRequiredError",
+    "Backend",
     "CleanupError",
     "ContainerState",
     "Credentials",
@@ -101,6 +104,7 @@ __all__ = [
     "EngineTimeoutError",
     "EphemeralRegistryError",
     "ExportError",
+    "ForbiddenError",
     "ImageNotFoundError",
     "ImagePullError",
     "InvalidArgumentError",

@@ -35,8 +35,9 @@ MAX_HOST_NAME = 253
 """The longest DNS name (RFC 1035)."""
 
 
-class Engine(Protocol):
-    """What these rules need to know of where the engine is (``_discovery.EngineAddress``)."""
+class EngineLocation(Protocol):
+    """What these rules need to know of where the engine is (``_discovery.EngineAddress``,
+    or a cluster's ``ClusterAddress``, whose port-forwards are on this host)."""
 
     @property
     def url(self) -> str: ...
@@ -46,6 +47,8 @@ class Engine(Protocol):
     def host(self) -> str | None: ...
     @property
     def is_remote(self) -> bool: ...
+    @property
+    def is_ssh(self) -> bool: ...
 
 
 def check_address(url: str, found_by: str) -> None:
@@ -167,7 +170,7 @@ def check_host_ip(value: object) -> str:
     return str(address)
 
 
-def host_address(host_ip: str, engine: Engine | None = None) -> str:
+def host_address(host_ip: str, engine: EngineLocation | None = None) -> str:
     """The address a process here uses to reach a port the engine published on ``host_ip``.
 
     On this host, loopback stands for every interface. An engine on another

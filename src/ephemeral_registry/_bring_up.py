@@ -34,9 +34,8 @@ import anyio.to_thread
 import httpx
 
 from . import _auth, _scratch, _tls
-from ._addresses import host_address, podman_host_ip, tunnel_host
+from ._addresses import EngineLocation, host_address, podman_host_ip, tunnel_host
 from ._concurrency import Outcome, race, run_all
-from ._discovery import EngineAddress
 from ._engine import ContainerSpec, Engine, quirks
 from ._engine.retry import retry
 from ._errors import (
@@ -77,7 +76,7 @@ class BringUp:
     """Brings one registry up in the background, and tells what became of it."""
 
     def __init__(
-        self, engine: Engine, options: Options, session: Session, *, engine_address: EngineAddress
+        self, engine: Engine, options: Options, session: Session, *, engine_address: EngineLocation
     ) -> None:
         self._engine = engine
         self._options = options
@@ -144,7 +143,8 @@ class BringUp:
         ca_file = None
         if authority is not None:
             env |= _tls.registry_env()
-            hosts = _tls.server_hosts(pull_host, self._session.name)
+            reached_as = self._engine.reached_as(self._session.name)
+            hosts = _tls.server_hosts(pull_host, self._session.name, reached_as)
             files |= _tls.registry_files(*authority.issue(hosts))
             ca_file = await self._write_ca_file(authority)
         spec = ContainerSpec(
@@ -183,7 +183,7 @@ class BringUp:
             port = await self._engine.tunnel(tunnel_host(host_ip), port)
         endpoints = Endpoints(
             network=self._session.name,
-            push_endpoint=f"{self._session.name}:{REGISTRY_PORT}",
+            push_endpoint=f"{self._engine.reached_as(self._session.name)}:{REGISTRY_PORT}",
             pull_endpoint=f"{pull_host}:{port}",
             credentials=self._session.credentials,
             ca_certificate=None if authority is None else authority.certificate,

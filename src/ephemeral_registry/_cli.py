@@ -217,7 +217,8 @@ async def _check_options(args: argparse.Namespace) -> None:
         DockerUnavailableError: no engine address applies.
     """
     options = resolve(**_registry_options(args))
-    check_against_engine(options, await find_engine_address(None, options.docker_host))
+    if options.backend == "docker":
+        check_against_engine(options, await find_engine_address(None, options.docker_host))
 
 
 def is_file(source: str) -> bool:
@@ -351,7 +352,11 @@ def _leftover_fields(leftover: Leftover) -> dict[str, Any]:
 async def _prune(args: argparse.Namespace, output: Output) -> int:
     if args.all:
         found = await find_leftovers(
-            all_owners=True, sessions=args.sessions, docker_host=args.docker_host
+            all_owners=True,
+            sessions=args.sessions,
+            docker_host=args.docker_host,
+            backend=args.backend,
+            namespace=args.namespace,
         )
         if not found:
             output.status("nothing labelled by ephemeral-registry")
@@ -359,7 +364,13 @@ async def _prune(args: argparse.Namespace, output: Output) -> int:
         output.status(f"will remove every resource labelled by ephemeral-registry ({len(found)}):")
         for leftover in found:
             output.status(f"  {leftover.kind} {leftover.name} (owner pid {leftover.owner_pid})")
-    removed = await sweep(all_owners=args.all, sessions=args.sessions, docker_host=args.docker_host)
+    removed = await sweep(
+        all_owners=args.all,
+        sessions=args.sessions,
+        docker_host=args.docker_host,
+        backend=args.backend,
+        namespace=args.namespace,
+    )
     for leftover in removed:
         output.result(_leftover_fields(leftover))
     if not removed and not args.all:
@@ -403,9 +414,11 @@ def parser() -> argparse.ArgumentParser:
     common.add_argument("--json", action="store_true", help="results as JSON lines on stdout")
     common.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     BY_NAME["docker_host"].add_to(common.add_argument, "--docker-host", "-H")  # prune's too
+    for name in ("backend", "namespace"):  # prune's too
+        BY_NAME[name].add_to(common.add_argument, BY_NAME[name].flag_name)
     images = argparse.ArgumentParser(add_help=False)
     for option in OPTIONS:
-        if option.flag and option.name != "docker_host":
+        if option.flag and option.name not in ("docker_host", "backend", "namespace"):
             option.add_to(images.add_argument, option.flag_name)
 
     top = argparse.ArgumentParser(

@@ -11,7 +11,9 @@ EphemeralRegistryError
 │   ├── DockerUnavailableError     no engine answers, or it went away mid-answer (.address,
 │   │                              .reason, .tried)
 │   ├── DockerEngineError          the engine answered a request with an error (.operation,
-│   │                              .status, .message)
+│   │   │                          .status, .message)
+│   │   └── ForbiddenError         a Kubernetes API server refused for want of rights (.user,
+│   │                              .verb, .resource, .namespace)
 │   ├── ImagePullError             the engine could not pull an image (.image, .reason, .option)
 │   └── EngineTimeoutError         the engine did not finish a request within the option's time
 │                                  (.address, .operation, .limit, .limit_name); also a TimeoutError
@@ -151,10 +153,16 @@ class DockerUnavailableError(EngineError):
     """
 
     def __init__(
-        self, address: str, reason: str, *, tried: tuple[str, ...] = (), advice: str | None = None
+        self,
+        address: str,
+        reason: str,
+        *,
+        tried: tuple[str, ...] = (),
+        advice: str | None = None,
+        engine: str = "Docker engine",
     ) -> None:
         super().__init__(
-            f"No Docker engine answered at {address}: {reason}. "
+            f"No {engine} answered at {address}: {reason}. "
             + (
                 advice
                 or "Start one (for example `sudo systemctl start docker`, or `dockerd &`),"
@@ -175,10 +183,19 @@ class EngineTimeoutError(EngineError, TimeoutError):
     ``push_timeout`` is the push's timeout, a ``PushTimeoutError``.
     """
 
-    def __init__(self, address: str, operation: str, limit: float, limit_name: str) -> None:
+    def __init__(
+        self,
+        address: str,
+        operation: str,
+        limit: float,
+        limit_name: str,
+        *,
+        engine: str = "Docker engine",
+    ) -> None:
+        look = "`docker info` and its log" if engine == "Docker engine" else "its log"
         super().__init__(
-            f"The Docker engine at {address} did not {operation} within {limit:g} s"
-            f" ({limit_name}). It may be overloaded or stuck: see `docker info` and its log,"
+            f"The {engine} at {address} did not {operation} within {limit:g} s"
+            f" ({limit_name}). It may be overloaded or stuck: see {look},"
             f" or allow more time with {limit_name}=."
         )
         self.address = address
@@ -190,11 +207,46 @@ class EngineTimeoutError(EngineError, TimeoutError):
 class DockerEngineError(EngineError):
     """Raised when the engine answered a request with an error status."""
 
-    def __init__(self, operation: str, status: int, message: str) -> None:
-        super().__init__(f"Docker engine refused to {operation}: [{status}] {message}")
+    def __init__(
+        self, operation: str, status: int, message: str, *, engine: str = "Docker engine"
+    ) -> None:
+        super().__init__(
+            f"{engine[0].upper()}{engine[1:]} refused to {operation}: [{status}] {message}"
+        )
         self.operation = operation
         self.status = status
         self.message = message
+
+
+class ForbiddenError(DockerEngineError):
+    """Raised when a Kubernetes API server refuses a request for want of rights (403):
+    which user may not do which verb on which resource, in which namespace."""
+
+    def __init__(
+        self,
+        operation: str,
+        message: str,
+        *,
+        user: str,
+        verb: str,
+        resource: str,
+        namespace: str | None,
+    ) -> None:
+        where = f" in the namespace {namespace}" if namespace else ""
+        DockerEngineError.__init__(
+            self,
+            operation,
+            403,
+            f"{user} may not {verb} {resource}{where} ({message}). The registry needs to"
+            " create, get, list, patch and delete secrets, services and pods, and create"
+            " pods/portforward, in its namespace: ask for a Role that allows it, or choose"
+            " another namespace with namespace=",
+            engine="Kubernetes API server",
+        )
+        self.user = user
+        self.verb = verb
+        self.resource = resource
+        self.namespace = namespace
 
 
 class ExportError(EphemeralRegistryError):

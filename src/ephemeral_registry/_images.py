@@ -27,6 +27,8 @@ async def ensure_image(engine: Engine, image: str, option: str, options: Options
             (a pull's limit is ``pull_timeout``).
     """
     policy: PullPolicy = options.pull
+    if engine.pulls_itself:
+        return  # as the container starts, with the policy (a missing image ends its wait)
     if policy != "always" and await engine.has_image(image):
         return
     if policy == "never":

@@ -15,18 +15,20 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import aiodocker
 import anyio
 import anyio.lowlevel
 
+from ._addresses import EngineLocation
 from ._bring_up import BringUp
 from ._concurrency import require_asyncio
-from ._discovery import EngineAddress
 from ._engine import Engine, find_engine_address, open_engine
-from ._errors import RegistryClosedError
+from ._engine.kubernetes import open_cluster
+from ._errors import DockerUnavailableError, RegistryClosedError
 from ._options import (
+    Backend,
     LayerCompression,
     Options,
     PullPolicy,
@@ -67,11 +69,13 @@ async def ephemeral_registry(
     auth: bool = False,
     tls: bool = False,
     tunnel: bool = False,
-    pusher: Pusher = "crane",
+    pusher: Pusher | None = None,
     layer_compression: LayerCompression = "gzip",
     sweep_leftovers: bool = True,
     docker_host: str | None = None,
     docker: aiodocker.Docker | None = None,
+    backend: Backend | None = None,
+    namespace: str | None = None,
 ) -> AsyncIterator[Registry]:
     """Bring up a throwaway registry on a private Docker network, and remove it on exit.
 
@@ -127,7 +131,8 @@ async def ephemeral_registry(
             engine, each connection is relayed through the engine's API to a
             relay container on the registry's network (``relay_image``),
             which the teardown removes with the rest. Closed with the block.
-        pusher: how pushes are made: ``"crane"`` (``crane push`` in a one-shot
+        pusher: how pushes are made (by default crane on a Docker or Podman engine, and
+            native on Kubernetes): ``"crane"`` (``crane push`` in a one-shot
             container on the registry's network) or ``"native"`` (over HTTP from
             this process, the export streamed into the registry in one pass, no
             container, no temporary files). Each push may choose otherwise.
@@ -155,6 +160,18 @@ async def ephemeral_registry(
             docker CLI finds it (``DOCKER_HOST``, ``DOCKER_CONTEXT`` or the
             current context, then the default, rootless and Podman sockets),
             and a client for it is made and closed.
+        backend: where the registry runs: ``"docker"`` (the default, also from
+            ``$EPHEMERAL_REGISTRY_BACKEND``: a Docker or Podman engine, as above) or
+            ``"kubernetes"`` (needs ``ephemeral-registry[kubernetes]``): a Pod in
+            the cluster of the kubeconfig's current context (``KUBECONFIG``, else
+            ``~/.kube/config``) or of the in-cluster service account, with a
+            Service (the push endpoint, ``NAME.NAMESPACE.svc:5000``, for clients
+            in the cluster) and a port-forward through the API server to
+            ``127.0.0.1:PORT`` here (the pull endpoint). Pushes are native;
+            ``push_image()`` reads the image from a Docker or Podman engine
+            beside the cluster, found as above, if one is. See the Kubernetes page.
+        namespace: the Kubernetes namespace to run in; by default the
+            context's (or the service account's), else ``default``.
 
     Raises:
         AsyncioRequiredError: at entry, when the event loop is not asyncio's (trio's, say).
@@ -201,7 +218,13 @@ async def ephemeral_registry(
         layer_compression=layer_compression,
         sweep_leftovers=sweep_leftovers,
         docker_host=docker_host,
+        backend=backend,
+        namespace=namespace,
     )
+    if options.backend == "kubernetes":
+        async with _on_kubernetes(docker, options) as registry:
+            yield registry
+        return
     address = await find_engine_address(docker, options.docker_host)
     check_against_engine(options, address)
     async with (
@@ -212,8 +235,36 @@ async def ephemeral_registry(
 
 
 @asynccontextmanager
+async def _on_kubernetes(
+    docker: aiodocker.Docker | None, options: Options
+) -> AsyncIterator[Registry]:
+    """The block on a cluster, with the Docker or Podman engine beside it (if one is found)
+    for ``push_image()``."""
+    async with AsyncExitStack() as stack:
+        images: Engine | None = None
+        try:
+            address = await find_engine_address(docker, options.docker_host)
+        except DockerUnavailableError:
+            address = None  # push_image() then says that it needs one
+        if address is not None or docker is not None:
+            images = await stack.enter_async_context(
+                open_engine(docker, address, request_timeout=options.timeouts.request)
+            )
+        engine = await stack.enter_async_context(
+            open_cluster(
+                namespace=options.namespace,
+                request_timeout=options.timeouts.request,
+                pull=options.pull,
+                images=images,
+            )
+        )
+        async with life_cycle(engine, options, engine.where) as registry:
+            yield registry
+
+
+@asynccontextmanager
 async def life_cycle(
-    engine: Engine, options: Options, address: EngineAddress
+    engine: Engine, options: Options, address: EngineLocation
 ) -> AsyncIterator[Registry]:
     """One registry's life on ``engine``, reached at ``address``: the block of
     ``ephemeral_registry()`` once its options are resolved and its engine is open.

@@ -10,6 +10,7 @@ import dataclasses
 import importlib
 import math
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, cast, get_args
@@ -21,6 +22,7 @@ from ._errors import InvalidArgumentError
 PullPolicy = Literal["missing", "never", "always"]
 Pusher = Literal["crane", "native"]
 LayerCompression = Literal["gzip", "none"]
+Backend = Literal["docker", "kubernetes"]
 
 DEFAULT_REGISTRY_IMAGE = (
     "registry@sha256:6c5666b861f3505b116bb9aa9b25175e71210414bd010d92035ff64018f9457e"
@@ -48,6 +50,7 @@ relay of a tunnel through the engine's API runs its ``sh``, ``nc`` and ``sleep``
 REGISTRY_IMAGE_ENV = "EPHEMERAL_REGISTRY_REGISTRY_IMAGE"
 CRANE_IMAGE_ENV = "EPHEMERAL_REGISTRY_CRANE_IMAGE"
 RELAY_IMAGE_ENV = "EPHEMERAL_REGISTRY_RELAY_IMAGE"
+BACKEND_ENV = "EPHEMERAL_REGISTRY_BACKEND"
 
 
 def _seconds(argument: str, value: object) -> float:
@@ -254,9 +257,10 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "pusher",
-        "crane",
+        None,
         "how pushes are made: crane in a one-shot container, or native over HTTP from this process",
         choices=get_args(Pusher),
+        default_text='"crane" on a Docker or Podman engine, "native" on Kubernetes',
     ),
     Option(
         "layer_compression",
@@ -279,6 +283,22 @@ OPTIONS: tuple[Option, ...] = (
         " docker CLI's -H takes it: it wins over DOCKER_HOST and every context",
         default_text="found as the docker CLI finds it",
         metavar="URL",
+    ),
+    Option(
+        "backend",
+        None,
+        'where the registry runs: "docker" (a Docker or Podman engine) or "kubernetes" (a'
+        " Pod in a cluster, the kubeconfig's current context or the in-cluster service"
+        " account, pushed to through a port-forward)",
+        choices=get_args(Backend),
+        env=BACKEND_ENV,
+        default_text='"docker"',
+    ),
+    Option(
+        "namespace",
+        None,
+        "the Kubernetes namespace the registry runs in (backend kubernetes)",
+        default_text="the kubeconfig context's, else default",
     ),
 )
 """The options of ``ephemeral_registry()`` (all but ``docker=``, a client object), defined
@@ -323,6 +343,9 @@ class Options:
     sweep_leftovers: bool = True
     docker_host: str | None = None
     """``None``: the engine is found as the docker CLI finds it (or is ``docker=``'s)."""
+    backend: Backend = "docker"
+    namespace: str | None = None
+    """``None``: the kubeconfig context's namespace (or the service account's), else default."""
 
 
 def _image(argument: str, given: object, env: str, default: str) -> str:
@@ -360,13 +383,13 @@ def check_layer_compression(value: object) -> LayerCompression:
     return cast(LayerCompression, value)
 
 
-def _require(option: str, package: str, extra: str) -> None:
-    """Fail before anything is created if ``option=True`` needs a package that is missing."""
+def _require(option: str, package: str, extra: str, value: object = True) -> None:
+    """Fail before anything is created if ``option=value`` needs a package that is missing."""
     try:
         importlib.import_module(package)
     except ImportError:
         raise InvalidArgumentError(
-            option, True, f"needs the {package} package: pip install 'ephemeral-registry[{extra}]'"
+            option, value, f"needs the {package} package: pip install 'ephemeral-registry[{extra}]'"
         ) from None
 
 
@@ -393,6 +416,16 @@ def resolve(**given: object) -> Options:
     sweep = values["sweep_leftovers"]
     if not isinstance(sweep, bool):
         raise InvalidArgumentError("sweep_leftovers", sweep, "must be True or False")
+    backend = _backend(values["backend"])
+    if backend == "kubernetes":
+        _require("backend", "kr8s", "kubernetes", backend)
+        if tunnel:
+            raise InvalidArgumentError(
+                "tunnel",
+                tunnel,
+                "is always so on Kubernetes: the registry is reached through a port-forward to"
+                " 127.0.0.1 here; leave tunnel unset",
+            )
     pull = values["pull"]
     if pull not in get_args(PullPolicy):
         raise InvalidArgumentError("pull", pull, 'must be "missing", "never" or "always"')
@@ -413,13 +446,68 @@ def resolve(**given: object) -> Options:
         auth=auth,
         tls=tls,
         tunnel=tunnel,
-        pusher=check_pusher(values["pusher"]),
+        pusher=_pusher(values["pusher"], backend),
         layer_compression=check_layer_compression(values["layer_compression"]),
         sweep_leftovers=sweep,
         docker_host=None
         if values["docker_host"] is None
         else check_docker_host(values["docker_host"]),
+        backend=backend,
+        namespace=_namespace(values["namespace"], backend),
     )
+
+
+def _backend(given: object) -> Backend:
+    source = "backend" if given is not None else BACKEND_ENV
+    value = given if given is not None else (os.environ.get(BACKEND_ENV) or "docker")
+    if value not in get_args(Backend):
+        raise InvalidArgumentError(source, value, 'must be "docker" or "kubernetes"')
+    return cast(Backend, value)
+
+
+def _pusher(given: object, backend: Backend) -> Pusher:
+    if given is None:
+        return "native" if backend == "kubernetes" else "crane"
+    pusher = check_pusher(given)
+    if backend == "kubernetes":
+        check_pusher_on(pusher, backend)
+    return pusher
+
+
+def check_pusher_on(pusher: Pusher, backend: Backend) -> None:
+    """Refuse crane on a cluster, before anything is created.
+
+    Raises:
+        InvalidArgumentError: ``pusher="crane"`` with ``backend="kubernetes"``.
+    """
+    if pusher == "crane" and backend == "kubernetes":
+        raise InvalidArgumentError(
+            "pusher",
+            pusher,
+            "cannot push into a registry on Kubernetes: crane would run as a Job in the"
+            " cluster, where the tarball or layout on this host is not; the native pusher"
+            ' sends it from here through the port-forward (pusher="native", the default there)',
+        )
+
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+def _namespace(given: object, backend: Backend) -> str | None:
+    if given is None:
+        return None
+    if backend != "kubernetes":
+        raise InvalidArgumentError(
+            "namespace", given, 'is for backend="kubernetes"; a Docker engine has none'
+        )
+    if not isinstance(given, str) or not DNS_LABEL.match(given):
+        raise InvalidArgumentError(
+            "namespace",
+            given,
+            "must be a Kubernetes namespace name: at most 63 lowercase letters, digits and"
+            " '-', starting and ending with a letter or digit",
+        )
+    return given
 
 
 def _timeouts(values: dict[str, object]) -> Timeouts:

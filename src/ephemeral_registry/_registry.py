@@ -32,6 +32,7 @@ from ._options import (
     Pusher,
     check_layer_compression,
     check_pusher,
+    check_pusher_on,
 )
 from ._pushers.base import BasePusher, FromEngine, FromFile, Job
 from ._pushers.crane import CraneImage, CranePusher
@@ -209,6 +210,7 @@ class Registry:
         """One push, whichever pusher: in a push slot, within ``push_timeout``, ended at
         once if the registry's container exits meanwhile."""
         name = self._options.pusher if pusher is None else check_pusher(pusher)
+        check_pusher_on(name, self._options.backend)
         job = Job(
             what,
             reference,

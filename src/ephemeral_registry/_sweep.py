@@ -32,7 +32,8 @@ from . import _labels, _scratch
 from ._addresses import check_docker_host
 from ._concurrency import require_asyncio, run_all
 from ._engine import Engine, Labelled, find_engine_address, open_engine
-from ._options import check_engine_choice
+from ._engine.kubernetes import open_cluster
+from ._options import Backend, check_engine_choice, resolve
 from ._resources import remove
 
 logger = logging.getLogger("ephemeral_registry")
@@ -207,9 +208,23 @@ def _check_engine(docker: aiodocker.Docker | None, docker_host: str | None) -> N
 
 @asynccontextmanager
 async def _engine(
-    docker: aiodocker.Docker | None, docker_host: str | None, request_timeout: float
+    docker: aiodocker.Docker | None,
+    docker_host: str | None,
+    request_timeout: float,
+    backend: Backend | None,
+    namespace: str | None,
 ) -> AsyncIterator[Engine]:
     _check_engine(docker, docker_host)
+    options = resolve(backend=backend, namespace=namespace)
+    if options.backend == "kubernetes":
+        async with open_cluster(
+            namespace=options.namespace,
+            request_timeout=request_timeout,
+            pull="missing",
+            images=None,
+        ) as cluster:
+            yield cluster
+        return
     address = await find_engine_address(docker, docker_host)
     async with open_engine(docker, address, request_timeout=request_timeout) as engine:
         yield engine
@@ -222,20 +237,23 @@ async def find_leftovers(
     docker: aiodocker.Docker | None = None,
     docker_host: str | None = None,
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+    backend: Backend | None = None,
+    namespace: str | None = None,
 ) -> list[Leftover]:
     """List what ``sweep()`` would remove, removing nothing.
 
     With ``all_owners=True``: every container and network this library
     labelled, whoever owns it, and every directory it made on this host but
     those this process uses. With ``sessions``: only those sessions'. The engine is
-    ``docker``'s, ``docker_host``'s or found as for ``ephemeral_registry()``.
+    ``docker``'s, ``docker_host``'s or found as for ``ephemeral_registry()``, or a
+    cluster's namespace with ``backend="kubernetes"`` (as for ``sweep()``).
 
     Raises:
         InvalidArgumentError: ``docker_host`` is no engine address, or is given
             with ``docker``.
     """
     require_asyncio("find_leftovers()")
-    async with _engine(docker, docker_host, request_timeout) as engine:
+    async with _engine(docker, docker_host, request_timeout, backend, namespace) as engine:
         found = await _find(engine, all_owners=all_owners, sessions=sessions)
     here = _labels.Owner.current()
     directories = await anyio.to_thread.run_sync(
@@ -251,6 +269,8 @@ async def sweep(
     docker: aiodocker.Docker | None = None,
     docker_host: str | None = None,
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+    backend: Backend | None = None,
+    namespace: str | None = None,
 ) -> list[Leftover]:
     """Remove the containers, networks and directories whose owner process is gone; return
     what was removed.
@@ -269,7 +289,10 @@ async def sweep(
     With ``sessions`` (``Registry.session_id`` values), only those sessions'
     resources are considered, as for a registry kept for debugging.
     The engine is ``docker``'s, ``docker_host``'s (as the docker CLI's ``-H``),
-    or found as for ``ephemeral_registry()``.
+    or found as for ``ephemeral_registry()``; with ``backend="kubernetes"``
+    (or ``$EPHEMERAL_REGISTRY_BACKEND``), the namespace ``namespace`` of the
+    kubeconfig's cluster, as for ``ephemeral_registry()``, where a session's
+    Secret, Service and Pod are removed together.
 
     Raises:
         InvalidArgumentError: ``docker_host`` is no engine address, or is given
@@ -285,7 +308,7 @@ async def sweep(
     directories = await anyio.to_thread.run_sync(
         functools.partial(_sweep_directories, all_owners=all_owners, sessions=sessions)
     )
-    async with _engine(docker, docker_host, request_timeout) as engine:
+    async with _engine(docker, docker_host, request_timeout, backend, namespace) as engine:
         found = await _find(engine, all_owners=all_owners, sessions=sessions)
         await _remove(engine, found)
     for resource in found:

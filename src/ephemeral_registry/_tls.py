@@ -138,9 +138,11 @@ def trusting(ca_certificate: bytes) -> ssl.SSLContext:
     return ssl.create_default_context(cadata=ca_certificate.decode())
 
 
-def server_hosts(pull_host: str, container_name: str) -> list[str]:
-    """Every name a registry is reached by: from this host first, then from its network."""
-    return [pull_host, "localhost", "127.0.0.1", "::1", container_name]
+def server_hosts(pull_host: str, container_name: str, *names: str) -> list[str]:
+    """Every name a registry is reached by: from this host first, then from its network
+    (its container's name, and ``names``: a Service's, say)."""
+    hosts = [pull_host, "localhost", "127.0.0.1", "::1", container_name, *names]
+    return list(dict.fromkeys(hosts))
 
 
 def registry_env() -> dict[str, str]:

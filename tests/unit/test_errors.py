@@ -22,6 +22,7 @@ from ephemeral_registry import (
     EngineTimeoutError,
     EphemeralRegistryError,
     ExportError,
+    ForbiddenError,
     ImageNotFoundError,
     ImagePullError,
     InvalidArgumentError,
@@ -63,6 +64,15 @@ EXAMPLES: dict[type[EphemeralRegistryError], EphemeralRegistryError] = {
             advice="Start it.",
         ),
         DockerEngineError("start the container c0ffee", 500, "no space left"),
+        ForbiddenError(
+            "create the Secret ephemeral-registry-c0ffee",
+            'secrets is forbidden: User "ci" cannot create resource "secrets" in API group ""'
+            ' in the namespace "builds"',
+            user="ci",
+            verb="create",
+            resource="secrets",
+            namespace="builds",
+        ),
         ImagePullError("registry:3", "timeout", option="registry_image", env="REGISTRY_IMAGE"),
         EngineTimeoutError("unix:///run/docker.sock", "pull registry:3", 1.5, "pull_timeout"),
         ExportError("app:1", "the stream broke off"),
@@ -142,6 +152,7 @@ def test_the_engines_failures_are_one_group() -> None:
         EngineError,
         DockerUnavailableError,
         DockerEngineError,
+        ForbiddenError,
         ImagePullError,
         EngineTimeoutError,
     }

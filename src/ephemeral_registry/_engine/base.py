@@ -137,6 +137,18 @@ class Engine(ABC):
     def known_identity(self) -> Identity | None:
         """What ``identify`` found, if it was asked; no request."""
 
+    @property
+    def pulls_itself(self) -> bool:
+        """Whether the engine pulls a container's image by itself as it starts it (a
+        cluster's node does), so that no image is checked or pulled beforehand: a
+        missing one then ends ``wait``. No request."""
+        return False
+
+    def reached_as(self, name: str) -> str:
+        """The name by which the containers of a network reach its container ``name``
+        (for a cluster: its Service's). No request."""
+        return name
+
     @abstractmethod
     async def identify(self) -> Identity:
         """Which engine this is (see ``quirks``); asked once, shared by tasks that ask at once."""

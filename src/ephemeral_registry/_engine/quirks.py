@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-Product = Literal["docker", "podman"]
+Product = Literal["docker", "podman", "kubernetes"]
 
 CONCURRENT_REMOVAL_API = (1, 52)  # Docker 29.0
 

@@ -1,0 +1,838 @@
+"""The engine interface over the Kubernetes API: a registry as a Pod in a namespace.
+
+How each part of a registry maps onto a cluster (``backend="kubernetes"``)::
+
+    create_network      nothing: the namespace stands for the network (its id: ``namespace/NS``)
+    create_container    a Secret named after the session, labelled: the anchor of the rest
+    copy_in             the files of the tar (htpasswd, certificate) into that Secret
+    start               a Service (for clients in the cluster: NAME.NS.svc:5000) and the
+                        Pod (the registry, an emptyDir, a readiness probe on /v2/,
+                        requests and limits, activeDeadlineSeconds), both owned by the Secret
+    attachment          a port-forward through the API server to 127.0.0.1:PORT here
+    remove_container    the port-forward closed; the Pod (no grace), Service and Secret deleted
+
+Deleting the Secret alone would also do: the cluster's garbage collector removes
+what it owns. The sweep finds sessions by their Secrets' labels (``list_containers``).
+
+A cluster holds no images a caller can push from: ``push_image()`` reads them from a
+Docker or Podman engine beside it (``images``), when one was found; its nodes pull
+the registry's image themselves, so the bring-up checks none (``pulls_itself``) and a
+missing one shows in the Pod's status, which ends the wait for it.
+
+The port-forward (``_Forward``): each TCP connection accepted here becomes one
+WebSocket to the Pod's ``portforward`` subresource (``v4.channel.k8s.io``: channel 0
+carries the data, channel 1 the errors, each channel's first frame is its port).
+
+Errors: the API server's refusals are ``DockerEngineError`` (403: ``ForbiddenError``,
+which says which verb on which resource), no answer ``DockerUnavailableError``, a
+request past ``request_timeout`` ``EngineTimeoutError``, each naming the API server.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import io
+import json
+import logging
+import math
+import re
+import tarfile
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import anyio.abc
+import httpx
+
+from .._errors import (
+    DockerEngineError,
+    DockerUnavailableError,
+    EngineTimeoutError,
+    ForbiddenError,
+    ImageNotFoundError,
+    ImagePullError,
+    InvalidArgumentError,
+)
+from .._logs import Stream
+from .._platform import Platform
+from .._types import ContainerState
+from .base import (
+    Attached,
+    Attachment,
+    ContainerSpec,
+    Engine,
+    ExportStream,
+    Labelled,
+    OnFrame,
+    WriteArchive,
+)
+from .quirks import Identity
+
+logger = logging.getLogger("ephemeral_registry")
+
+ENGINE = "Kubernetes API server"
+"""How errors name it."""
+ACTIVE_DEADLINE = 12 * 3600
+"""Seconds a registry's Pod runs at most (``activeDeadlineSeconds``): one whose owner
+died and was never swept ends by itself (its objects stay, for the sweep)."""
+RESOURCES = {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "1Gi"}}
+"""The registry's requests and limits: it holds blobs on disk (an ``emptyDir``), not
+in memory."""
+PULL_POLICIES = {"missing": "IfNotPresent", "never": "Never", "always": "Always"}
+NEVER_STARTS = {
+    "ErrImageNeverPull",
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "InvalidImageName",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "RunContainerError",
+}
+"""A waiting container's reasons that mean it will not start without a change."""
+FORBIDDEN = re.compile(
+    r'User "(?P<user>[^"]*)" cannot (?P<verb>\S+) resource "(?P<resource>[^"]*)"'
+    r'(?: in API group "(?P<group>[^"]*)")?(?: in the namespace "(?P<namespace>[^"]*)")?'
+)
+FRAME = 1 << 20
+"""The most bytes read from a forwarded connection for one WebSocket message."""
+
+
+@dataclass(frozen=True)
+class ClusterAddress:
+    """Where the cluster is, as the bring-up's address rules see it: its published
+    ports (the port-forwards) are on this host."""
+
+    url: str
+    found_by: str
+    host: str | None = None
+    is_remote: bool = False
+    is_ssh: bool = False
+
+
+class KubernetesEngine(Engine):
+    """A namespace of a cluster, through its API server (see the module docstring)."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        namespace: str,
+        found_by: str,
+        request_timeout: float,
+        pull: str,
+        serving: anyio.abc.TaskGroup,
+        images: Engine | None = None,
+    ) -> None:
+        self._client = client
+        self.namespace = namespace
+        self._found_by = found_by
+        self._timeout = request_timeout
+        self._pull = PULL_POLICIES[pull]
+        self._serving = serving
+        self.images = images
+        self.where = ClusterAddress(str(client.base_url).rstrip("/"), found_by)
+        self._identity: Identity | None = None
+        self._files: dict[str, dict[str, str]] = {}
+        """Each anchor's files: their paths in the container, by key in its Secret."""
+        self._forwards: dict[str, anyio.CancelScope] = {}
+        self._uids: dict[str, str] = {}
+
+    # The engine
+
+    @property
+    def address(self) -> str:
+        return f"{self.where.url} (namespace {self.namespace})"
+
+    @property
+    def known_identity(self) -> Identity | None:
+        return self._identity
+
+    @property
+    def pulls_itself(self) -> bool:
+        return True
+
+    def reached_as(self, name: str) -> str:
+        return f"{name}.{self.namespace}.svc"
+
+    async def identify(self) -> Identity:
+        if self._identity is None:
+            version = await self._request("read the API server's version", "GET", "/version")
+            assert version is not None
+            major = int(re.sub(r"\D", "", str(version.get("major", "1"))) or 1)
+            minor = int(re.sub(r"\D", "", str(version.get("minor", "0"))) or 0)
+            self._identity = Identity(
+                "kubernetes", (major, minor), f"Kubernetes/{version.get('gitVersion', '')}"
+            )
+        return self._identity
+
+    async def rootless(self) -> bool:
+        return False
+
+    async def shares_files(self) -> bool:
+        return False
+
+    async def platform(self) -> Platform:
+        if self.images is not None:
+            return await self.images.platform()
+        nodes = await self._request("list the nodes", "GET", "/api/v1/nodes")
+        assert nodes is not None
+        for node in nodes.get("items", []):
+            info = node.get("status", {}).get("nodeInfo", {})
+            return Platform(info.get("operatingSystem", "linux"), info.get("architecture", ""))
+        return Platform("linux", "amd64")
+
+    async def tunnel(self, host: str, port: int) -> int:
+        raise DockerUnavailableError(
+            self.address,
+            "a cluster's registry is always reached through a port-forward; there is no"
+            " tunnel to open",
+            advice="Leave tunnel= unset with backend='kubernetes'.",
+        )
+
+    # Images: a Docker or Podman engine beside the cluster holds them
+
+    def _image_engine(self, image: str) -> Engine:
+        if self.images is None:
+            raise InvalidArgumentError(
+                "image",
+                image,
+                "a cluster holds no images to push from: push_image() needs a Docker or Podman"
+                " engine beside it (DOCKER_HOST or docker_host=), and none answered; push a"
+                " docker save tarball or an OCI layout with push(path) instead",
+            )
+        return self.images
+
+    async def has_image(self, image: str) -> bool:
+        return await self._image_engine(image).has_image(image)
+
+    async def pull(self, image: str, *, timeout: float) -> None:
+        return None  # the node pulls the registry's image as its Pod starts
+
+    def export(self, image: str, *, timeout: float) -> AbstractAsyncContextManager[ExportStream]:
+        return self._image_engine(image).export(image, timeout=timeout)
+
+    # Networks: the namespace is the network
+
+    async def create_network(self, name: str, labels: Mapping[str, str]) -> str:
+        return f"namespace/{self.namespace}"
+
+    async def remove_network(self, network_id: str) -> None:
+        return None
+
+    async def disconnect(self, network_id: str, container_id: str) -> None:
+        return None
+
+    async def list_networks(self, label: str) -> list[Labelled]:
+        return []
+
+    # Containers: a Secret (the anchor), a Service and a Pod
+
+    async def create_container(self, spec: ContainerSpec) -> str:
+        labels, annotations = _split_labels(spec.labels)
+        body = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {
+                "name": spec.name,
+                "labels": labels,
+                "annotations": annotations | {_SPEC: json.dumps(_spec_json(spec))},
+            },
+            "type": "Opaque",
+        }
+        with anyio.CancelScope(shield=True):  # its name reaches the caller, for the removal
+            made = await self._request(
+                f"create the Secret {spec.name}", "POST", self._path("secrets"), json=body
+            )
+        assert made is not None
+        self._uids[spec.name] = made["metadata"]["uid"]
+        return spec.name
+
+    async def copy_in(self, container_id: str, archive: bytes) -> None:
+        files: dict[str, str] = {}
+        data: dict[str, str] = {}
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:  # our own archive (_auth)
+            for number, member in enumerate(m for m in tar.getmembers() if m.isfile()):
+                extracted = tar.extractfile(member)
+                assert extracted is not None
+                key = f"file{number}"
+                files[key] = "/" + member.name.lstrip("./")
+                data[key] = base64.b64encode(extracted.read()).decode()
+        self._files[container_id] = files
+        await self._request(
+            f"put the files into the Secret {container_id}",
+            "PATCH",
+            self._path(f"secrets/{container_id}"),
+            json={"data": data, "metadata": {"annotations": {_FILES: json.dumps(files)}}},
+            content_type="application/merge-patch+json",
+        )
+
+    async def copy_archive_in(self, container_id: str, write: WriteArchive) -> None:
+        raise DockerEngineError(
+            "copy an archive into a Pod",
+            501,
+            "a cluster's containers take no archives",
+            engine=ENGINE,
+        )
+
+    async def start(self, container_id: str) -> None:
+        secret = await self._request(
+            f"read the Secret {container_id}", "GET", self._path(f"secrets/{container_id}")
+        )
+        assert secret is not None
+        meta = secret["metadata"]
+        spec = json.loads(meta["annotations"][_SPEC])
+        files = json.loads(meta["annotations"].get(_FILES, "{}"))
+        owner = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "name": container_id,
+            "uid": meta["uid"],
+            "blockOwnerDeletion": False,
+        }
+        labels = meta.get("labels", {})
+        annotations = {
+            k: v for k, v in meta.get("annotations", {}).items() if k not in (_SPEC, _FILES)
+        }
+        port = spec["port"]
+        selector = {_POD: container_id}
+        if port is not None:
+            service = {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {
+                    "name": container_id,
+                    "labels": labels,
+                    "annotations": annotations,
+                    "ownerReferences": [owner],
+                },
+                "spec": {"selector": selector, "ports": [{"port": port, "targetPort": port}]},
+            }
+            with anyio.CancelScope(shield=True):
+                await self._request(
+                    f"create the Service {container_id}",
+                    "POST",
+                    self._path("services"),
+                    json=service,
+                )
+        pod = _pod(container_id, spec, files, labels | selector, annotations, owner, self._pull)
+        with anyio.CancelScope(shield=True):
+            await self._request(
+                f"create the Pod {container_id}", "POST", self._path("pods"), json=pod
+            )
+
+    def attached(
+        self, container_id: str, command: Sequence[str]
+    ) -> AbstractAsyncContextManager[Attached]:
+        raise DockerEngineError(
+            "run a process in a Pod", 501, "this library runs none in a cluster", engine=ENGINE
+        )
+
+    async def attachment(self, container_id: str, container_port: int, network: str) -> Attachment:
+        pod = await self._pod(container_id)
+        status = (pod or {}).get("status", {})
+        if pod is None or status.get("phase") in ("Succeeded", "Failed"):
+            return Attachment(host_port=None, address=None)
+        host_ip = json.loads(pod["metadata"]["annotations"].get(_HOST_IP, '"127.0.0.1"'))
+        forward = _Forward(self, container_id, container_port, host_ip)
+        port: int = await self._serving.start(forward.serve)
+        self._forwards[container_id] = forward.scope
+        return Attachment(host_port=port, address=status.get("podIP"))
+
+    async def state(self, container_id: str) -> ContainerState:
+        pod = await self._pod(container_id)
+        if pod is None:
+            return ContainerState("removed", None, "its Pod is gone")
+        return _state(pod)
+
+    async def wait(self, container_id: str) -> int:
+        while True:  # a watch of the one Pod; again when the API server ends it
+            resource_version = ""
+            pod = await self._pod(container_id)
+            if pod is None:
+                return 137  # deleted: as a killed container's
+            code = self._ended(pod)
+            if code is not None:
+                return code
+            resource_version = pod["metadata"]["resourceVersion"]
+            params = {
+                "watch": "1",
+                "fieldSelector": f"metadata.name={container_id}",
+                "resourceVersion": resource_version,
+                "allowWatchBookmarks": "false",
+            }
+            async with self._stream(
+                f"watch the Pod {container_id}", self._path("pods"), params
+            ) as lines:
+                async for line in lines:
+                    event = json.loads(line)
+                    if event.get("type") == "DELETED":
+                        return 137
+                    if event.get("type") in ("ADDED", "MODIFIED"):
+                        code = self._ended(event["object"])
+                        if code is not None:
+                            return code
+
+    def _ended(self, pod: dict[str, Any]) -> int | None:
+        """The registry's exit code once it has ended; raises once it can never start."""
+        status = pod.get("status", {})
+        for container in status.get("containerStatuses", []):
+            state = container.get("state", {})
+            if "terminated" in state:
+                return int(state["terminated"].get("exitCode", 1))
+            waiting = state.get("waiting", {})
+            if waiting.get("reason") in NEVER_STARTS:
+                image = container.get("image", "")
+                if waiting["reason"] == "ErrImageNeverPull":
+                    raise ImageNotFoundError(image, "never")
+                if waiting["reason"] in ("ErrImagePull", "ImagePullBackOff", "InvalidImageName"):
+                    raise ImagePullError(
+                        image,
+                        "the cluster's node could not pull it: "
+                        + str(waiting.get("message", waiting["reason"])),
+                        option="registry_image",
+                        env="EPHEMERAL_REGISTRY_REGISTRY_IMAGE",
+                    )
+                return 128
+        if status.get("phase") in ("Succeeded", "Failed"):
+            return 0 if status["phase"] == "Succeeded" else 1
+        return None
+
+    async def tail_logs(self, container_id: str, lines: int) -> tuple[str, ...]:
+        try:
+            text = await self._request(
+                f"read the logs of {container_id}",
+                "GET",
+                self._path(f"pods/{container_id}/log"),
+                params={"tailLines": str(lines)},
+                text=True,
+            )
+        except DockerEngineError as exc:
+            if exc.status in (400, 404):  # not started yet, or gone: nothing written
+                return ()
+            raise
+        return tuple(str(text or "").splitlines())
+
+    async def wait_for_output(self, container_id: str, text: str) -> None:
+        found = False
+
+        async def on_frame(stream: Stream, data: bytes) -> None:
+            nonlocal found
+            if text.encode() in data:
+                found = True
+                raise _Found
+
+        while not found:
+            with contextlib.suppress(_Found):
+                await self.read_output(container_id, on_frame, follow=True, timeout=math.inf)
+            if not found:
+                await anyio.sleep(0.2)  # not started yet, or the stream ended: again
+
+    async def read_output(
+        self, container_id: str, on_frame: OnFrame, *, follow: bool, timeout: float | None
+    ) -> None:
+        params = {"follow": "true"} if follow else {}
+        try:
+            async with self._stream(
+                f"read the logs of {container_id}",
+                self._path(f"pods/{container_id}/log"),
+                params,
+                timeout=self._timeout if timeout is None else timeout,
+            ) as lines:
+                async for line in lines:
+                    await on_frame("stderr", line.encode() + b"\n")
+        except DockerEngineError as exc:
+            if exc.status not in (400, 404):
+                raise
+
+    async def remove_container(self, container_id: str) -> None:
+        forward = self._forwards.pop(container_id, None)
+        if forward is not None:
+            forward.cancel()
+        gone = {"gracePeriodSeconds": 0, "propagationPolicy": "Background"}
+        for kind in ("pods", "services", "secrets"):
+            await self._request(
+                f"delete the {kind[:-1]} {container_id}",
+                "DELETE",
+                self._path(f"{kind}/{container_id}"),
+                json={"kind": "DeleteOptions", "apiVersion": "v1", **gone},
+                missing_ok=True,
+            )
+        self._files.pop(container_id, None)
+        self._uids.pop(container_id, None)
+
+    async def list_containers(self, label: str) -> list[Labelled]:
+        found = await self._request(
+            "list the Secrets", "GET", self._path("secrets"), params={"labelSelector": label}
+        )
+        assert found is not None
+        return [
+            Labelled(
+                "container",
+                item["metadata"]["name"],
+                item["metadata"]["name"],
+                item["metadata"].get("labels", {}) | item["metadata"].get("annotations", {}),
+            )
+            for item in found.get("items", [])
+        ]
+
+    # Requests
+
+    def _path(self, resource: str) -> str:
+        return f"/api/v1/namespaces/{self.namespace}/{resource}"
+
+    async def _pod(self, name: str) -> Any:
+        return await self._request(
+            f"read the Pod {name}", "GET", self._path(f"pods/{name}"), missing_ok=True
+        )
+
+    async def _request(
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        *,
+        json: object = None,
+        params: Mapping[str, str] | None = None,
+        missing_ok: bool = False,
+        text: bool = False,
+        content_type: str = "application/json",
+    ) -> Any:
+        """One request, its errors ours; the answer's JSON (its text, with ``text``), or
+        ``None`` for a 404 where ``missing_ok``."""
+        headers = {"Content-Type": content_type} if json is not None else {}
+        content = None if json is None else _json_bytes(json)
+        try:
+            with anyio.fail_after(self._timeout):
+                answer = await self._client.request(
+                    method, path, params=params, content=content, headers=headers
+                )
+        except TimeoutError:
+            raise EngineTimeoutError(
+                self.address, operation, self._timeout, "request_timeout", engine=ENGINE
+            ) from None
+        except httpx.TransportError as exc:
+            raise self._unavailable(exc) from exc
+        if answer.status_code == 404 and missing_ok:
+            return None
+        if answer.is_error:
+            raise _refusal(operation, answer)
+        return answer.text if text else answer.json()
+
+    @asynccontextmanager
+    async def _stream(
+        self, operation: str, path: str, params: Mapping[str, str], *, timeout: float | None = None
+    ) -> AsyncIterator[AsyncIterator[str]]:
+        """A streamed GET's lines (a watch, logs); ``timeout`` bounds the wait for its answer."""
+        limit = self._timeout if timeout is None else timeout
+        try:
+            with anyio.fail_after(limit if math.isfinite(limit) else None):
+                request = self._client.build_request("GET", path, params=params)
+                answer = await self._client.send(request, stream=True)
+        except TimeoutError:
+            raise EngineTimeoutError(
+                self.address, operation, limit, "request_timeout", engine=ENGINE
+            ) from None
+        except httpx.TransportError as exc:
+            raise self._unavailable(exc) from exc
+        try:
+            if answer.is_error:
+                await answer.aread()
+                raise _refusal(operation, answer)
+
+            async def lines() -> AsyncIterator[str]:
+                try:
+                    async for line in answer.aiter_lines():
+                        yield line
+                except httpx.TransportError as exc:
+                    raise self._unavailable(exc) from exc
+
+            yield lines()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await answer.aclose()
+
+    def _unavailable(self, exc: Exception) -> DockerUnavailableError:
+        return DockerUnavailableError(
+            f"{self.where.url} ({self._found_by})",
+            f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
+            engine=ENGINE,
+            advice="Check that the cluster runs and that the kubeconfig's current context"
+            " (KUBECONFIG, ~/.kube/config) names it.",
+        )
+
+
+class _Found(Exception):
+    """The text waited for was written."""
+
+
+_SPEC = "ephemeral-registry/spec"
+"""The annotation of an anchor Secret that holds what its Pod is made from."""
+_FILES = "ephemeral-registry/files"
+"""The annotation that says where each file of the Secret goes in the registry's container."""
+_POD = "ephemeral-registry.pod"
+"""The label that the Service selects its Pod by."""
+_HOST_IP = "ephemeral-registry/host-ip"
+
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+
+
+def _split_labels(given: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """Labels that are valid Kubernetes label values, and every label as an annotation
+    too (an owner's host name may be no label value)."""
+    labels = {k: v for k, v in given.items() if len(v) <= 63 and LABEL_VALUE.match(v)}
+    return labels, dict(given)
+
+
+def _spec_json(spec: ContainerSpec) -> dict[str, Any]:
+    return {
+        "image": spec.image,
+        "command": list(spec.command),
+        "env": dict(spec.env),
+        "port": spec.publish_port,
+        "host_ip": spec.host_ip,
+    }
+
+
+def _pod(
+    name: str,
+    spec: dict[str, Any],
+    files: Mapping[str, str],
+    labels: Mapping[str, str],
+    annotations: Mapping[str, str],
+    owner: Mapping[str, object],
+    pull: str,
+) -> dict[str, Any]:
+    port = spec["port"]
+    env = spec["env"]
+    container: dict[str, Any] = {
+        "name": "registry",
+        "image": spec["image"],
+        "imagePullPolicy": pull,
+        "env": [{"name": key, "value": value} for key, value in env.items()],
+        "resources": RESOURCES,
+        "volumeMounts": [{"name": "data", "mountPath": "/var/lib/registry"}]
+        + [
+            {"name": "files", "mountPath": path, "subPath": key, "readOnly": True}
+            for key, path in files.items()
+        ],
+    }
+    if spec["command"]:
+        container["args"] = spec["command"]
+    if port is not None:
+        container["ports"] = [{"containerPort": port}]
+        tls = "REGISTRY_HTTP_TLS_CERTIFICATE" in env
+        auth = "REGISTRY_AUTH" in env
+        # With auth, /v2/ answers 401, which a probe counts as a failure: a TCP probe then.
+        probe = (
+            {"tcpSocket": {"port": port}}
+            if auth
+            else {"httpGet": {"path": "/v2/", "port": port, "scheme": "HTTPS" if tls else "HTTP"}}
+        )
+        container["readinessProbe"] = probe | {"periodSeconds": 1, "failureThreshold": 3}
+    volumes: list[dict[str, Any]] = [{"name": "data", "emptyDir": {}}]
+    if files:
+        volumes.append({"name": "files", "secret": {"secretName": name}})
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "labels": dict(labels),
+            "annotations": dict(annotations) | {_HOST_IP: json.dumps(spec["host_ip"])},
+            "ownerReferences": [owner],
+        },
+        "spec": {
+            "containers": [container],
+            "volumes": volumes,
+            "restartPolicy": "Never",
+            "terminationGracePeriodSeconds": 1,
+            "activeDeadlineSeconds": ACTIVE_DEADLINE,
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+        },
+    }
+
+
+def _state(pod: Mapping[str, Any]) -> ContainerState:
+    status = pod.get("status", {})
+    for container in status.get("containerStatuses", []):
+        state = container.get("state", {})
+        if "terminated" in state:
+            ended = state["terminated"]
+            return ContainerState(
+                "exited",
+                int(ended.get("exitCode", 1)),
+                ended.get("message", "") or ended.get("reason", ""),
+                oom_killed=ended.get("reason") == "OOMKilled",
+            )
+        if "waiting" in state:
+            waiting = state["waiting"]
+            return ContainerState(
+                "created", None, f"{waiting.get('reason', '')}: {waiting.get('message', '')}"
+            )
+        if "running" in state:
+            return ContainerState("running", None, "")
+    return ContainerState(
+        str(status.get("phase", "Pending")).lower(), None, status.get("message", "")
+    )
+
+
+def _json_bytes(value: object) -> bytes:
+    return json.dumps(value).encode()
+
+
+def _refusal(operation: str, answer: httpx.Response) -> DockerEngineError:
+    try:
+        body = answer.json()
+        message = str(body.get("message", "")) if isinstance(body, dict) else answer.text
+    except ValueError:
+        message = answer.text
+    message = message.strip()[:1000]
+    if answer.status_code == 403 and (match := FORBIDDEN.search(message)):
+        return ForbiddenError(
+            operation,
+            message,
+            user=match["user"],
+            verb=match["verb"],
+            resource=match["resource"],
+            namespace=match["namespace"],
+        )
+    return DockerEngineError(operation, answer.status_code, message, engine=ENGINE)
+
+
+@dataclass
+class _Forward:
+    """A port-forward to a Pod's port: a listener here, a WebSocket per connection."""
+
+    engine: KubernetesEngine
+    pod: str
+    port: int
+    host_ip: str
+    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+
+    async def serve(self, *, task_status: anyio.abc.TaskStatus[int]) -> None:
+        with self.scope:
+            listener = await anyio.create_tcp_listener(local_host=self.host_ip, local_port=0)
+            async with listener:
+                task_status.started(listener.extra(anyio.abc.SocketAttribute.local_port))
+                await listener.serve(self._relay)
+
+    async def _relay(self, connection: anyio.abc.SocketStream) -> None:
+        import httpx_ws
+
+        engine = self.engine
+        path = engine._path(f"pods/{self.pod}/portforward")
+        async with connection:
+            try:
+                ws: Any
+                async with (
+                    httpx_ws.aconnect_ws(
+                        path,
+                        engine._client,
+                        params={"ports": str(self.port)},
+                        subprotocols=["v4.channel.k8s.io"],
+                        max_message_size_bytes=4 * FRAME,
+                    ) as ws,
+                    anyio.create_task_group() as tg,
+                ):
+
+                    async def upstream() -> None:
+                        while True:
+                            try:
+                                data = await connection.receive(FRAME)
+                            except (anyio.EndOfStream, anyio.BrokenResourceError):
+                                break
+                            await ws.send_bytes(b"\x00" + data)
+                        tg.cancel_scope.cancel()
+
+                    async def downstream() -> None:
+                        seen: set[int] = set()
+                        while True:
+                            message = await ws.receive_bytes()
+                            if not message:
+                                continue
+                            channel = message[0]
+                            if channel not in seen:  # each channel's first frame: its port
+                                seen.add(channel)
+                                continue
+                            if channel == 1:
+                                logger.debug("port-forward to %s: %s", self.pod, message[1:])
+                                break
+                            await connection.send(message[1:])
+                        tg.cancel_scope.cancel()
+
+                    tg.start_soon(upstream)
+                    tg.start_soon(downstream)
+            except Exception as exc:  # one connection's failure is the client's to see
+                logger.debug("port-forward to %s ended: %r", self.pod, exc)
+
+
+@asynccontextmanager
+async def open_cluster(
+    *, namespace: str | None, request_timeout: float, pull: str, images: Engine | None
+) -> AsyncIterator[KubernetesEngine]:
+    """The cluster of the kubeconfig's current context (``KUBECONFIG``, else
+    ``~/.kube/config``), or of the in-cluster service account, for the block;
+    ``images``, an engine beside it for ``push_image()``. Its client and its
+    port-forwards are closed on exit.
+
+    Raises:
+        DockerUnavailableError: no kubeconfig or service account applies, or it
+            cannot be read.
+    """
+    from kr8s._auth import KubeAuth  # the kubeconfig's and the service account's rules
+
+    try:
+        with anyio.fail_after(request_timeout):
+            auth = await KubeAuth(namespace=namespace)
+            ssl_context = await auth.ssl_context()
+    except TimeoutError:
+        raise DockerUnavailableError(
+            "the kubeconfig", f"reading it took over {request_timeout:g} s", engine=ENGINE
+        ) from None
+    except Exception as exc:  # kr8s's own errors, and the files': ours, with what was tried
+        raise DockerUnavailableError(
+            "the kubeconfig's current context",
+            f"no cluster could be found ({type(exc).__name__}: {exc})",
+            engine=ENGINE,
+            tried=("KUBECONFIG", "~/.kube/config", "the in-cluster service account"),
+            advice="Point KUBECONFIG at a kubeconfig whose current context names the cluster.",
+        ) from exc
+    if not auth.server:
+        raise DockerUnavailableError(
+            "the kubeconfig's current context",
+            "it names no API server",
+            engine=ENGINE,
+            tried=("KUBECONFIG", "~/.kube/config", "the in-cluster service account"),
+            advice="Point KUBECONFIG at a kubeconfig whose current context names the cluster.",
+        )
+    headers = {"Authorization": f"Bearer {auth.token}"} if auth.token else {}
+    found_by = (
+        f"the kubeconfig's context {auth.active_context}"
+        if auth.active_context
+        else "the in-cluster service account"
+    )
+    client = httpx.AsyncClient(
+        base_url=auth.server,
+        headers=headers,
+        verify=ssl_context,
+        timeout=httpx.Timeout(request_timeout, read=None),
+        limits=httpx.Limits(max_keepalive_connections=8),
+    )
+    async with client, anyio.create_task_group() as serving:
+        engine = KubernetesEngine(
+            client,
+            namespace=namespace or auth.namespace or "default",
+            found_by=found_by,
+            request_timeout=request_timeout,
+            pull=pull,
+            serving=serving,
+            images=images,
+        )
+        try:
+            yield engine
+        finally:
+            serving.cancel_scope.cancel()
