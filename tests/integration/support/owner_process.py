@@ -1,7 +1,7 @@
 """A process that owns a registry, maybe with a push running, to be killed by a test.
 
     python -m tests.integration.support.owner_process [--tarball PATH | --image NAME]
-        [--tls] [--tunnel]
+        [--tls] [--tunnel] [--kubernetes]
 
 Prints ``{"session": ...}`` once its crane container is running (with a
 push: crane hangs), or once the registry is ready (without), then waits
@@ -33,13 +33,14 @@ async def main(args: argparse.Namespace) -> None:
                 args.image, "never/lands", pusher="crane", on_log=lambda _: running.set()
             )
 
+    on = {"backend": "kubernetes"} if args.kubernetes else {"crane_image": testbed.CRANE_HANGS}
     async with (
         ephemeral_registry(
             registry_image=testbed.REGISTRY3,
-            crane_image=testbed.CRANE_HANGS,
             pull="never",
             tls=args.tls,
             tunnel=args.tunnel,
+            **on,  # type: ignore[arg-type]
         ) as registry,
         anyio.create_task_group() as tg,
     ):
@@ -58,5 +59,6 @@ if __name__ == "__main__":
     what.add_argument("--tarball")
     what.add_argument("--image")
     parser.add_argument("--tls", action="store_true")
+    parser.add_argument("--kubernetes", action="store_true", help="the registry as a Pod")
     parser.add_argument("--tunnel", action="store_true")
     anyio.run(main, parser.parse_args())
