@@ -103,11 +103,14 @@ async def test_crane_is_refused_on_a_cluster_before_anything_is_made(tmp_path: P
 
 
 async def test_the_cluster_pulls_back_what_was_pushed_by_the_services_address() -> None:
-    """A Pod of the cluster runs the image pushed, named by the Service's address: the
-    node's containerd pulls it from the registry (a hosts.toml says it speaks HTTP)."""
+    """docs/kubernetes.md's recipe: a hosts.toml for the Service's address, the
+    ConfigMap of KEP-1755 saying where the registry is; then a Pod of the cluster runs
+    the image pushed, named by the address the ConfigMap gives the container runtime,
+    and the node's containerd pulls it from the registry."""
     async with on_the_cluster() as registry:
         await registry.push_image(testbed.BUSYBOX, "pulled/back:one")
-        name = (await registry.ready()).push_endpoint.split(".")[0]
+        endpoints = await registry.ready()
+        name = endpoints.push_endpoint.split(".")[0]
         address = f"{cluster.service_ip(name)}:5000"
         hosts = cluster.CERTS_D / address
         hosts.mkdir(parents=True, exist_ok=True)
@@ -115,15 +118,37 @@ async def test_the_cluster_pulls_back_what_was_pushed_by_the_services_address() 
             f'server = "http://{address}"\n\n[host."http://{address}"]\n'
             '  capabilities = ["pull", "resolve"]\n'
         )
+        hosting = (
+            f'host: "{endpoints.pull_endpoint}"\n'
+            f'hostFromClusterNetwork: "{endpoints.push_endpoint}"\n'
+            f'hostFromContainerRuntime: "{address}"\n'
+        )
+        configmaps = "/api/v1/namespaces/kube-public/configmaps"
+        with cluster.client() as api:
+            api.post(
+                configmaps,
+                json={
+                    "apiVersion": "v1",
+                    "kind": "ConfigMap",
+                    "metadata": {"name": "local-registry-hosting"},
+                    "data": {"localRegistryHosting.v1": hosting},
+                },
+            ).raise_for_status()
         try:
+            with cluster.client() as api:
+                published = api.get(f"{configmaps}/local-registry-hosting").json()
+            said = published["data"]["localRegistryHosting.v1"]
+            runtime_host = said.split("hostFromContainerRuntime: ")[1].split()[0].strip('"')
             phase, log = await anyio.to_thread.run_sync(
                 lambda: cluster.run_pod(
                     f"pulled-back-{registry.session_id}",
-                    f"{address}/pulled/back:one",
+                    f"{runtime_host}/pulled/back:one",
                     ["sh", "-c", "echo pulled back"],
                 )
             )
         finally:
+            with cluster.client() as api:
+                api.delete(f"{configmaps}/local-registry-hosting")
             (hosts / "hosts.toml").unlink()
             hosts.rmdir()
         assert (phase, log.strip()) == ("Succeeded", "pulled back")
