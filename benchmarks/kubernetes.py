@@ -26,21 +26,21 @@ import time
 import anyio
 from tunnel import upload_and_download
 
-from ephemeral_registry import ephemeral_registry
+from ephemeral_registry import Backend, ephemeral_registry
 
 REGISTRY = "ephemeral-registry-testbed/registry:3"
 IMAGES = [f"ephemeral-registry-benchmark/bulk-{n}:200" for n in range(4)]
-BACKENDS = ("kubernetes", "docker")
+BACKENDS: tuple[Backend, ...] = ("kubernetes", "docker")
 
 
-async def one_run(backend: str, size: int, blob: bytes, rows: dict[str, list[float]]) -> None:
+async def one_run(backend: Backend, size: int, blob: bytes, rows: dict[str, list[float]]) -> None:
     def record(name: str, value: float) -> None:
         rows.setdefault(f"{name}, {backend}", []).append(value)
 
     started = time.perf_counter()
     block = ephemeral_registry(
         backend=backend, registry_image=REGISTRY, pull="never", pusher="native"
-    )  # type: ignore[arg-type]
+    )
     registry = await block.__aenter__()
     try:
         endpoints = await registry.ready()

@@ -277,8 +277,16 @@ class ImageNotFoundError(EphemeralRegistryError):
         *,
         platform: str | None = None,
         available: tuple[str, ...] = (),
+        on_node: bool = False,
     ) -> None:
-        if platform is not None:
+        if on_node:  # a cluster's node, whose runtime the registry's Pod found without it
+            message = (
+                f"The image {image} is not held by the cluster's node that runs the registry,"
+                f" and pull={pull!r} forbids pulling it. Import it into the node's container"
+                " runtime (`ctr -n k8s.io images import`, `kind load docker-image`, `k3d image"
+                ' import`), or allow pulling with pull="missing".'
+            )
+        elif platform is not None:
             held = ", ".join(available) or "none"
             message = (
                 f"The Docker engine holds the image {image}, but not for the platform"

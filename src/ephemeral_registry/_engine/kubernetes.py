@@ -386,7 +386,7 @@ class KubernetesEngine(Engine):
             if waiting.get("reason") in NEVER_STARTS:
                 image = container.get("image", "")
                 if waiting["reason"] == "ErrImageNeverPull":
-                    raise ImageNotFoundError(image, "never")
+                    raise ImageNotFoundError(image, "never", on_node=True)
                 if waiting["reason"] in ("ErrImagePull", "ImagePullBackOff", "InvalidImageName"):
                     raise ImagePullError(
                         image,
@@ -822,6 +822,7 @@ async def open_cluster(
         timeout=httpx.Timeout(request_timeout, read=None),
         limits=httpx.Limits(max_keepalive_connections=8),
     )
+    body_error: BaseException | None = None
     async with client, anyio.create_task_group() as serving:
         engine = KubernetesEngine(
             client,
@@ -834,5 +835,13 @@ async def open_cluster(
         )
         try:
             yield engine
+        except anyio.get_cancelled_exc_class():
+            raise  # the task group must see it; it comes out as itself
+        except BaseException as exc:
+            # The block's own error, kept out of the task group (which would wrap
+            # it in a group) and raised below as itself.
+            body_error = exc
         finally:
             serving.cancel_scope.cancel()
+    if body_error is not None:
+        raise body_error
