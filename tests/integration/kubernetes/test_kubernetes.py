@@ -23,7 +23,9 @@ from ephemeral_registry import (
     ephemeral_registry,
     sweep,
 )
+from ephemeral_registry._engine.kubernetes import KubernetesEngine
 
+from ..lifecycle.test_cancellation import CancelAtCall
 from ..support import cluster, testbed
 from ..support.helpers import ROOT, get, saved
 
@@ -209,6 +211,40 @@ async def test_cancelled_at_any_moment_the_block_leaves_nothing(delay: float) ->
             await anyio.sleep_forever()
     assert scope.cancelled_caught
     assert cluster.labelled(session) == set()
+
+
+async def test_cancellation_before_and_after_every_call_to_the_cluster(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A bring-up, a push and the exit, cancelled before and after each request of the
+    engine interface to the cluster, in turn: cancelled, and nothing left."""
+    cancel_at = CancelAtCall(monkeypatch, KubernetesEngine)
+    tarball = await saved(testbed.SAMPLE, tmp_path)
+    sessions: list[str] = []
+
+    async def run_once() -> bool:
+        async with on_the_cluster(sweep_leftovers=False) as registry:
+            sessions.append(registry.session_id)
+            await registry.push(tarball, "cancel/tarball")
+        return True
+
+    cancel_at.arm(0, after=False)
+    assert await run_once()
+    total = len(cancel_at.calls)
+    assert total >= 6, cancel_at.calls
+    before = 0
+    for target in range(1, total + 1):
+        for after in (False, True):
+            finished = False
+            with cancel_at.arm(target, after=after) as scope:
+                finished = await run_once()
+            if cancel_at.hit:
+                before += cancel_at.hit.startswith("before")
+                assert scope.cancelled_caught, f"cancellation swallowed {cancel_at.hit}"
+                assert not finished, f"the block ran on after cancellation {cancel_at.hit}"
+            leftovers = cluster.labelled(sessions[-1])
+            assert leftovers == set(), f"left {leftovers} when cancelled {cancel_at.hit}"
+    assert before == total
 
 
 async def test_a_killed_owners_registry_is_removed_by_the_sweep() -> None:

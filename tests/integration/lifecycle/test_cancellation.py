@@ -50,14 +50,16 @@ Operation = Callable[[Registry], Awaitable[object]]
 class CancelAtCall:
     """Cancels ``scope`` at the ``target``-th engine call (before it, or after it returns)."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(
+        self, monkeypatch: pytest.MonkeyPatch, engine: type[Engine] = DockerEngine
+    ) -> None:
         self.calls: list[str] = []
         self.target = 0
         self.after = False
         self.scope: anyio.CancelScope | None = None
         self.hit = ""
         for name in ENGINE_CALLS:
-            monkeypatch.setattr(DockerEngine, name, self._wrap(name, getattr(DockerEngine, name)))
+            monkeypatch.setattr(engine, name, self._wrap(name, getattr(engine, name)))
 
     def arm(self, target: int, *, after: bool) -> anyio.CancelScope:
         self.calls, self.target, self.after, self.hit = [], target, after, ""
@@ -72,7 +74,7 @@ class CancelAtCall:
     def _wrap(
         self, name: str, call: Callable[..., Awaitable[Any]]
     ) -> Callable[..., Awaitable[Any]]:
-        async def wrapper(engine: DockerEngine, *args: Any, **kwargs: Any) -> Any:
+        async def wrapper(engine: Engine, *args: Any, **kwargs: Any) -> Any:
             if anyio.get_current_task().name == EXIT_WATCH:
                 return await call(engine, *args, **kwargs)  # not numbered: see run_once
             self.calls.append(name)
