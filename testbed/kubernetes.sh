@@ -293,6 +293,8 @@ leaderElection:
 YAML
 
 # Containerd keeps to its own paths; no NRI (its socket would be everyone's).
+# Root here lacks CAP_SYS_RESOURCE: no container gets an OOM score below
+# containerd's (the pause container's -998 is refused), nor kube-proxy.
 put "$conf/containerd.toml" <<TOML
 version = 4
 root = '$data/containerd'
@@ -321,6 +323,7 @@ disabled_plugins = ['io.containerd.nri.v1.nri']
 
   [plugins.'io.containerd.cri.v1.runtime']
     netns_mounts_under_state_dir = true
+    restrict_oom_score_adj = true
 
     [plugins.'io.containerd.cri.v1.runtime'.containerd]
       default_runtime_name = 'runc'
@@ -426,6 +429,7 @@ healthzBindAddress: $node_ip:10256
 metricsBindAddress: $node_ip:10249
 clusterCIDR: $pod_cidr
 nodePortAddresses: ["$node_ip/32"]
+oomScoreAdj: 0
 conntrack:
   maxPerCore: 0
   min: 0
