@@ -96,7 +96,11 @@ get() {
   curl -sf --max-time 5 --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" "$api$1"
 }
 
+# node_ready: the kubelet answers, and the API says the node is Ready (which
+# it still says for a while after the kubelet's end).
 node_ready() {
+  curl -sf --max-time 5 --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" \
+    "https://$node_ip:10250/healthz" >/dev/null || return 1
   get "/api/v1/nodes/$node_name" 2>/dev/null | python3 -c '
 import json, sys
 conditions = json.load(sys.stdin).get("status", {}).get("conditions", [])
@@ -515,7 +519,11 @@ for tag in "${pod_images[@]}"; do
 done
 if [ ${#stale[@]} -gt 0 ]; then
   echo "testbed: copying ${stale[*]} into the node's containerd" >&2
-  docker save "${stale[@]}" | ctr images import - >/dev/null
+  # (ctr warns of cgroup v1 on every command: its stderr only on failure)
+  if ! docker save "${stale[@]}" | ctr images import - >/dev/null 2>"$run/import.log"; then
+    cat "$run/import.log" >&2
+    exit 1
+  fi
   printf '%s\n' "${ids[@]}" >"$record"
 fi
 
