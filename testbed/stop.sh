@@ -22,7 +22,7 @@ kube_cgroups=(/sys/fs/cgroup/*/ertb-kubepods)
 kube_pods() {
   local dir
   for dir in "${kube_cgroups[@]}"; do
-    [ -d "$dir" ] && find "$dir" -name cgroup.procs -exec cat {} +
+    if [ -d "$dir" ]; then find "$dir" -name cgroup.procs -exec cat {} +; fi
   done | sort -u
 }
 kill_kube_pods() {
