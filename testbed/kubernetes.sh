@@ -139,12 +139,12 @@ go_binaries() {
 }
 
 # etcd and the Kubernetes components: one `go build` of testbed/kubernetes,
-# again whenever its go.mod, go.sum or main.go change. Cold, about 35 min on
-# two cores; from Go's build cache, a link.
+# again whenever its go.mod, go.sum or main.go change. From nothing, 30 to 40
+# min on two cores; from Go's build cache, a link (12 s).
 source_hash=$(cd "$here/kubernetes" && cat go.mod go.sum main.go | sha256sum | cut -c1-16)
 kube=$cache/bin/kubernetes-$kubernetes_version/$source_hash/kubernetes
 if [ ! -x "$kube" ]; then
-  echo "testbed: building Kubernetes $kubernetes_version (testbed/kubernetes; cold, about 35 min)" >&2
+  echo "testbed: building Kubernetes $kubernetes_version (testbed/kubernetes; from nothing, 30 to 40 min)" >&2
   mkdir -p "$(dirname "$kube")"
   version=${kubernetes_version#v}
   (cd "$here/kubernetes" && CGO_ENABLED=0 go build -trimpath \
