@@ -99,6 +99,12 @@ for applet in sh nc sleep; do
 done
 build busybox "$prefix/busybox"
 
+# pause: the pod sandbox of the one-node cluster (testbed/kubernetes.sh), which
+# takes it from here; the engines do not need it.
+mkdir -p "$work/pause/rootfs/bin"
+cp /bin/busybox "$work/pause/rootfs/bin/busybox"
+build pause "$prefix/pause"
+
 # Small sample images to push.
 s="$work/sample/rootfs"
 mkdir -p "$s/data"
