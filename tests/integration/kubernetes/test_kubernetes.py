@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import ssl
 import sys
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -163,7 +164,8 @@ async def test_auth_and_tls_files_go_to_the_pod_in_its_secret(tmp_path: Path) ->
         assert endpoints.credentials is not None
         assert endpoints.ca_file is not None
         name = endpoints.push_endpoint.split(".")[0]
-        async with httpx.AsyncClient(verify=str(endpoints.ca_file), trust_env=False) as client:
+        trusted = ssl.create_default_context(cafile=endpoints.ca_file)
+        async with httpx.AsyncClient(verify=trusted, trust_env=False) as client:
             url = f"https://{endpoints.pull_endpoint}/v2/"
             assert (await client.get(url)).status_code == 401
             creds = endpoints.credentials
@@ -273,32 +275,24 @@ async def test_a_killed_owners_registry_is_removed_by_the_sweep() -> None:
 
 
 async def test_the_command_line_pushes_into_a_pod_with_backend_kubernetes(tmp_path: Path) -> None:
+    """``push --backend kubernetes SOURCE -- COMMAND``: COMMAND gets the reference, which
+    a process here pulls through the port-forward while the registry runs."""
     tarball = await saved(testbed.SAMPLE, tmp_path)
+    script = 'echo "$0"; wget -q -O - "http://${0%%/*}/v2/" && echo " answered"'
     with anyio.fail_after(120):
         done = await anyio.run_process(
-            [
-                sys.executable,
-                "-m",
-                "ephemeral_registry",
-                "push",
-                "--json",
-                "--backend",
-                "kubernetes",
-                "--pull",
-                "never",
-                str(tarball),
-                "--",
-                "sh",
-                "-c",
-                'echo "converter got $EPHEMERAL_REGISTRY_REF"',
-            ],
+            [sys.executable, "-m", "ephemeral_registry", "push", "--backend", "kubernetes",
+             "--pull", "never", str(tarball), "--as", "cli/app:one",
+             "--", "sh", "-c", script, "{ref}"],
             env=dict(os.environ),
             check=False,
-        )
+        )  # fmt: skip
+    out = done.stdout.decode()
     assert done.returncode == 0, done.stderr.decode()
-    result = json.loads(done.stdout.decode().splitlines()[0])
-    assert result["ref"].startswith("127.0.0.1:")
-    assert f"converter got {result['ref']}" in done.stdout.decode()
+    ref = out.splitlines()[0]
+    assert ref.startswith("127.0.0.1:")
+    assert ref.endswith("/cli/app:one")
+    assert out.splitlines()[1] == "{} answered"
 
 
 def test_the_pytest_plugin_serves_tests_from_a_pod(
