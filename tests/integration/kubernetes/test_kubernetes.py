@@ -278,12 +278,12 @@ async def test_the_command_line_pushes_into_a_pod_with_backend_kubernetes(tmp_pa
     """``push --backend kubernetes SOURCE -- COMMAND``: COMMAND gets the reference, which
     a process here pulls through the port-forward while the registry runs."""
     tarball = await saved(testbed.SAMPLE, tmp_path)
-    script = 'echo "$0"; wget -q -O - "http://${0%%/*}/v2/" && echo " answered"'
+    script = 'echo "$0"; wget -q -O - "http://$1/v2/" && echo " answered"'
     with anyio.fail_after(120):
         done = await anyio.run_process(
             [sys.executable, "-m", "ephemeral_registry", "push", "--backend", "kubernetes",
              "--pull", "never", str(tarball), "--as", "cli/app:one",
-             "--", "sh", "-c", script, "{ref}"],
+             "--", "sh", "-c", script, "{ref}", "{pull_endpoint}"],
             env=dict(os.environ),
             check=False,
         )  # fmt: skip
