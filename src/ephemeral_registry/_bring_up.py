@@ -143,8 +143,8 @@ class BringUp:
         ca_file = None
         if authority is not None:
             env |= _tls.registry_env()
-            reached_as = self._engine.reached_as(self._session.name)
-            hosts = _tls.server_hosts(pull_host, self._session.name, reached_as)
+            names = self._engine.names_of(self._session.name)
+            hosts = _tls.server_hosts(pull_host, *names)
             files |= _tls.registry_files(*authority.issue(hosts))
             ca_file = await self._write_ca_file(authority)
         spec = ContainerSpec(

@@ -237,10 +237,11 @@ class ForbiddenError(DockerEngineError):
             self,
             operation,
             403,
-            f"{user} may not {verb} {resource}{where} ({message}). The registry needs to"
-            " create, get, list, patch and delete secrets, services and pods, and create"
-            " pods/portforward, in its namespace: ask for a Role that allows it, or choose"
-            " another namespace with namespace=",
+            f"{user} may not {verb} {resource}{where} ({message}). A registry needs, in its"
+            " namespace: secrets (create, patch, list, delete), services (create, delete),"
+            " pods (create, get, watch, delete), pods/log (get), pods/portforward (get,"
+            " create): ask for a Role that allows it (docs/kubernetes.md has one), or"
+            " choose another namespace with namespace=",
             engine="Kubernetes API server",
         )
         self.user = user

@@ -25,7 +25,6 @@ from ._addresses import EngineLocation
 from ._bring_up import BringUp
 from ._concurrency import require_asyncio
 from ._engine import Engine, find_engine_address, open_engine
-from ._engine.kubernetes import open_cluster
 from ._errors import DockerUnavailableError, RegistryClosedError
 from ._options import (
     Backend,
@@ -77,7 +76,8 @@ async def ephemeral_registry(
     backend: Backend | None = None,
     namespace: str | None = None,
 ) -> AsyncIterator[Registry]:
-    """Bring up a throwaway registry on a private Docker network, and remove it on exit.
+    """Bring up a throwaway registry on a private Docker network (or as a Pod in a
+    Kubernetes cluster), and remove it on exit.
 
     Entering returns a ``Registry`` at once, while the bring-up goes on in the
     background: do your own setup, then ``await registry.ready()``.
@@ -240,6 +240,8 @@ async def _on_kubernetes(
 ) -> AsyncIterator[Registry]:
     """The block on a cluster, with the Docker or Podman engine beside it (if one is found)
     for ``push_image()``."""
+    from ._engine.kubernetes import open_cluster  # its packages are an extra's
+
     async with AsyncExitStack() as stack:
         images: Engine | None = None
         try:

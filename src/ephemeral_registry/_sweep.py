@@ -32,7 +32,6 @@ from . import _labels, _scratch
 from ._addresses import check_docker_host
 from ._concurrency import require_asyncio, run_all
 from ._engine import Engine, Labelled, find_engine_address, open_engine
-from ._engine.kubernetes import open_cluster
 from ._options import Backend, check_engine_choice, resolve
 from ._resources import remove
 
@@ -217,6 +216,8 @@ async def _engine(
     _check_engine(docker, docker_host)
     options = resolve(backend=backend, namespace=namespace)
     if options.backend == "kubernetes":
+        from ._engine.kubernetes import open_cluster  # its packages are an extra's
+
         async with open_cluster(
             namespace=options.namespace,
             request_timeout=request_timeout,

@@ -138,11 +138,10 @@ def trusting(ca_certificate: bytes) -> ssl.SSLContext:
     return ssl.create_default_context(cadata=ca_certificate.decode())
 
 
-def server_hosts(pull_host: str, container_name: str, *names: str) -> list[str]:
+def server_hosts(pull_host: str, *names: str) -> list[str]:
     """Every name a registry is reached by: from this host first, then from its network
-    (its container's name, and ``names``: a Service's, say)."""
-    hosts = [pull_host, "localhost", "127.0.0.1", "::1", container_name, *names]
-    return list(dict.fromkeys(hosts))
+    (``names``: its container's, or a cluster's names of its Service)."""
+    return list(dict.fromkeys([pull_host, "localhost", "127.0.0.1", "::1", *names]))
 
 
 def registry_env() -> dict[str, str]:

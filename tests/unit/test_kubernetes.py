@@ -4,6 +4,8 @@ bed's cluster: tests/integration/kubernetes)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import httpx
 import pytest
 
@@ -14,11 +16,18 @@ from ephemeral_registry import (
     ImagePullError,
     InvalidArgumentError,
 )
-from ephemeral_registry._engine import kubernetes
+from ephemeral_registry._engine import ContainerSpec, kubernetes
 from ephemeral_registry._options import resolve
 
 OWNER = {"apiVersion": "v1", "kind": "Secret", "name": "r", "uid": "u"}
-SPEC = {"image": "registry:3", "command": [], "env": {}, "port": 5000, "host_ip": "127.0.0.1"}
+SPEC = ContainerSpec("r", "registry:3", {}, "default", publish_port=5000)
+
+
+def made(
+    env: dict[str, str] | None = None, files: dict[str, str] | None = None
+) -> kubernetes._Made:
+    spec = dataclasses.replace(SPEC, env=env or {})
+    return kubernetes._Made(spec, {"l": "v"}, {}, "u", files or {})
 
 
 def refusal(status: int, message: str) -> DockerEngineError:
@@ -54,7 +63,7 @@ def test_a_cluster_wide_403_and_other_refusals() -> None:
 
 
 def test_the_pod_is_the_registry_with_its_probe_limits_deadline_and_files() -> None:
-    pod = kubernetes._pod("r", SPEC, {"file0": "/auth/htpasswd"}, {"l": "v"}, {}, OWNER, "Never")
+    pod = kubernetes._pod(made(files={"file0": "/auth/htpasswd"}), {"l": "v"}, OWNER, "Never")
     spec = pod["spec"]
     (container,) = spec["containers"]
     assert container["imagePullPolicy"] == "Never"
@@ -88,7 +97,7 @@ def test_the_pod_is_the_registry_with_its_probe_limits_deadline_and_files() -> N
 def test_the_probe_speaks_https_with_tls_and_only_connects_with_auth(
     env: dict[str, str], probe: dict[str, object]
 ) -> None:
-    pod = kubernetes._pod("r", SPEC | {"env": env}, {}, {}, {}, OWNER, "IfNotPresent")
+    pod = kubernetes._pod(made(env), {}, OWNER, "IfNotPresent")
     (container,) = pod["spec"]["containers"]
     assert {k: v for k, v in container["readinessProbe"].items() if k in probe} == probe
 

@@ -149,6 +149,11 @@ class Engine(ABC):
         (for a cluster: its Service's). No request."""
         return name
 
+    def names_of(self, name: str) -> tuple[str, ...]:
+        """Every name by which the containers of a network may reach its container
+        ``name`` (a TLS certificate's names). No request."""
+        return (name,)
+
     @abstractmethod
     async def identify(self) -> Identity:
         """Which engine this is (see ``quirks``); asked once, shared by tasks that ask at once."""

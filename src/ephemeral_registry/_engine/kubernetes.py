@@ -38,14 +38,16 @@ import logging
 import math
 import re
 import tarfile
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import anyio
 import anyio.abc
 import httpx
+import httpx_ws
 
 from .._errors import (
     DockerEngineError,
@@ -96,6 +98,8 @@ FORBIDDEN = re.compile(
     r'User "(?P<user>[^"]*)" cannot (?P<verb>\S+) resource "(?P<resource>[^"]*)"'
     r'(?: in API group "(?P<group>[^"]*)")?(?: in the namespace "(?P<namespace>[^"]*)")?'
 )
+WATCH_SECONDS = 300
+"""How long one watch of a Pod lasts before it is made again."""
 FRAME = 1 << 20
 """The most bytes read from a forwarded connection for one WebSocket message."""
 
@@ -135,10 +139,11 @@ class KubernetesEngine(Engine):
         self.images = images
         self.where = ClusterAddress(str(client.base_url).rstrip("/"), found_by)
         self._identity: Identity | None = None
-        self._files: dict[str, dict[str, str]] = {}
-        """Each anchor's files: their paths in the container, by key in its Secret."""
+        self._made: dict[str, _Made] = {}
+        """What each anchor Secret made here stands for, by its name."""
         self._forwards: dict[str, anyio.CancelScope] = {}
-        self._uids: dict[str, str] = {}
+        self.reauthenticate: Callable[[], Awaitable[dict[str, str]]] | None = None
+        """Reads the credentials again (an expired token), for one more try after a 401."""
 
     # The engine
 
@@ -156,6 +161,10 @@ class KubernetesEngine(Engine):
 
     def reached_as(self, name: str) -> str:
         return f"{name}.{self.namespace}.svc"
+
+    def names_of(self, name: str) -> tuple[str, ...]:
+        service = f"{name}.{self.namespace}"
+        return (name, service, f"{service}.svc", f"{service}.svc.cluster.local")
 
     async def identify(self) -> Identity:
         if self._identity is None:
@@ -175,14 +184,9 @@ class KubernetesEngine(Engine):
         return False
 
     async def platform(self) -> Platform:
-        if self.images is not None:
-            return await self.images.platform()
-        nodes = await self._request("list the nodes", "GET", "/api/v1/nodes")
-        assert nodes is not None
-        for node in nodes.get("items", []):
-            info = node.get("status", {}).get("nodeInfo", {})
-            return Platform(info.get("operatingSystem", "linux"), info.get("architecture", ""))
-        return Platform("linux", "amd64")
+        """The platform of the engine beside the cluster that ``push_image()`` exports from
+        (the only caller: the platform of an image it holds for several)."""
+        return await self._image_engine("the engine's platform").platform()
 
     async def tunnel(self, host: str, port: int) -> int:
         raise DockerUnavailableError(
@@ -231,24 +235,57 @@ class KubernetesEngine(Engine):
     # Containers: a Secret (the anchor), a Service and a Pod
 
     async def create_container(self, spec: ContainerSpec) -> str:
+        """Create the anchor Secret, once the port-forward it will need is known to be
+        allowed (the one right whose lack would otherwise show only as a registry that
+        never answers)."""
+        if spec.publish_port is not None:
+            await self._check_allowed("create", "pods", "portforward")
         labels, annotations = _split_labels(spec.labels)
         body = {
             "apiVersion": "v1",
             "kind": "Secret",
-            "metadata": {
-                "name": spec.name,
-                "labels": labels,
-                "annotations": annotations | {_SPEC: json.dumps(_spec_json(spec))},
-            },
+            "metadata": {"name": spec.name, "labels": labels, "annotations": annotations},
             "type": "Opaque",
         }
         with anyio.CancelScope(shield=True):  # its name reaches the caller, for the removal
             made = await self._request(
-                f"create the Secret {spec.name}", "POST", self._path("secrets"), json=body
+                f"create the Secret {spec.name}", "POST", self._path("secrets"), body=body
             )
-        assert made is not None
-        self._uids[spec.name] = made["metadata"]["uid"]
+        uid = str(made.get("metadata", {}).get("uid", ""))
+        self._made[spec.name] = _Made(spec, labels, annotations, uid)
         return spec.name
+
+    async def _check_allowed(self, verb: str, resource: str, subresource: str = "") -> None:
+        """Raise ForbiddenError unless the API server says this user may do ``verb`` on
+        ``resource`` in the namespace (a SelfSubjectAccessReview, which anyone may ask)."""
+        review = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectAccessReview",
+            "spec": {
+                "resourceAttributes": {
+                    "namespace": self.namespace,
+                    "verb": verb,
+                    "resource": resource,
+                    "subresource": subresource,
+                }
+            },
+        }
+        what = f"{resource}/{subresource}" if subresource else resource
+        answer = await self._request(
+            f"ask whether it may {verb} {what}",
+            "POST",
+            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+            body=review,
+        )
+        if not answer.get("status", {}).get("allowed", False):
+            raise ForbiddenError(
+                f"{verb} {what}",
+                str(answer.get("status", {}).get("reason", "")) or "not allowed",
+                user="this kubeconfig's user",
+                verb=verb,
+                resource=what,
+                namespace=self.namespace,
+            )
 
     async def copy_in(self, container_id: str, archive: bytes) -> None:
         files: dict[str, str] = {}
@@ -258,14 +295,14 @@ class KubernetesEngine(Engine):
                 extracted = tar.extractfile(member)
                 assert extracted is not None
                 key = f"file{number}"
-                files[key] = "/" + member.name.lstrip("./")
+                files[key] = "/" + member.name.removeprefix("./").lstrip("/")
                 data[key] = base64.b64encode(extracted.read()).decode()
-        self._files[container_id] = files
+        self._made[container_id].files.update(files)
         await self._request(
             f"put the files into the Secret {container_id}",
             "PATCH",
             self._path(f"secrets/{container_id}"),
-            json={"data": data, "metadata": {"annotations": {_FILES: json.dumps(files)}}},
+            body={"data": data},
             content_type="application/merge-patch+json",
         )
 
@@ -278,25 +315,16 @@ class KubernetesEngine(Engine):
         )
 
     async def start(self, container_id: str) -> None:
-        secret = await self._request(
-            f"read the Secret {container_id}", "GET", self._path(f"secrets/{container_id}")
-        )
-        assert secret is not None
-        meta = secret["metadata"]
-        spec = json.loads(meta["annotations"][_SPEC])
-        files = json.loads(meta["annotations"].get(_FILES, "{}"))
+        made = self._made[container_id]
         owner = {
             "apiVersion": "v1",
             "kind": "Secret",
             "name": container_id,
-            "uid": meta["uid"],
+            "uid": made.uid,
             "blockOwnerDeletion": False,
         }
-        labels = meta.get("labels", {})
-        annotations = {
-            k: v for k, v in meta.get("annotations", {}).items() if k not in (_SPEC, _FILES)
-        }
-        port = spec["port"]
+        labels, annotations = made.labels, made.annotations
+        port = made.spec.publish_port
         selector = {_POD: container_id}
         if port is not None:
             service = {
@@ -315,12 +343,12 @@ class KubernetesEngine(Engine):
                     f"create the Service {container_id}",
                     "POST",
                     self._path("services"),
-                    json=service,
+                    body=service,
                 )
-        pod = _pod(container_id, spec, files, labels | selector, annotations, owner, self._pull)
+        pod = _pod(made, labels | selector, owner, self._pull)
         with anyio.CancelScope(shield=True):
             await self._request(
-                f"create the Pod {container_id}", "POST", self._path("pods"), json=pod
+                f"create the Pod {container_id}", "POST", self._path("pods"), body=pod
             )
 
     def attached(
@@ -335,8 +363,9 @@ class KubernetesEngine(Engine):
         status = (pod or {}).get("status", {})
         if pod is None or status.get("phase") in ("Succeeded", "Failed"):
             return Attachment(host_port=None, address=None)
-        host_ip = json.loads(pod["metadata"]["annotations"].get(_HOST_IP, '"127.0.0.1"'))
-        forward = _Forward(self, container_id, container_port, host_ip)
+        forward = _Forward(
+            self, container_id, container_port, self._made[container_id].spec.host_ip
+        )
         port: int = await self._serving.start(forward.serve)
         self._forwards[container_id] = forward.scope
         return Attachment(host_port=port, address=status.get("podIP"))
@@ -349,19 +378,19 @@ class KubernetesEngine(Engine):
 
     async def wait(self, container_id: str) -> int:
         while True:  # a watch of the one Pod; again when the API server ends it
-            resource_version = ""
             pod = await self._pod(container_id)
             if pod is None:
                 return 137  # deleted: as a killed container's
             code = self._ended(pod)
             if code is not None:
                 return code
-            resource_version = pod["metadata"]["resourceVersion"]
             params = {
                 "watch": "1",
                 "fieldSelector": f"metadata.name={container_id}",
-                "resourceVersion": resource_version,
-                "allowWatchBookmarks": "false",
+                "resourceVersion": pod["metadata"]["resourceVersion"],
+                # Ended by the server, and then watched again: a watch that a proxy
+                # drops without a word cannot hold the wait for ever.
+                "timeoutSeconds": str(WATCH_SECONDS),
             }
             async with self._stream(
                 f"watch the Pod {container_id}", self._path("pods"), params
@@ -452,16 +481,21 @@ class KubernetesEngine(Engine):
         if forward is not None:
             forward.cancel()
         gone = {"gracePeriodSeconds": 0, "propagationPolicy": "Background"}
-        for kind in ("pods", "services", "secrets"):
-            await self._request(
-                f"delete the {kind[:-1]} {container_id}",
-                "DELETE",
-                self._path(f"{kind}/{container_id}"),
-                json={"kind": "DeleteOptions", "apiVersion": "v1", **gone},
-                missing_ok=True,
-            )
-        self._files.pop(container_id, None)
-        self._uids.pop(container_id, None)
+        problem: Exception | None = None
+        for kind in ("pods", "services", "secrets"):  # each tried, whatever the others did
+            try:
+                await self._request(
+                    f"delete the {kind[:-1]} {container_id}",
+                    "DELETE",
+                    self._path(f"{kind}/{container_id}"),
+                    body={"kind": "DeleteOptions", "apiVersion": "v1", **gone},
+                    missing_ok=True,
+                )
+            except (DockerEngineError, DockerUnavailableError, EngineTimeoutError) as exc:
+                problem = problem or exc
+        if problem is not None:
+            raise problem
+        self._made.pop(container_id, None)
 
     async def list_containers(self, label: str) -> list[Labelled]:
         found = await self._request(
@@ -494,7 +528,7 @@ class KubernetesEngine(Engine):
         method: str,
         path: str,
         *,
-        json: object = None,
+        body: object = None,
         params: Mapping[str, str] | None = None,
         missing_ok: bool = False,
         text: bool = False,
@@ -502,24 +536,36 @@ class KubernetesEngine(Engine):
     ) -> Any:
         """One request, its errors ours; the answer's JSON (its text, with ``text``), or
         ``None`` for a 404 where ``missing_ok``."""
-        headers = {"Content-Type": content_type} if json is not None else {}
-        content = None if json is None else _json_bytes(json)
-        try:
-            with anyio.fail_after(self._timeout):
-                answer = await self._client.request(
-                    method, path, params=params, content=content, headers=headers
-                )
-        except TimeoutError:
-            raise EngineTimeoutError(
-                self.address, operation, self._timeout, "request_timeout", engine=ENGINE
-            ) from None
-        except httpx.TransportError as exc:
-            raise self._unavailable(exc) from exc
+        headers = {"Content-Type": content_type} if body is not None else {}
+        content = None if body is None else json.dumps(body).encode()
+        for attempt in (1, 2):
+            try:
+                with anyio.fail_after(self._timeout):
+                    answer = await self._client.request(
+                        method, path, params=params, content=content, headers=headers
+                    )
+                    if answer.status_code == 401 and attempt == 1 and self.reauthenticate:
+                        self._client.headers.update(await self.reauthenticate())
+                        continue  # an expired token, read again: once more
+            except TimeoutError:
+                raise EngineTimeoutError(
+                    self.address, operation, self._timeout, "request_timeout", engine=ENGINE
+                ) from None
+            except httpx.HTTPError as exc:
+                raise self._unavailable(exc) from exc
+            break
         if answer.status_code == 404 and missing_ok:
             return None
         if answer.is_error:
             raise _refusal(operation, answer)
-        return answer.text if text else answer.json()
+        if text:
+            return answer.text
+        try:
+            return answer.json()
+        except ValueError:
+            raise DockerEngineError(
+                operation, answer.status_code, f"not JSON: {answer.text[:200]!r}", engine=ENGINE
+            ) from None
 
     @asynccontextmanager
     async def _stream(
@@ -535,21 +581,22 @@ class KubernetesEngine(Engine):
             raise EngineTimeoutError(
                 self.address, operation, limit, "request_timeout", engine=ENGINE
             ) from None
-        except httpx.TransportError as exc:
+        except httpx.HTTPError as exc:
             raise self._unavailable(exc) from exc
         try:
             if answer.is_error:
                 await answer.aread()
                 raise _refusal(operation, answer)
 
-            async def lines() -> AsyncIterator[str]:
+            async def lines() -> AsyncGenerator[str, None]:
                 try:
                     async for line in answer.aiter_lines():
                         yield line
-                except httpx.TransportError as exc:
+                except httpx.HTTPError as exc:
                     raise self._unavailable(exc) from exc
 
-            yield lines()
+            async with contextlib.aclosing(lines()) as each:
+                yield each
         finally:
             with anyio.CancelScope(shield=True):
                 await answer.aclose()
@@ -568,48 +615,39 @@ class _Found(Exception):
     """The text waited for was written."""
 
 
-_SPEC = "ephemeral-registry/spec"
-"""The annotation of an anchor Secret that holds what its Pod is made from."""
-_FILES = "ephemeral-registry/files"
-"""The annotation that says where each file of the Secret goes in the registry's container."""
 _POD = "ephemeral-registry.pod"
 """The label that the Service selects its Pod by."""
-_HOST_IP = "ephemeral-registry/host-ip"
-
-LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
 
 def _split_labels(given: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
     """Labels that are valid Kubernetes label values, and every label as an annotation
     too (an owner's host name may be no label value)."""
-    labels = {k: v for k, v in given.items() if len(v) <= 63 and LABEL_VALUE.match(v)}
+    labels = {k: v for k, v in given.items() if len(v) <= 63 and _LABEL_VALUE.match(v)}
     return labels, dict(given)
 
 
-def _spec_json(spec: ContainerSpec) -> dict[str, Any]:
-    return {
-        "image": spec.image,
-        "command": list(spec.command),
-        "env": dict(spec.env),
-        "port": spec.publish_port,
-        "host_ip": spec.host_ip,
-    }
+@dataclass
+class _Made:
+    """An anchor Secret made here, and what its Pod is to be."""
+
+    spec: ContainerSpec
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    uid: str
+    files: dict[str, str] = field(default_factory=dict)
+    """Where each file of the Secret goes in the container, by its key there."""
 
 
 def _pod(
-    name: str,
-    spec: dict[str, Any],
-    files: Mapping[str, str],
-    labels: Mapping[str, str],
-    annotations: Mapping[str, str],
-    owner: Mapping[str, object],
-    pull: str,
+    made: _Made, labels: Mapping[str, str], owner: Mapping[str, object], pull: str
 ) -> dict[str, Any]:
-    port = spec["port"]
-    env = spec["env"]
+    spec, files, name = made.spec, made.files, made.spec.name
+    port = spec.publish_port
+    env = dict(spec.env)
     container: dict[str, Any] = {
         "name": "registry",
-        "image": spec["image"],
+        "image": spec.image,
         "imagePullPolicy": pull,
         "env": [{"name": key, "value": value} for key, value in env.items()],
         "resources": RESOURCES,
@@ -619,8 +657,8 @@ def _pod(
             for key, path in files.items()
         ],
     }
-    if spec["command"]:
-        container["args"] = spec["command"]
+    if spec.command:
+        container["args"] = list(spec.command)
     if port is not None:
         container["ports"] = [{"containerPort": port}]
         tls = "REGISTRY_HTTP_TLS_CERTIFICATE" in env
@@ -641,7 +679,7 @@ def _pod(
         "metadata": {
             "name": name,
             "labels": dict(labels),
-            "annotations": dict(annotations) | {_HOST_IP: json.dumps(spec["host_ip"])},
+            "annotations": made.annotations,
             "ownerReferences": [owner],
         },
         "spec": {
@@ -675,13 +713,15 @@ def _state(pod: Mapping[str, Any]) -> ContainerState:
             )
         if "running" in state:
             return ContainerState("running", None, "")
+    # Not started: why, as the scheduler says (no node fits, say).
+    said = [
+        c.get("message", "") for c in status.get("conditions", []) if c.get("status") == "False"
+    ]
     return ContainerState(
-        str(status.get("phase", "Pending")).lower(), None, status.get("message", "")
+        str(status.get("phase", "Pending")).lower(),
+        None,
+        status.get("message", "") or "; ".join(m for m in said if m),
     )
-
-
-def _json_bytes(value: object) -> bytes:
-    return json.dumps(value).encode()
 
 
 def _refusal(operation: str, answer: httpx.Response) -> DockerEngineError:
@@ -705,7 +745,11 @@ def _refusal(operation: str, answer: httpx.Response) -> DockerEngineError:
 
 @dataclass
 class _Forward:
-    """A port-forward to a Pod's port: a listener here, a WebSocket per connection."""
+    """A port-forward to a Pod's port: a listener here, a WebSocket per connection.
+
+    The WebSocket protocol (``v4.channel.k8s.io``) has no half-close: a client's end of
+    sending ends its connection (HTTP clients close whole connections).
+    """
 
     engine: KubernetesEngine
     pod: str
@@ -714,15 +758,18 @@ class _Forward:
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
 
     async def serve(self, *, task_status: anyio.abc.TaskStatus[int]) -> None:
+        """Serve until cancelled (``remove_container``, or the cluster's block's exit); a
+        failure to accept ends the listener, never the block."""
         with self.scope:
             listener = await anyio.create_tcp_listener(local_host=self.host_ip, local_port=0)
             async with listener:
                 task_status.started(listener.extra(anyio.abc.SocketAttribute.local_port))
-                await listener.serve(self._relay)
+                try:
+                    await listener.serve(self._relay)
+                except Exception as exc:  # accept() failed (no file descriptors left, say)
+                    logger.warning("the port-forward to %s stopped: %r", self.pod, exc)
 
     async def _relay(self, connection: anyio.abc.SocketStream) -> None:
-        import httpx_ws
-
         engine = self.engine
         path = engine._path(f"pods/{self.pod}/portforward")
         async with connection:
@@ -735,6 +782,9 @@ class _Forward:
                         params={"ports": str(self.port)},
                         subprotocols=["v4.channel.k8s.io"],
                         max_message_size_bytes=4 * FRAME,
+                        # A client here that reads slowly stops the WebSocket's reader,
+                        # and with it the pongs: no pings, so no cut for want of one.
+                        keepalive_ping_interval_seconds=None,
                     ) as ws,
                     anyio.create_task_group() as tg,
                 ):
@@ -766,8 +816,12 @@ class _Forward:
 
                     tg.start_soon(upstream)
                     tg.start_soon(downstream)
-            except Exception as exc:  # one connection's failure is the client's to see
+            except Exception as exc:  # one connection's failure is its client's to see
                 logger.debug("port-forward to %s ended: %r", self.pod, exc)
+
+
+SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+"""Where a Pod's service account is mounted."""
 
 
 @asynccontextmanager
@@ -778,6 +832,9 @@ async def open_cluster(
     ``~/.kube/config``), or of the in-cluster service account, for the block;
     ``images``, an engine beside it for ``push_image()``. Its client and its
     port-forwards are closed on exit.
+
+    The namespace is ``namespace``, else the context's, else the service account's,
+    else ``default``.
 
     Raises:
         DockerUnavailableError: no kubeconfig or service account applies, or it
@@ -801,6 +858,8 @@ async def open_cluster(
             tried=("KUBECONFIG", "~/.kube/config", "the in-cluster service account"),
             advice="Point KUBECONFIG at a kubeconfig whose current context names the cluster.",
         ) from exc
+    finally:
+        _forget_written_files(auth if "auth" in locals() else None)
     if not auth.server:
         raise DockerUnavailableError(
             "the kubeconfig's current context",
@@ -809,15 +868,20 @@ async def open_cluster(
             tried=("KUBECONFIG", "~/.kube/config", "the in-cluster service account"),
             advice="Point KUBECONFIG at a kubeconfig whose current context names the cluster.",
         )
-    headers = {"Authorization": f"Bearer {auth.token}"} if auth.token else {}
     found_by = (
         f"the kubeconfig's context {auth.active_context}"
         if auth.active_context
         else "the in-cluster service account"
     )
+
+    async def reauthenticate() -> dict[str, str]:
+        await auth.reauthenticate()  # reads the token again (a service account's, a plugin's)
+        _forget_written_files(auth)
+        return {"Authorization": f"Bearer {auth.token}"} if auth.token else {}
+
     client = httpx.AsyncClient(
         base_url=auth.server,
-        headers=headers,
+        headers={"Authorization": f"Bearer {auth.token}"} if auth.token else {},
         verify=ssl_context,
         timeout=httpx.Timeout(request_timeout, read=None),
         limits=httpx.Limits(max_keepalive_connections=8),
@@ -826,13 +890,14 @@ async def open_cluster(
     async with client, anyio.create_task_group() as serving:
         engine = KubernetesEngine(
             client,
-            namespace=namespace or auth.namespace or "default",
+            namespace=namespace or _namespace_of(auth),
             found_by=found_by,
             request_timeout=request_timeout,
             pull=pull,
             serving=serving,
             images=images,
         )
+        engine.reauthenticate = reauthenticate
         try:
             yield engine
         except anyio.get_cancelled_exc_class():
@@ -845,3 +910,31 @@ async def open_cluster(
             serving.cancel_scope.cancel()
     if body_error is not None:
         raise body_error
+
+
+def _namespace_of(auth: Any) -> str:
+    """The kubeconfig context's namespace, else the service account's, else ``default``
+    (kr8s says ``default`` for a service account whatever its namespace)."""
+    if auth.active_context:
+        return str(auth.namespace)
+    try:
+        return (SERVICE_ACCOUNT / "namespace").read_text().strip() or "default"
+    except OSError:
+        return "default"
+
+
+def _forget_written_files(auth: Any) -> None:
+    """Remove the files kr8s wrote of a kubeconfig's inline certificates and key (it
+    leaves them in the temporary directory); the SSL context has read them."""
+    if auth is None:
+        return
+    user = getattr(auth, "_user", {}) or {}
+    cluster = getattr(auth, "_cluster", {}) or {}
+    for inline, written in (
+        ("client-key-data" in user, auth.client_key_file),
+        ("client-certificate-data" in user, auth.client_cert_file),
+        ("certificate-authority-data" in cluster, auth.server_ca_file),
+    ):
+        if inline and written:
+            with contextlib.suppress(OSError):
+                Path(written).unlink()
