@@ -196,6 +196,20 @@ class KubernetesEngine(Engine):
             advice="Leave tunnel= unset with backend='kubernetes'.",
         )
 
+    async def _user_name(self) -> str:
+        """Who this client is, as the API server knows it (a SelfSubjectReview); as
+        much as can be said where that cannot be asked."""
+        try:
+            review = await self._request(
+                "ask who it is",
+                "POST",
+                "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+                body={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
+            )
+            return str(review["status"]["userInfo"]["username"])
+        except (DockerEngineError, KeyError, TypeError):
+            return f"the user of {self._found_by}"
+
     # Images: a Docker or Podman engine beside the cluster holds them
 
     def _image_engine(self, image: str) -> Engine:
@@ -281,7 +295,7 @@ class KubernetesEngine(Engine):
             raise ForbiddenError(
                 f"{verb} {what}",
                 str(answer.get("status", {}).get("reason", "")) or "not allowed",
-                user="this kubeconfig's user",
+                user=await self._user_name(),
                 verb=verb,
                 resource=what,
                 namespace=self.namespace,

@@ -191,12 +191,13 @@ async def test_a_namespace_without_rights_is_a_forbidden_error_naming_verb_and_r
         async with on_the_cluster(namespace=cluster.NO_RIGHTS_NAMESPACE) as registry:
             await registry.ready()
     error = caught.value
-    assert (error.verb, error.resource, error.namespace) == (
+    assert (error.user, error.verb, error.resource, error.namespace) == (
+        "ertb-norights",
         "create",
-        "secrets",
+        "pods/portforward",
         cluster.NO_RIGHTS_NAMESPACE,
     )
-    assert "create secrets" in str(error)
+    assert "ertb-norights may not create pods/portforward in the namespace" in str(error)
     assert cluster.labelled(namespace=cluster.NO_RIGHTS_NAMESPACE) == set()
 
 
