@@ -37,6 +37,7 @@ import json
 import logging
 import math
 import re
+import socket
 import tarfile
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -469,13 +470,20 @@ class KubernetesEngine(Engine):
 
         while not found:
             with contextlib.suppress(_Found):
-                await self.read_output(container_id, on_frame, follow=True, timeout=math.inf)
+                await self._read_logs(container_id, on_frame, follow=True, timeout=math.inf)
             if not found:
                 await anyio.sleep(0.2)  # not started yet, or the stream ended: again
 
     async def read_output(
         self, container_id: str, on_frame: OnFrame, *, follow: bool, timeout: float | None
     ) -> None:
+        await self._read_logs(container_id, on_frame, follow=follow, timeout=timeout)
+
+    async def _read_logs(
+        self, container_id: str, on_frame: OnFrame, *, follow: bool, timeout: float | None
+    ) -> None:
+        """``read_output``'s work, which ``wait_for_output`` repeats until the container
+        has started (one request of the interface, however many reads)."""
         params = {"follow": "true"} if follow else {}
         try:
             async with self._stream(
@@ -773,15 +781,45 @@ class _Forward:
 
     async def serve(self, *, task_status: anyio.abc.TaskStatus[int]) -> None:
         """Serve until cancelled (``remove_container``, or the cluster's block's exit); a
-        failure to accept ends the listener, never the block."""
-        with self.scope:
-            listener = await anyio.create_tcp_listener(local_host=self.host_ip, local_port=0)
-            async with listener:
-                task_status.started(listener.extra(anyio.abc.SocketAttribute.local_port))
-                try:
-                    await listener.serve(self._relay)
-                except Exception as exc:  # accept() failed (no file descriptors left, say)
-                    logger.warning("the port-forward to %s stopped: %r", self.pod, exc)
+        failure to accept ends the listener, never the block.
+
+        Accepts by waiting until the socket is readable, then ``accept()``: a wait that
+        is cancelled has accepted nothing (asyncio's ``sock_accept``, cancelled as a
+        connection arrives, loses that connection's socket unclosed). Every socket
+        accepted is closed by the time this returns, its relay run or not.
+        """
+        family = socket.AF_INET6 if ":" in self.host_ip else socket.AF_INET
+        accepted: set[socket.socket] = set()
+        with self.scope, socket.socket(family, socket.SOCK_STREAM) as listening:
+            listening.setblocking(False)
+            listening.bind((self.host_ip, 0))
+            listening.listen(64)
+            try:
+                async with anyio.create_task_group() as tg:
+                    task_status.started(listening.getsockname()[1])
+                    while True:
+                        await anyio.wait_readable(listening)
+                        try:
+                            connection, _ = listening.accept()
+                        except BlockingIOError:
+                            continue  # another reader took it
+                        except OSError as exc:  # no file descriptors left, say
+                            logger.warning("the port-forward to %s stopped: %r", self.pod, exc)
+                            return
+                        connection.setblocking(False)
+                        accepted.add(connection)
+                        tg.start_soon(self._serve_one, connection, accepted)
+            finally:
+                for connection in accepted:
+                    connection.close()
+
+    async def _serve_one(self, raw: socket.socket, accepted: set[socket.socket]) -> None:
+        try:
+            connection = await anyio.abc.SocketStream.from_socket(raw)
+            await self._relay(connection)
+        finally:
+            raw.close()
+            accepted.discard(raw)
 
     async def _relay(self, connection: anyio.abc.SocketStream) -> None:
         engine = self.engine
