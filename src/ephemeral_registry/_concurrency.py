@@ -16,6 +16,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Generic, Literal, TypeVar, cast
 
 import anyio
+import anyio.abc
 
 # anyio imports its parts on first use. Imported here, with this module, they are
 # not compiled first deep inside a running task, where CPython 3.11.7's compile()
@@ -88,6 +89,25 @@ def beside() -> AbstractAsyncContextManager[StartSoon]:
     block, and is raised as itself. Cancelling the caller cancels every step.
     """
     return _steps(first_return_wins=False)
+
+
+@asynccontextmanager
+async def serving() -> AsyncIterator[anyio.abc.TaskGroup]:
+    """A task group for tasks that serve as long as the block runs (listeners, say):
+    cancelled when the block ends, by any path; the block's own error is raised as
+    itself, not in a group. Cancelling the caller cancels them too."""
+    body_error: BaseException | None = None
+    async with anyio.create_task_group() as tg:
+        try:
+            yield tg
+        except anyio.get_cancelled_exc_class():
+            raise  # the task group must see it; it comes out as itself
+        except BaseException as exc:
+            body_error = exc  # kept out of the task group, which would wrap it in a group
+        finally:
+            tg.cancel_scope.cancel()
+    if body_error is not None:
+        raise body_error
 
 
 class Outcome(Generic[T]):

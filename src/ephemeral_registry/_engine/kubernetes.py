@@ -50,6 +50,7 @@ import anyio.abc
 import httpx
 import httpx_ws
 
+from .._concurrency import serving
 from .._errors import (
     DockerEngineError,
     DockerUnavailableError,
@@ -938,30 +939,18 @@ async def open_cluster(
         timeout=httpx.Timeout(request_timeout, read=None),
         limits=httpx.Limits(max_keepalive_connections=8),
     )
-    body_error: BaseException | None = None
-    async with client, anyio.create_task_group() as serving:
+    async with client, serving() as tasks:
         engine = KubernetesEngine(
             client,
             namespace=namespace or _namespace_of(auth),
             found_by=found_by,
             request_timeout=request_timeout,
             pull=pull,
-            serving=serving,
+            serving=tasks,
             images=images,
         )
         engine.reauthenticate = reauthenticate
-        try:
-            yield engine
-        except anyio.get_cancelled_exc_class():
-            raise  # the task group must see it; it comes out as itself
-        except BaseException as exc:
-            # The block's own error, kept out of the task group (which would wrap
-            # it in a group) and raised below as itself.
-            body_error = exc
-        finally:
-            serving.cancel_scope.cancel()
-    if body_error is not None:
-        raise body_error
+        yield engine
 
 
 def _namespace_of(auth: Any) -> str:
